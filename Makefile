@@ -1,0 +1,36 @@
+PY ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test demo bench schemas clean
+
+## setup: create .venv and install the project with its test dependencies
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+## test: set everything up (venv, Kafka jars, Redis) and run every test
+test: setup
+	$(VENV)/bin/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+## demo: local Kafka + Redis + worker + simulated fleet, alerts on screen (Ctrl-C stops)
+demo: setup
+	$(VENV)/bin/yrd-hazmat demo
+
+## bench: the end-to-end pipeline benchmark (see docs/benchmarks.md)
+bench: setup
+	$(VENV)/bin/python benchmarks/pipeline.py
+
+## schemas: regenerate schemas/ from the models
+schemas: setup
+	$(VENV)/bin/yrd-hazmat schemas
+
+## clean: stop local services and remove their data and the venv
+clean:
+	-$(PY) deploy/local/services.py down --wipe
+	rm -rf $(VENV) *.egg-info

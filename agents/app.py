@@ -1,0 +1,65 @@
+"""The Faust application: topics, the vehicle-state table and the agents.
+
+Run it with ``faust -A agents.app worker -l info`` or ``yrd-hazmat worker``.
+Configuration comes from :class:`yrd_hazmat.config.Settings` (environment).
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import faust
+
+from yrd_hazmat.config import Settings, get_settings
+
+
+def _credentials(settings: Settings) -> faust.SASLCredentials | ssl.SSLContext | None:
+    protocol = settings.kafka_security_protocol.upper()
+    context = ssl.create_default_context() if protocol.endswith("SSL") else None
+    if settings.kafka_sasl_mechanism:
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    return context
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app wired to the configured broker; agents attach in :mod:`agents.pings`."""
+    return faust.App(
+        settings.app_id,
+        broker=settings.faust_broker,
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_request_size=2_000_000,
+        stream_wait_empty=False,
+        logging_config=None,
+    )
+
+
+settings = get_settings()
+app = create_app(settings)
+
+pings_topic = app.topic(settings.topic_pings, key_type=bytes, value_type=bytes)
+alerts_topic = app.topic(settings.topic_alerts, key_type=bytes, value_type=bytes)
+deadletter_topic = app.topic(settings.topic_deadletter, key_type=bytes, value_type=bytes)
+
+vehicle_table = app.Table(
+    "vehicle-state",
+    key_type=bytes,
+    value_type=bytes,
+    partitions=settings.topic_partitions,
+    help="per-vehicle rule state (msgpack VehicleState), keyed by vehicle id",
+)
+
+from agents import pings  # noqa: E402,F401  (registers the agents on ``app``)

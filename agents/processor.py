@@ -1,0 +1,186 @@
+"""The thin shell around the pure core: one batch of ping events in, side effects out.
+
+For each batch: decode and validate every record (rejects to the dead-letter
+topic), locate all valid pings at once, run the core per vehicle against its
+state from the table, write the new state back under the vehicle's own
+partition, publish alerts, update the Redis read model and the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+import faust
+from faust.types import EventT
+
+from yrd_hazmat import metrics
+from yrd_hazmat.codec import LATE, PROCESSING_ERROR, Rejection, dead_letter, decode_ping, encode
+from yrd_hazmat.config import Settings
+from yrd_hazmat.engine import RulesConfig, advance
+from yrd_hazmat.enrich import observe
+from yrd_hazmat.geo.jurisdiction import JurisdictionIndex
+from yrd_hazmat.models import Alert, Ping
+from yrd_hazmat.observation import Observation
+from yrd_hazmat.readmodel import ReadModel, VehicleUpdate
+from yrd_hazmat.rules.speeding import SpeedingConfig
+from yrd_hazmat.state import dump_state, load_state
+from yrd_hazmat.timeutil import CHINA_TZ
+
+log = logging.getLogger(__name__)
+
+
+def rules_config(settings: Settings) -> RulesConfig:
+    """The rules' configuration from the settings."""
+    return RulesConfig(
+        speeding=SpeedingConfig(
+            expressway_kmh=settings.speed_limit_expressway_kmh,
+            other_kmh=settings.speed_limit_other_kmh,
+            min_duration_ms=int(settings.speeding_min_duration_s * 1000),
+        )
+    )
+
+
+class PingProcessor:
+    """Processes batches of ``yrd.pings`` events for one worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        table: faust.Table,
+        alerts: faust.TopicT,
+        deadletter: faust.TopicT,
+        places: JurisdictionIndex,
+        readmodel: ReadModel,
+    ) -> None:
+        self.settings = settings
+        self.table = table
+        self.alerts_topic = alerts
+        self.deadletter_topic = deadletter
+        self.places = places
+        self.readmodel = readmodel
+        self.rules = rules_config(settings)
+
+    async def handle(self, stream: faust.StreamT, events: Sequence[EventT]) -> None:
+        """Process one batch of events taken from the pings stream."""
+        now = datetime.now(CHINA_TZ)
+        metrics.BATCH_SIZE.observe(len(events))
+        metrics.PINGS_CONSUMED.inc(len(events))
+
+        pings: list[Ping] = []
+        origin: list[EventT] = []
+        for event in events:
+            result = decode_ping(event.key, event.value, self.settings.max_ping_bytes)
+            if isinstance(result, Rejection):
+                await self._dead_letter(event, result, now)
+            else:
+                pings.append(result)
+                origin.append(event)
+        if not pings:
+            return
+
+        observations = observe(pings, self.places)
+        by_vehicle: dict[str, list[int]] = defaultdict(list)
+        for i, ping in enumerate(pings):
+            by_vehicle[ping.vehicle_id].append(i)
+
+        updates: list[VehicleUpdate] = []
+        published: list[Alert] = []
+        for vehicle_id, indices in by_vehicle.items():
+            events_of_vehicle = [origin[i] for i in indices]
+            try:
+                update = await self._advance_vehicle(
+                    stream, vehicle_id, [observations[i] for i in indices], events_of_vehicle,
+                    published, now,
+                )
+            except Exception as exc:  # a bug must not stop the stream or lose the pings
+                log.exception("processing %s failed", vehicle_id)
+                failure = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+                for event in events_of_vehicle:
+                    await self._dead_letter(event, failure, now)
+                continue
+            if update is not None:
+                updates.append(update)
+
+        self._observe_metrics(pings, origin, published)
+        try:
+            await self.readmodel.apply(updates, published, now)
+        except Exception:  # the read model is a view: never stop the stream for it
+            metrics.READMODEL_ERRORS.inc()
+            log.exception("Redis read model update failed")
+
+    async def _advance_vehicle(
+        self,
+        stream: faust.StreamT,
+        vehicle_id: str,
+        batch: list[Observation],
+        events: list[EventT],
+        published: list[Alert],
+        now: datetime,
+    ) -> VehicleUpdate | None:
+        """Run the core for one vehicle; store its state, publish its alerts."""
+        key = vehicle_id.encode("utf-8")
+        stored = self.table.get(key)
+        state = load_state(stored) if stored is not None else None
+        previous = state.last if state is not None else None
+        outcome = advance(state, vehicle_id, batch, self.rules, now)
+        # The table's changelog partition follows Faust's "current event":
+        # point it at this vehicle's own event so state is co-partitioned
+        # with the vehicle's pings, whatever else the batch holds.
+        stream._set_current_event(events[-1])
+        self.table[key] = dump_state(outcome.state)
+        for alert in outcome.alerts:
+            await self.alerts_topic.send(key=key, value=encode(alert))
+            published.append(alert)
+        late = Rejection(LATE, "ping is older than the vehicle's latest processed ping")
+        for index in outcome.late:
+            await self._dead_letter(events[index], late, now)
+        metrics.PINGS_DUPLICATE.inc(outcome.duplicates)
+        if outcome.state.last is None:
+            return None
+        return VehicleUpdate(
+            vehicle_id=vehicle_id,
+            latest=outcome.state.last,
+            previous_province=previous.province if previous else None,
+            previously_seen=previous is not None,
+            open_alerts=len(outcome.state.open_incidents),
+        )
+
+    async def _dead_letter(self, event: EventT, rejection: Rejection, now: datetime) -> None:
+        message = event.message
+        record = dead_letter(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=event.key,
+            value=event.value,
+            rejection=rejection,
+            received_at=now,
+            max_raw_bytes=self.settings.deadletter_max_raw_bytes,
+        )
+        await self.deadletter_topic.send(key=event.key, value=encode(record))
+        metrics.PINGS_REJECTED.labels(reason=rejection.reason).inc()
+        log.debug("dead-lettered %s[%s]@%s: %s", message.topic, message.partition,
+                  message.offset, rejection.error)
+
+    def _observe_metrics(
+        self, pings: list[Ping], origin: list[EventT], alerts: list[Alert]
+    ) -> None:
+        done = time.time()
+        metrics.PINGS_ACCEPTED.inc(len(pings))
+        for ping, event in zip(pings, origin):
+            metrics.LATENCY_FROM_EVENT.observe(max(0.0, done - ping.ts.timestamp()))
+            metrics.LATENCY_FROM_ARRIVAL.observe(max(0.0, done - event.message.timestamp))
+        for alert in alerts:
+            metrics.ALERTS.labels(
+                type=alert.type,
+                severity=alert.severity.value,
+                state=alert.state.value,
+                province=alert.province or "none",
+            ).inc()
+        metrics.VEHICLES_TRACKED.set(len(self.table))
+

@@ -1,0 +1,41 @@
+"""Test-wide fixtures: the real local Kafka broker and Redis, started once per session.
+
+Unit tests never touch them. Integration tests ask for ``services``; the
+broker and Redis come from ``deploy/local/services.py`` (the same script the
+README's commands use) on their own ports and state directory, unless
+``KAFKA_BOOTSTRAP`` and ``REDIS_URL`` name existing ones.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _load_services():
+    spec = importlib.util.spec_from_file_location("yrd_services", REPO / "deploy/local/services.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def services() -> dict[str, str]:
+    """KAFKA_BOOTSTRAP and REDIS_URL of running services, also set in os.environ."""
+    svc = _load_services()
+    state_dir = REPO / ".local" / "test"
+    started_here = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
+    env = svc.up(
+        state_dir,
+        kafka_port=int(os.environ.get("YRD_TEST_KAFKA_PORT", 29092)),
+        redis_port=int(os.environ.get("YRD_TEST_REDIS_PORT", 26379)),
+    )
+    os.environ.update(env)
+    yield env
+    if started_here:
+        svc.down(state_dir, wipe=True)

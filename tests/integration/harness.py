@@ -1,0 +1,158 @@
+"""Real clients and a real worker process for the integration tests.
+
+Pings are produced and alerts read back with confluent-kafka (librdkafka), a
+client independent of the worker's aiokafka. The worker runs as its own OS
+process, started exactly as a user would (``python -m yrd_hazmat.cli worker``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer
+
+from yrd_hazmat.codec import encode
+from yrd_hazmat.models import Ping
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_env(services: dict[str, str], **overrides: str) -> dict[str, str]:
+    """Environment of an isolated worker: its own app id, topics, Redis prefix, metrics port."""
+    run = uuid.uuid4().hex[:8]
+    env = dict(os.environ) | services | {
+        "YRD_APP_ID": f"yrd-test-{run}",
+        "YRD_TOPIC_PINGS": f"t{run}.pings",
+        "YRD_TOPIC_ALERTS": f"t{run}.alerts",
+        "YRD_TOPIC_DEADLETTER": f"t{run}.deadletter",
+        "YRD_TOPIC_PERMITS": f"t{run}.permits",
+        "YRD_TOPIC_ZONES": f"t{run}.zones",
+        "YRD_TOPIC_HANDOVERS": f"t{run}.handovers",
+        "YRD_REDIS_PREFIX": f"t{run}",
+        "YRD_METRICS_PORT": str(free_port()),
+        "YRD_BATCH_WITHIN_S": "0.05",
+    }
+    return env | overrides
+
+
+class WorkerProcess:
+    """``yrd-hazmat worker`` as a child process, with its log in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120.0) -> "WorkerProcess":
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "yrd_hazmat.cli", "worker", "--loglevel", "info"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
+            text = self.log_path.read_bytes()[offset:].decode("utf-8", "replace")
+            if "Ready" in text:
+                return self
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready in {timeout} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, as a supervisor would; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError(f"worker ignored SIGTERM:\n{self.log_tail()}")
+        return self.proc.returncode
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text("utf-8", "replace").splitlines()[-lines:])
+
+
+class Kafka:
+    """confluent-kafka producer and read-back helpers."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.producer = Producer({
+            "bootstrap.servers": bootstrap,
+            "partitioner": "murmur2_random",  # the Java clients' partitioner
+            "enable.idempotence": True,
+            "message.max.bytes": 2_000_000,
+            "linger.ms": 5,
+        })
+
+    def send_pings(self, topic: str, pings: list[Ping]) -> None:
+        for p in pings:
+            self.send(topic, p.vehicle_id.encode(), encode(p))
+        self.flush()
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        self.producer.produce(topic, key=key, value=value)
+        self.producer.poll(0)
+
+    def flush(self) -> None:
+        assert self.producer.flush(30) == 0, "messages left undelivered"
+
+    def read(
+        self,
+        topic: str,
+        until: Callable[[list[dict]], bool],
+        timeout: float = 60.0,
+        settle: float = 0.0,
+    ) -> list[dict]:
+        """JSON records of ``topic`` from its start, once ``until(records)`` holds.
+
+        With ``settle``, keep reading that many seconds more, so a test that
+        expects exactly N records also sees an unwanted N+1st.
+        """
+        consumer = Consumer({
+            "bootstrap.servers": self.bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        })
+        consumer.subscribe([topic])
+        records: list[dict] = []
+        deadline = time.monotonic() + timeout
+        met = False
+        try:
+            while time.monotonic() < deadline:
+                msg = consumer.poll(0.2)
+                if msg is not None and not msg.error():
+                    records.append(json.loads(msg.value()))
+                if not met and until(records):
+                    met = True
+                    deadline = time.monotonic() + settle
+        finally:
+            consumer.close()
+        if not met:
+            raise TimeoutError(f"{topic}: condition not met in {timeout} s; got {records!r}"[:4000])
+        return records

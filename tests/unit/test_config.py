@@ -1,0 +1,34 @@
+"""Settings come from the environment, and secrets never print."""
+
+from yrd_hazmat.config import Settings
+
+
+def test_conventional_and_prefixed_names(monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "broker:9092")
+    monkeypatch.setenv("YRD_TOPIC_ALERTS", "police.alerts")
+    monkeypatch.setenv("YRD_SPEED_LIMIT_EXPRESSWAY_KMH", "70")
+    s = Settings()
+    assert s.kafka_bootstrap == "broker:9092"
+    assert s.topic_alerts == "police.alerts"
+    assert s.speed_limit_expressway_kmh == 70.0
+    assert s.faust_broker == "kafka://broker:9092"
+
+
+def test_secrets_are_masked_everywhere(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://user:hunter2@cache:6380/1")
+    monkeypatch.setenv("YRD_KAFKA_SASL_PASSWORD", "s3cret-pw")
+    s = Settings()
+    assert s.redis_url.get_secret_value() == "redis://user:hunter2@cache:6380/1"
+    for text in (repr(s), str(s), str(s.summary())):
+        assert "hunter2" not in text and "s3cret-pw" not in text
+    assert s.summary()["redis_url"] == "redis://user:****@cache:6380/1"
+
+
+def test_bad_values_fail_at_start_with_the_field_named(monkeypatch):
+    monkeypatch.setenv("YRD_BATCH_MAX", "0")
+    try:
+        Settings()
+    except ValueError as exc:
+        assert "batch_max" in str(exc)
+    else:
+        raise AssertionError("batch_max=0 was accepted")

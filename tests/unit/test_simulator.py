@@ -1,0 +1,49 @@
+"""The simulated fleet: valid pings on the YRD corridors, some trucks speeding."""
+
+from datetime import timedelta
+
+from yrd_hazmat import codec
+from yrd_hazmat.geo.corridors import CITIES, CORRIDORS, GEOD
+from yrd_hazmat.geo.jurisdiction import default_index
+from yrd_hazmat.simulator import Fleet
+from tests.factories import T0
+
+
+def drive(fleet: Fleet, minutes: int, every_s: int = 5):
+    return [p for k in range(minutes * 60 // every_s)
+            for p in fleet.tick(T0 + timedelta(seconds=k * every_s))]
+
+
+def test_pings_are_valid_keyed_records():
+    for p in drive(Fleet(12, seed=1), 2):
+        assert codec.decode_ping(p.vehicle_id.encode(), codec.encode(p), 16384) == p
+
+
+def test_trucks_stay_in_the_region_and_move_at_their_speed():
+    fleet = Fleet(12, seed=2)
+    pings = drive(fleet, 5)
+    provinces, _, _ = default_index().locate(
+        [p.lon for p in pings], [p.lat for p in pings])
+    assert sum(p is None for p in provinces) / len(pings) < 0.02
+    first, last = fleet.trucks[0], [p for p in pings if p.vehicle_id == fleet.trucks[0].vehicle_id]
+    _, _, moved = GEOD.inv(last[0].lon, last[0].lat, last[-1].lon, last[-1].lat)
+    assert 3_000 < moved < 8_000  # ~5 min at 60-95 km/h, corridors bend a little
+    assert first.vehicle_id == last[0].vehicle_id
+
+
+def test_speeders_exceed_the_expressway_limit_and_others_do_not():
+    fleet = Fleet(20, speeders=0.25, seed=3)
+    pings = drive(fleet, 6)
+    speeders = {t.vehicle_id for t in fleet.trucks if t.speeder}
+    over = {p.vehicle_id for p in pings if p.road_class == "expressway" and p.speed_kmh > 80}
+    assert len(speeders) == 5 and over == speeders
+
+
+def test_same_seed_same_fleet():
+    assert drive(Fleet(5, seed=9), 1) == drive(Fleet(5, seed=9), 1)
+
+
+def test_corridors_join_real_cities():
+    served = {name for c in CORRIDORS for name, lonlat in CITIES.items() if lonlat in c.points}
+    assert served >= {"Shanghai", "Suzhou", "Nanjing", "Hangzhou", "Ningbo", "Hefei"}
+    assert all(50_000 < c.length_m < 400_000 for c in CORRIDORS)

@@ -1,0 +1,53 @@
+"""Alert construction with deterministic ids.
+
+An *incident* is one episode of one alert type for one vehicle and subject
+(the subject tells apart incidents that may be open together, e.g. two
+zones). Its id hashes vehicle, type, subject and the raising ping's event
+time, so replaying the same input yields the same ids. The raise and the
+clear of an incident share that id; ``alert_id`` adds the state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from .models import Alert, AlertState, Severity
+from .observation import Observation
+from .timeutil import from_ms
+
+
+def incident_id(vehicle_id: str, alert_type: str, subject: str, raised_ts_ms: int) -> str:
+    """Deterministic id of one incident (24 hex characters)."""
+    text = f"{vehicle_id}|{alert_type}|{subject}|{raised_ts_ms}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def make_alert(
+    *,
+    vehicle_id: str,
+    alert_type: str,
+    severity: Severity,
+    state: AlertState,
+    incident: str,
+    at: Observation,
+    emitted_at: datetime,
+    details: dict[str, Any],
+) -> Alert:
+    """An alert at the time and place of the observation ``at``."""
+    return Alert(
+        alert_id=f"{incident}:{state.value}",
+        incident_id=incident,
+        type=alert_type,
+        severity=severity,
+        state=state,
+        vehicle_id=vehicle_id,
+        ts=from_ms(at.ts_ms),
+        emitted_at=emitted_at,
+        lat=at.lat,
+        lon=at.lon,
+        province=at.province,
+        city=at.city,
+        details=details,
+    )

@@ -1,0 +1,132 @@
+"""``yrd-hazmat``: the project's command line (worker, simulator, alerts desk, demo)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from .config import get_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _split(values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(v.strip() for item in values for v in item.split(",") if v.strip())
+
+
+@click.group()
+def main() -> None:
+    """YRD Hazmat: hazmat-truck pings in, alerts out."""
+    logging.basicConfig(
+        level=get_settings().log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+def topics() -> None:
+    """Create the contract's topics (missing ones only)."""
+    from .topics import ensure_topics
+
+    created = asyncio.run(ensure_topics(get_settings()))
+    click.echo(f"created: {', '.join(created) or 'nothing, all exist'}")
+
+
+@main.command()
+@click.option("--loglevel", default="info", show_default=True)
+def worker(loglevel: str) -> None:
+    """Run the Faust worker (same as ``faust -A agents.app worker``)."""
+    import faust
+
+    from .topics import ensure_topics
+
+    asyncio.run(ensure_topics(get_settings()))
+    from agents.app import app
+
+    faust.Worker(app, loglevel=loglevel).execute_from_commandline()
+
+
+@main.command()
+@click.option("--vehicles", default=30, show_default=True, help="trucks in the fleet")
+@click.option("--interval", default=5.0, show_default=True, help="seconds between pings")
+@click.option("--speeders", default=0.25, show_default=True, help="share of trucks that speed")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--duration", type=float, default=None, help="stop after N seconds")
+def simulate(vehicles: int, interval: float, speeders: float, seed: int, duration: float | None) -> None:
+    """Drive a simulated fleet along the YRD corridors, publishing pings."""
+    from .simulator import run
+
+    settings = get_settings()
+    try:
+        sent = asyncio.run(
+            run(settings.kafka_bootstrap, settings.topic_pings, size=vehicles, interval_s=interval,
+                speeders=speeders, seed=seed, duration_s=duration)
+        )
+        click.echo(f"sent {sent} pings", err=True)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--province", "provinces", multiple=True, help="SH, JS, ZJ, AH or none (repeatable)")
+@click.option("--city", "cities", multiple=True, help="city admin code, e.g. 320100")
+@click.option("--severity", "severities", multiple=True, help="info, warning, critical")
+@click.option("--type", "types", multiple=True, help="alert type, e.g. SPEEDING")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a readable table")
+@click.option("--from-beginning", is_flag=True, help="replay the alert topic from its start")
+@click.option("--limit", type=int, default=None, help="stop after N alerts")
+def alerts(provinces, cities, severities, types, as_json, from_beginning, limit) -> None:
+    """Follow alerts live for one jurisdiction."""
+    from .console import AlertFilter, follow_alerts
+
+    settings = get_settings()
+    wanted = AlertFilter(
+        provinces=_split(provinces), city_codes=_split(cities),
+        severities=_split(severities), types=_split(types),
+    )
+    try:
+        asyncio.run(follow_alerts(settings.kafka_bootstrap, settings.topic_alerts, wanted,
+                                  as_json=as_json, from_beginning=from_beginning, stop_after=limit))
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="fail if schemas/ differs from the models")
+def schemas(check: bool) -> None:
+    """Write (or check) the JSON Schema of every topic under schemas/."""
+    from .schemas import stale, write_all
+
+    if check:
+        drift = stale()
+        if drift:
+            raise click.ClickException(f"schemas out of date: {', '.join(map(str, drift))}")
+        click.echo("schemas up to date")
+    else:
+        for path in write_all():
+            click.echo(f"wrote {path}")
+
+
+@main.command()
+def settings() -> None:
+    """Print the effective settings (secrets masked)."""
+    click.echo(json.dumps(get_settings().summary(), indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.option("--vehicles", default=30, show_default=True)
+@click.option("--interval", default=5.0, show_default=True)
+@click.option("--keep-services", is_flag=True, help="leave Kafka and Redis running on exit")
+def demo(vehicles: int, interval: float, keep_services: bool) -> None:
+    """Start Kafka, Redis, the worker and a simulated fleet; show alerts until Ctrl-C."""
+    from .demo import run_demo
+
+    run_demo(REPO_ROOT, vehicles=vehicles, interval=interval, keep_services=keep_services)
+
+
+if __name__ == "__main__":
+    main()

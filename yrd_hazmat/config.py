@@ -1,0 +1,96 @@
+"""One typed settings object, read from environment variables.
+
+Every variable is documented in README.md ("Configuration"). Connection
+variables keep their conventional names (``KAFKA_BOOTSTRAP``, ``REDIS_URL``);
+everything else is prefixed ``YRD_``. Secrets are ``SecretStr`` and never
+print: ``repr(settings)`` and :meth:`Settings.summary` mask them.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept both the bare conventional name and the ``YRD_`` prefixed one."""
+    return AliasChoices(name, f"YRD_{name}")
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of the worker, the CLI and the simulator."""
+
+    model_config = SettingsConfigDict(env_prefix="YRD_", extra="ignore", populate_by_name=True)
+
+    # --- connections -----------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:19092", validation_alias=_env("KAFKA_BOOTSTRAP"))
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    redis_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:16379/0"), validation_alias=_env("REDIS_URL")
+    )
+
+    # --- topics (the contract in schemas/) --------------------------------
+    app_id: str = "yrd-hazmat"
+    topic_pings: str = "yrd.pings"
+    topic_alerts: str = "yrd.alerts"
+    topic_deadletter: str = "yrd.deadletter"
+    topic_permits: str = "yrd.permits"
+    topic_zones: str = "yrd.zones"
+    topic_handovers: str = "yrd.handovers"
+    topic_partitions: int = Field(4, ge=1)
+    topic_replication: int = Field(1, ge=1)
+
+    # --- processing -------------------------------------------------------
+    batch_max: int = Field(2000, ge=1, description="pings per stream.take batch")
+    batch_within_s: float = Field(0.1, gt=0, description="max wait to fill a batch")
+    max_ping_bytes: int = Field(16_384, ge=256, description="larger pings are dead-lettered")
+    deadletter_max_raw_bytes: int = Field(262_144, ge=1024)
+
+    # --- rules: speeding (Measures for Road Transport of Dangerous Goods, Art. 46)
+    speed_limit_expressway_kmh: float = Field(80.0, gt=0)
+    speed_limit_other_kmh: float = Field(60.0, gt=0)
+    speeding_min_duration_s: float = Field(30.0, ge=0)
+
+    # --- outputs ----------------------------------------------------------
+    metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables /metrics")
+    metrics_host: str = "0.0.0.0"
+    redis_prefix: str = "yrd"
+    redis_position_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    log_level: str = "INFO"
+
+    @property
+    def faust_broker(self) -> str:
+        """Faust's broker URL list (``kafka://host:port;kafka://...``)."""
+        return ";".join(f"kafka://{hp.strip()}" for hp in self.kafka_bootstrap.split(","))
+
+    def summary(self) -> dict[str, object]:
+        """Settings as a dict safe to log: secrets masked, URL passwords hidden."""
+        out = self.model_dump(mode="json")
+        out["redis_url"] = _mask_url(self.redis_url.get_secret_value())
+        if self.kafka_sasl_password is not None:
+            out["kafka_sasl_password"] = "**********"
+        return out
+
+
+def _mask_url(url: str) -> str:
+    """Hide the password of a URL such as ``redis://:secret@host:6379/0``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:****@{host}"))
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,94 @@
+"""Alerts on a terminal: a jurisdiction filter and a readable line per alert."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import msgspec
+from rich.console import Console
+from rich.text import Text
+
+from .codec import decode_alert, encode
+from .models import Alert
+
+_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
+
+
+class AlertFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Which alerts a desk wants: empty fields match everything."""
+
+    provinces: frozenset[str] = frozenset()
+    city_codes: frozenset[str] = frozenset()
+    severities: frozenset[str] = frozenset()
+    types: frozenset[str] = frozenset()
+
+    def matches(self, alert: Alert) -> bool:
+        city = alert.city.code if alert.city else None
+        return (
+            (not self.provinces or (alert.province or "none") in self.provinces)
+            and (not self.city_codes or city in self.city_codes)
+            and (not self.severities or alert.severity.value in self.severities)
+            and (not self.types or alert.type in self.types)
+        )
+
+
+def render_line(alert: Alert) -> Text:
+    """One alert as a fixed-column line: time, severity, state, type, vehicle, place, details."""
+    place = alert.province or "--"
+    if alert.city:
+        place = f"{place} {alert.city.name}"
+    details = ", ".join(f"{k}={v}" for k, v in alert.details.items())
+    line = Text()
+    line.append(alert.ts.strftime("%m-%d %H:%M:%S "), style="dim")
+    line.append(f"{alert.severity.value.upper():8} ", style=_STYLE[alert.severity.value])
+    line.append(f"{alert.state.value:7} ", style="green" if alert.state.value == "cleared" else "")
+    line.append(f"{alert.type:18} ", style="bold")
+    line.append(f"{alert.vehicle_id:10} ")
+    line.append(f"{place:12} ")
+    line.append(f"({alert.lat:.4f}, {alert.lon:.4f}) ", style="dim")
+    line.append(details, style="dim")
+    return line
+
+
+async def follow_alerts(
+    bootstrap: str,
+    topic: str,
+    alert_filter: AlertFilter,
+    *,
+    as_json: bool = False,
+    from_beginning: bool = False,
+    stop_after: int | None = None,
+    emit: Callable[[str | Text], None] | None = None,
+) -> int:
+    """Print matching alerts as they arrive until cancelled; returns how many were shown."""
+    from aiokafka import AIOKafkaConsumer
+
+    console = Console(highlight=False, soft_wrap=True)
+    out = emit or (lambda item: console.print(item) if isinstance(item, Text) else print(item, flush=True))
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+    await consumer.start()
+    shown = 0
+    try:
+        async for record in consumer:
+            try:
+                alert = decode_alert(record.value)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue  # not ours to judge: the topic's producers own its contract
+            if not alert_filter.matches(alert):
+                continue
+            out(encode(alert).decode("utf-8") if as_json else render_line(alert))
+            shown += 1
+            if stop_after is not None and shown >= stop_after:
+                break
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await consumer.stop()
+    return shown

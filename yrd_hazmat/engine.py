@@ -1,0 +1,65 @@
+"""The pure core: one vehicle's state plus a batch of its pings -> new state and alerts.
+
+Pings are put in event-time order before the rules see them. A ping whose
+time equals one already processed is a duplicate and changes nothing; a ping
+older than the vehicle's latest processed time is late and handed back to the
+caller to be recorded (it never silently disappears).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from .models import Alert
+from .observation import Observation
+from .rules import speeding
+from .rules.context import StepContext
+from .state import VehicleState
+
+
+class RulesConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Configuration of every rule (reference data joins here in later rules)."""
+
+    speeding: speeding.SpeedingConfig = speeding.SpeedingConfig()
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    state: VehicleState
+    alerts: list[Alert]
+    late: list[int]
+    """Indices (into the input batch) of pings older than the vehicle's latest."""
+    duplicates: int
+
+
+def advance(
+    state: VehicleState | None,
+    vehicle_id: str,
+    batch: list[Observation],
+    cfg: RulesConfig,
+    emitted_at: datetime,
+) -> Outcome:
+    """Run every rule over ``batch`` in event-time order."""
+    if state is None:
+        state = VehicleState(vehicle_id=vehicle_id)
+    alerts: list[Alert] = []
+    late: list[int] = []
+    duplicates = 0
+    for index in sorted(range(len(batch)), key=lambda i: batch[i].ts_ms):
+        obs = batch[index]
+        previous = state.last
+        if previous is not None and obs.ts_ms <= previous.ts_ms:
+            if obs.ts_ms == previous.ts_ms:
+                duplicates += 1
+            else:
+                late.append(index)
+            continue
+        ctx = StepContext(vehicle_id=vehicle_id, previous=previous, emitted_at=emitted_at)
+        state.speeding, raised = speeding.step(state.speeding, obs, ctx, cfg.speeding)
+        alerts.extend(raised)
+        state.last = obs
+        state.pings += 1
+    state.duplicates += duplicates
+    state.late += len(late)
+    return Outcome(state=state, alerts=alerts, late=late, duplicates=duplicates)

@@ -1,0 +1,43 @@
+"""Pings -> observations for a whole batch at once (vectorised geometry)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .geo.gcj02 import gcj02_to_wgs84
+from .geo.jurisdiction import JurisdictionIndex
+from .models import City, Ping
+from .observation import Observation
+from .timeutil import to_ms
+
+
+def observe(pings: Sequence[Ping], places: JurisdictionIndex) -> list[Observation]:
+    """Convert GCJ-02 pings to WGS-84 and locate every ping in its province and city."""
+    if not pings:
+        return []
+    lon = np.fromiter((p.lon for p in pings), dtype=float, count=len(pings))
+    lat = np.fromiter((p.lat for p in pings), dtype=float, count=len(pings))
+    gcj = np.fromiter((p.crs == "GCJ02" for p in pings), dtype=bool, count=len(pings))
+    if gcj.any():
+        lon[gcj], lat[gcj] = gcj02_to_wgs84(lon[gcj], lat[gcj])
+    provinces, codes, names = places.locate(lon, lat)
+    cities: dict[str, City] = {}
+    out = []
+    for i, ping in enumerate(pings):
+        code = codes[i]
+        city = None
+        if code is not None:
+            city = cities.get(code) or cities.setdefault(code, City(code=code, name=names[i]))
+        out.append(
+            Observation.from_ping(
+                ping,
+                ts_ms=to_ms(ping.ts),
+                lon=float(lon[i]),
+                lat=float(lat[i]),
+                province=provinces[i],
+                city=city,
+            )
+        )
+    return out

@@ -1,0 +1,1 @@
+"""Geography: jurisdiction lookup, GCJ-02 conversion and demo corridors."""

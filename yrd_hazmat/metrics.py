@@ -1,0 +1,40 @@
+"""Prometheus metrics of the worker. No per-vehicle label, ever."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+
+PINGS_CONSUMED = Counter("yrd_pings_consumed", "Ping records read from the pings topic")
+PINGS_ACCEPTED = Counter("yrd_pings_accepted", "Valid pings handed to the rules")
+PINGS_REJECTED = Counter(
+    "yrd_pings_rejected", "Ping records sent to the dead-letter topic, by reason", ["reason"]
+)
+PINGS_DUPLICATE = Counter("yrd_pings_duplicate", "Pings whose event time was already processed")
+ALERTS = Counter(
+    "yrd_alerts",
+    "Alerts published, by type, severity, state and province ('none' outside the region)",
+    ["type", "severity", "state", "province"],
+)
+LATENCY_FROM_EVENT = Histogram(
+    "yrd_latency_from_event_seconds",
+    "Time from the ping's GNSS fix (event time) to the end of its processing",
+    buckets=_LATENCY_BUCKETS,
+)
+LATENCY_FROM_ARRIVAL = Histogram(
+    "yrd_latency_from_arrival_seconds",
+    "Time from the ping's Kafka record timestamp (arrival) to the end of its processing",
+    buckets=_LATENCY_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "yrd_batch_size", "Records per processed batch", buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000)
+)
+VEHICLES_TRACKED = Gauge("yrd_vehicles_tracked", "Vehicles with state on this worker")
+READMODEL_ERRORS = Counter("yrd_readmodel_errors", "Failed writes to the Redis read model")
+
+
+def serve(port: int, host: str = "0.0.0.0") -> None:
+    """Expose ``/metrics`` over HTTP (port 0 disables it)."""
+    if port:
+        start_http_server(port, addr=host)

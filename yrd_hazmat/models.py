@@ -1,0 +1,116 @@
+"""The messages on every topic, as msgspec structs.
+
+These structs are the single source of the topic contract: ``schemas/*.json``
+is generated from them (``yrd-hazmat schemas --write``) and a test fails if
+the committed files drift from what the structs produce.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+VehicleId = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=20,
+        pattern=r"^[0-9A-Za-z\u4e00-\u9fff_\-]+$",
+        description="Vehicle id: the UTF-8 licence plate, e.g. 沪A12345 (also the Kafka key)",
+    ),
+]
+EventTime = Annotated[
+    datetime, Meta(tz=True, description="RFC 3339 time with offset; for a ping, the GNSS fix time")
+]
+Latitude = Annotated[float, Meta(ge=-90.0, le=90.0, description="degrees")]
+Longitude = Annotated[float, Meta(ge=-180.0, le=180.0, description="degrees")]
+DWord = Annotated[int, Meta(ge=0, le=0xFFFFFFFF)]
+Province = Literal["SH", "JS", "ZJ", "AH"]
+
+
+class Severity(str, Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertState(str, Enum):
+    RAISED = "raised"
+    CLEARED = "cleared"
+
+
+class Ping(msgspec.Struct, frozen=True, kw_only=True):
+    """One GNSS position report of a truck (JT/T 808 0x0200, decoded)."""
+
+    vehicle_id: VehicleId
+    ts: EventTime
+    lat: Latitude
+    lon: Longitude
+    speed_kmh: Annotated[float, Meta(ge=0.0, le=300.0, description="ground speed, km/h")]
+    heading: Annotated[int, Meta(ge=0, le=359, description="0 = north, clockwise")] | None = None
+    crs: Literal["WGS84", "GCJ02"] = "WGS84"
+    alarm_flags: Annotated[DWord, Meta(description="JT/T 808 alarm DWORD")] = 0
+    status_flags: Annotated[DWord, Meta(description="JT/T 808 status DWORD (bit 0 ACC, bit 1 fix)")] = 0
+    road_class: Literal["expressway", "other"] | None = None
+
+
+class City(msgspec.Struct, frozen=True):
+    """A prefecture-level city: the jurisdiction below the province."""
+
+    code: Annotated[str, Meta(pattern=r"^\d{6}$", description="GB/T 2260 admin code")]
+    name: str
+
+
+class Alert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False):
+    """An alert about one vehicle, raised or cleared, at the event time of a ping."""
+
+    alert_id: Annotated[
+        str, Meta(description="deterministic: incident id plus ':raised' or ':cleared'")
+    ]
+    incident_id: Annotated[
+        str,
+        Meta(description="deterministic from vehicle, type, subject and the raising ping's time"),
+    ]
+    type: Annotated[str, Meta(pattern=r"^[A-Z_]+$", description="alert type, see README")]
+    severity: Severity
+    state: AlertState
+    vehicle_id: VehicleId
+    ts: Annotated[EventTime, Meta(description="event time of the triggering ping")]
+    emitted_at: Annotated[EventTime, Meta(description="wall-clock time the worker published it")]
+    lat: Latitude
+    lon: Longitude
+    province: Province | None
+    city: City | None = None
+    details: dict[str, Any] = {}
+    permit_id: str | None = None
+    un_number: str | None = None
+    hazard_class: str | None = None
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """An input record that could not be used, with where it came from and why."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    reason: Annotated[str, Meta(description="short machine-readable code, see README")]
+    error: Annotated[str, Meta(description="human-readable explanation")]
+    raw: Annotated[str, Meta(description="the record value, UTF-8 text or base64")]
+    raw_encoding: Literal["utf-8", "base64"]
+    raw_size: Annotated[int, Meta(ge=0, description="bytes of the original value")]
+    raw_truncated: bool
+    raw_sha256: str
+    received_at: EventTime
+
+
+TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
+    "pings": Ping,
+    "alerts": Alert,
+    "deadletter": DeadLetter,
+}
+"""Topic (settings suffix) -> the struct that is its value schema."""

@@ -1,0 +1,76 @@
+"""JSON Schema (2020-12) of every topic, generated from :mod:`yrd_hazmat.models`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .models import TOPIC_MODELS
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+TOPICS: dict[str, str] = {
+    "pings": "yrd.pings",
+    "alerts": "yrd.alerts",
+    "deadletter": "yrd.deadletter",
+    "permits": "yrd.permits",
+    "zones": "yrd.zones",
+    "handovers": "yrd.handovers",
+}
+"""Settings suffix -> default topic name (the file is ``schemas/<name>.schema.json``)."""
+
+_KEY = "UTF-8 vehicle id (licence plate), the partitioning key"
+_RESERVED = {
+    "permits": "Route permits with their waybill, keyed by vehicle id (compacted; null revokes)",
+    "zones": "Restricted-zone GeoJSON features, keyed by zone id (compacted; null deletes)",
+    "handovers": "Province handover events, keyed by vehicle id",
+}
+
+
+def topic_schema(suffix: str) -> dict[str, Any]:
+    """The schema document of one topic's value."""
+    name = TOPICS[suffix]
+    model = TOPIC_MODELS.get(suffix)
+    head: dict[str, Any] = {"$schema": DIALECT, "$id": f"urn:yrd-hazmat:topic:{name}", "title": name}
+    if model is None:
+        return head | {
+            "description": f"RESERVED topic name. {_RESERVED[suffix]}. Value contract to follow.",
+            "x-kafka-key": _KEY if suffix != "zones" else "zone id",
+        }
+    generated = msgspec.json.schema(model)
+    head["description"] = (model.__doc__ or "").strip()
+    head["x-kafka-key"] = _KEY
+    return head | generated
+
+
+def render(suffix: str) -> str:
+    return json.dumps(topic_schema(suffix), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def path_for(suffix: str, directory: Path = SCHEMA_DIR) -> Path:
+    return directory / f"{TOPICS[suffix]}.schema.json"
+
+
+def write_all(directory: Path = SCHEMA_DIR) -> list[Path]:
+    """(Re)generate every schema file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix in TOPICS:
+        path = path_for(suffix, directory)
+        path.write_text(render(suffix), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def stale(directory: Path = SCHEMA_DIR) -> list[Path]:
+    """Schema files that differ from what the models generate."""
+    return [
+        path_for(suffix, directory)
+        for suffix in TOPICS
+        if not path_for(suffix, directory).exists()
+        or path_for(suffix, directory).read_text(encoding="utf-8") != render(suffix)
+    ]

@@ -1,0 +1,129 @@
+"""A simulated fleet: hazmat trucks driving the YRD corridors and sending pings.
+
+The fleet model is deterministic for a seed: :meth:`Fleet.tick` moves every
+truck to a given time and returns its pings. Some trucks are *speeders*: they
+alternate legal driving with stretches over the limit, so the demo shows
+SPEEDING raised and cleared. :func:`run` publishes to Kafka in real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from datetime import datetime
+
+from .codec import encode
+from .geo.corridors import CORRIDORS, Corridor
+from .models import Ping
+from .timeutil import CHINA_TZ
+
+_PLATE_PREFIX = {"Shanghai": "沪A", "Suzhou": "苏E", "Wuxi": "苏B", "Changzhou": "苏D",
+                 "Zhenjiang": "苏L", "Nanjing": "苏A", "Jiaxing": "浙F", "Hangzhou": "浙A",
+                 "Shaoxing": "浙D", "Ningbo": "浙B", "Huzhou": "浙E", "Hefei": "皖A",
+                 "Wuhu": "皖B"}
+CITY_EDGE_M = 3_000.0
+"""Within this distance of either end a truck is on city roads ("other")."""
+
+
+@dataclass
+class Truck:
+    vehicle_id: str
+    corridor: Corridor
+    cruise_kmh: float
+    speeder: bool
+    distance_m: float
+    phase_s: float
+    last: datetime | None = None
+
+    def speed_at(self, elapsed_s: float, road: str) -> float:
+        """Cruise speed, or for a speeder a 90 s stretch over the limit every 4 min."""
+        base = self.cruise_kmh if road == "expressway" else min(self.cruise_kmh, 50.0)
+        if self.speeder and road == "expressway" and (elapsed_s + self.phase_s) % 240 < 90:
+            return base + 18.0
+        return base
+
+    def move(self, now: datetime, started: datetime) -> Ping:
+        dt = (now - self.last).total_seconds() if self.last else 0.0
+        self.last = now
+        near_end = min(self.distance_m, self.corridor.length_m - self.distance_m) < CITY_EDGE_M
+        road = "other" if near_end else "expressway"
+        speed = self.speed_at((now - started).total_seconds(), road)
+        self.distance_m += speed / 3.6 * dt
+        if self.distance_m >= self.corridor.length_m:  # arrived: turn round
+            self.corridor = self.corridor.reversed()
+            self.distance_m = 0.0
+        lon, lat, heading = self.corridor.position(self.distance_m)
+        return Ping(
+            vehicle_id=self.vehicle_id,
+            ts=now,
+            lat=round(lat, 6),
+            lon=round(lon, 6),
+            speed_kmh=round(speed, 1),
+            heading=heading,
+            alarm_flags=0,
+            status_flags=0b11,  # ACC on, position fixed
+            road_class=road,
+        )
+
+
+class Fleet:
+    """``size`` trucks spread over the corridors; ``speeders`` of them speed."""
+
+    def __init__(self, size: int, *, speeders: float = 0.25, seed: int = 7) -> None:
+        rng = random.Random(seed)
+        self.trucks: list[Truck] = []
+        for i in range(size):
+            corridor = CORRIDORS[i % len(CORRIDORS)]
+            if rng.random() < 0.5:
+                corridor = corridor.reversed()
+            plate = f"{_PLATE_PREFIX[corridor.origin]}{rng.randrange(10_000, 99_999)}"
+            self.trucks.append(
+                Truck(
+                    vehicle_id=plate,
+                    corridor=corridor,
+                    cruise_kmh=rng.uniform(62.0, 76.0),
+                    speeder=i < round(size * speeders),
+                    distance_m=rng.uniform(CITY_EDGE_M, corridor.length_m * 0.8),
+                    phase_s=rng.uniform(0, 60),
+                )
+            )
+        self.started: datetime | None = None
+
+    def tick(self, now: datetime) -> list[Ping]:
+        """Move every truck to ``now`` and return one ping per truck."""
+        if self.started is None:
+            self.started = now
+        return [truck.move(now, self.started) for truck in self.trucks]
+
+
+async def run(
+    bootstrap: str,
+    topic: str,
+    *,
+    size: int,
+    interval_s: float,
+    speeders: float,
+    seed: int,
+    duration_s: float | None = None,
+) -> int:
+    """Publish the fleet's pings every ``interval_s`` seconds; returns pings sent."""
+    from aiokafka import AIOKafkaProducer
+
+    fleet = Fleet(size, speeders=speeders, seed=seed)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    await producer.start()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sent = 0
+    try:
+        while duration_s is None or loop.time() - started < duration_s:
+            tick_started = loop.time()
+            for ping in fleet.tick(datetime.now(CHINA_TZ)):
+                await producer.send(topic, key=ping.vehicle_id.encode(), value=encode(ping))
+                sent += 1
+            await producer.flush()
+            await asyncio.sleep(max(0.0, interval_s - (loop.time() - tick_started)))
+    finally:
+        await producer.stop()
+    return sent

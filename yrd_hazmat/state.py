@@ -1,0 +1,37 @@
+"""Per-vehicle state kept in the worker's changelog-backed table."""
+
+from __future__ import annotations
+
+import msgspec
+
+from .observation import Observation
+from .rules.speeding import SpeedingState
+
+
+class VehicleState(msgspec.Struct, kw_only=True):
+    """Everything the rules remember about one vehicle between batches."""
+
+    vehicle_id: str
+    last: Observation | None = None
+    pings: int = 0
+    duplicates: int = 0
+    late: int = 0
+    speeding: SpeedingState = msgspec.field(default_factory=SpeedingState)
+
+    @property
+    def open_incidents(self) -> list[str]:
+        """Ids of the incidents currently raised for this vehicle."""
+        return [i for i in (self.speeding.incident,) if i is not None]
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(VehicleState)
+
+
+def dump_state(state: VehicleState) -> bytes:
+    """Compact bytes for the table's changelog."""
+    return _encoder.encode(state)
+
+
+def load_state(data: bytes) -> VehicleState:
+    return _decoder.decode(data)

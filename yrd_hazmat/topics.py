@@ -1,0 +1,55 @@
+"""Create the contract's topics with their partitions and retention settings."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+_DAY_MS = 24 * 3600 * 1000
+
+
+def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Topic name -> its Kafka configs. Reference data topics are compacted."""
+    compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+    return {
+        # Large enough that an oversized bad record reaches the worker and is dead-lettered.
+        settings.topic_pings: {"retention.ms": str(3 * _DAY_MS), "max.message.bytes": "2000000"},
+        settings.topic_alerts: {"retention.ms": str(30 * _DAY_MS)},
+        settings.topic_deadletter: {"retention.ms": str(30 * _DAY_MS), "max.message.bytes": "2000000"},
+        settings.topic_handovers: {"retention.ms": str(30 * _DAY_MS)},
+        settings.topic_permits: compacted,
+        settings.topic_zones: compacted,
+    }
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create any missing topic of the contract; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name=name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication,
+                topic_configs=configs,
+            )
+            for name, configs in topic_specs(settings).items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:  # another worker won the race
+                pass
+            log.info("created topics: %s", ", ".join(t.name for t in missing))
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
