@@ -14,6 +14,11 @@ from .config import get_settings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _quiet_kafka_client() -> None:
+    """Keep the client's transient connection errors off a screen meant for alerts."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
 def _split(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(v.strip() for item in values for v in item.split(",") if v.strip())
 
@@ -83,6 +88,7 @@ def alerts(provinces, cities, severities, types, as_json, from_beginning, limit)
     """Follow alerts live for one jurisdiction."""
     from .console import AlertFilter, follow_alerts
 
+    _quiet_kafka_client()
     settings = get_settings()
     wanted = AlertFilter(
         provinces=_split(provinces), city_codes=_split(cities),
@@ -125,6 +131,7 @@ def demo(vehicles: int, interval: float, keep_services: bool) -> None:
     """Start Kafka, Redis, the worker and a simulated fleet; show alerts until Ctrl-C."""
     from .demo import run_demo
 
+    _quiet_kafka_client()
     run_demo(REPO_ROOT, vehicles=vehicles, interval=interval, keep_services=keep_services)
 
 

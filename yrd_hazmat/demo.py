@@ -44,6 +44,32 @@ def _stop(proc: subprocess.Popen, name: str, timeout: float = 30.0) -> None:
         proc.wait()
 
 
+class ChildExited(RuntimeError):
+    """A process of the demo stopped by itself."""
+
+
+async def _watch(children: dict[str, subprocess.Popen]) -> None:
+    """Raise :class:`ChildExited` as soon as one of the children exits."""
+    while True:
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                raise ChildExited(f"the {name} exited with code {proc.returncode}")
+        await asyncio.sleep(1.0)
+
+
+async def _until_one_ends(*coroutines) -> None:
+    """Run the coroutines until the first one returns or raises; cancel the others."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool) -> None:
     """Bring everything up, stream alerts until Ctrl-C, then stop it all."""
     from .console import AlertFilter, follow_alerts
@@ -70,10 +96,13 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         "[bold]Alerts (speeding needs 30 s over the limit before it fires). Ctrl-C to stop.[/]"
     )
     started = time.monotonic()
+    feed = follow_alerts(settings.kafka_bootstrap, settings.topic_alerts, AlertFilter())
     try:
-        asyncio.run(follow_alerts(settings.kafka_bootstrap, settings.topic_alerts, AlertFilter()))
+        asyncio.run(_until_one_ends(feed, _watch({"worker": worker, "simulator": fleet})))
     except KeyboardInterrupt:
         pass
+    except ChildExited as exc:
+        console.print(f"[bold red]{exc}; see its log in {logs}[/]")
     finally:
         console.print(f"\n[bold]Stopping after {time.monotonic() - started:.0f} s...[/]")
         _stop(fleet, "simulator")
