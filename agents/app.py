@@ -12,6 +12,8 @@ import faust
 
 from yrd_hazmat.config import Settings, get_settings
 
+from agents.deadletter import DeadLetterSink
+
 
 def _credentials(settings: Settings) -> faust.SASLCredentials | ssl.SSLContext | None:
     protocol = settings.kafka_security_protocol.upper()
@@ -53,6 +55,8 @@ app = create_app(settings)
 pings_topic = app.topic(settings.topic_pings, key_type=bytes, value_type=bytes)
 alerts_topic = app.topic(settings.topic_alerts, key_type=bytes, value_type=bytes)
 deadletter_topic = app.topic(settings.topic_deadletter, key_type=bytes, value_type=bytes)
+zones_topic = app.topic(settings.topic_zones, key_type=bytes, value_type=bytes)
+dead_letters = DeadLetterSink(deadletter_topic, settings.deadletter_max_raw_bytes)
 
 vehicle_table = app.Table(
     "vehicle-state",
@@ -62,4 +66,4 @@ vehicle_table = app.Table(
     help="per-vehicle rule state (msgpack VehicleState), keyed by vehicle id",
 )
 
-from agents import pings  # noqa: E402,F401  (registers the agents on ``app``)
+from agents import pings, zones  # noqa: E402,F401  (registers the agents on ``app``)

@@ -8,8 +8,9 @@ from yrd_hazmat import metrics
 from yrd_hazmat.geo.jurisdiction import default_index
 from yrd_hazmat.readmodel import ReadModel
 
-from agents.app import alerts_topic, app, deadletter_topic, pings_topic, settings, vehicle_table
+from agents.app import alerts_topic, app, dead_letters, pings_topic, settings, vehicle_table
 from agents.processor import PingProcessor
+from agents.zones import zone_loader, zone_registry
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +22,14 @@ async def process_pings(stream):
         settings,
         table=vehicle_table,
         alerts=alerts_topic,
-        deadletter=deadletter_topic,
+        dead_letters=dead_letters,
         places=default_index(),
+        zones=zone_registry,
         readmodel=ReadModel.from_url(
             settings.redis_url.get_secret_value(), settings.redis_prefix, settings.redis_position_ttl_s
         ),
     )
+    await zone_loader.ready.wait()  # no ping is judged against a partial set of zones
     try:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
             await processor.handle(stream, events)

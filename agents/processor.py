@@ -18,15 +18,18 @@ import faust
 from faust.types import EventT
 
 from yrd_hazmat import metrics
-from yrd_hazmat.codec import LATE, PROCESSING_ERROR, Rejection, dead_letter, decode_ping, encode
+from agents.deadletter import DeadLetterSink
+from yrd_hazmat.codec import LATE, PROCESSING_ERROR, Rejection, decode_ping, encode
 from yrd_hazmat.config import Settings
-from yrd_hazmat.engine import RulesConfig, advance
+from yrd_hazmat.engine import Reference, RulesConfig, advance
 from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.jurisdiction import JurisdictionIndex
 from yrd_hazmat.models import Alert, Ping
 from yrd_hazmat.observation import Observation
 from yrd_hazmat.readmodel import ReadModel, VehicleUpdate
 from yrd_hazmat.rules.speeding import SpeedingConfig
+from yrd_hazmat.rules.zones import ZonesConfig
+from yrd_hazmat.zones.registry import ZoneRegistry
 from yrd_hazmat.state import dump_state, load_state
 from yrd_hazmat.timeutil import CHINA_TZ
 
@@ -40,7 +43,13 @@ def rules_config(settings: Settings) -> RulesConfig:
             expressway_kmh=settings.speed_limit_expressway_kmh,
             other_kmh=settings.speed_limit_other_kmh,
             min_duration_ms=int(settings.speeding_min_duration_s * 1000),
-        )
+        ),
+        zones=ZonesConfig(
+            margin_m=settings.zone_margin_m,
+            min_inside_ms=int(settings.zone_min_inside_s * 1000),
+            min_outside_ms=int(settings.zone_min_outside_s * 1000),
+            speeding_min_duration_ms=int(settings.speeding_min_duration_s * 1000),
+        ),
     )
 
 
@@ -53,15 +62,17 @@ class PingProcessor:
         *,
         table: faust.Table,
         alerts: faust.TopicT,
-        deadletter: faust.TopicT,
+        dead_letters: DeadLetterSink,
         places: JurisdictionIndex,
+        zones: ZoneRegistry,
         readmodel: ReadModel,
     ) -> None:
         self.settings = settings
         self.table = table
         self.alerts_topic = alerts
-        self.deadletter_topic = deadletter
+        self.dead_letters = dead_letters
         self.places = places
+        self.zones = zones
         self.readmodel = readmodel
         self.rules = rules_config(settings)
 
@@ -83,7 +94,9 @@ class PingProcessor:
         if not pings:
             return
 
-        observations = observe(pings, self.places)
+        zone_index = self.zones.index
+        reference = Reference(zones=zone_index.by_id)
+        observations = observe(pings, self.places, zone_index)
         by_vehicle: dict[str, list[int]] = defaultdict(list)
         for i, ping in enumerate(pings):
             by_vehicle[ping.vehicle_id].append(i)
@@ -95,7 +108,7 @@ class PingProcessor:
             try:
                 update = await self._advance_vehicle(
                     stream, vehicle_id, [observations[i] for i in indices], events_of_vehicle,
-                    published, now,
+                    reference, published, now,
                 )
             except Exception as exc:  # a bug must not stop the stream or lose the pings
                 log.exception("processing %s failed", vehicle_id)
@@ -119,6 +132,7 @@ class PingProcessor:
         vehicle_id: str,
         batch: list[Observation],
         events: list[EventT],
+        reference: Reference,
         published: list[Alert],
         now: datetime,
     ) -> VehicleUpdate | None:
@@ -127,7 +141,7 @@ class PingProcessor:
         stored = self.table.get(key)
         state = load_state(stored) if stored is not None else None
         previous = state.last if state is not None else None
-        outcome = advance(state, vehicle_id, batch, self.rules, now)
+        outcome = advance(state, vehicle_id, batch, self.rules, now, reference)
         # The table's changelog partition follows Faust's "current event":
         # point it at this vehicle's own event so state is co-partitioned
         # with the vehicle's pings, whatever else the batch holds.
@@ -151,21 +165,8 @@ class PingProcessor:
         )
 
     async def _dead_letter(self, event: EventT, rejection: Rejection, now: datetime) -> None:
-        message = event.message
-        record = dead_letter(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=event.key,
-            value=event.value,
-            rejection=rejection,
-            received_at=now,
-            max_raw_bytes=self.settings.deadletter_max_raw_bytes,
-        )
-        await self.deadletter_topic.send(key=event.key, value=encode(record))
+        await self.dead_letters.send(event, rejection, now)
         metrics.PINGS_REJECTED.labels(reason=rejection.reason).inc()
-        log.debug("dead-lettered %s[%s]@%s: %s", message.topic, message.partition,
-                  message.offset, rejection.error)
 
     def _observe_metrics(
         self, pings: list[Ping], origin: list[EventT], alerts: list[Alert]

@@ -24,7 +24,8 @@ INVALID: Final = "invalid"
 BAD_KEY: Final = "bad_key"
 LATE: Final = "late"
 PROCESSING_ERROR: Final = "processing_error"
-REASONS: Final = (TOO_LARGE, BAD_JSON, INVALID, BAD_KEY, LATE, PROCESSING_ERROR)
+BAD_GEOMETRY: Final = "bad_geometry"
+REASONS: Final = (TOO_LARGE, BAD_JSON, INVALID, BAD_KEY, LATE, PROCESSING_ERROR, BAD_GEOMETRY)
 
 _ping_decoder = msgspec.json.Decoder(Ping)
 _encoder = msgspec.json.Encoder()

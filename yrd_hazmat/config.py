@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     speed_limit_other_kmh: float = Field(60.0, gt=0)
     speeding_min_duration_s: float = Field(30.0, ge=0)
 
+    # --- rules: restricted zones (yrd.zones and an optional start-up file)
+    zones_file: str | None = Field(None, description="GeoJSON FeatureCollection loaded at start")
+    zone_margin_m: float = Field(30.0, ge=0, description="hysteresis distance at zone edges")
+    zone_min_inside_s: float = Field(20.0, ge=0, description="time inside that confirms entry")
+    zone_min_outside_s: float = Field(20.0, ge=0, description="time outside that confirms exit")
+
     # --- outputs ----------------------------------------------------------
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables /metrics")
     metrics_host: str = "0.0.0.0"

@@ -8,21 +8,33 @@ caller to be recorded (it never silently disappears).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import msgspec
 
 from .models import Alert
 from .observation import Observation
-from .rules import speeding
+from .rules import speeding, zones
 from .rules.context import StepContext
 from .state import VehicleState
+from .zones.model import Zone
 
 
 class RulesConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Configuration of every rule (reference data joins here in later rules)."""
+    """Configuration of every rule."""
 
     speeding: speeding.SpeedingConfig = speeding.SpeedingConfig()
+    zones: zones.ZonesConfig = zones.ZonesConfig()
+
+
+class Reference(msgspec.Struct, frozen=True, kw_only=True):
+    """Reference data the rules read: the zones in force (permits to follow)."""
+
+    zones: Mapping[str, Zone] = {}
+
+
+NO_REFERENCE = Reference()
 
 
 class Outcome(msgspec.Struct, kw_only=True):
@@ -39,6 +51,7 @@ def advance(
     batch: list[Observation],
     cfg: RulesConfig,
     emitted_at: datetime,
+    ref: Reference = NO_REFERENCE,
 ) -> Outcome:
     """Run every rule over ``batch`` in event-time order."""
     if state is None:
@@ -57,6 +70,10 @@ def advance(
             continue
         ctx = StepContext(vehicle_id=vehicle_id, previous=previous, emitted_at=emitted_at)
         state.speeding, raised = speeding.step(state.speeding, obs, ctx, cfg.speeding)
+        alerts.extend(raised)
+        state.zones, raised = zones.step(
+            state.zones, obs, ctx, ref.zones, cfg.zones, cfg.speeding, cargo_class=None
+        )
         alerts.extend(raised)
         state.last = obs
         state.pings += 1

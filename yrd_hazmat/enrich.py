@@ -8,13 +8,20 @@ import numpy as np
 
 from .geo.gcj02 import gcj02_to_wgs84
 from .geo.jurisdiction import JurisdictionIndex
+from .geo.projection import to_metric
 from .models import City, Ping
 from .observation import Observation
 from .timeutil import to_ms
+from .zones.index import ZoneIndex
+
+_NO_ZONES = ZoneIndex([])
 
 
-def observe(pings: Sequence[Ping], places: JurisdictionIndex) -> list[Observation]:
-    """Convert GCJ-02 pings to WGS-84 and locate every ping in its province and city."""
+def observe(
+    pings: Sequence[Ping], places: JurisdictionIndex, zones: ZoneIndex = _NO_ZONES
+) -> list[Observation]:
+    """Convert GCJ-02 pings to WGS-84, project them to metres, and locate every ping
+    in its province, city and the zones it is in or near, all batch-wise."""
     if not pings:
         return []
     lon = np.fromiter((p.lon for p in pings), dtype=float, count=len(pings))
@@ -23,6 +30,11 @@ def observe(pings: Sequence[Ping], places: JurisdictionIndex) -> list[Observatio
     if gcj.any():
         lon[gcj], lat[gcj] = gcj02_to_wgs84(lon[gcj], lat[gcj])
     provinces, codes, names = places.locate(lon, lat)
+    x, y = to_metric(lon, lat)
+    hits = zones.evaluate(x, y)
+    near: dict[int, list[tuple[str, int]]] = {}
+    for p, z, level in zip(hits.point.tolist(), hits.zone.tolist(), hits.level.tolist()):
+        near.setdefault(p, []).append((zones.zones[z].zone_id, level))
     cities: dict[str, City] = {}
     out = []
     for i, ping in enumerate(pings):
@@ -38,6 +50,9 @@ def observe(pings: Sequence[Ping], places: JurisdictionIndex) -> list[Observatio
                 lat=float(lat[i]),
                 province=provinces[i],
                 city=city,
+                x_m=float(x[i]),
+                y_m=float(y[i]),
+                zones=tuple(near.get(i, ())),
             )
         )
     return out

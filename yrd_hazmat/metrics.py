@@ -38,3 +38,10 @@ def serve(port: int, host: str = "0.0.0.0") -> None:
     """Expose ``/metrics`` over HTTP (port 0 disables it)."""
     if port:
         start_http_server(port, addr=host)
+ZONES_LOADED = Gauge("yrd_zones_loaded", "Restricted zones in force on this worker")
+ZONE_UPDATES = Counter(
+    "yrd_zone_updates", "Zone records applied by this worker, by result", ["result"]
+)
+ZONES_REJECTED = Counter(
+    "yrd_zones_rejected", "Zone records sent to the dead-letter topic, by reason", ["reason"]
+)

@@ -19,10 +19,31 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     status_flags: int
     province: str | None
     city: City | None
+    x_m: float = 0.0
+    y_m: float = 0.0
+    zones: tuple[tuple[str, int], ...] = ()
+    """(zone_id, level) of every zone the ping is in or near; see :mod:`.zones.index`."""
+
+    def zone_level(self, zone_id: str) -> int | None:
+        """This ping's level for the zone, or None when it is beyond the zone's margin."""
+        for zid, level in self.zones:
+            if zid == zone_id:
+                return level
+        return None
 
     @classmethod
     def from_ping(
-        cls, ping: Ping, *, ts_ms: int, lon: float, lat: float, province: str | None, city: City | None
+        cls,
+        ping: Ping,
+        *,
+        ts_ms: int,
+        lon: float,
+        lat: float,
+        province: str | None,
+        city: City | None,
+        x_m: float = 0.0,
+        y_m: float = 0.0,
+        zones: tuple[tuple[str, int], ...] = (),
     ) -> "Observation":
         return cls(
             ts_ms=ts_ms,
@@ -34,4 +55,7 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
             status_flags=ping.status_flags,
             province=province,
             city=city,
+            x_m=x_m,
+            y_m=y_m,
+            zones=zones,
         )

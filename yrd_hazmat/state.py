@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 
 from .observation import Observation
-from .rules.speeding import SpeedingState
+from .rules.speed_episode import SpeedEpisode
+from .rules.zones import ZoneTrack
 
 
 class VehicleState(msgspec.Struct, kw_only=True):
@@ -16,12 +17,14 @@ class VehicleState(msgspec.Struct, kw_only=True):
     pings: int = 0
     duplicates: int = 0
     late: int = 0
-    speeding: SpeedingState = msgspec.field(default_factory=SpeedingState)
+    speeding: SpeedEpisode = msgspec.field(default_factory=SpeedEpisode)
+    zones: dict[str, ZoneTrack] = msgspec.field(default_factory=dict)
 
     @property
     def open_incidents(self) -> list[str]:
         """Ids of the incidents currently raised for this vehicle."""
-        return [i for i in (self.speeding.incident,) if i is not None]
+        opened = [i for i in (self.speeding.incident,) if i is not None]
+        return opened + [i for track in self.zones.values() for i in track.open_incidents]
 
 
 _encoder = msgspec.msgpack.Encoder()

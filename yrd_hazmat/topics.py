@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -51,5 +52,20 @@ async def ensure_topics(settings: Settings) -> list[str]:
                 pass
             log.info("created topics: %s", ", ".join(t.name for t in missing))
         return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+async def wait_for_partitions(bootstrap: str, topic: str, poll_s: float = 1.0) -> list[int]:
+    """The partition ids of ``topic``, waiting until it exists."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        while True:
+            [description] = await admin.describe_topics([topic])
+            if description["error_code"] == 0 and description["partitions"]:
+                return sorted(p["partition"] for p in description["partitions"])
+            log.warning("topic %s does not exist yet", topic)
+            await asyncio.sleep(poll_s)
     finally:
         await admin.close()

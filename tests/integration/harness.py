@@ -18,10 +18,15 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncio
+import urllib.request
+
 from confluent_kafka import Consumer, Producer
+from prometheus_client.parser import text_string_to_metric_families
 
 from yrd_hazmat.codec import encode
 from yrd_hazmat.models import Ping
+from yrd_hazmat.readmodel import ReadModel
 
 
 def free_port() -> int:
@@ -156,3 +161,42 @@ class Kafka:
         if not met:
             raise TimeoutError(f"{topic}: condition not met in {timeout} s; got {records!r}"[:4000])
         return records
+
+
+def scrape(port: str | int) -> dict[tuple[str, tuple], float]:
+    """The worker's /metrics as {(sample name, sorted labels): value}."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"not within {timeout} s: {what}")
+
+
+def latest_ts(redis_url: str, prefix: str, vehicle: str) -> str | None:
+    """The event time of the vehicle's latest processed ping, from the read model."""
+    async def read() -> str | None:
+        model = ReadModel.from_url(redis_url, prefix=prefix)
+        try:
+            return (await model.vehicle(vehicle)).get("ts")
+        finally:
+            await model.close()
+
+    return asyncio.run(read())
+
+
+def wait_processed(env: dict[str, str], vehicle: str, ping: Ping, timeout: float = 60) -> None:
+    """Wait until the worker has processed ``ping`` (the vehicle's latest)."""
+    wait_until(
+        lambda: latest_ts(env["REDIS_URL"], env["YRD_REDIS_PREFIX"], vehicle) == ping.ts.isoformat(),
+        f"{vehicle} processed up to {ping.ts.isoformat()}", timeout,
+    )

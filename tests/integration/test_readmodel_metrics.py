@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from yrd_hazmat.readmodel import ReadModel
+from tests.integration.harness import scrape
 from tests.integration.traces import XINJIEKOU, drive, of, start_time
 
 pytestmark = pytest.mark.integration
-
-
-def scrape(port: str) -> dict[tuple[str, tuple], float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(body)
-        for s in family.samples
-    }
 
 
 def test_read_model_and_metrics_show_what_was_processed(env, kafka, worker, services):

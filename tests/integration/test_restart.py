@@ -2,40 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import timedelta
 
 import pytest
 
-from yrd_hazmat.readmodel import ReadModel
+from tests.integration.harness import wait_processed
 from tests.integration.traces import drive, of, start_time
 
 pytestmark = pytest.mark.integration
 
 
-def wait_processed(redis_url: str, prefix: str, vehicle: str, ts: str, timeout: float = 60) -> None:
-    async def latest() -> str | None:
-        model = ReadModel.from_url(redis_url, prefix=prefix)
-        try:
-            return (await model.vehicle(vehicle)).get("ts")
-        finally:
-            await model.close()
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if asyncio.run(latest()) == ts:
-            return
-        time.sleep(0.3)
-    raise TimeoutError(f"{vehicle} not processed up to {ts}")
-
-
-def test_episode_spanning_a_restart_is_raised_once_at_the_right_time(env, kafka, worker, services):
+def test_episode_spanning_a_restart_is_raised_once_at_the_right_time(env, kafka, worker):
     t0 = start_time()
     trace = drive("沪A30001", t0, [95.0] * 12 + [65.0] * 3)  # over 0-55 s, back at 60 s
     first, rest = trace[:5], trace[5:]  # 0-20 s over the limit: not yet 30 s
     kafka.send_pings(env["YRD_TOPIC_PINGS"], first)
-    wait_processed(services["REDIS_URL"], env["YRD_REDIS_PREFIX"], "沪A30001", first[-1].ts.isoformat())
+    wait_processed(env, "沪A30001", first[-1])
 
     assert worker.stop() == 0, worker.log_tail()
     worker.start()

@@ -16,10 +16,11 @@ def start_time() -> datetime:
 
 
 def drive(vehicle: str, t0: datetime, speeds: list[float], *, at=PEOPLES_SQUARE,
-          every_s: int = 5, road: str = "expressway") -> list[Ping]:
-    """One ping every ``every_s`` seconds with the given speeds, moving east slowly."""
+          every_s: int = 5, road: str = "expressway", step_deg: float = 1e-4) -> list[Ping]:
+    """One ping every ``every_s`` seconds with the given speeds, moving east ``step_deg``
+    of longitude per ping."""
     return [
-        Ping(vehicle_id=vehicle, ts=t0 + timedelta(seconds=i * every_s), lon=at[0] + i * 1e-4,
+        Ping(vehicle_id=vehicle, ts=t0 + timedelta(seconds=i * every_s), lon=at[0] + i * step_deg,
              lat=at[1], speed_kmh=v, road_class=road, status_flags=3)
         for i, v in enumerate(speeds)
     ]

@@ -1,0 +1,127 @@
+"""Restricted zones at run time: every worker loads all of them; one dead-letters bad ones.
+
+- :class:`ZoneLoader` (a task on every worker): reads the compacted zones topic
+  from its start with a group-less consumer over all partitions, so each
+  worker holds every zone, and keeps following it: an update takes effect on
+  the next batch, without a restart. A null value deletes. Invalid records
+  leave the current zones untouched.
+- ``validate_zones`` (an agent, partitions shared by the worker group): sends
+  each invalid zone record to the dead-letter topic once, with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from yrd_hazmat import metrics
+from yrd_hazmat.codec import Rejection
+from yrd_hazmat.config import Settings
+from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.topics import wait_for_partitions
+from yrd_hazmat.zones.model import parse_zone
+from yrd_hazmat.zones.registry import ZoneRegistry
+
+from agents.app import app, dead_letters, settings, zones_topic
+
+log = logging.getLogger(__name__)
+
+
+class ZoneLoader:
+    """Keeps a :class:`ZoneRegistry` equal to the zones file plus the zones topic."""
+
+    def __init__(self, settings: Settings, registry: ZoneRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.ready = asyncio.Event()
+
+    def load_file(self) -> None:
+        if not self.settings.zones_file:
+            return
+        for name, rejection in self.registry.load_file(self.settings.zones_file):
+            log.error("zones file: %s rejected (%s): %s", name, rejection.reason, rejection.error)
+        log.info("zones file %s: %d zones", self.settings.zones_file, len(self.registry))
+
+    def apply(self, key: bytes | None, value: bytes | None) -> str:
+        """Apply one zones-topic record; returns the result label."""
+        zone_id = key.decode("utf-8", "replace") if key is not None else None
+        if value is None:
+            if zone_id is not None and self.registry.delete(zone_id):
+                return "deleted"
+            return "ignored"
+        zone = parse_zone(value, key=zone_id)
+        if isinstance(zone, Rejection):
+            return "rejected"
+        self.registry.put(zone)
+        return "applied"
+
+    async def run(self) -> None:
+        self.load_file()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            partitions = await self._assign_all(consumer)
+            end = await consumer.end_offsets(partitions)
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                for records in batches.values():
+                    for record in records:
+                        result = self.apply(record.key, record.value)
+                        metrics.ZONE_UPDATES.labels(result=result).inc()
+                        log.info("zone %s: %s", record.key, result)
+                metrics.ZONES_LOADED.set(len(self.registry))
+                if not self.ready.is_set() and await _caught_up(consumer, end):
+                    log.info("zones caught up: %d zones in force", len(self.registry))
+                    self.ready.set()
+        finally:
+            await consumer.stop()
+
+    async def _assign_all(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """Assign every partition of the zones topic, from its start."""
+        topic = self.settings.topic_zones
+        partitions = await wait_for_partitions(self.settings.kafka_bootstrap, topic)
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        return tps
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:
+    """Whether the consumer has read every partition up to the given end offsets."""
+    for tp, offset in end.items():
+        if await consumer.position(tp) < offset:
+            return False
+    return True
+
+
+zone_registry = ZoneRegistry(margin_m=settings.zone_margin_m)
+zone_loader = ZoneLoader(settings, zone_registry)
+
+
+@app.task
+async def load_zones() -> None:
+    """Follow the zones topic for as long as the worker runs."""
+    await zone_loader.run()
+
+
+@app.agent(zones_topic)
+async def validate_zones(stream):
+    """Dead-letter invalid zone records (once per worker group)."""
+    async for event in stream.events():
+        if event.value is None:
+            continue
+        key = event.key.decode("utf-8", "replace") if event.key is not None else None
+        zone = parse_zone(event.value, key=key)
+        if not isinstance(zone, Rejection):
+            continue
+        await dead_letters.send(event, zone, datetime.now(CHINA_TZ))
+        metrics.ZONES_REJECTED.labels(reason=zone.reason).inc()
+        log.warning("zone record %s rejected (%s): %s", key, zone.reason, zone.error)

@@ -1,0 +1,77 @@
+"""Zones change at run time through the compacted zones topic, on the real broker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.harness import scrape, wait_processed, wait_until
+from tests.integration.traces import XINJIEKOU, drive, of, start_time
+
+pytestmark = pytest.mark.integration
+
+ZONE_ID = "e2e-nanjing-core"
+D = 0.01  # ~1 km
+ZONE = {
+    "type": "Feature",
+    "geometry": {"type": "Polygon", "coordinates": [[
+        [XINJIEKOU[0] - D, XINJIEKOU[1] - D], [XINJIEKOU[0] + D, XINJIEKOU[1] - D],
+        [XINJIEKOU[0] + D, XINJIEKOU[1] + D], [XINJIEKOU[0] - D, XINJIEKOU[1] + D],
+        [XINJIEKOU[0] - D, XINJIEKOU[1] - D]]]},
+    "properties": {"zone_id": ZONE_ID, "name": "Xinjiekou test core", "kind": "city_core",
+                   "province": "JS", "banned_classes": "all"},
+}
+
+
+def zones_loaded(env) -> float:
+    return scrape(env["YRD_METRICS_PORT"]).get(("yrd_zones_loaded", ()), -1)
+
+
+def through_the_zone(vehicle: str):
+    """West to east across the zone at ~43 km/h: 2.4 km in 200 s, one ping per 10 s."""
+    start = (XINJIEKOU[0] - 0.0125, XINJIEKOU[1])
+    return drive(vehicle, start_time(), [43.0] * 21, at=start, every_s=10, road="other",
+                 step_deg=0.00125)
+
+
+def test_zone_published_at_run_time_then_updated_badly_then_deleted(env, kafka, worker):
+    zones_topic, alerts_topic = env["YRD_TOPIC_ZONES"], env["YRD_TOPIC_ALERTS"]
+    assert zones_loaded(env) == 0
+
+    kafka.send(zones_topic, ZONE_ID.encode(), json.dumps(ZONE).encode())
+    kafka.flush()
+    wait_until(lambda: zones_loaded(env) == 1, "zone loaded by the running worker", 30)
+
+    first = through_the_zone("苏A40001")
+    kafka.send_pings(env["YRD_TOPIC_PINGS"], first)
+    alerts = kafka.read(alerts_topic, lambda r: len(of(r, "苏A40001")) >= 2, settle=2)
+    raised, cleared = of(alerts, "苏A40001")
+    assert (raised["type"], raised["state"], raised["severity"]) == ("ZONE_VIOLATION", "raised", "critical")
+    assert raised["province"] == "JS" and raised["city"] == {"code": "320100", "name": "南京市"}
+    assert raised["details"]["zone_id"] == ZONE_ID and raised["details"]["depth_m"] > 30
+    assert raised["details"]["cargo_assumed_banned"] is True
+    assert (cleared["type"], cleared["state"]) == ("ZONE_VIOLATION", "cleared")
+
+    # An invalid update of the same zone goes to the dead-letter topic; the zone stays.
+    bad = json.loads(json.dumps(ZONE))
+    bad["properties"]["banned_classes"] = ["2.3", "radioactive-ish"]
+    kafka.send(zones_topic, ZONE_ID.encode(), json.dumps(bad).encode())
+    kafka.flush()
+    dead = kafka.read(env["YRD_TOPIC_DEADLETTER"], lambda r: len(r) >= 1, settle=1)
+    assert [(d["source_topic"], d["key"], d["reason"]) for d in dead] == [(zones_topic, ZONE_ID, "invalid")]
+    assert "unknown hazard class" in dead[0]["error"]
+    second = through_the_zone("苏A40002")
+    kafka.send_pings(env["YRD_TOPIC_PINGS"], second)
+    alerts = kafka.read(alerts_topic, lambda r: len(of(r, "苏A40002")) >= 2)
+    assert [a["type"] for a in of(alerts, "苏A40002")] == ["ZONE_VIOLATION"] * 2
+
+    # A tombstone deletes the zone: the next truck on the same path raises nothing.
+    kafka.send(zones_topic, ZONE_ID.encode(), None)
+    kafka.flush()
+    wait_until(lambda: zones_loaded(env) == 0, "zone deleted on the running worker", 30)
+    third = through_the_zone("苏A40003")
+    kafka.send_pings(env["YRD_TOPIC_PINGS"], third)
+    wait_processed(env, "苏A40003", third[-1])
+    alerts = kafka.read(alerts_topic, lambda r: True, settle=2)
+    assert of(alerts, "苏A40003") == []

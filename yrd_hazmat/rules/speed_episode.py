@@ -1,0 +1,96 @@
+"""One speeding episode against some limit: the shared core of SPEEDING and ZONE_SPEEDING.
+
+Raised once the speed has stayed over the limit for ``min_duration_ms`` of
+event time; cleared by the first observation at or under it (or by
+:func:`close`, e.g. when the truck leaves the zone whose limit it broke). A gap
+in the pings longer than ``max_gap_ms`` restarts the count, since nothing is
+known about the speed in between.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..alerts import incident_id
+from ..models import Alert, AlertState, Severity
+from ..observation import Observation
+from ..timeutil import from_ms
+from .context import StepContext
+
+
+class SpeedEpisode(msgspec.Struct, kw_only=True):
+    over_since_ms: int | None = None
+    max_speed_kmh: float = 0.0
+    incident: str | None = None
+
+
+class EpisodeRule(msgspec.Struct, frozen=True, kw_only=True):
+    """What an episode is about: alert type, subject (e.g. a zone id) and thresholds."""
+
+    alert_type: str
+    severity: Severity = Severity.WARNING
+    subject: str = ""
+    min_duration_ms: int
+    max_gap_ms: int = 300_000
+
+
+def step(
+    state: SpeedEpisode,
+    obs: Observation,
+    ctx: StepContext,
+    rule: EpisodeRule,
+    limit_kmh: float,
+    details: dict[str, Any],
+) -> tuple[SpeedEpisode, list[Alert]]:
+    """Advance the episode by one observation."""
+    if obs.speed_kmh <= limit_kmh:
+        return close(state, obs, ctx, rule, details | {"limit_kmh": limit_kmh})
+    gap = obs.ts_ms - ctx.previous.ts_ms if ctx.previous is not None else 0
+    if state.over_since_ms is None or (state.incident is None and gap > rule.max_gap_ms):
+        state = SpeedEpisode(over_since_ms=obs.ts_ms, max_speed_kmh=obs.speed_kmh)
+    else:
+        state = SpeedEpisode(
+            over_since_ms=state.over_since_ms,
+            max_speed_kmh=max(state.max_speed_kmh, obs.speed_kmh),
+            incident=state.incident,
+        )
+    assert state.over_since_ms is not None
+    over_for_ms = obs.ts_ms - state.over_since_ms
+    if state.incident is not None or over_for_ms < rule.min_duration_ms:
+        return state, []
+    state.incident = incident_id(ctx.vehicle_id, rule.alert_type, rule.subject, obs.ts_ms)
+    raised = ctx.alert(
+        rule.alert_type, rule.severity, AlertState.RAISED, state.incident, obs,
+        details | {
+            "speed_kmh": obs.speed_kmh,
+            "limit_kmh": limit_kmh,
+            "over_since": from_ms(state.over_since_ms).isoformat(),
+            "over_for_s": over_for_ms / 1000,
+        },
+    )
+    return state, [raised]
+
+
+def close(
+    state: SpeedEpisode,
+    obs: Observation,
+    ctx: StepContext,
+    rule: EpisodeRule,
+    details: dict[str, Any],
+) -> tuple[SpeedEpisode, list[Alert]]:
+    """End the episode at ``obs``; clears its alert if one was raised."""
+    if state.incident is None:
+        return SpeedEpisode(), []
+    over_since = state.over_since_ms if state.over_since_ms is not None else obs.ts_ms
+    cleared = ctx.alert(
+        rule.alert_type, rule.severity, AlertState.CLEARED, state.incident, obs,
+        details | {
+            "speed_kmh": obs.speed_kmh,
+            "max_speed_kmh": state.max_speed_kmh,
+            "over_since": from_ms(over_since).isoformat(),
+            "duration_s": (obs.ts_ms - over_since) / 1000,
+        },
+    )
+    return SpeedEpisode(), [cleared]

@@ -1,0 +1,201 @@
+"""ZONE_VIOLATION, ZONE_DWELL and ZONE_SPEEDING: restricted zones, with hysteresis.
+
+Per vehicle and zone a small track says whether the truck is *confirmed*
+inside. Entry is confirmed by a ping deeper than the margin, or by staying
+inside for ``min_inside_ms``; exit by a ping beyond the margin, or by staying
+outside for ``min_outside_ms``. GPS jitter along an edge never confirms
+either, so it cannot raise and clear an alert on every ping.
+
+While confirmed inside:
+- ZONE_VIOLATION (critical) when the ban is in force at the ping's local time
+  and the cargo class is banned (unknown cargo counts as banned, and the alert
+  says so); cleared on exit or when the ban window ends.
+- ZONE_DWELL (warning) once inside longer than the zone's ``max_dwell_s``.
+- ZONE_SPEEDING (warning) over the zone's own limit where it is lower than the
+  road's legal limit (otherwise SPEEDING already covers it).
+All open alerts of a zone clear when the truck leaves it or the zone is removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from ..alerts import incident_id
+from ..hazard import is_banned
+from ..models import Alert, AlertState, Severity
+from ..observation import Observation
+from ..timeutil import from_ms
+from ..zones.index import DEEP, INSIDE, NEAR, depth_m
+from ..zones.model import Zone
+from ..zones.schedule import in_force
+from . import speed_episode
+from .context import StepContext
+from .speed_episode import EpisodeRule, SpeedEpisode
+from .speeding import SpeedingConfig
+
+VIOLATION = "ZONE_VIOLATION"
+DWELL = "ZONE_DWELL"
+SPEEDING = "ZONE_SPEEDING"
+
+
+class ZonesConfig(msgspec.Struct, frozen=True, kw_only=True):
+    margin_m: float = 30.0
+    min_inside_ms: int = 20_000
+    min_outside_ms: int = 20_000
+    speeding_min_duration_ms: int = 30_000
+
+
+class ZoneTrack(msgspec.Struct, kw_only=True):
+    """One vehicle's relation to one zone."""
+
+    inside: bool = False
+    entered_ms: int | None = None
+    pending_ms: int | None = None
+    """Start of an unconfirmed crossing (in while outside, out while inside)."""
+    violation: str | None = None
+    dwell: str | None = None
+    speeding: SpeedEpisode = msgspec.field(default_factory=SpeedEpisode)
+
+    @property
+    def open_incidents(self) -> list[str]:
+        return [i for i in (self.violation, self.dwell, self.speeding.incident) if i]
+
+
+def step(
+    tracks: dict[str, ZoneTrack],
+    obs: Observation,
+    ctx: StepContext,
+    zones: Mapping[str, Zone],
+    cfg: ZonesConfig,
+    speeding: SpeedingConfig,
+    cargo_class: str | None,
+) -> tuple[dict[str, ZoneTrack], list[Alert]]:
+    """Advance every zone track of one vehicle by one observation."""
+    alerts: list[Alert] = []
+    out: dict[str, ZoneTrack] = {}
+    for zone_id in sorted({z for z, _ in obs.zones} | tracks.keys()):
+        track = tracks.get(zone_id) or ZoneTrack()
+        zone = zones.get(zone_id)
+        if zone is None:  # removed while tracked
+            alerts += _leave(track, obs, ctx, zone_id, "zone_removed")
+            continue
+        level = obs.zone_level(zone_id)
+        if track.inside:
+            if _confirmed_exit(track, level, obs.ts_ms, cfg):
+                alerts += _leave(track, obs, ctx, zone_id, "exited")
+                continue
+        elif not _confirmed_entry(track, level, obs.ts_ms, cfg):
+            if track.pending_ms is not None or level is not None:
+                out[zone_id] = track
+            continue
+        alerts += _while_inside(track, obs, ctx, zone, cfg, speeding, cargo_class)
+        out[zone_id] = track
+    return out, alerts
+
+
+def _confirmed_entry(track: ZoneTrack, level: int | None, ts: int, cfg: ZonesConfig) -> bool:
+    if level is None or level == NEAR:
+        track.pending_ms = None
+        return False
+    start = track.pending_ms if track.pending_ms is not None else ts
+    if level == DEEP or ts - start >= cfg.min_inside_ms:
+        track.inside, track.entered_ms, track.pending_ms = True, start, None
+        return True
+    track.pending_ms = start
+    return False
+
+
+def _confirmed_exit(track: ZoneTrack, level: int | None, ts: int, cfg: ZonesConfig) -> bool:
+    if level in (DEEP, INSIDE):
+        track.pending_ms = None
+        return False
+    if level is None:
+        return True
+    track.pending_ms = track.pending_ms if track.pending_ms is not None else ts
+    return ts - track.pending_ms >= cfg.min_outside_ms
+
+
+def _zone_details(zone: Zone, obs: Observation) -> dict[str, Any]:
+    props = zone.props
+    return {
+        "zone_id": props.zone_id,
+        "zone_name": props.name,
+        "zone_kind": props.kind,
+        "depth_m": round(depth_m(zone, obs.x_m, obs.y_m), 1),
+    }
+
+
+def _while_inside(
+    track: ZoneTrack,
+    obs: Observation,
+    ctx: StepContext,
+    zone: Zone,
+    cfg: ZonesConfig,
+    speeding: SpeedingConfig,
+    cargo_class: str | None,
+) -> list[Alert]:
+    alerts: list[Alert] = []
+    entered_ms = track.entered_ms if track.entered_ms is not None else obs.ts_ms
+    details = _zone_details(zone, obs) | {"entered_at": from_ms(entered_ms).isoformat()}
+    zone_id = zone.zone_id
+
+    ban = in_force(zone.windows, obs.ts_ms) and is_banned(cargo_class, zone.banned)
+    if ban and track.violation is None:
+        track.violation = incident_id(ctx.vehicle_id, VIOLATION, zone_id, obs.ts_ms)
+        alerts.append(ctx.alert(VIOLATION, Severity.CRITICAL, AlertState.RAISED, track.violation,
+                                obs, details | _ban_details(zone, cargo_class)))
+    elif not ban and track.violation is not None:
+        alerts.append(ctx.alert(VIOLATION, Severity.CRITICAL, AlertState.CLEARED, track.violation,
+                                obs, details | {"reason": "ban_not_in_force"}))
+        track.violation = None
+
+    max_dwell = zone.props.max_dwell_s
+    dwell_s = (obs.ts_ms - entered_ms) / 1000
+    if max_dwell is not None and track.dwell is None and dwell_s > max_dwell:
+        track.dwell = incident_id(ctx.vehicle_id, DWELL, zone_id, obs.ts_ms)
+        alerts.append(ctx.alert(DWELL, Severity.WARNING, AlertState.RAISED, track.dwell, obs,
+                                details | {"dwell_s": dwell_s, "max_dwell_s": max_dwell}))
+
+    rule = EpisodeRule(alert_type=SPEEDING, subject=zone_id,
+                       min_duration_ms=cfg.speeding_min_duration_ms)
+    legal = speeding.limit_for(obs.road_class)
+    zone_limit = zone.props.speed_limit_kmh
+    if zone_limit is not None and zone_limit < legal:
+        track.speeding, raised = speed_episode.step(track.speeding, obs, ctx, rule, zone_limit,
+                                                    details)
+    else:
+        track.speeding, raised = speed_episode.close(track.speeding, obs, ctx, rule, details)
+    return alerts + raised
+
+
+def _ban_details(zone: Zone, cargo_class: str | None) -> dict[str, Any]:
+    props = zone.props
+    return {
+        "banned_classes": props.banned_classes,
+        "schedule": msgspec.to_builtins(props.schedule) if props.schedule else "always",
+        "cargo_class": cargo_class,
+        "cargo_assumed_banned": cargo_class is None,
+    }
+
+
+def _leave(
+    track: ZoneTrack, obs: Observation, ctx: StepContext, zone_id: str, reason: str
+) -> list[Alert]:
+    """Clear every open alert of the zone at ``obs``."""
+    entered = from_ms(track.entered_ms).isoformat() if track.entered_ms is not None else None
+    details = {"zone_id": zone_id, "reason": reason, "entered_at": entered}
+    if track.entered_ms is not None:
+        details["dwell_s"] = (obs.ts_ms - track.entered_ms) / 1000
+    alerts = []
+    for alert_type, incident, severity in (
+        (VIOLATION, track.violation, Severity.CRITICAL),
+        (DWELL, track.dwell, Severity.WARNING),
+    ):
+        if incident is not None:
+            alerts.append(ctx.alert(alert_type, severity, AlertState.CLEARED, incident, obs, details))
+    rule = EpisodeRule(alert_type=SPEEDING, subject=zone_id, min_duration_ms=0)
+    _, cleared = speed_episode.close(track.speeding, obs, ctx, rule, details)
+    return alerts + cleared

@@ -1,0 +1,1 @@
+"""Restricted zones: their contract, schedules, compiled geometry and the live registry."""

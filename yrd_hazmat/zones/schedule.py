@@ -1,0 +1,66 @@
+"""When a zone's ban is in force: weekly windows in local (China Standard) time."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from ..timeutil import CHINA_TZ
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_GROUPS = {"daily": DAYS, "weekdays": DAYS[:5], "weekends": DAYS[5:]}
+HHMM = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
+
+
+class Window(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A daily time window on some days; ``start > end`` runs past midnight.
+
+    The days are those on which the window *starts*: ``fri 22:00-06:00`` covers
+    Friday night into Saturday morning.
+    """
+
+    start: HHMM
+    end: HHMM
+    days: Literal["daily", "weekdays", "weekends"] | list[Day] = "daily"
+
+    def __post_init__(self) -> None:
+        if self.start == self.end:
+            raise ValueError(f"window {self.start}-{self.end} is empty")
+        if self.start == "24:00":
+            raise ValueError("a window cannot start at 24:00")
+        if isinstance(self.days, list) and not self.days:
+            raise ValueError("a window needs at least one day")
+
+    @property
+    def day_set(self) -> frozenset[str]:
+        return frozenset(_GROUPS[self.days] if isinstance(self.days, str) else self.days)
+
+    def covers(self, local: datetime) -> bool:
+        minute = local.hour * 60 + local.minute
+        start, end = _minutes(self.start), _minutes(self.end)
+        today = DAYS[local.weekday()]
+        yesterday = DAYS[(local.weekday() - 1) % 7]
+        if start < end:
+            return today in self.day_set and start <= minute < end
+        return (today in self.day_set and minute >= start) or (
+            yesterday in self.day_set and minute < end
+        )
+
+
+def _minutes(hhmm: str) -> int:
+    match = re.fullmatch(r"(\d\d):(\d\d)", hhmm)
+    assert match is not None
+    return int(match[1]) * 60 + int(match[2])
+
+
+def in_force(windows: tuple[Window, ...] | None, ts_ms: int) -> bool:
+    """Whether a ban with these windows applies at event time ``ts_ms`` (none = always)."""
+    if not windows:
+        return True
+    local = datetime.fromtimestamp(ts_ms / 1000, tz=CHINA_TZ)
+    return any(w.covers(local) for w in windows)
