@@ -11,7 +11,8 @@ jars Maven fetches through deploy/kafka/pom.xml; Redis is Debian's
 If ``KAFKA_BOOTSTRAP`` or ``REDIS_URL`` is already set, that service is taken
 as given and not started (unless it is the address this script itself serves
 and nothing answers there, e.g. after ``down`` in a shell that ran ``eval``).
-Files live in the state dir (default ``.local/``).
+Files live in the state dir (default ``.local/``); the Kafka jars are cached
+in ``.local/kafka-lib`` for every state dir.
 
 Only the standard library is used, so any python3 >= 3.11 can run this before
 the project's own dependencies are installed.  Progress goes to stderr; ``up``
@@ -236,6 +237,8 @@ def start_kafka(cfg: Config) -> str:
     service = cfg.kafka
     pid = live_pid(service)
     if pid:
+        same = cfg.kafka_properties.read_text() == kafka_server_properties(cfg)
+        require_same_settings(service, cfg, same)
         say(f"Kafka already running (pid {pid}), reusing it")
     else:
         require_free_ports(cfg.kafka_port, cfg.controller_port)
@@ -287,7 +290,6 @@ def fetch_kafka_jars() -> Path:
                 mvn,
                 "-B",
                 "-q",
-                "-Dstyle.color=never",
                 "-f",
                 str(KAFKA_POM),
                 f"-Dkafka.lib.dir={KAFKA_LIB_DIR}",
@@ -409,9 +411,9 @@ def kafka_ready(host: str, port: int) -> bool:
             sock.sendall(struct.pack(">i", len(request)) + request)
             (size,) = struct.unpack(">i", recv_exactly(sock, 4))
             response = recv_exactly(sock, size)
-    except OSError:
+        got_id, _throttle_ms, broker_count = struct.unpack_from(">iii", response)
+    except (OSError, struct.error):
         return False
-    got_id, _throttle_ms, broker_count = struct.unpack_from(">iii", response)
     return bool(got_id == correlation_id and broker_count > 0)
 
 
@@ -425,6 +427,8 @@ def start_redis(cfg: Config) -> str:
     service = cfg.redis
     pid = live_pid(service)
     if pid:
+        # Redis shows its address in its process title.
+        require_same_settings(service, cfg, process_alive(pid, f"{HOST}:{cfg.redis_port}"))
         say(f"Redis already running (pid {pid}), reusing it")
     else:
         require_free_ports(cfg.redis_port)
@@ -545,6 +549,15 @@ def run_quietly(command: list[str], what: str, env: dict[str, str] | None = None
     )
     if result.returncode != 0:
         raise ServiceError(f"{what} (exit {result.returncode}):\n{result.stdout[-4000:]}")
+
+
+def require_same_settings(service: Service, cfg: Config, same: bool) -> None:
+    """Refuse to reuse a running service that was started with other settings (ports)."""
+    if not same:
+        raise ServiceError(
+            f"{service.name} already runs from {cfg.state_dir} with other settings; "
+            "run `down` first, or use another --state-dir"
+        )
 
 
 def require_free_ports(*ports: int) -> None:
