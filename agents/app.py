@@ -16,17 +16,16 @@ from agents.deadletter import DeadLetterSink
 
 
 def _credentials(settings: Settings) -> faust.SASLCredentials | ssl.SSLContext | None:
-    protocol = settings.kafka_security_protocol.upper()
-    context = ssl.create_default_context() if protocol.endswith("SSL") else None
+    """Faust's form of the same connection options every other client gets."""
+    options = settings.kafka_options()
     if settings.kafka_sasl_mechanism:
-        password = settings.kafka_sasl_password
         return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=password.get_secret_value() if password else None,
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=context,
+            username=options["sasl_plain_username"],
+            password=options.get("sasl_plain_password"),
+            mechanism=options["sasl_mechanism"],
+            ssl_context=options.get("ssl_context"),
         )
-    return context
+    return options.get("ssl_context")
 
 
 def create_app(settings: Settings) -> faust.App:

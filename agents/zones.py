@@ -61,7 +61,7 @@ class ZoneLoader:
     async def run(self) -> None:
         self.load_file()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **self.settings.kafka_options(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -87,7 +87,7 @@ class ZoneLoader:
     async def _assign_all(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         """Assign every partition of the zones topic, from its start."""
         topic = self.settings.topic_zones
-        partitions = await wait_for_partitions(self.settings.kafka_bootstrap, topic)
+        partitions = await wait_for_partitions(self.settings, topic)
         tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

@@ -68,7 +68,7 @@ def simulate(vehicles: int, interval: float, speeders: float, seed: int, duratio
     settings = get_settings()
     try:
         sent = asyncio.run(
-            run(settings.kafka_bootstrap, settings.topic_pings, size=vehicles, interval_s=interval,
+            run(settings.kafka_options(), settings.topic_pings, size=vehicles, interval_s=interval,
                 speeders=speeders, seed=seed, duration_s=duration)
         )
         click.echo(f"sent {sent} pings", err=True)
@@ -95,7 +95,7 @@ def alerts(provinces, cities, severities, types, as_json, from_beginning, limit)
         severities=_split(severities), types=_split(types),
     )
     try:
-        asyncio.run(follow_alerts(settings.kafka_bootstrap, settings.topic_alerts, wanted,
+        asyncio.run(follow_alerts(settings.kafka_options(), settings.topic_alerts, wanted,
                                   as_json=as_json, from_beginning=from_beginning, stop_after=limit))
     except KeyboardInterrupt:
         pass
@@ -115,6 +115,35 @@ def schemas(check: bool) -> None:
     else:
         for path in write_all():
             click.echo(f"wrote {path}")
+
+
+@main.group()
+def zones() -> None:
+    """Publish or delete restricted zones on the zones topic (applied without restart)."""
+
+
+@zones.command("publish")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def zones_publish(path: str) -> None:
+    """Check every feature of a GeoJSON FeatureCollection and publish the valid ones."""
+    from .zones.publish import publish_file
+
+    published, rejected = asyncio.run(publish_file(get_settings(), path))
+    for name, rejection in rejected:
+        click.echo(f"rejected {name}: {rejection.reason}: {rejection.error}", err=True)
+    click.echo(f"published {published} zone(s), rejected {len(rejected)}")
+    if rejected:
+        raise SystemExit(1)
+
+
+@zones.command("delete")
+@click.argument("zone_ids", nargs=-1, required=True)
+def zones_delete(zone_ids: tuple[str, ...]) -> None:
+    """Delete zones by id (a null value on the compacted topic)."""
+    from .zones.publish import delete
+
+    asyncio.run(delete(get_settings(), zone_ids))
+    click.echo(f"deleted {len(zone_ids)} zone(s)")
 
 
 @main.command()

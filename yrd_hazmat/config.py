@@ -8,7 +8,9 @@ print: ``repr(settings)`` and :meth:`Settings.summary` mask them.
 
 from __future__ import annotations
 
+import ssl
 from functools import cache
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -74,6 +76,21 @@ class Settings(BaseSettings):
     def faust_broker(self) -> str:
         """Faust's broker URL list (``kafka://host:port;kafka://...``)."""
         return ";".join(f"kafka://{hp.strip()}" for hp in self.kafka_bootstrap.split(","))
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Connection keyword arguments for any aiokafka client (admin, producer, consumer)."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap,
+            "security_protocol": self.kafka_security_protocol.upper(),
+        }
+        if options["security_protocol"].endswith("SSL"):
+            options["ssl_context"] = ssl.create_default_context()
+        if self.kafka_sasl_mechanism:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        return options
 
     def summary(self) -> dict[str, object]:
         """Settings as a dict safe to log: secrets masked, URL passwords hidden."""

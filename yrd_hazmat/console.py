@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from rich.console import Console
@@ -52,7 +53,7 @@ def render_line(alert: Alert) -> Text:
 
 
 async def follow_alerts(
-    bootstrap: str,
+    kafka: dict[str, Any],
     topic: str,
     alert_filter: AlertFilter,
     *,
@@ -61,14 +62,17 @@ async def follow_alerts(
     stop_after: int | None = None,
     emit: Callable[[str | Text], None] | None = None,
 ) -> int:
-    """Print matching alerts as they arrive until cancelled; returns how many were shown."""
+    """Print matching alerts as they arrive until cancelled; returns how many were shown.
+
+    ``kafka`` holds the client's connection options (``Settings.kafka_options()``).
+    """
     from aiokafka import AIOKafkaConsumer
 
     console = Console(highlight=False, soft_wrap=True)
     out = emit or (lambda item: console.print(item) if isinstance(item, Text) else print(item, flush=True))
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from importlib.resources import files
 from pathlib import Path
 
 from rich.console import Console
@@ -78,6 +79,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
     started_services = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
     console.print("[bold]Starting Kafka (KRaft) and Redis...[/]")
     os.environ.update(services(repo, "up", dict(os.environ)))
+    os.environ.setdefault("YRD_ZONES_FILE", str(files("yrd_hazmat.data") / "zones.geojson"))
     env = dict(os.environ)
     settings = Settings()
     asyncio.run(ensure_topics(settings))
@@ -93,10 +95,11 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         f"(log {logs / 'simulator.log'})\n"
         f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics   "
         f"read model: redis-cli -u {env['REDIS_URL']} hgetall yrd:vehicle:<plate>\n"
+        f"zones: {env['YRD_ZONES_FILE']} (illustrative)\n"
         "[bold]Alerts (speeding needs 30 s over the limit before it fires). Ctrl-C to stop.[/]"
     )
     started = time.monotonic()
-    feed = follow_alerts(settings.kafka_bootstrap, settings.topic_alerts, AlertFilter())
+    feed = follow_alerts(settings.kafka_options(), settings.topic_alerts, AlertFilter())
     try:
         asyncio.run(_until_one_ends(feed, _watch({"worker": worker, "simulator": fleet})))
     except KeyboardInterrupt:

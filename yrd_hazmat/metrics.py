@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from .codec import REASONS
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 PINGS_CONSUMED = Counter("yrd_pings_consumed", "Ping records read from the pings topic")
@@ -34,6 +36,15 @@ VEHICLES_TRACKED = Gauge("yrd_vehicles_tracked", "Vehicles with state on this wo
 READMODEL_ERRORS = Counter("yrd_readmodel_errors", "Failed writes to the Redis read model")
 
 
+def _declare_labels() -> None:
+    """Create every known label value at zero, so rate() sees the first event too."""
+    for reason in REASONS:
+        PINGS_REJECTED.labels(reason=reason)
+        ZONES_REJECTED.labels(reason=reason)
+    for result in ("applied", "deleted", "rejected", "ignored"):
+        ZONE_UPDATES.labels(result=result)
+
+
 def serve(port: int, host: str = "0.0.0.0") -> None:
     """Expose ``/metrics`` over HTTP (port 0 disables it)."""
     if port:
@@ -45,3 +56,6 @@ ZONE_UPDATES = Counter(
 ZONES_REJECTED = Counter(
     "yrd_zones_rejected", "Zone records sent to the dead-letter topic, by reason", ["reason"]
 )
+
+
+_declare_labels()

@@ -1,8 +1,9 @@
 """The messages on every topic, as msgspec structs.
 
-These structs are the single source of the topic contract: ``schemas/*.json``
-is generated from them (``yrd-hazmat schemas --write``) and a test fails if
-the committed files drift from what the structs produce.
+These structs, with the zone feature of :mod:`.zones.model`, are the single
+source of the topic contract: ``schemas/*.json`` is generated from them
+(``yrd-hazmat schemas``) and a test fails if the committed files drift from
+what the structs produce.
 """
 
 from __future__ import annotations
@@ -106,11 +107,3 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     raw_truncated: bool
     raw_sha256: str
     received_at: EventTime
-
-
-TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
-    "pings": Ping,
-    "alerts": Alert,
-    "deadletter": DeadLetter,
-}
-"""Topic (settings suffix) -> the struct that is its value schema."""

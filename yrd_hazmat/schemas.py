@@ -8,7 +8,8 @@ from typing import Any
 
 import msgspec
 
-from .models import TOPIC_MODELS
+from .models import Alert, DeadLetter, Ping
+from .zones.model import ZoneFeature
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
@@ -23,10 +24,14 @@ TOPICS: dict[str, str] = {
 }
 """Settings suffix -> default topic name (the file is ``schemas/<name>.schema.json``)."""
 
+TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
+    "pings": Ping, "alerts": Alert, "deadletter": DeadLetter, "zones": ZoneFeature,
+}
+"""Topic (settings suffix) -> the struct that is its value schema."""
+
 _KEY = "UTF-8 vehicle id (licence plate), the partitioning key"
 _RESERVED = {
     "permits": "Route permits with their waybill, keyed by vehicle id (compacted; null revokes)",
-    "zones": "Restricted-zone GeoJSON features, keyed by zone id (compacted; null deletes)",
     "handovers": "Province handover events, keyed by vehicle id",
 }
 
@@ -39,11 +44,11 @@ def topic_schema(suffix: str) -> dict[str, Any]:
     if model is None:
         return head | {
             "description": f"RESERVED topic name. {_RESERVED[suffix]}. Value contract to follow.",
-            "x-kafka-key": _KEY if suffix != "zones" else "zone id",
+            "x-kafka-key": _KEY,
         }
     generated = msgspec.json.schema(model)
     head["description"] = (model.__doc__ or "").strip()
-    head["x-kafka-key"] = _KEY
+    head["x-kafka-key"] = "zone id (equal to properties.zone_id; a null value deletes)" if suffix == "zones" else _KEY
     return head | generated
 
 

@@ -12,6 +12,7 @@ import asyncio
 import random
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from .codec import encode
 from .geo.corridors import CORRIDORS, Corridor
@@ -98,7 +99,7 @@ class Fleet:
 
 
 async def run(
-    bootstrap: str,
+    kafka: dict[str, Any],
     topic: str,
     *,
     size: int,
@@ -107,11 +108,14 @@ async def run(
     seed: int,
     duration_s: float | None = None,
 ) -> int:
-    """Publish the fleet's pings every ``interval_s`` seconds; returns pings sent."""
+    """Publish the fleet's pings every ``interval_s`` seconds; returns pings sent.
+
+    ``kafka`` holds the client's connection options (``Settings.kafka_options()``).
+    """
     from aiokafka import AIOKafkaProducer
 
     fleet = Fleet(size, speeders=speeders, seed=seed)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    producer = AIOKafkaProducer(**kafka, acks="all", linger_ms=20)
     await producer.start()
     loop = asyncio.get_running_loop()
     started = loop.time()

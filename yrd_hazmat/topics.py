@@ -31,7 +31,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create any missing topic of the contract; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**settings.kafka_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -56,9 +56,9 @@ async def ensure_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
-async def wait_for_partitions(bootstrap: str, topic: str, poll_s: float = 1.0) -> list[int]:
+async def wait_for_partitions(settings: Settings, topic: str, poll_s: float = 1.0) -> list[int]:
     """The partition ids of ``topic``, waiting until it exists."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**settings.kafka_options())
     await admin.start()
     try:
         while True:

@@ -152,7 +152,8 @@ class Kafka:
             while time.monotonic() < deadline:
                 msg = consumer.poll(0.2)
                 if msg is not None and not msg.error():
-                    records.append(json.loads(msg.value()))
+                    value = msg.value()  # None for a tombstone
+                    records.append(json.loads(value) if value is not None else None)
                 if not met and until(records):
                     met = True
                     deadline = time.monotonic() + settle

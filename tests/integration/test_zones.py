@@ -60,7 +60,7 @@ def test_zone_published_at_run_time_then_updated_badly_then_deleted(env, kafka, 
     kafka.flush()
     dead = kafka.read(env["YRD_TOPIC_DEADLETTER"], lambda r: len(r) >= 1, settle=1)
     assert [(d["source_topic"], d["key"], d["reason"]) for d in dead] == [(zones_topic, ZONE_ID, "invalid")]
-    assert "unknown hazard class" in dead[0]["error"]
+    assert "Invalid enum value 'radioactive-ish'" in dead[0]["error"]
     second = through_the_zone("苏A40002")
     kafka.send_pings(env["YRD_TOPIC_PINGS"], second)
     alerts = kafka.read(alerts_topic, lambda r: len(of(r, "苏A40002")) >= 2)
@@ -75,3 +75,18 @@ def test_zone_published_at_run_time_then_updated_badly_then_deleted(env, kafka, 
     wait_processed(env, "苏A40003", third[-1])
     alerts = kafka.read(alerts_topic, lambda r: True, settle=2)
     assert of(alerts, "苏A40003") == []
+
+
+def test_operators_publish_a_zones_file_and_every_worker_applies_it(env, kafka, worker):
+    import subprocess
+    import sys
+    from importlib.resources import files
+
+    path = files("yrd_hazmat.data") / "zones.geojson"
+    done = subprocess.run([sys.executable, "-m", "yrd_hazmat.cli", "zones", "publish", str(path)],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "published 8 zone(s), rejected 0" in done.stdout
+    records = kafka.read(env["YRD_TOPIC_ZONES"], lambda r: sum(z is not None and z["properties"]["zone_id"] != ZONE_ID for z in r) >= 8)
+    assert {"sh-inner-ring", "hz-west-lake"} <= {z["properties"]["zone_id"] for z in records if z}
+    wait_until(lambda: zones_loaded(env) == 8, "published zones loaded", 30)

@@ -32,3 +32,19 @@ def test_bad_values_fail_at_start_with_the_field_named(monkeypatch):
         assert "batch_max" in str(exc)
     else:
         raise AssertionError("batch_max=0 was accepted")
+
+
+def test_every_kafka_client_gets_the_security_settings(monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "a:9093,b:9093")
+    monkeypatch.setenv("YRD_KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
+    monkeypatch.setenv("YRD_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("YRD_KAFKA_SASL_USERNAME", "carrier-7")
+    monkeypatch.setenv("YRD_KAFKA_SASL_PASSWORD", "pw")
+    options = Settings().kafka_options()
+    assert options["bootstrap_servers"] == "a:9093,b:9093"
+    assert options["security_protocol"] == "SASL_SSL" and options["ssl_context"] is not None
+    assert (options["sasl_mechanism"], options["sasl_plain_username"], options["sasl_plain_password"]) == (
+        "SCRAM-SHA-512", "carrier-7", "pw")
+    monkeypatch.setenv("YRD_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    monkeypatch.delenv("YRD_KAFKA_SASL_MECHANISM")
+    assert set(Settings().kafka_options()) == {"bootstrap_servers", "security_protocol"}

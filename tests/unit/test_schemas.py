@@ -46,3 +46,14 @@ def test_an_alert_validates_against_the_alert_schema():
         lon=121.4, province="SH", city=City(code="310000", name="上海市"), details={"a": 1},
     )
     VALIDATOR(committed("alerts")).validate(json.loads(codec.encode(alert)))
+
+
+def test_the_illustrative_zones_follow_the_zone_schema():
+    from importlib.resources import files
+
+    collection = json.loads(files("yrd_hazmat.data").joinpath("zones.geojson").read_text("utf-8"))
+    validator = VALIDATOR(committed("zones"))
+    for feature in collection["features"]:
+        validator.validate(feature)
+    bad = collection["features"][0] | {"properties": {"zone_id": "x", "kind": "prison"}}
+    assert not validator.is_valid(bad)

@@ -95,7 +95,7 @@ def test_a_valid_zone_parses_with_its_ban():
     ("record", "reason", "words"),
     [
         (b"{oops", "bad_json", "malformed"),
-        (square(banned_classes=["2.3", "12"]), "invalid", "unknown hazard class"),
+        (square(banned_classes=["2.3", "12"]), "invalid", "banned_classes[1]"),
         (square(kind="prison"), "invalid", "kind"),
         (square(schedule=[{"start": "25:00", "end": "06:00"}]), "invalid", "start"),
         (square(schedule=[{"start": "07:00", "end": "07:00"}]), "invalid", "empty"),

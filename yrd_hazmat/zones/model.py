@@ -9,6 +9,7 @@ MultiLineString with ``buffer_m`` (a road section, a bridge, a tunnel).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -20,7 +21,7 @@ from shapely.geometry import shape
 from ..codec import BAD_GEOMETRY, BAD_JSON, BAD_KEY, INVALID, Rejection
 from ..geo.gcj02 import gcj02_to_wgs84
 from ..geo.projection import geometry_to_metric
-from ..hazard import ALL, CLASSES
+from ..hazard import ALL, HazardClass
 from .schedule import Window
 
 Kind = Literal[
@@ -40,7 +41,7 @@ class ZoneProperties(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     name: Annotated[str, Meta(min_length=1, max_length=200)]
     kind: Kind
     province: Literal["SH", "JS", "ZJ", "AH"] | None = None
-    banned_classes: Literal["all"] | list[str]
+    banned_classes: Literal["all"] | list[HazardClass | Literal["all"]]
     schedule: list[Window] | None = None
     speed_limit_kmh: Annotated[float, Meta(gt=0, le=200)] | None = None
     max_dwell_s: Annotated[float, Meta(gt=0)] | None = None
@@ -48,14 +49,10 @@ class ZoneProperties(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     crs: Literal["WGS84", "GCJ02"] = "WGS84"
     source: str | None = None
 
-    def __post_init__(self) -> None:
-        if isinstance(self.banned_classes, list):
-            unknown = sorted(set(self.banned_classes) - CLASSES - {ALL})
-            if unknown:
-                raise ValueError(f"unknown hazard class(es) {unknown}; use GB 6944 classes or 'all'")
-
 
 class ZoneFeature(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """A restricted zone: a GeoJSON Feature (WGS-84 or GCJ-02 lon/lat) with its ban."""
+
     type: Literal["Feature"]
     geometry: dict[str, Any]
     properties: ZoneProperties
@@ -105,6 +102,27 @@ def parse_zone(raw: bytes | str | dict, key: str | None = None) -> Zone | Reject
     except ValueError as exc:
         return Rejection(BAD_GEOMETRY, str(exc))
     return Zone(props=props, geometry=geometry, metric=_metric(geometry, props), repaired=repaired)
+
+
+def parse_collection(
+    path: str | Path,
+) -> tuple[list[tuple[Zone, dict[str, Any]]], list[tuple[str, Rejection]]]:
+    """Parse every feature of a GeoJSON FeatureCollection file.
+
+    Returns the valid zones (each with its feature as read) and, for the
+    invalid ones, their zone id (or position) and rejection.
+    """
+    collection = msgspec.json.decode(Path(path).read_bytes())
+    valid, rejected = [], []
+    for i, feature in enumerate(collection.get("features", [])):
+        result = parse_zone(feature)
+        if isinstance(result, Rejection):
+            props = feature.get("properties") if isinstance(feature, dict) else None
+            name = (props or {}).get("zone_id") or f"feature #{i}"
+            rejected.append((str(name), result))
+        else:
+            valid.append((result, feature))
+    return valid, rejected
 
 
 def _geometry(doc: dict[str, Any], props: ZoneProperties) -> tuple[Any, bool]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .index import CompiledZone, ZoneIndex
 from ..codec import Rejection
-from .model import Zone, parse_zone
+from .model import Zone, parse_collection
 
 
 class ZoneRegistry:
@@ -48,13 +47,7 @@ class ZoneRegistry:
 
     def load_file(self, path: str | Path) -> list[tuple[str, Rejection]]:
         """Add every valid zone of a GeoJSON FeatureCollection; returns the rejected ones."""
-        collection = json.loads(Path(path).read_text(encoding="utf-8"))
-        rejected = []
-        for i, feature in enumerate(collection.get("features", [])):
-            result = parse_zone(feature)
-            if isinstance(result, Rejection):
-                name = (feature.get("properties") or {}).get("zone_id") or f"feature #{i}"
-                rejected.append((str(name), result))
-            else:
-                self.put(result)
+        valid, rejected = parse_collection(path)
+        for zone, _ in valid:
+            self.put(zone)
         return rejected
