@@ -25,6 +25,8 @@ _PLATE_PREFIX = {"Shanghai": "沪A", "Suzhou": "苏E", "Wuxi": "苏B", "Changzho
                  "Wuhu": "皖B"}
 CITY_EDGE_M = 3_000.0
 """Within this distance of either end a truck is on city roads ("other")."""
+DEPOT_START_M = 4_000.0
+"""One truck in four starts this close to its origin, leaving a city-centre depot."""
 
 
 @dataclass
@@ -69,7 +71,8 @@ class Truck:
 
 
 class Fleet:
-    """``size`` trucks spread over the corridors; ``speeders`` of them speed."""
+    """``size`` trucks spread over the corridors; ``speeders`` of them speed; one in four
+    sets off from its origin city's centre."""
 
     def __init__(self, size: int, *, speeders: float = 0.25, seed: int = 7) -> None:
         rng = random.Random(seed)
@@ -85,7 +88,7 @@ class Fleet:
                     corridor=corridor,
                     cruise_kmh=rng.uniform(62.0, 76.0),
                     speeder=i < round(size * speeders),
-                    distance_m=rng.uniform(CITY_EDGE_M, corridor.length_m * 0.8),
+                    distance_m=rng.uniform(0.0, DEPOT_START_M if i % 4 == 1 else corridor.length_m * 0.8),
                     phase_s=rng.uniform(0, 60),
                 )
             )

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.integration.harness import scrape, wait_processed, wait_until
+from tests.integration.harness import WorkerProcess, free_port, scrape, wait_processed, wait_until
 from tests.integration.traces import XINJIEKOU, drive, of, start_time
 
 pytestmark = pytest.mark.integration
@@ -24,8 +24,21 @@ ZONE = {
 }
 
 
+@pytest.fixture(scope="module")
+def second_worker(env, worker, tmp_path_factory):
+    """A second worker of the same group: it shares the pings but must hold every zone."""
+    proc = WorkerProcess(env | {"YRD_METRICS_PORT": str(free_port())},
+                         tmp_path_factory.mktemp("worker2") / "worker.log").start()
+    yield proc
+    assert proc.stop() == 0, proc.log_tail()
+
+
 def zones_loaded(env) -> float:
     return scrape(env["YRD_METRICS_PORT"]).get(("yrd_zones_loaded", ()), -1)
+
+
+def zones_on_both(env, second_worker) -> tuple[float, float]:
+    return zones_loaded(env), zones_loaded(second_worker.env)
 
 
 def through_the_zone(vehicle: str):
@@ -35,13 +48,15 @@ def through_the_zone(vehicle: str):
                  step_deg=0.00125)
 
 
-def test_zone_published_at_run_time_then_updated_badly_then_deleted(env, kafka, worker):
+def test_zone_published_at_run_time_then_updated_badly_then_deleted(env, kafka, worker,
+                                                                   second_worker):
     zones_topic, alerts_topic = env["YRD_TOPIC_ZONES"], env["YRD_TOPIC_ALERTS"]
-    assert zones_loaded(env) == 0
+    assert zones_on_both(env, second_worker) == (0, 0)
 
     kafka.send(zones_topic, ZONE_ID.encode(), json.dumps(ZONE).encode())
     kafka.flush()
-    wait_until(lambda: zones_loaded(env) == 1, "zone loaded by the running worker", 30)
+    wait_until(lambda: zones_on_both(env, second_worker) == (1, 1),
+               "zone loaded by both running workers", 30)
 
     first = through_the_zone("苏A40001")
     kafka.send_pings(env["YRD_TOPIC_PINGS"], first)
@@ -58,7 +73,7 @@ def test_zone_published_at_run_time_then_updated_badly_then_deleted(env, kafka, 
     bad["properties"]["banned_classes"] = ["2.3", "radioactive-ish"]
     kafka.send(zones_topic, ZONE_ID.encode(), json.dumps(bad).encode())
     kafka.flush()
-    dead = kafka.read(env["YRD_TOPIC_DEADLETTER"], lambda r: len(r) >= 1, settle=1)
+    dead = kafka.read(env["YRD_TOPIC_DEADLETTER"], lambda r: len(r) >= 1, settle=2)  # once, not per worker
     assert [(d["source_topic"], d["key"], d["reason"]) for d in dead] == [(zones_topic, ZONE_ID, "invalid")]
     assert "Invalid enum value 'radioactive-ish'" in dead[0]["error"]
     second = through_the_zone("苏A40002")
@@ -69,7 +84,8 @@ def test_zone_published_at_run_time_then_updated_badly_then_deleted(env, kafka, 
     # A tombstone deletes the zone: the next truck on the same path raises nothing.
     kafka.send(zones_topic, ZONE_ID.encode(), None)
     kafka.flush()
-    wait_until(lambda: zones_loaded(env) == 0, "zone deleted on the running worker", 30)
+    wait_until(lambda: zones_on_both(env, second_worker) == (0, 0),
+               "zone deleted on both running workers", 30)
     third = through_the_zone("苏A40003")
     kafka.send_pings(env["YRD_TOPIC_PINGS"], third)
     wait_processed(env, "苏A40003", third[-1])

@@ -47,3 +47,15 @@ def test_corridors_join_real_cities():
     served = {name for c in CORRIDORS for name, lonlat in CITIES.items() if lonlat in c.points}
     assert served >= {"Shanghai", "Suzhou", "Nanjing", "Hangzhou", "Ningbo", "Hefei"}
     assert all(50_000 < c.length_m < 400_000 for c in CORRIDORS)
+
+
+def test_demo_fleet_has_a_truck_leaving_a_restricted_city_core():
+    from importlib.resources import files
+
+    from yrd_hazmat.enrich import observe
+    from yrd_hazmat.zones.registry import ZoneRegistry
+
+    zones = ZoneRegistry(margin_m=30)
+    assert zones.load_file(files("yrd_hazmat.data") / "zones.geojson") == []
+    observations = observe(Fleet(30).tick(T0), default_index(), zones.index)  # the demo's fleet
+    assert any(zid == "sh-inner-ring" for o in observations for zid, _ in o.zones)
