@@ -55,6 +55,8 @@ pings_topic = app.topic(settings.topic_pings, key_type=bytes, value_type=bytes)
 alerts_topic = app.topic(settings.topic_alerts, key_type=bytes, value_type=bytes)
 deadletter_topic = app.topic(settings.topic_deadletter, key_type=bytes, value_type=bytes)
 zones_topic = app.topic(settings.topic_zones, key_type=bytes, value_type=bytes)
+permits_topic = app.topic(settings.topic_permits, key_type=bytes, value_type=bytes)
+handovers_topic = app.topic(settings.topic_handovers, key_type=bytes, value_type=bytes)
 dead_letters = DeadLetterSink(deadletter_topic, settings.deadletter_max_raw_bytes)
 
 vehicle_table = app.Table(
@@ -64,5 +66,12 @@ vehicle_table = app.Table(
     partitions=settings.topic_partitions,
     help="per-vehicle rule state (msgpack VehicleState), keyed by vehicle id",
 )
+permits_table = app.Table(
+    "permits",
+    key_type=bytes,
+    value_type=bytes,
+    partitions=settings.topic_partitions,
+    help="latest valid permit record per vehicle (msgpack PermitEntry), co-partitioned with pings",
+)
 
-from agents import pings, zones  # noqa: E402,F401  (registers the agents on ``app``)
+from agents import permits, pings, zones  # noqa: E402,F401  (registers the agents on ``app``)

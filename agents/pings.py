@@ -8,7 +8,10 @@ from yrd_hazmat import metrics
 from yrd_hazmat.geo.jurisdiction import default_index
 from yrd_hazmat.readmodel import ReadModel
 
-from agents.app import alerts_topic, app, dead_letters, pings_topic, settings, vehicle_table
+from agents.app import (
+    alerts_topic, app, dead_letters, handovers_topic, permits_table, pings_topic, settings,
+    vehicle_table,
+)
 from agents.processor import PingProcessor
 from agents.zones import zone_loader, zone_registry
 
@@ -22,6 +25,8 @@ async def process_pings(stream):
         settings,
         table=vehicle_table,
         alerts=alerts_topic,
+        handovers=handovers_topic,
+        permits=permits_table,
         dead_letters=dead_letters,
         places=default_index(),
         zones=zone_registry,

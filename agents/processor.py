@@ -27,6 +27,10 @@ from yrd_hazmat.geo.jurisdiction import JurisdictionIndex
 from yrd_hazmat.models import Alert, Ping
 from yrd_hazmat.observation import Observation
 from yrd_hazmat.readmodel import ReadModel, VehicleUpdate
+from yrd_hazmat.geo.jurisdiction import province_shapes_metric
+from yrd_hazmat.permits.store import PermitCache
+from yrd_hazmat.rules.handover import HandoverConfig
+from yrd_hazmat.rules.permits import PermitsConfig
 from yrd_hazmat.rules.speeding import SpeedingConfig
 from yrd_hazmat.rules.zones import ZonesConfig
 from yrd_hazmat.zones.registry import ZoneRegistry
@@ -42,15 +46,30 @@ def rules_config(settings: Settings) -> RulesConfig:
         speeding=SpeedingConfig(
             expressway_kmh=settings.speed_limit_expressway_kmh,
             other_kmh=settings.speed_limit_other_kmh,
-            min_duration_ms=int(settings.speeding_min_duration_s * 1000),
+            min_duration_ms=_ms(settings.speeding_min_duration_s),
         ),
         zones=ZonesConfig(
             margin_m=settings.zone_margin_m,
-            min_inside_ms=int(settings.zone_min_inside_s * 1000),
-            min_outside_ms=int(settings.zone_min_outside_s * 1000),
-            speeding_min_duration_ms=int(settings.speeding_min_duration_s * 1000),
+            min_inside_ms=_ms(settings.zone_min_inside_s),
+            min_outside_ms=_ms(settings.zone_min_outside_s),
+            speeding_min_duration_ms=_ms(settings.speeding_min_duration_s),
+        ),
+        permits=PermitsConfig(
+            required_pattern=settings.permit_required_pattern,
+            min_moving_ms=_ms(settings.permit_min_moving_s),
+            deviation_raise_ms=_ms(settings.route_deviation_raise_s),
+            deviation_clear_ms=_ms(settings.route_deviation_clear_s),
+        ),
+        handover=HandoverConfig(
+            margin_m=settings.handover_margin_m,
+            min_across_ms=_ms(settings.handover_min_across_s),
+            notice_ms=_ms(settings.handover_notice_s),
         ),
     )
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
 
 
 class PingProcessor:
@@ -62,6 +81,8 @@ class PingProcessor:
         *,
         table: faust.Table,
         alerts: faust.TopicT,
+        handovers: faust.TopicT,
+        permits: faust.Table,
         dead_letters: DeadLetterSink,
         places: JurisdictionIndex,
         zones: ZoneRegistry,
@@ -70,6 +91,10 @@ class PingProcessor:
         self.settings = settings
         self.table = table
         self.alerts_topic = alerts
+        self.handovers_topic = handovers
+        self.permits = permits
+        self.permit_cache = PermitCache(places)
+        self.provinces = province_shapes_metric()
         self.dead_letters = dead_letters
         self.places = places
         self.zones = zones
@@ -95,11 +120,16 @@ class PingProcessor:
             return
 
         zone_index = self.zones.index
-        reference = Reference(zones=zone_index.by_id)
         observations = observe(pings, self.places, zone_index)
         by_vehicle: dict[str, list[int]] = defaultdict(list)
         for i, ping in enumerate(pings):
             by_vehicle[ping.vehicle_id].append(i)
+        permits = {}
+        for vehicle_id in by_vehicle:
+            status = self.permit_cache.status(self.permits.get(vehicle_id.encode("utf-8")))
+            if status is not None:
+                permits[vehicle_id] = status
+        reference = Reference(zones=zone_index.by_id, permits=permits, provinces=self.provinces)
 
         updates: list[VehicleUpdate] = []
         published: list[Alert] = []
@@ -150,6 +180,10 @@ class PingProcessor:
         for alert in outcome.alerts:
             await self.alerts_topic.send(key=key, value=encode(alert))
             published.append(alert)
+        for handover in outcome.handovers:
+            await self.handovers_topic.send(key=key, value=encode(handover))
+            metrics.HANDOVERS.labels(from_province=handover.from_province or "none",
+                                     to_province=handover.to_province or "none").inc()
         late = Rejection(LATE, "ping is older than the vehicle's latest processed ping")
         for index in outcome.late:
             await self._dead_letter(events[index], late, now)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from yrd_hazmat.codec import encode
+from yrd_hazmat.engine import RulesConfig
+from yrd_hazmat.rules.permits import PermitsConfig
 from yrd_hazmat.models import City, Ping
 from yrd_hazmat.observation import Observation
 from yrd_hazmat.timeutil import CHINA_TZ, to_ms
@@ -30,3 +32,8 @@ def obs(at_s: float, speed: float = 50.0, road_class: str | None = "expressway")
 
 def ping_json(**kw) -> bytes:
     return encode(ping(**kw))
+
+
+NO_PERMITS_REQUIRED = PermitsConfig(required_pattern="")
+"""For tests of other rules: nobody needs a permit, so NO_VALID_PERMIT stays quiet."""
+RULES = RulesConfig(permits=NO_PERMITS_REQUIRED)

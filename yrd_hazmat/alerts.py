@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from .models import Alert, AlertState, Severity
 from .observation import Observation
@@ -24,6 +26,18 @@ def incident_id(vehicle_id: str, alert_type: str, subject: str, raised_ts_ms: in
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
+MOMENTARY = frozenset({"PROVINCE_HANDOVER"})
+"""Alert types that mark a moment: raised only, never open, never cleared."""
+
+
+class Cargo(msgspec.Struct, frozen=True):
+    """The permit's cargo fields that every alert of a vehicle carries."""
+
+    permit_id: str
+    un_number: str
+    hazard_class: str
+
+
 def make_alert(
     *,
     vehicle_id: str,
@@ -34,8 +48,14 @@ def make_alert(
     at: Observation,
     emitted_at: datetime,
     details: dict[str, Any],
+    cargo: Cargo | None = None,
+    province: str | None | Literal["at"] = "at",
 ) -> Alert:
-    """An alert at the time and place of the observation ``at``."""
+    """An alert at the time and place of the observation ``at``.
+
+    ``province`` overrides the jurisdiction of the place (a pre-notice goes to
+    the receiving province); by default it is the province of ``at``.
+    """
     return Alert(
         alert_id=f"{incident}:{state.value}",
         incident_id=incident,
@@ -47,7 +67,10 @@ def make_alert(
         emitted_at=emitted_at,
         lat=at.lat,
         lon=at.lon,
-        province=at.province,
-        city=at.city,
+        province=at.province if province == "at" else province,
+        city=at.city if province == "at" else None,
         details=details,
+        permit_id=cargo.permit_id if cargo else None,
+        un_number=cargo.un_number if cargo else None,
+        hazard_class=cargo.hazard_class if cargo else None,
     )

@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     zone_min_inside_s: float = Field(20.0, ge=0, description="time inside that confirms entry")
     zone_min_outside_s: float = Field(20.0, ge=0, description="time outside that confirms exit")
 
+    # --- rules: permits and handovers
+    permit_required_pattern: str = Field(
+        ".*", description="plates (regex, full match) that must hold a permit to move; '' = none"
+    )
+    permit_min_moving_s: float = Field(60.0, ge=0, description="moving without one before alerting")
+    route_deviation_raise_s: float = Field(60.0, ge=0)
+    route_deviation_clear_s: float = Field(30.0, ge=0)
+    handover_margin_m: float = Field(200.0, ge=0, description="distance across that confirms a crossing")
+    handover_min_across_s: float = Field(60.0, ge=0, description="time across that confirms a crossing")
+    handover_notice_s: float = Field(900.0, ge=0, description="pre-notice horizon before a border")
+
     # --- outputs ----------------------------------------------------------
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables /metrics")
     metrics_host: str = "0.0.0.0"

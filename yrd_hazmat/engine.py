@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
 from .models import Alert
 from .observation import Observation
-from .rules import speeding, zones
+from .alerts import Cargo
+from .permits.status import NO_PERMIT, PermitStatus
+from .rules import handover, permits, speeding, zones
 from .rules.context import StepContext
+from .rules.handover import Handover
 from .state import VehicleState
 from .zones.model import Zone
 
@@ -26,12 +30,18 @@ class RulesConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     speeding: speeding.SpeedingConfig = speeding.SpeedingConfig()
     zones: zones.ZonesConfig = zones.ZonesConfig()
+    permits: permits.PermitsConfig = permits.PermitsConfig()
+    handover: handover.HandoverConfig = handover.HandoverConfig()
 
 
 class Reference(msgspec.Struct, frozen=True, kw_only=True):
-    """Reference data the rules read: the zones in force (permits to follow)."""
+    """Reference data the rules read: zones in force, the batch's permits, province shapes."""
 
     zones: Mapping[str, Zone] = {}
+    permits: Mapping[str, PermitStatus] = {}
+    """Vehicle id -> its permit status (vehicles absent here have none)."""
+    provinces: Mapping[str, Any] = {}
+    """Province -> metric geometry; without it no handover is tracked."""
 
 
 NO_REFERENCE = Reference()
@@ -43,6 +53,7 @@ class Outcome(msgspec.Struct, kw_only=True):
     late: list[int]
     """Indices (into the input batch) of pings older than the vehicle's latest."""
     duplicates: int
+    handovers: list[Handover]
 
 
 def advance(
@@ -57,8 +68,12 @@ def advance(
     if state is None:
         state = VehicleState(vehicle_id=vehicle_id)
     alerts: list[Alert] = []
+    handovers: list[Handover] = []
     late: list[int] = []
     duplicates = 0
+    status = ref.permits.get(vehicle_id, NO_PERMIT)
+    permit = status.permit.permit if status.permit is not None else None
+    cargo = Cargo(permit.permit_id, permit.un_number, permit.hazard_class) if permit else None
     for index in sorted(range(len(batch)), key=lambda i: batch[i].ts_ms):
         obs = batch[index]
         previous = state.last
@@ -68,15 +83,24 @@ def advance(
             else:
                 late.append(index)
             continue
-        ctx = StepContext(vehicle_id=vehicle_id, previous=previous, emitted_at=emitted_at)
+        ctx = StepContext(vehicle_id=vehicle_id, previous=previous, emitted_at=emitted_at,
+                          cargo=cargo)
         state.speeding, raised = speeding.step(state.speeding, obs, ctx, cfg.speeding)
         alerts.extend(raised)
-        state.zones, raised = zones.step(
-            state.zones, obs, ctx, ref.zones, cfg.zones, cfg.speeding, cargo_class=None
-        )
+        state.zones, raised = zones.step(state.zones, obs, ctx, ref.zones, cfg.zones,
+                                         cfg.speeding, status.cargo_class(obs.ts_ms))
         alerts.extend(raised)
+        where = permits.route_position(status, obs)
+        state.permit, raised = permits.step(state.permit, obs, ctx, status, where, cfg.permits)
+        alerts.extend(raised)
+        if ref.provinces:
+            state.handover, raised, crossed = handover.step(
+                state.handover, obs, ctx, status, where, ref.provinces, cfg.handover)
+            alerts.extend(raised)
+            handovers.extend(crossed)
         state.last = obs
         state.pings += 1
     state.duplicates += duplicates
     state.late += len(late)
-    return Outcome(state=state, alerts=alerts, late=late, duplicates=duplicates)
+    return Outcome(state=state, alerts=alerts, late=late, duplicates=duplicates,
+                   handovers=handovers)

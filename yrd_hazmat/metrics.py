@@ -8,6 +8,7 @@ from .codec import REASONS
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
+# --- pings and alerts ----------------------------------------------------------------
 PINGS_CONSUMED = Counter("yrd_pings_consumed", "Ping records read from the pings topic")
 PINGS_ACCEPTED = Counter("yrd_pings_accepted", "Valid pings handed to the rules")
 PINGS_REJECTED = Counter(
@@ -18,6 +19,10 @@ ALERTS = Counter(
     "yrd_alerts",
     "Alerts published, by type, severity, state and province ('none' outside the region)",
     ["type", "severity", "state", "province"],
+)
+HANDOVERS = Counter(
+    "yrd_handovers", "Province handovers published ('none' = outside the region)",
+    ["from_province", "to_province"],
 )
 LATENCY_FROM_EVENT = Histogram(
     "yrd_latency_from_event_seconds",
@@ -35,20 +40,7 @@ BATCH_SIZE = Histogram(
 VEHICLES_TRACKED = Gauge("yrd_vehicles_tracked", "Vehicles with state on this worker")
 READMODEL_ERRORS = Counter("yrd_readmodel_errors", "Failed writes to the Redis read model")
 
-
-def _declare_labels() -> None:
-    """Create every known label value at zero, so rate() sees the first event too."""
-    for reason in REASONS:
-        PINGS_REJECTED.labels(reason=reason)
-        ZONES_REJECTED.labels(reason=reason)
-    for result in ("applied", "deleted", "rejected", "ignored"):
-        ZONE_UPDATES.labels(result=result)
-
-
-def serve(port: int, host: str = "0.0.0.0") -> None:
-    """Expose ``/metrics`` over HTTP (port 0 disables it)."""
-    if port:
-        start_http_server(port, addr=host)
+# --- reference data --------------------------------------------------------------------
 ZONES_LOADED = Gauge("yrd_zones_loaded", "Restricted zones in force on this worker")
 ZONE_UPDATES = Counter(
     "yrd_zone_updates", "Zone records applied by this worker, by result", ["result"]
@@ -56,6 +48,28 @@ ZONE_UPDATES = Counter(
 ZONES_REJECTED = Counter(
     "yrd_zones_rejected", "Zone records sent to the dead-letter topic, by reason", ["reason"]
 )
+PERMITS_HELD = Gauge("yrd_permits_held", "Vehicles with a permit record on this worker")
+PERMIT_UPDATES = Counter("yrd_permit_updates", "Permit records stored or revoked", ["result"])
+PERMITS_REJECTED = Counter(
+    "yrd_permits_rejected", "Permit records sent to the dead-letter topic, by reason", ["reason"]
+)
+
+
+def _declare_labels() -> None:
+    """Create every known label value at zero, so rate() sees the first event too."""
+    for reason in REASONS:
+        for counter in (PINGS_REJECTED, ZONES_REJECTED, PERMITS_REJECTED):
+            counter.labels(reason=reason)
+    for result in ("applied", "deleted", "rejected", "ignored"):
+        ZONE_UPDATES.labels(result=result)
+    for result in ("stored", "revoked"):
+        PERMIT_UPDATES.labels(result=result)
+
+
+def serve(port: int, host: str = "0.0.0.0") -> None:
+    """Expose ``/metrics`` over HTTP (port 0 disables it)."""
+    if port:
+        start_http_server(port, addr=host)
 
 
 _declare_labels()

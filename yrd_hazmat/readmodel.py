@@ -15,7 +15,8 @@ key                                type  content
 ``P:alerts:recent``                list  the latest 1,000 alerts (raised and cleared), JSON
 =================================  ====  ==================================================
 
-A cleared alert removes its incident from the open-alert hashes. Every write
+A cleared alert removes its incident from the open-alert hashes; momentary
+alerts (a handover) only enter the recent list. Every write
 is idempotent, so replaying a batch after a crash leaves the same state.
 """
 
@@ -27,6 +28,7 @@ from datetime import datetime
 import msgspec
 import redis.asyncio as aioredis
 
+from .alerts import MOMENTARY
 from .codec import encode
 from .models import Alert, AlertState
 from .observation import Observation
@@ -113,10 +115,10 @@ class ReadModel:
             pipe.zadd(k.vehicles_in(obs.province), {u.vehicle_id: obs.ts_ms})
         for alert in alerts:
             body = encode(alert).decode("utf-8")
-            if alert.state is AlertState.RAISED:
+            if alert.type not in MOMENTARY and alert.state is AlertState.RAISED:
                 pipe.hset(k.open_by_vehicle(alert.vehicle_id), alert.incident_id, body)
                 pipe.hset(k.open_by_province(alert.province), alert.incident_id, body)
-            else:
+            elif alert.type not in MOMENTARY:
                 pipe.hdel(k.open_by_vehicle(alert.vehicle_id), alert.incident_id)
                 for province in PROVINCES:
                     pipe.hdel(k.open_by_province(province), alert.incident_id)

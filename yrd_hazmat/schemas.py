@@ -9,6 +9,8 @@ from typing import Any
 import msgspec
 
 from .models import Alert, DeadLetter, Ping
+from .permits.model import Permit
+from .rules.handover import Handover
 from .zones.model import ZoneFeature
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -26,29 +28,23 @@ TOPICS: dict[str, str] = {
 
 TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
     "pings": Ping, "alerts": Alert, "deadletter": DeadLetter, "zones": ZoneFeature,
+    "permits": Permit, "handovers": Handover,
 }
 """Topic (settings suffix) -> the struct that is its value schema."""
 
 _KEY = "UTF-8 vehicle id (licence plate), the partitioning key"
-_RESERVED = {
-    "permits": "Route permits with their waybill, keyed by vehicle id (compacted; null revokes)",
-    "handovers": "Province handover events, keyed by vehicle id",
+_KEYS = {
+    "zones": "zone id (equal to properties.zone_id); compacted, a null value deletes the zone",
+    "permits": "vehicle id (equal to vehicle_id); compacted, a null value revokes the permit",
 }
-
-
 def topic_schema(suffix: str) -> dict[str, Any]:
     """The schema document of one topic's value."""
     name = TOPICS[suffix]
-    model = TOPIC_MODELS.get(suffix)
+    model = TOPIC_MODELS[suffix]
     head: dict[str, Any] = {"$schema": DIALECT, "$id": f"urn:yrd-hazmat:topic:{name}", "title": name}
-    if model is None:
-        return head | {
-            "description": f"RESERVED topic name. {_RESERVED[suffix]}. Value contract to follow.",
-            "x-kafka-key": _KEY,
-        }
     generated = msgspec.json.schema(model)
     head["description"] = (model.__doc__ or "").strip()
-    head["x-kafka-key"] = "zone id (equal to properties.zone_id; a null value deletes)" if suffix == "zones" else _KEY
+    head["x-kafka-key"] = _KEYS.get(suffix, _KEY)
     return head | generated
 
 

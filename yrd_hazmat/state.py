@@ -5,6 +5,8 @@ from __future__ import annotations
 import msgspec
 
 from .observation import Observation
+from .rules.handover import HandoverState
+from .rules.permits import PermitState
 from .rules.speed_episode import SpeedEpisode
 from .rules.zones import ZoneTrack
 
@@ -19,12 +21,15 @@ class VehicleState(msgspec.Struct, kw_only=True):
     late: int = 0
     speeding: SpeedEpisode = msgspec.field(default_factory=SpeedEpisode)
     zones: dict[str, ZoneTrack] = msgspec.field(default_factory=dict)
+    permit: PermitState = msgspec.field(default_factory=PermitState)
+    handover: HandoverState = msgspec.field(default_factory=HandoverState)
 
     @property
     def open_incidents(self) -> list[str]:
         """Ids of the incidents currently raised for this vehicle."""
         opened = [i for i in (self.speeding.incident,) if i is not None]
-        return opened + [i for track in self.zones.values() for i in track.open_incidents]
+        opened += [i for track in self.zones.values() for i in track.open_incidents]
+        return opened + self.permit.open_incidents + self.handover.open_incidents
 
 
 _encoder = msgspec.msgpack.Encoder()

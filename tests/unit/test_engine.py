@@ -3,11 +3,11 @@
 import random
 
 from yrd_hazmat.alerts import incident_id
-from yrd_hazmat.engine import RulesConfig, advance
+from yrd_hazmat.engine import advance
 from yrd_hazmat.state import dump_state, load_state
-from tests.factories import T0, obs
+from tests.factories import RULES, T0, obs
 
-CFG = RulesConfig()
+CFG = RULES
 TRACE = [obs(t, 95 if 20 <= t < 100 else 60) for t in range(0, 160, 10)]
 
 

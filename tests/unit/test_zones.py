@@ -22,6 +22,7 @@ from yrd_hazmat.zones.index import DEEP, INSIDE, NEAR
 from yrd_hazmat.codec import Rejection
 from yrd_hazmat.zones.model import parse_zone
 from yrd_hazmat.zones.registry import ZoneRegistry
+from tests.factories import NO_PERMITS_REQUIRED
 
 CENTRE = to_metric(121.40, 31.20)  # Shanghai, Minhang/Xuhui: far from any province border
 CX, CY = float(CENTRE[0]), float(CENTRE[1])
@@ -30,6 +31,7 @@ CFG = RulesConfig(
     zones=ZonesConfig(margin_m=30, min_inside_ms=20_000, min_outside_ms=20_000,
                       speeding_min_duration_ms=30_000),
     speeding=SpeedingConfig(min_duration_ms=30_000),
+    permits=NO_PERMITS_REQUIRED,
 )
 
 

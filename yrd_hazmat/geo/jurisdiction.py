@@ -144,3 +144,14 @@ class JurisdictionIndex:
 def default_index() -> JurisdictionIndex:
     """Process-wide shared index, built on first use."""
     return JurisdictionIndex.load()
+
+
+@functools.cache
+def province_shapes_metric() -> dict[str, shapely.Geometry]:
+    """The provinces in the metric projection (prepared), for distances to their borders."""
+    from .projection import geometry_to_metric
+
+    shapes = {k: geometry_to_metric(v) for k, v in default_index().province_shapes().items()}
+    for shape_ in shapes.values():
+        shapely.prepare(shape_)
+    return shapes

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from ..alerts import make_alert
+from ..alerts import Cargo, make_alert
 from ..models import Alert, AlertState, Severity
 from ..observation import Observation
 
@@ -18,6 +18,7 @@ class StepContext(msgspec.Struct, frozen=True, kw_only=True):
     vehicle_id: str
     previous: Observation | None
     emitted_at: datetime
+    cargo: Cargo | None = None
 
     def alert(
         self,
@@ -27,8 +28,9 @@ class StepContext(msgspec.Struct, frozen=True, kw_only=True):
         incident: str,
         at: Observation,
         details: dict[str, Any],
+        **overrides: Any,
     ) -> Alert:
-        """An alert about this context's vehicle."""
+        """An alert about this context's vehicle, with its cargo (``overrides``: province)."""
         return make_alert(
             vehicle_id=self.vehicle_id,
             alert_type=alert_type,
@@ -38,4 +40,6 @@ class StepContext(msgspec.Struct, frozen=True, kw_only=True):
             at=at,
             emitted_at=self.emitted_at,
             details=details,
+            cargo=self.cargo,
+            **overrides,
         )

@@ -1,0 +1,1 @@
+"""Route permits: the contract, compiled routes and where they cross provincial borders."""

@@ -1,0 +1,149 @@
+"""Route permits (剧毒化学品道路运输通行证) with the trip's electronic waybill (电子运单).
+
+A permit record on ``yrd.permits`` is keyed by vehicle id; a null value
+revokes the vehicle's permit. :func:`parse_permit` checks it and compiles its
+route into metres; bad records come back as a
+:class:`~yrd_hazmat.codec.Rejection`, never as an exception.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+import numpy as np
+import shapely
+from msgspec import Meta
+
+from ..codec import BAD_GEOMETRY, BAD_JSON, BAD_KEY, INVALID, Rejection
+from ..geo.gcj02 import gcj02_to_wgs84
+from ..geo.jurisdiction import JurisdictionIndex
+from ..geo.projection import geometry_to_metric, to_lonlat
+from ..hazard import HazardClass
+from ..models import EventTime, VehicleId
+from ..timeutil import to_ms
+from ..zones.model import REGION_BOUNDS
+
+ProvinceCode = Literal["SH", "JS", "ZJ", "AH"]
+
+
+class LineStringGeometry(msgspec.Struct, frozen=True):
+    type: Literal["LineString"]
+    coordinates: Annotated[list[tuple[float, float]], Meta(min_length=2, max_length=100_000)]
+
+
+class Permit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """A road transport permit for dangerous goods, with its waybill's cargo and crew."""
+
+    permit_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    vehicle_id: VehicleId
+    un_number: Annotated[str, Meta(pattern=r"^UN\d{4}$", description="e.g. UN1017 (chlorine)")]
+    hazard_class: HazardClass
+    cargo_name: Annotated[str, Meta(min_length=1, max_length=200)]
+    quantity_kg: Annotated[float, Meta(gt=0, le=100_000)]
+    valid_from: EventTime
+    valid_until: EventTime
+    route: LineStringGeometry
+    corridor_m: Annotated[float, Meta(gt=0, le=20_000, description="allowed distance from route")]
+    origin: Annotated[str, Meta(min_length=1)]
+    destination: Annotated[str, Meta(min_length=1)]
+    issuer: Annotated[str, Meta(min_length=1, description="issuing public security organ")]
+    provinces: Annotated[list[ProvinceCode], Meta(min_length=1)]
+    crs: Literal["WGS84", "GCJ02"] = "WGS84"
+    driver_id: str | None = None
+    escort_id: str | None = None
+    carrier: str | None = None
+    waybill_id: str | None = None
+    packing_group: Literal["I", "II", "III"] | None = None
+    consignor: str | None = None
+    consignee: str | None = None
+    via: list[str] = []
+    issued_at: EventTime | None = None
+
+
+class BorderCrossing(msgspec.Struct, frozen=True):
+    """Where the permitted route passes from one province (or outside) into another."""
+
+    along_m: float
+    from_province: str | None
+    to_province: str | None
+    lon: float
+    lat: float
+
+
+class CompiledPermit(msgspec.Struct, frozen=True, kw_only=True):
+    """A valid permit with its route in metres, its border crossings and time bounds in ms."""
+
+    permit: Permit
+    route_m: Any  # shapely LineString in the metric projection
+    borders: tuple[BorderCrossing, ...]
+    valid_from_ms: int
+    valid_until_ms: int
+
+    @property
+    def permit_id(self) -> str:
+        return self.permit.permit_id
+
+
+_decoder = msgspec.json.Decoder(Permit)
+
+
+def parse_permit(
+    raw: bytes, places: JurisdictionIndex, key: str | None = None
+) -> CompiledPermit | Rejection:
+    """Validate one permit record; the key, if given, must be its ``vehicle_id``."""
+    try:
+        permit = _decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        return Rejection(INVALID, str(exc))
+    except msgspec.DecodeError as exc:
+        return Rejection(BAD_JSON, str(exc))
+    if key is not None and key != permit.vehicle_id:
+        return Rejection(BAD_KEY, f"key {key!r} differs from vehicle_id {permit.vehicle_id!r}")
+    if permit.valid_until <= permit.valid_from:
+        return Rejection(INVALID, "valid_until must be after valid_from")
+    try:
+        route = _route_metres(permit)
+    except ValueError as exc:
+        return Rejection(BAD_GEOMETRY, str(exc))
+    return CompiledPermit(
+        permit=permit,
+        route_m=route,
+        borders=_border_crossings(route, places),
+        valid_from_ms=to_ms(permit.valid_from),
+        valid_until_ms=to_ms(permit.valid_until),
+    )
+
+
+def _route_metres(permit: Permit) -> Any:
+    coords = np.asarray(permit.route.coordinates, dtype=float)
+    if not np.isfinite(coords).all():
+        raise ValueError("route has a non-finite coordinate")
+    if permit.crs == "GCJ02":
+        coords = np.column_stack(gcj02_to_wgs84(coords[:, 0], coords[:, 1]))
+    west, south, east, north = REGION_BOUNDS
+    if (coords[:, 0] < west).any() or (coords[:, 0] > east).any() or (
+        coords[:, 1] < south).any() or (coords[:, 1] > north).any():
+        raise ValueError(f"route leaves the YRD {REGION_BOUNDS} (GeoJSON is [lon, lat])")
+    route = geometry_to_metric(shapely.LineString(coords))
+    if route.length < 1.0:
+        raise ValueError("route has no length")
+    shapely.prepare(route)
+    return route
+
+
+def _border_crossings(route: Any, places: JurisdictionIndex, step_m: float = 100.0) -> tuple[
+        BorderCrossing, ...]:
+    """Province changes along the route, located to ``step_m``."""
+    along = np.append(np.arange(0.0, route.length, step_m), route.length)
+    points = shapely.line_interpolate_point(route, along)
+    xy = shapely.get_coordinates(points)
+    lon, lat = to_lonlat(xy[:, 0], xy[:, 1])
+    provinces, _, _ = places.locate(lon, lat)
+    crossings = []
+    for i in np.flatnonzero(provinces[1:] != provinces[:-1]):
+        mid = (along[i] + along[i + 1]) / 2
+        mlon, mlat = (float(v[0]) for v in to_lonlat(*shapely.get_coordinates(
+            shapely.line_interpolate_point(route, [mid])).T))
+        crossings.append(BorderCrossing(float(mid), provinces[i], provinces[i + 1], mlon, mlat))
+    return tuple(crossings)

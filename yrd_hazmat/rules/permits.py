@@ -1,0 +1,145 @@
+"""NO_VALID_PERMIT, PERMIT_TIME_WINDOW and ROUTE_DEVIATION: a loaded truck against its permit.
+
+- NO_VALID_PERMIT (critical): a vehicle that must hold a permit moves, for
+  ``min_moving_ms``, with none in force because it has none or it was revoked.
+  Cleared once a permit covers it again.
+- PERMIT_TIME_WINDOW (warning): it moves under a permit outside the permit's
+  time window (not yet valid, or expired). Cleared back inside the window.
+- ROUTE_DEVIATION (warning): farther than the permit's ``corridor_m`` from the
+  route for ``deviation_raise_ms``; cleared after ``deviation_clear_ms`` back
+  inside. Details give the distance and the nearest point on the route.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import msgspec
+import shapely
+
+from ..geo.projection import to_lonlat
+from ..models import Alert, Severity
+from ..observation import Observation
+from ..permits.status import PermitStatus
+from ..timeutil import from_ms
+from . import sustained
+from .context import StepContext
+from .sustained import Sustained, SustainedRule
+
+NO_VALID_PERMIT = "NO_VALID_PERMIT"
+TIME_WINDOW = "PERMIT_TIME_WINDOW"
+ROUTE_DEVIATION = "ROUTE_DEVIATION"
+
+
+class PermitsConfig(msgspec.Struct, frozen=True, kw_only=True):
+    required_pattern: str = ".*"
+    """Vehicles (plates, as a regular expression matched in full) that must hold a permit
+    to move: ``.*`` every vehicle, an empty pattern none."""
+    moving_kmh: float = 5.0
+    min_moving_ms: int = 60_000
+    deviation_raise_ms: int = 60_000
+    deviation_clear_ms: int = 30_000
+
+    def required(self, vehicle_id: str) -> bool:
+        return _compiled(self.required_pattern).fullmatch(vehicle_id) is not None
+
+    @property
+    def no_permit(self) -> SustainedRule:
+        return SustainedRule(alert_type=NO_VALID_PERMIT, severity=Severity.CRITICAL,
+                             raise_after_ms=self.min_moving_ms)
+
+    @property
+    def window(self) -> SustainedRule:
+        return SustainedRule(alert_type=TIME_WINDOW, severity=Severity.WARNING,
+                             raise_after_ms=self.min_moving_ms)
+
+    @property
+    def deviation(self) -> SustainedRule:
+        return SustainedRule(alert_type=ROUTE_DEVIATION, severity=Severity.WARNING,
+                             raise_after_ms=self.deviation_raise_ms,
+                             clear_after_ms=self.deviation_clear_ms)
+
+
+@lru_cache(maxsize=8)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+class PermitState(msgspec.Struct, kw_only=True):
+    no_permit: Sustained = msgspec.field(default_factory=Sustained)
+    window: Sustained = msgspec.field(default_factory=Sustained)
+    deviation: Sustained = msgspec.field(default_factory=Sustained)
+
+    @property
+    def open_incidents(self) -> list[str]:
+        return [s.incident for s in (self.no_permit, self.window, self.deviation) if s.incident]
+
+
+class RoutePosition(msgspec.Struct, frozen=True):
+    """Where a ping lies relative to the permitted route."""
+
+    distance_m: float
+    along_m: float
+    nearest_lon: float
+    nearest_lat: float
+
+
+def route_position(status: PermitStatus, obs: Observation) -> RoutePosition | None:
+    """Distance from the route, position along it and nearest route point (None: no permit)."""
+    if status.permit is None:
+        return None
+    route = status.permit.route_m
+    point = shapely.Point(obs.x_m, obs.y_m)
+    along = float(route.project(point))
+    nearest = route.interpolate(along)
+    lon, lat = to_lonlat(nearest.x, nearest.y)
+    return RoutePosition(float(route.distance(point)), along, float(lon), float(lat))
+
+
+def step(
+    state: PermitState,
+    obs: Observation,
+    ctx: StepContext,
+    status: PermitStatus,
+    where: RoutePosition | None,
+    cfg: PermitsConfig,
+) -> tuple[PermitState, list[Alert]]:
+    """Advance the permit rules of one vehicle by one observation."""
+    validity = status.validity(obs.ts_ms)
+    moving = obs.speed_kmh >= cfg.moving_kmh
+    alerts: list[Alert] = []
+
+    lacking = cfg.required(ctx.vehicle_id) and validity in ("none", "revoked")
+    details = {"reason": validity, "required": cfg.required(ctx.vehicle_id)}
+    if status.permit is not None:
+        details["permit_id"] = status.permit.permit_id
+    state.no_permit, raised = sustained.step(
+        state.no_permit, lacking and (moving or state.no_permit.incident is not None),
+        obs, ctx, cfg.no_permit, details)
+    alerts += raised
+
+    outside = validity in ("not_yet_valid", "expired")
+    window = {"reason": validity}
+    if status.permit is not None:
+        window |= {"valid_from": from_ms(status.permit.valid_from_ms).isoformat(),
+                   "valid_until": from_ms(status.permit.valid_until_ms).isoformat()}
+    state.window, raised = sustained.step(
+        state.window, outside and (moving or state.window.incident is not None),
+        obs, ctx, cfg.window, window)
+    alerts += raised
+
+    if where is None or validity == "revoked":
+        if state.deviation.incident is not None:
+            alerts.append(sustained.close(state.deviation, obs, ctx, cfg.deviation,
+                                          {"reason": f"permit {validity}"}))
+        state.deviation = Sustained()
+        return state, alerts
+    assert status.permit is not None
+    corridor = status.permit.permit.corridor_m
+    state.deviation, raised = sustained.step(
+        state.deviation, where.distance_m > corridor, obs, ctx, cfg.deviation,
+        {"distance_m": round(where.distance_m, 1), "corridor_m": corridor,
+         "nearest_route_point": [round(where.nearest_lon, 6), round(where.nearest_lat, 6)],
+         "permit_id": status.permit.permit_id})
+    return state, alerts + raised
