@@ -68,7 +68,7 @@ def simulate(vehicles: int, interval: float, speeders: float, seed: int, duratio
     settings = get_settings()
     try:
         sent = asyncio.run(
-            run(settings.kafka_options(), settings.topic_pings, size=vehicles, interval_s=interval,
+            run(settings.kafka_options(), settings.topic_pings, settings.topic_permits, size=vehicles, interval_s=interval,
                 speeders=speeders, seed=seed, duration_s=duration)
         )
         click.echo(f"sent {sent} pings", err=True)
@@ -155,7 +155,8 @@ def settings() -> None:
 @main.command()
 @click.option("--vehicles", default=30, show_default=True)
 @click.option("--interval", default=5.0, show_default=True)
-@click.option("--keep-services", is_flag=True, help="leave Kafka and Redis running on exit")
+@click.option("--keep-services", is_flag=True,
+              help="leave Kafka and Redis running, with their data, on exit (default: stop and wipe)")
 def demo(vehicles: int, interval: float, keep_services: bool) -> None:
     """Start Kafka, Redis, the worker and a simulated fleet; show alerts until Ctrl-C."""
     from .demo import run_demo

@@ -18,11 +18,11 @@ from .config import Settings
 console = Console(highlight=False)
 
 
-def services(repo: Path, action: str, env: dict[str, str]) -> dict[str, str]:
-    """Run ``deploy/local/services.py ACTION``; returns the variables it exports."""
+def services(repo: Path, env: dict[str, str], *args: str) -> dict[str, str]:
+    """Run ``deploy/local/services.py ARGS``; returns the variables it exports."""
     script = repo / "deploy" / "local" / "services.py"
     result = subprocess.run(
-        [sys.executable, str(script), action], env=env, check=True, stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script), *args], env=env, check=True, stdout=subprocess.PIPE, text=True
     )
     return dict(re.findall(r"^export (\w+)=(\S+)$", result.stdout, flags=re.M))
 
@@ -78,7 +78,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
 
     started_services = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
     console.print("[bold]Starting Kafka (KRaft) and Redis...[/]")
-    os.environ.update(services(repo, "up", dict(os.environ)))
+    os.environ.update(services(repo, dict(os.environ), "up"))
     os.environ.setdefault("YRD_ZONES_FILE", str(files("yrd_hazmat.data") / "zones.geojson"))
     env = dict(os.environ)
     settings = Settings()
@@ -110,6 +110,6 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         console.print(f"\n[bold]Stopping after {time.monotonic() - started:.0f} s...[/]")
         _stop(fleet, "simulator")
         _stop(worker, "worker")
-        if started_services and not keep_services:
-            services(repo, "down", env)
+        if started_services and not keep_services:  # each demo starts from a clean slate
+            services(repo, env, "down", "--wipe")
         console.print("[bold]Stopped.[/]")

@@ -3,7 +3,9 @@
 The fleet model is deterministic for a seed: :meth:`Fleet.tick` moves every
 truck to a given time and returns its pings. Some trucks are *speeders*: they
 alternate legal driving with stretches over the limit, so the demo shows
-SPEEDING raised and cleared. :func:`run` publishes to Kafka in real time.
+SPEEDING raised and cleared. Every truck but one in six holds a permit for its
+corridor (:meth:`Fleet.permits`); the others show NO_VALID_PERMIT. :func:`run`
+publishes the permits, then the pings in real time.
 """
 
 from __future__ import annotations
@@ -11,11 +13,18 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+import msgspec
+import numpy as np
+import shapely
 
 from .codec import encode
 from .geo.corridors import CORRIDORS, Corridor
+from .geo.jurisdiction import default_index
+from .geo.projection import geometry_to_metric, to_lonlat
+from .permits.model import border_crossings
 from .models import Ping
 from .timeutil import CHINA_TZ
 
@@ -27,6 +36,17 @@ CITY_EDGE_M = 3_000.0
 """Within this distance of either end a truck is on city roads ("other")."""
 DEPOT_START_M = 4_000.0
 """One truck in four starts this close to its origin, leaving a city-centre depot."""
+BEFORE_BORDER_M = 4_000.0
+"""One truck in six starts this far before its corridor's first provincial border."""
+
+
+CARGOES = (  # (UN number, GB 6944 class, name)
+    ("UN1203", "3", "petrol"),
+    ("UN1017", "2.3", "chlorine, liquefied"),
+    ("UN1830", "8", "sulphuric acid"),
+    ("UN1075", "2.1", "liquefied petroleum gas"),
+    ("UN1005", "2.3", "ammonia, anhydrous"),
+)
 
 
 @dataclass
@@ -37,6 +57,7 @@ class Truck:
     speeder: bool
     distance_m: float
     phase_s: float
+    permitted: bool = True
     last: datetime | None = None
 
     def speed_at(self, elapsed_s: float, road: str) -> float:
@@ -72,7 +93,7 @@ class Truck:
 
 class Fleet:
     """``size`` trucks spread over the corridors; ``speeders`` of them speed; one in four
-    sets off from its origin city's centre."""
+    sets off from its origin city's centre, one in six just before a provincial border."""
 
     def __init__(self, size: int, *, speeders: float = 0.25, seed: int = 7) -> None:
         rng = random.Random(seed)
@@ -82,17 +103,51 @@ class Fleet:
             if rng.random() < 0.5:
                 corridor = corridor.reversed()
             plate = f"{_PLATE_PREFIX[corridor.origin]}{rng.randrange(10_000, 99_999)}"
+            start = rng.uniform(0.0, DEPOT_START_M if i % 4 == 1 else corridor.length_m * 0.8)
+            borders = border_crossings(geometry_to_metric(shapely.LineString(corridor.points)),
+                                       default_index())
+            if i % 6 == 3 and borders:
+                start = max(0.0, borders[0].along_m - BEFORE_BORDER_M)
             self.trucks.append(
                 Truck(
                     vehicle_id=plate,
                     corridor=corridor,
                     cruise_kmh=rng.uniform(62.0, 76.0),
                     speeder=i < round(size * speeders),
-                    distance_m=rng.uniform(0.0, DEPOT_START_M if i % 4 == 1 else corridor.length_m * 0.8),
+                    distance_m=start,
                     phase_s=rng.uniform(0, 60),
+                    permitted=i % 6 != 5,
                 )
             )
         self.started: datetime | None = None
+
+    def permits(self, now: datetime) -> list[dict[str, Any]]:
+        """A permit (as published on the permits topic) for every permitted truck."""
+        docs = []
+        for i, truck in enumerate(self.trucks):
+            if not truck.permitted:
+                continue
+            un_number, hazard_class, cargo = CARGOES[i % len(CARGOES)]
+            corridor = truck.corridor
+            docs.append({
+                "permit_id": f"SIM-{now:%Y%m%d}-{i:04d}",
+                "vehicle_id": truck.vehicle_id,
+                "un_number": un_number,
+                "hazard_class": hazard_class,
+                "cargo_name": cargo,
+                "quantity_kg": 10_000 + 1_000 * (i % 20),
+                "valid_from": (now - timedelta(hours=1)).isoformat(),
+                "valid_until": (now + timedelta(hours=12)).isoformat(),
+                "route": {"type": "LineString", "coordinates": [list(p) for p in corridor.points]},
+                "corridor_m": 1_000,
+                "origin": corridor.origin,
+                "destination": corridor.destination,
+                "issuer": "simulated issuing authority",
+                "provinces": provinces_on(corridor),
+                "carrier": "YRD simulated carrier",
+                "waybill_id": f"SIM-WB-{i:04d}",
+            })
+        return docs
 
     def tick(self, now: datetime) -> list[Ping]:
         """Move every truck to ``now`` and return one ping per truck."""
@@ -101,9 +156,19 @@ class Fleet:
         return [truck.move(now, self.started) for truck in self.trucks]
 
 
+def provinces_on(corridor: Corridor) -> list[str]:
+    """The provinces a corridor passes through (sampled every kilometre)."""
+    route = geometry_to_metric(shapely.LineString(corridor.points))
+    points = shapely.line_interpolate_point(route, np.arange(0.0, route.length, 1_000.0))
+    lon, lat = to_lonlat(*shapely.get_coordinates(points).T)
+    provinces, _, _ = default_index().locate(lon, lat)
+    return sorted({p for p in provinces if p is not None})
+
+
 async def run(
     kafka: dict[str, Any],
     topic: str,
+    permits_topic: str,
     *,
     size: int,
     interval_s: float,
@@ -124,6 +189,8 @@ async def run(
     started = loop.time()
     sent = 0
     try:
+        for doc in fleet.permits(datetime.now(CHINA_TZ)):
+            await producer.send(permits_topic, key=doc["vehicle_id"].encode(), value=msgspec.json.encode(doc))
         while duration_s is None or loop.time() - started < duration_s:
             tick_started = loop.time()
             for ping in fleet.tick(datetime.now(CHINA_TZ)):

@@ -216,3 +216,15 @@ def test_driving_along_the_border_does_not_hand_over_back_and_forth():
         wobble += along_route(V, start[-1].ts + timedelta(seconds=10 * (i + 1)), target, target + 1)
     out = run(start + wobble, status)
     assert out.handovers == []
+
+
+def test_return_trip_along_the_route_is_noticed_for_the_province_ahead():
+    status = PermitStatus(permit=compiled(V, T0))
+    home = along_route(V, T0, BORDER_M + 15_000, BORDER_M - 3_000)  # Shanghai back to Jiangsu
+    out = run(home, status)
+    assert kinds(out.alerts) == [
+        ("HANDOVER_EXPECTED", "raised"), ("PROVINCE_HANDOVER", "raised"),
+        ("HANDOVER_EXPECTED", "cleared")]
+    expected = out.alerts[0]
+    assert expected.province == "JS" and expected.details["from_province"] == "SH"
+    assert [(h.from_province, h.to_province) for h in out.handovers] == [("SH", "JS")]

@@ -59,3 +59,18 @@ def test_demo_fleet_has_a_truck_leaving_a_restricted_city_core():
     assert zones.load_file(files("yrd_hazmat.data") / "zones.geojson") == []
     observations = observe(Fleet(30).tick(T0), default_index(), zones.index)  # the demo's fleet
     assert any(zid == "sh-inner-ring" for o in observations for zid, _ in o.zones)
+
+
+def test_fleet_permits_are_valid_and_cover_their_corridor_provinces():
+    import msgspec
+
+    from yrd_hazmat.permits.model import CompiledPermit, parse_permit
+
+    fleet = Fleet(30)
+    docs = fleet.permits(T0)
+    assert len(docs) == 25  # one truck in six drives without
+    for doc in docs:
+        permit = parse_permit(msgspec.json.encode(doc), default_index(), key=doc["vehicle_id"])
+        assert isinstance(permit, CompiledPermit), permit
+        crossed = {b.to_province for b in permit.borders} | {b.from_province for b in permit.borders}
+        assert crossed - {None} <= set(doc["provinces"])

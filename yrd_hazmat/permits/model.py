@@ -109,7 +109,7 @@ def parse_permit(
     return CompiledPermit(
         permit=permit,
         route_m=route,
-        borders=_border_crossings(route, places),
+        borders=border_crossings(route, places),
         valid_from_ms=to_ms(permit.valid_from),
         valid_until_ms=to_ms(permit.valid_until),
     )
@@ -132,7 +132,7 @@ def _route_metres(permit: Permit) -> Any:
     return route
 
 
-def _border_crossings(route: Any, places: JurisdictionIndex, step_m: float = 100.0) -> tuple[
+def border_crossings(route: Any, places: JurisdictionIndex, step_m: float = 100.0) -> tuple[
         BorderCrossing, ...]:
     """Province changes along the route, located to ``step_m``."""
     along = np.append(np.arange(0.0, route.length, step_m), route.length)

@@ -85,6 +85,8 @@ class HandoverState(msgspec.Struct, kw_only=True):
     expected: dict[str, str] = {}
     """Pre-noticed route borders (key: position along the route) -> incident id."""
     speed_kmh: float | None = None
+    along_m: float | None = None
+    """Position along the permitted route at the previous ping (gives the direction)."""
 
     @property
     def open_incidents(self) -> list[str]:
@@ -211,15 +213,22 @@ def _pre_notice(
     if where is None or status.permit is None or status.validity(obs.ts_ms) != "ok":
         return []
     permit = status.permit
+    previous_along, state.along_m = state.along_m, where.along_m
     if where.distance_m > permit.permit.corridor_m or not state.speed_kmh or state.speed_kmh < 5:
         return []
-    ahead = [b for b in permit.borders
-             if b.along_m > where.along_m and b.from_province == state.province]
+    backwards = previous_along is not None and where.along_m < previous_along
+    if backwards:  # driving the route from its destination towards its origin
+        ahead = [(b.along_m, b.from_province) for b in reversed(permit.borders)
+                 if b.along_m < where.along_m and b.to_province == state.province]
+    else:
+        ahead = [(b.along_m, b.to_province) for b in permit.borders
+                 if b.along_m > where.along_m and b.from_province == state.province]
     if not ahead:
         return []
-    border = ahead[0]
-    key = f"{border.along_m:.0f}:{border.from_province or OUTSIDE}>{border.to_province or OUTSIDE}"
-    distance = border.along_m - where.along_m
+    along, to_province = ahead[0]
+    border = next(b for b in permit.borders if b.along_m == along)
+    key = f"{along:.0f}:{state.province or OUTSIDE}>{to_province or OUTSIDE}"
+    distance = abs(along - where.along_m)
     eta_s = distance / (state.speed_kmh / 3.6)
     if key in state.expected or eta_s * 1000 > cfg.notice_ms:
         return []
@@ -228,13 +237,13 @@ def _pre_notice(
     return [ctx.alert(
         EXPECTED, Severity.INFO, AlertState.RAISED, incident, obs,
         {
-            "from_province": border.from_province,
-            "to_province": border.to_province,
+            "from_province": state.province,
+            "to_province": to_province,
             "eta": from_ms(obs.ts_ms + round(eta_s * 1000)).isoformat(),
             "eta_s": round(eta_s, 1),
             "distance_m": round(distance, 1),
             "border_point": [round(border.lon, 6), round(border.lat, 6)],
             "speed_kmh": round(state.speed_kmh, 1),
         },
-        province=border.to_province,
+        province=to_province,
     )]
