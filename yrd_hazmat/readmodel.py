@@ -22,6 +22,7 @@ is idempotent, so replaying a batch after a crash leaves the same state.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -90,6 +91,9 @@ class ReadModel:
         """Record one processed batch in a single round trip."""
         k = self.keys
         pipe = self.redis.pipeline(transaction=False)
+        positions: list[object] = []
+        arrived: dict[str, dict[str, int]] = defaultdict(dict)
+        left: dict[str, list[str]] = defaultdict(list)
         for u in updates:
             obs = u.latest
             key = k.vehicle(u.vehicle_id)
@@ -109,21 +113,32 @@ class ReadModel:
                 },
             )
             pipe.expire(key, self.ttl_s)
-            pipe.geoadd(k.positions, (obs.lon, obs.lat, u.vehicle_id))
+            positions += (obs.lon, obs.lat, u.vehicle_id)
             if u.previously_seen and u.previous_province != obs.province:
-                pipe.zrem(k.vehicles_in(u.previous_province), u.vehicle_id)
-            pipe.zadd(k.vehicles_in(obs.province), {u.vehicle_id: obs.ts_ms})
+                left[k.vehicles_in(u.previous_province)].append(u.vehicle_id)
+            arrived[k.vehicles_in(obs.province)][u.vehicle_id] = obs.ts_ms
+        if positions:  # one command per key for the whole batch
+            pipe.geoadd(k.positions, positions)
+        for key, members in left.items():
+            pipe.zrem(key, *members)
+        for key, scores in arrived.items():
+            pipe.zadd(key, scores)
+        bodies = []
         for alert in alerts:
             body = encode(alert).decode("utf-8")
-            if alert.type not in MOMENTARY and alert.state is AlertState.RAISED:
+            bodies.append(body)
+            if alert.type in MOMENTARY:
+                continue
+            if alert.state is AlertState.RAISED:
                 pipe.hset(k.open_by_vehicle(alert.vehicle_id), alert.incident_id, body)
                 pipe.hset(k.open_by_province(alert.province), alert.incident_id, body)
-            elif alert.type not in MOMENTARY:
+            else:
                 pipe.hdel(k.open_by_vehicle(alert.vehicle_id), alert.incident_id)
                 for province in PROVINCES:
                     pipe.hdel(k.open_by_province(province), alert.incident_id)
-            pipe.lpush(k.recent, body)
-        pipe.ltrim(k.recent, 0, RECENT_ALERTS - 1)
+        if bodies:
+            pipe.lpush(k.recent, *bodies)
+            pipe.ltrim(k.recent, 0, RECENT_ALERTS - 1)
         await pipe.execute()
 
     # --- reads ---------------------------------------------------------------
