@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 
 from yrd_hazmat import metrics
-from yrd_hazmat.codec import Rejection
+from yrd_hazmat.codec import PROCESSING_ERROR, Rejection
 from yrd_hazmat.geo.jurisdiction import default_index
 from yrd_hazmat.permits.model import parse_permit
 from yrd_hazmat.permits.store import PermitEntry, dump_entry, load_entry
@@ -28,22 +28,33 @@ log = logging.getLogger(__name__)
 async def store_permits(stream):
     """Keep the latest permit of each vehicle in the permits table."""
     async for event in stream.events():
-        key = event.key
-        vehicle = key.decode("utf-8", "replace") if key is not None else None
-        if event.value is None:
-            stored = permits_table.get(key) if key is not None else None
-            if stored is not None:
-                revoked_at = int(event.message.timestamp * 1000)
-                permits_table[key] = dump_entry(PermitEntry(load_entry(stored).raw, revoked_at))
-                metrics.PERMIT_UPDATES.labels(result="revoked").inc()
-                log.info("permit of %s revoked", vehicle)
-            continue
-        result = parse_permit(event.value, default_index(), key=vehicle)
-        if isinstance(result, Rejection):
-            await dead_letters.send(event, result, datetime.now(CHINA_TZ))
-            metrics.PERMITS_REJECTED.labels(reason=result.reason).inc()
-            log.warning("permit record for %s rejected (%s): %s", vehicle, result.reason, result.error)
-            continue
-        permits_table[key] = dump_entry(PermitEntry(event.value))
-        metrics.PERMIT_UPDATES.labels(result="stored").inc()
+        try:
+            rejection = _store(event)
+        except Exception as exc:  # never lose the record, never stop the agent
+            log.exception("storing a permit record failed")
+            rejection = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+        if rejection is not None:
+            await dead_letters.send(event, rejection, datetime.now(CHINA_TZ))
+            metrics.PERMITS_REJECTED.labels(reason=rejection.reason).inc()
+            log.warning("permit record %r rejected (%s): %s", event.key, rejection.reason,
+                        rejection.error)
         metrics.PERMITS_HELD.set(len(permits_table))
+
+
+def _store(event) -> Rejection | None:
+    """Apply one permits record to the table; the rejection if it is invalid."""
+    key = event.key
+    if event.value is None:
+        stored = permits_table.get(key) if key is not None else None
+        if stored is not None:
+            revoked_at = int(event.message.timestamp * 1000)
+            permits_table[key] = dump_entry(PermitEntry(load_entry(stored).raw, revoked_at))
+            metrics.PERMIT_UPDATES.labels(result="revoked").inc()
+        return None
+    vehicle = key.decode("utf-8", "replace") if key is not None else None
+    result = parse_permit(event.value, default_index(), key=vehicle)
+    if isinstance(result, Rejection):
+        return result
+    permits_table[key] = dump_entry(PermitEntry(event.value))
+    metrics.PERMIT_UPDATES.labels(result="stored").inc()
+    return None

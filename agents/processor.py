@@ -188,6 +188,7 @@ class PingProcessor:
         for index in outcome.late:
             await self._dead_letter(events[index], late, now)
         metrics.PINGS_DUPLICATE.inc(outcome.duplicates)
+        metrics.PINGS_IMPLAUSIBLE.inc(outcome.implausible)
         if outcome.state.last is None:
             return None
         return VehicleUpdate(

@@ -26,7 +26,7 @@ def incident_id(vehicle_id: str, alert_type: str, subject: str, raised_ts_ms: in
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-MOMENTARY = frozenset({"PROVINCE_HANDOVER"})
+MOMENTARY = frozenset({"PROVINCE_HANDOVER", "IMPLAUSIBLE_JUMP"})
 """Alert types that mark a moment: raised only, never open, never cleared."""
 
 

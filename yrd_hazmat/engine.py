@@ -18,7 +18,7 @@ from .models import Alert
 from .observation import Observation
 from .alerts import Cargo
 from .permits.status import NO_PERMIT, PermitStatus
-from .rules import handover, permits, speeding, zones
+from .rules import device_alarm, handover, permits, plausibility, speeding, zones
 from .rules.context import StepContext
 from .rules.handover import Handover
 from .state import VehicleState
@@ -32,6 +32,7 @@ class RulesConfig(msgspec.Struct, frozen=True, kw_only=True):
     zones: zones.ZonesConfig = zones.ZonesConfig()
     permits: permits.PermitsConfig = permits.PermitsConfig()
     handover: handover.HandoverConfig = handover.HandoverConfig()
+    plausibility: plausibility.PlausibilityConfig = plausibility.PlausibilityConfig()
 
 
 class Reference(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,6 +54,8 @@ class Outcome(msgspec.Struct, kw_only=True):
     late: list[int]
     """Indices (into the input batch) of pings older than the vehicle's latest."""
     duplicates: int
+    implausible: int
+    """Pings that jumped implausibly far and did not move the truck."""
     handovers: list[Handover]
 
 
@@ -70,7 +73,7 @@ def advance(
     alerts: list[Alert] = []
     handovers: list[Handover] = []
     late: list[int] = []
-    duplicates = 0
+    duplicates = implausible = 0
     status = ref.permits.get(vehicle_id, NO_PERMIT)
     permit = status.permit.permit if status.permit is not None else None
     cargo = Cargo(permit.permit_id, permit.un_number, permit.hazard_class) if permit else None
@@ -85,6 +88,11 @@ def advance(
             continue
         ctx = StepContext(vehicle_id=vehicle_id, previous=previous, emitted_at=emitted_at,
                           cargo=cargo)
+        state.suspect, jumped = plausibility.check(state.suspect, obs, ctx, cfg.plausibility)
+        if jumped is not None:
+            alerts.append(jumped)
+            implausible += 1
+            continue
         state.speeding, raised = speeding.step(state.speeding, obs, ctx, cfg.speeding)
         alerts.extend(raised)
         state.zones, raised = zones.step(state.zones, obs, ctx, ref.zones, cfg.zones,
@@ -98,9 +106,12 @@ def advance(
                 state.handover, obs, ctx, status, where, ref.provinces, cfg.handover)
             alerts.extend(raised)
             handovers.extend(crossed)
+        state.alarms, raised = device_alarm.step(state.alarms, obs, ctx, status, ref.provinces)
+        alerts.extend(raised)
         state.last = obs
         state.pings += 1
     state.duplicates += duplicates
     state.late += len(late)
+    state.implausible += implausible
     return Outcome(state=state, alerts=alerts, late=late, duplicates=duplicates,
-                   handovers=handovers)
+                   implausible=implausible, handovers=handovers)

@@ -15,6 +15,9 @@ PINGS_REJECTED = Counter(
     "yrd_pings_rejected", "Ping records sent to the dead-letter topic, by reason", ["reason"]
 )
 PINGS_DUPLICATE = Counter("yrd_pings_duplicate", "Pings whose event time was already processed")
+PINGS_IMPLAUSIBLE = Counter(
+    "yrd_pings_implausible", "Pings that jumped farther than a truck can drive (data quality)"
+)
 ALERTS = Counter(
     "yrd_alerts",
     "Alerts published, by type, severity, state and province ('none' outside the region)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from .observation import Observation
+from .rules.device_alarm import AlarmState
 from .rules.handover import HandoverState
 from .rules.permits import PermitState
 from .rules.speed_episode import SpeedEpisode
@@ -23,13 +24,18 @@ class VehicleState(msgspec.Struct, kw_only=True):
     zones: dict[str, ZoneTrack] = msgspec.field(default_factory=dict)
     permit: PermitState = msgspec.field(default_factory=PermitState)
     handover: HandoverState = msgspec.field(default_factory=HandoverState)
+    alarms: AlarmState = msgspec.field(default_factory=AlarmState)
+    suspect: Observation | None = None
+    """A fix that jumped implausibly far from ``last`` (kept to recognise a real relocation)."""
+    implausible: int = 0
 
     @property
     def open_incidents(self) -> list[str]:
         """Ids of the incidents currently raised for this vehicle."""
         opened = [i for i in (self.speeding.incident,) if i is not None]
         opened += [i for track in self.zones.values() for i in track.open_incidents]
-        return opened + self.permit.open_incidents + self.handover.open_incidents
+        opened += self.permit.open_incidents + self.handover.open_incidents
+        return opened + self.alarms.open_incidents
 
 
 _encoder = msgspec.msgpack.Encoder()

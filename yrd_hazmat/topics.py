@@ -15,9 +15,15 @@ log = logging.getLogger(__name__)
 _DAY_MS = 24 * 3600 * 1000
 
 
+TABLES = ("vehicle-state", "permits")
+"""The worker's Faust tables; their changelog topics are created with the others, so the
+first write of a fresh worker never races Faust's own creation of them."""
+
+
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Topic name -> its Kafka configs. Reference data topics are compacted."""
+    """Topic name -> its Kafka configs. Reference data and changelogs are compacted."""
     compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+    changelogs = {f"{settings.app_id}-{table}-changelog": compacted for table in TABLES}
     return {
         # Large enough that an oversized bad record reaches the worker and is dead-lettered.
         settings.topic_pings: {"retention.ms": str(3 * _DAY_MS), "max.message.bytes": "2000000"},
@@ -26,7 +32,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_handovers: {"retention.ms": str(30 * _DAY_MS)},
         settings.topic_permits: compacted,
         settings.topic_zones: compacted,
-    }
+    } | changelogs
 
 
 async def ensure_topics(settings: Settings) -> list[str]:

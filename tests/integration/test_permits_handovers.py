@@ -41,9 +41,10 @@ def test_nanjing_to_shanghai_trip_deviation_and_missing_permit(env, kafka: Kafka
     publish_permits(kafka, env, [permit_doc("苏A70001", t0), permit_doc("苏A70002", t0)])
 
     across = along_route("苏A70001", t0, BORDER_M - 20_000, BORDER_M + 8_000)  # 72 km/h, every 10 s
+    # 1.5 km off the route for 150 s; a minute to turn off and a minute to come back
     on, off, back = (along_route("苏A70002", t0, 150_000, 151_000),
-                     along_route("苏A70002", t0 + timedelta(seconds=50), 151_000, 154_000, offset_m=1500),
-                     along_route("苏A70002", t0 + timedelta(seconds=200), 154_000, 156_000))
+                     along_route("苏A70002", t0 + timedelta(seconds=110), 151_000, 154_000, offset_m=1500),
+                     along_route("苏A70002", t0 + timedelta(seconds=320), 154_000, 156_000))
     unpermitted = along_route("苏A70003", t0, 120_000, 124_000)
     kafka.send_pings(env["YRD_TOPIC_PINGS"], across + on + off + back + unpermitted)
 
@@ -104,3 +105,20 @@ def test_a_revoked_permit_survives_a_restart_and_stops_the_truck(env, kafka: Kaf
     [alert] = of(alerts, "苏A70004")
     assert (alert["type"], alert["details"]["reason"], alert["permit_id"]) == (
         "NO_VALID_PERMIT", "revoked", "JS-2026-70004")
+
+
+def test_collision_alarm_reaches_responders_with_cargo_and_isolation_distance(env, kafka: Kafka, worker):
+    t0 = trip_start()
+    publish_permits(kafka, env, [permit_doc("苏A70005", t0)])
+    trip = along_route("苏A70005", t0, 100_000, 101_000)
+    crash = trip[-1].__class__(**{**{f: getattr(trip[-1], f) for f in trip[-1].__struct_fields__},
+                                  "ts": trip[-1].ts + timedelta(seconds=10), "speed_kmh": 0.0,
+                                  "alarm_flags": 1 << 29})
+    kafka.send_pings(env["YRD_TOPIC_PINGS"], trip + [crash])
+    alerts = kafka.read(env["YRD_TOPIC_ALERTS"], lambda r: len(of(r, "苏A70005")) >= 1, settle=2)
+    [alarm] = of(alerts, "苏A70005")
+    assert (alarm["type"], alarm["severity"], alarm["details"]["alarm"]) == (
+        "DEVICE_ALARM", "critical", "collision")
+    assert alarm["details"]["isolation_distance_m"] == 60  # chlorine, ERG small-spill isolation
+    assert alarm["details"]["responders_province"] == "JS" and alarm["province"] == "JS"
+    assert (alarm["un_number"], alarm["hazard_class"]) == ("UN1017", "2.3")

@@ -1,0 +1,83 @@
+"""DEVICE_ALARM from the JT/T 808 alarm bits, and implausible jumps as data-quality events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from yrd_hazmat.engine import Reference, advance
+from yrd_hazmat.geo.jurisdiction import province_shapes_metric
+from yrd_hazmat.observation import Observation
+from yrd_hazmat.permits.status import PermitStatus
+from yrd_hazmat.rules.device_alarm import isolation_distance, isolation_table
+from yrd_hazmat.timeutil import to_ms
+from tests.factories import RULES, T0, obs
+from tests.permit_trips import compiled
+
+V = "沪A55555"
+SOS, COLLISION, ROLLOVER, OVERSPEED = 1 << 0, 1 << 29, 1 << 30, 1 << 1
+
+
+def with_(o: Observation, **changes) -> Observation:
+    return Observation(**({f: getattr(o, f) for f in o.__struct_fields__} | changes))
+
+
+def run(trace, permit: PermitStatus | None = None):
+    ref = Reference(permits={V: permit} if permit else {}, provinces=province_shapes_metric())
+    return advance(None, V, trace, RULES, T0, ref)
+
+
+def test_collision_is_critical_with_cargo_and_isolation_distance():
+    permit = PermitStatus(permit=compiled(V, T0))  # chlorine, UN1017, class 2.3
+    trace = [obs(0), with_(obs(5), alarm_flags=COLLISION), with_(obs(10), alarm_flags=COLLISION),
+             obs(15)]
+    out = run(trace, permit)
+    assert [(a.type, a.state.value) for a in out.alerts] == [
+        ("DEVICE_ALARM", "raised"), ("DEVICE_ALARM", "cleared")]
+    raised = out.alerts[0]
+    assert raised.severity.value == "critical" and raised.details["alarm"] == "collision"
+    assert raised.details["un_number"] == "UN1017" and raised.details["cargo_name"].startswith("chlorine")
+    assert raised.details["isolation_distance_m"] == 60
+    assert raised.details["isolation_basis"] == "substance UN1017"
+    assert raised.details["responders_province"] == "SH"
+    assert raised.permit_id == permit.permit.permit_id
+
+
+def test_each_alarm_bit_is_its_own_incident_with_its_severity():
+    trace = [with_(obs(0), alarm_flags=SOS | OVERSPEED), with_(obs(5), alarm_flags=SOS)]
+    out = run(trace)
+    assert sorted((a.details["alarm"], a.severity.value, a.state.value) for a in out.alerts) == [
+        ("overspeed", "warning", "cleared"), ("overspeed", "warning", "raised"),
+        ("sos", "critical", "raised")]
+    sos = next(a for a in out.alerts if a.details["alarm"] == "sos")
+    assert sos.details["isolation_distance_m"] == isolation_table()["unknown_cargo_m"]
+
+
+def test_an_alarm_that_stays_on_is_raised_once():
+    out = run([with_(obs(t), alarm_flags=ROLLOVER) for t in range(0, 60, 5)])
+    assert len(out.alerts) == 1
+
+
+def test_isolation_distance_falls_back_to_the_class():
+    petrol = PermitStatus(permit=compiled(V, T0, un_number="UN1203", hazard_class="3"))
+    assert isolation_distance(petrol, to_ms(T0)) == (50, "hazard class 3")
+
+
+def test_a_jump_no_truck_can_make_is_flagged_and_does_not_move_it():
+    far = with_(obs(10), x_m=obs(10).x_m + 50_000)  # 50 km in 5 s
+    out = run([obs(0), obs(5), far, obs(15)])
+    jumps = [a for a in out.alerts if a.type == "IMPLAUSIBLE_JUMP"]
+    assert len(jumps) == 1 and jumps[0].details["jump_m"] == 50_000.0
+    assert out.implausible == 1 and out.state.last.ts_ms == obs(15).ts_ms
+    assert out.state.last.x_m == obs(15).x_m
+
+
+def test_a_real_relocation_is_accepted_on_the_second_agreeing_fix():
+    moved = [with_(obs(t), x_m=obs(t).x_m + 50_000) for t in (10, 15, 20)]
+    out = run([obs(0), obs(5), *moved])
+    assert out.implausible == 1  # only the first fix after the jump is doubted
+    assert out.state.last.x_m == moved[-1].x_m
+
+
+def test_gps_noise_over_a_tiny_interval_is_not_a_jump():
+    noisy = with_(obs(5), ts_ms=obs(0).ts_ms + 100, x_m=obs(0).x_m + 30)  # 30 m in 0.1 s
+    assert run([obs(0), noisy]).implausible == 0

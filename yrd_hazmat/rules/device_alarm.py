@@ -1,0 +1,123 @@
+"""DEVICE_ALARM: the terminal's own JT/T 808 alarm bits, as alerts of the right severity.
+
+Each alarm bit is its own incident: raised when the bit goes on, cleared when
+it goes off. Critical alarms (SOS, collision, rollover, illegal displacement)
+carry what responders need first: the cargo, its UN number and hazard class,
+an initial isolation distance for that substance or class (see
+``yrd_hazmat/data/isolation_distances.json`` and its source), and the province
+whose responders are nearest (the one the truck is in, or the closest one
+when it is outside the region).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import msgspec
+import shapely
+
+from ..alerts import incident_id
+from ..models import Alert, AlertState, Severity
+from ..observation import Observation
+from ..permits.status import PermitStatus
+from .context import StepContext
+
+TYPE = "DEVICE_ALARM"
+
+ALARMS: dict[int, tuple[str, Severity]] = {
+    0: ("sos", Severity.CRITICAL),
+    1: ("overspeed", Severity.WARNING),
+    2: ("fatigue", Severity.WARNING),
+    19: ("overtime_parking", Severity.WARNING),
+    20: ("area_enter_exit", Severity.INFO),
+    23: ("route_deviation", Severity.WARNING),
+    27: ("illegal_ignition", Severity.WARNING),
+    28: ("illegal_displacement", Severity.CRITICAL),
+    29: ("collision", Severity.CRITICAL),
+    30: ("rollover", Severity.CRITICAL),
+}
+"""JT/T 808 alarm DWORD bit -> (name, severity); other bits are ignored."""
+WATCHED = sum(1 << bit for bit in ALARMS)
+
+
+class AlarmState(msgspec.Struct, kw_only=True):
+    incidents: dict[int, str] = {}
+    """Alarm bit -> open incident id."""
+
+    @property
+    def open_incidents(self) -> list[str]:
+        return list(self.incidents.values())
+
+
+@cache
+def isolation_table() -> dict[str, Any]:
+    return json.loads(files("yrd_hazmat.data").joinpath("isolation_distances.json").read_text("utf-8"))
+
+
+def isolation_distance(status: PermitStatus, ts_ms: int) -> tuple[int, str]:
+    """Initial isolation distance in metres, and what it is based on."""
+    table = isolation_table()
+    permit = status.permit.permit if status.permit is not None else None
+    if permit is None or status.validity(ts_ms) == "revoked":
+        return table["unknown_cargo_m"], "unknown cargo: the largest class distance"
+    if permit.un_number in table["by_un_number_m"]:
+        return table["by_un_number_m"][permit.un_number], f"substance {permit.un_number}"
+    return table["by_class_m"][permit.hazard_class], f"hazard class {permit.hazard_class}"
+
+
+def nearest_responders(obs: Observation, provinces: Mapping[str, Any]) -> tuple[str | None, float]:
+    """The province the truck is in, else the closest one, with the distance to it."""
+    if obs.province is not None or not provinces:
+        return obs.province, 0.0
+    point = shapely.Point(obs.x_m, obs.y_m)
+    name, distance = min(((n, float(g.distance(point))) for n, g in provinces.items()),
+                         key=lambda item: item[1])
+    return name, round(distance, 1)
+
+
+def step(
+    state: AlarmState,
+    obs: Observation,
+    ctx: StepContext,
+    status: PermitStatus,
+    provinces: Mapping[str, Any],
+) -> tuple[AlarmState, list[Alert]]:
+    """Raise alarms whose bit went on and clear those whose bit went off."""
+    alerts: list[Alert] = []
+    on = obs.alarm_flags & WATCHED
+    for bit, incident in sorted(state.incidents.items()):
+        if not on & (1 << bit):
+            name, severity = ALARMS[bit]
+            alerts.append(ctx.alert(TYPE, severity, AlertState.CLEARED, incident, obs,
+                                    {"alarm": name, "bit": bit}))
+            del state.incidents[bit]
+    for bit, (name, severity) in ALARMS.items():
+        if not on & (1 << bit) or bit in state.incidents:
+            continue
+        incident = incident_id(ctx.vehicle_id, TYPE, name, obs.ts_ms)
+        state.incidents[bit] = incident
+        details: dict[str, Any] = {"alarm": name, "bit": bit}
+        if severity is Severity.CRITICAL:
+            details |= _responders(obs, status, provinces)
+        alerts.append(ctx.alert(TYPE, severity, AlertState.RAISED, incident, obs, details))
+    return state, alerts
+
+
+def _responders(obs: Observation, status: PermitStatus, provinces: Mapping[str, Any]) -> dict[str, Any]:
+    permit = status.permit.permit if status.permit is not None else None
+    distance, basis = isolation_distance(status, obs.ts_ms)
+    province, away = nearest_responders(obs, provinces)
+    return {
+        "cargo_name": permit.cargo_name if permit else None,
+        "quantity_kg": permit.quantity_kg if permit else None,
+        "un_number": permit.un_number if permit else None,
+        "hazard_class": permit.hazard_class if permit else None,
+        "isolation_distance_m": distance,
+        "isolation_basis": basis,
+        "responders_province": province,
+        "distance_to_responders_province_m": away,
+    }

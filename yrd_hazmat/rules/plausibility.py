@@ -1,0 +1,56 @@
+"""IMPLAUSIBLE_JUMP: a fix no truck could have reached from the previous one.
+
+Such a ping is a data-quality event: it is reported (info, momentary) and
+does not move the truck for the other rules. If the next fix agrees with the
+suspect one rather than with the last good one, the truck really is there
+(e.g. the earlier fixes were the bad ones) and it is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from ..alerts import incident_id
+from ..models import Alert, AlertState, Severity
+from ..observation import Observation
+from .context import StepContext
+
+TYPE = "IMPLAUSIBLE_JUMP"
+
+
+class PlausibilityConfig(msgspec.Struct, frozen=True, kw_only=True):
+    max_speed_kmh: float = 200.0
+    min_jump_m: float = 500.0
+    """Shorter jumps are GPS noise, whatever speed they imply over a tiny interval."""
+
+    def implausible(self, a: Observation, b: Observation) -> tuple[bool, float, float]:
+        """Whether going from ``a`` to ``b`` is impossible; with the distance and implied speed."""
+        metres = math.hypot(b.x_m - a.x_m, b.y_m - a.y_m)
+        seconds = max((b.ts_ms - a.ts_ms) / 1000, 1e-3)
+        kmh = metres / seconds * 3.6
+        return metres > self.min_jump_m and kmh > self.max_speed_kmh, metres, kmh
+
+
+def check(
+    suspect: Observation | None,
+    obs: Observation,
+    ctx: StepContext,
+    cfg: PlausibilityConfig,
+) -> tuple[Observation | None, Alert | None]:
+    """(new suspect, alert): a new suspect and its alert when ``obs`` must not move the truck."""
+    previous = ctx.previous
+    if previous is None:
+        return None, None
+    bad, metres, kmh = cfg.implausible(previous, obs)
+    if not bad or (suspect is not None and not cfg.implausible(suspect, obs)[0]):
+        return None, None
+    alert = ctx.alert(
+        TYPE, Severity.INFO, AlertState.RAISED,
+        incident_id(ctx.vehicle_id, TYPE, "", obs.ts_ms), obs,
+        {"jump_m": round(metres, 1), "implied_speed_kmh": round(kmh, 1),
+         "from": [round(previous.lon, 6), round(previous.lat, 6)],
+         "max_speed_kmh": cfg.max_speed_kmh},
+    )
+    return obs, alert
