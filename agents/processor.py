@@ -29,7 +29,10 @@ from yrd_hazmat.observation import Observation
 from yrd_hazmat.readmodel import ReadModel, VehicleUpdate
 from yrd_hazmat.geo.jurisdiction import province_shapes_metric
 from yrd_hazmat.permits.store import PermitCache
+from yrd_hazmat.rules.fatigue import FatigueConfig
 from yrd_hazmat.rules.handover import HandoverConfig
+from yrd_hazmat.rules.plausibility import PlausibilityConfig
+from yrd_hazmat.rules.stops import StopsConfig
 from yrd_hazmat.rules.permits import PermitsConfig
 from yrd_hazmat.rules.speeding import SpeedingConfig
 from yrd_hazmat.rules.zones import ZonesConfig
@@ -65,6 +68,15 @@ def rules_config(settings: Settings) -> RulesConfig:
             min_across_ms=_ms(settings.handover_min_across_s),
             notice_ms=_ms(settings.handover_notice_s),
         ),
+        fatigue=FatigueConfig(
+            max_driving_ms=_ms(settings.fatigue_max_driving_s),
+            min_rest_ms=_ms(settings.fatigue_min_rest_s),
+        ),
+        stops=StopsConfig(
+            max_stop_ms=_ms(settings.stop_max_s),
+            max_stop_sensitive_ms=_ms(settings.stop_max_sensitive_s),
+        ),
+        plausibility=PlausibilityConfig(max_speed_kmh=settings.implausible_speed_kmh),
     )
 
 

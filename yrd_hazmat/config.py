@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     handover_min_across_s: float = Field(60.0, ge=0, description="time across that confirms a crossing")
     handover_notice_s: float = Field(900.0, ge=0, description="pre-notice horizon before a border")
 
+    # --- rules: driving time, stops, alarms, data quality
+    fatigue_max_driving_s: float = Field(4 * 3600.0, gt=0, description="driving without a rest")
+    fatigue_min_rest_s: float = Field(20 * 60.0, gt=0, description="a rest that ends a stint")
+    stop_max_s: float = Field(30 * 60.0, gt=0, description="stopped outside depots")
+    stop_max_sensitive_s: float = Field(10 * 60.0, gt=0, description="stopped in a restricted zone")
+    implausible_speed_kmh: float = Field(200.0, gt=0, description="faster between fixes: a bad fix")
+
     # --- outputs ----------------------------------------------------------
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables /metrics")
     metrics_host: str = "0.0.0.0"

@@ -18,7 +18,7 @@ from .models import Alert
 from .observation import Observation
 from .alerts import Cargo
 from .permits.status import NO_PERMIT, PermitStatus
-from .rules import device_alarm, handover, permits, plausibility, speeding, zones
+from .rules import device_alarm, fatigue, handover, permits, plausibility, speeding, stops, zones
 from .rules.context import StepContext
 from .rules.handover import Handover
 from .state import VehicleState
@@ -33,6 +33,8 @@ class RulesConfig(msgspec.Struct, frozen=True, kw_only=True):
     permits: permits.PermitsConfig = permits.PermitsConfig()
     handover: handover.HandoverConfig = handover.HandoverConfig()
     plausibility: plausibility.PlausibilityConfig = plausibility.PlausibilityConfig()
+    fatigue: fatigue.FatigueConfig = fatigue.FatigueConfig()
+    stops: stops.StopsConfig = stops.StopsConfig()
 
 
 class Reference(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,6 +109,10 @@ def advance(
             alerts.extend(raised)
             handovers.extend(crossed)
         state.alarms, raised = device_alarm.step(state.alarms, obs, ctx, status, ref.provinces)
+        alerts.extend(raised)
+        state.fatigue, raised = fatigue.step(state.fatigue, obs, ctx, cfg.fatigue)
+        alerts.extend(raised)
+        state.stop, raised = stops.step(state.stop, obs, ctx, ref.zones, cfg.stops)
         alerts.extend(raised)
         state.last = obs
         state.pings += 1

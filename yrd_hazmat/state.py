@@ -6,6 +6,8 @@ import msgspec
 
 from .observation import Observation
 from .rules.device_alarm import AlarmState
+from .rules.fatigue import FatigueState
+from .rules.sustained import Sustained
 from .rules.handover import HandoverState
 from .rules.permits import PermitState
 from .rules.speed_episode import SpeedEpisode
@@ -25,6 +27,8 @@ class VehicleState(msgspec.Struct, kw_only=True):
     permit: PermitState = msgspec.field(default_factory=PermitState)
     handover: HandoverState = msgspec.field(default_factory=HandoverState)
     alarms: AlarmState = msgspec.field(default_factory=AlarmState)
+    fatigue: FatigueState = msgspec.field(default_factory=FatigueState)
+    stop: Sustained = msgspec.field(default_factory=Sustained)
     suspect: Observation | None = None
     """A fix that jumped implausibly far from ``last`` (kept to recognise a real relocation)."""
     implausible: int = 0
@@ -35,6 +39,7 @@ class VehicleState(msgspec.Struct, kw_only=True):
         opened = [i for i in (self.speeding.incident,) if i is not None]
         opened += [i for track in self.zones.values() for i in track.open_incidents]
         opened += self.permit.open_incidents + self.handover.open_incidents
+        opened += [i for i in (self.fatigue.incident, self.stop.incident) if i is not None]
         return opened + self.alarms.open_incidents
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.integration.traces import XINJIEKOU, drive, of, start_time
+from tests.integration.traces import HEFEI, XINJIEKOU, drive, of, start_time
 
 pytestmark = pytest.mark.integration
 
@@ -71,3 +71,18 @@ def test_malformed_pings_go_to_dead_letter_and_the_worker_keeps_going(env, kafka
     alerts = kafka.read(env["YRD_TOPIC_ALERTS"], lambda r: len(of(r, "沪A10003")) >= 1)
     assert of(alerts, "沪A10003")[0]["state"] == "raised"
     assert worker.alive
+
+
+def test_five_hours_at_the_wheel_replayed_in_one_burst(env, kafka, worker):
+    t0 = start_time() - timedelta(hours=6)
+    # 5 h at 58 km/h on other roads (below every limit), a ping a minute, all sent at once
+    trip = drive("沪A10005", t0, [58.0] * 300, at=HEFEI, every_s=60, road="other", step_deg=0.01)
+    kafka.send_pings(env["YRD_TOPIC_PINGS"], trip)
+
+    def fatigue(records):
+        return [r for r in of(records, "沪A10005") if r["type"] == "FATIGUE_DRIVING"]
+
+    alerts = kafka.read(env["YRD_TOPIC_ALERTS"], lambda r: len(fatigue(r)) >= 1, settle=2)
+    assert [(a["state"], a["ts"]) for a in fatigue(alerts)] == [
+        ("raised", (t0 + timedelta(hours=4, minutes=1)).isoformat())]
+    assert fatigue(alerts)[0]["details"]["driven_h"] == 4.02

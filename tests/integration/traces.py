@@ -9,6 +9,7 @@ from yrd_hazmat.timeutil import CHINA_TZ
 
 PEOPLES_SQUARE = (121.4737, 31.2304)  # Shanghai, 310000
 XINJIEKOU = (118.7841, 32.0415)  # Nanjing, 320100
+HEFEI = (117.2272, 31.8206)  # Hefei, 340100
 
 
 def start_time() -> datetime:

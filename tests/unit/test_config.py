@@ -48,3 +48,16 @@ def test_every_kafka_client_gets_the_security_settings(monkeypatch):
     monkeypatch.setenv("YRD_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
     monkeypatch.delenv("YRD_KAFKA_SASL_MECHANISM")
     assert set(Settings().kafka_options()) == {"bootstrap_servers", "security_protocol"}
+
+
+def test_rule_settings_reach_the_rules(monkeypatch):
+    from agents.processor import rules_config
+
+    monkeypatch.setenv("YRD_FATIGUE_MAX_DRIVING_S", "7200")
+    monkeypatch.setenv("YRD_ZONE_MARGIN_M", "55")
+    monkeypatch.setenv("YRD_PERMIT_REQUIRED_PATTERN", "沪.*")
+    monkeypatch.setenv("YRD_HANDOVER_NOTICE_S", "600")
+    cfg = rules_config(Settings())
+    assert cfg.fatigue.max_driving_ms == 7_200_000 and cfg.zones.margin_m == 55
+    assert cfg.permits.required("沪A12345") and not cfg.permits.required("苏A12345")
+    assert cfg.handover.notice_ms == 600_000 and cfg.stops.max_stop_ms == 1_800_000

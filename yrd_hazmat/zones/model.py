@@ -25,8 +25,10 @@ from ..hazard import ALL, HazardClass
 from .schedule import Window
 
 Kind = Literal[
-    "city_core", "water_source", "tunnel", "bridge", "scenic", "school", "crowded_place", "custom"
+    "city_core", "water_source", "tunnel", "bridge", "scenic", "school", "crowded_place", "custom",
+    "depot",
 ]
+"""``depot``: a yard where trucks may wait (no PROLONGED_STOP there); ban nothing in it."""
 ZoneId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:\-]+$")]
 REGION_BOUNDS = (114.0, 27.0, 124.0, 36.0)
 """lon/lat box around the YRD: a zone outside it is a mistake (swapped coordinates?)."""

@@ -1,0 +1,89 @@
+"""FATIGUE_DRIVING: more than 4 h of driving without a rest of at least 20 min.
+
+Road Traffic Safety Law Implementing Regulations, Art. 62 (both limits
+configurable). A ping is *driving* when the ACC is on (JT/T 808 status bit 0)
+and the speed is at least ``moving_kmh``; otherwise the truck rests. Only a
+rest of ``min_rest_ms`` of event time ends a driving stint; a gap in the
+pings counts as rest when the truck moved slower than ``moving_kmh`` on
+average across it (it was parked), as driving otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from ..alerts import incident_id
+from ..models import Alert, AlertState, Severity
+from ..observation import Observation
+from ..timeutil import from_ms
+from .context import StepContext
+
+TYPE = "FATIGUE_DRIVING"
+ACC_ON = 1 << 0
+
+
+class FatigueConfig(msgspec.Struct, frozen=True, kw_only=True):
+    max_driving_ms: int = 4 * 3600_000
+    min_rest_ms: int = 20 * 60_000
+    moving_kmh: float = 5.0
+
+
+class FatigueState(msgspec.Struct, kw_only=True):
+    driving_since_ms: int | None = None
+    resting_since_ms: int | None = None
+    incident: str | None = None
+
+
+def driving(obs: Observation, cfg: FatigueConfig) -> bool:
+    return bool(obs.status_flags & ACC_ON) and obs.speed_kmh >= cfg.moving_kmh
+
+
+def step(
+    state: FatigueState, obs: Observation, ctx: StepContext, cfg: FatigueConfig
+) -> tuple[FatigueState, list[Alert]]:
+    """Advance the driving/rest accounting by one observation."""
+    previous = ctx.previous
+    if previous is not None and obs.ts_ms - previous.ts_ms >= cfg.min_rest_ms:
+        hours = (obs.ts_ms - previous.ts_ms) / 3600_000
+        average_kmh = math.hypot(obs.x_m - previous.x_m, obs.y_m - previous.y_m) / 1000 / hours
+        if average_kmh < cfg.moving_kmh:  # parked through the gap: that was a rest
+            state.resting_since_ms = previous.ts_ms
+    if not driving(obs, cfg):
+        if state.resting_since_ms is None:
+            state.resting_since_ms = obs.ts_ms
+        return _after_rest(state, obs, ctx, cfg)
+    alerts = _after_rest(state, obs, ctx, cfg)[1] if state.resting_since_ms is not None else []
+    state.resting_since_ms = None
+    if state.driving_since_ms is None:
+        state.driving_since_ms = obs.ts_ms
+    driven = obs.ts_ms - state.driving_since_ms
+    if state.incident is None and driven > cfg.max_driving_ms:
+        state.incident = incident_id(ctx.vehicle_id, TYPE, "", obs.ts_ms)
+        alerts.append(ctx.alert(TYPE, Severity.WARNING, AlertState.RAISED, state.incident, obs, {
+            "driving_since": from_ms(state.driving_since_ms).isoformat(),
+            "driven_h": round(driven / 3600_000, 2),
+            "max_driving_h": cfg.max_driving_ms / 3600_000,
+            "min_rest_min": cfg.min_rest_ms / 60_000,
+        }))
+    return state, alerts
+
+
+def _after_rest(
+    state: FatigueState, obs: Observation, ctx: StepContext, cfg: FatigueConfig
+) -> tuple[FatigueState, list[Alert]]:
+    """A rest long enough ends the stint (and clears its alert)."""
+    assert state.resting_since_ms is not None
+    rested = obs.ts_ms - state.resting_since_ms
+    if rested < cfg.min_rest_ms:
+        return state, []
+    alerts = []
+    if state.incident is not None:
+        alerts.append(ctx.alert(TYPE, Severity.WARNING, AlertState.CLEARED, state.incident, obs, {
+            "rested_min": round(rested / 60_000, 1),
+            "rest_started": from_ms(state.resting_since_ms).isoformat(),
+        }))
+        state.incident = None
+    state.driving_since_ms = None
+    return state, alerts

@@ -1,0 +1,44 @@
+"""PROLONGED_STOP: a loaded truck standing still too long where it should not.
+
+Stopped (slower than ``moving_kmh``) for longer than ``max_stop_ms``, or
+``max_stop_sensitive_ms`` inside a restricted zone; never inside a zone of
+kind ``depot`` (where trucks are meant to wait). Cleared when it moves again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from ..models import Alert, Severity
+from ..observation import Observation
+from ..timeutil import from_ms
+from ..zones.index import NEAR
+from ..zones.model import Zone
+from . import sustained
+from .context import StepContext
+from .sustained import Sustained, SustainedRule
+
+TYPE = "PROLONGED_STOP"
+
+
+class StopsConfig(msgspec.Struct, frozen=True, kw_only=True):
+    moving_kmh: float = 5.0
+    max_stop_ms: int = 30 * 60_000
+    max_stop_sensitive_ms: int = 10 * 60_000
+
+
+def step(
+    state: Sustained, obs: Observation, ctx: StepContext, zones: Mapping[str, Zone], cfg: StopsConfig
+) -> tuple[Sustained, list[Alert]]:
+    inside = [zones[z] for z, level in obs.zones if level > NEAR and z in zones]
+    in_depot = any(z.props.kind == "depot" for z in inside)
+    sensitive = [z.zone_id for z in inside if z.props.kind != "depot"]
+    stopped = obs.speed_kmh < cfg.moving_kmh and not in_depot
+    limit = cfg.max_stop_sensitive_ms if sensitive else cfg.max_stop_ms
+    rule = SustainedRule(alert_type=TYPE, severity=Severity.WARNING, raise_after_ms=limit)
+    details = {"max_stop_min": limit / 60_000, "in_zones": sensitive}
+    if state.since_ms is not None and state.incident is None:
+        details["stopped_since"] = from_ms(state.since_ms).isoformat()
+    return sustained.step(state, stopped, obs, ctx, rule, details)
