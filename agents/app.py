@@ -51,7 +51,9 @@ def create_app(settings: Settings) -> faust.App:
 settings = get_settings()
 app = create_app(settings)
 
-pings_topic = app.topic(settings.topic_pings, key_type=bytes, value_type=bytes)
+pings_topic = app.topic(settings.topic_pings, settings.topic_ticks, key_type=bytes, value_type=bytes)
+"""The pings and the timer's ticks (co-partitioned), taken by one agent in one stream."""
+ticks_topic = app.topic(settings.topic_ticks, key_type=bytes, value_type=bytes)
 alerts_topic = app.topic(settings.topic_alerts, key_type=bytes, value_type=bytes)
 deadletter_topic = app.topic(settings.topic_deadletter, key_type=bytes, value_type=bytes)
 zones_topic = app.topic(settings.topic_zones, key_type=bytes, value_type=bytes)

@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import faust
+import msgspec
 from faust.types import EventT
 
 from yrd_hazmat import metrics
 from agents.deadletter import DeadLetterSink
 from yrd_hazmat.codec import LATE, PROCESSING_ERROR, Rejection, decode_ping, encode
 from yrd_hazmat.config import Settings
-from yrd_hazmat.engine import Reference, RulesConfig, advance
+from yrd_hazmat.engine import Reference, RulesConfig, advance, silence
 from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.jurisdiction import JurisdictionIndex
 from yrd_hazmat.models import Alert, Ping
@@ -32,6 +33,9 @@ from yrd_hazmat.permits.store import PermitCache
 from yrd_hazmat.rules.fatigue import FatigueConfig
 from yrd_hazmat.rules.handover import HandoverConfig
 from yrd_hazmat.rules.plausibility import PlausibilityConfig
+from yrd_hazmat.permits.status import NO_PERMIT, PermitStatus
+from yrd_hazmat.rules.signal import SignalConfig
+from yrd_hazmat.rules.signal import due as signal_due
 from yrd_hazmat.rules.stops import StopsConfig
 from yrd_hazmat.rules.permits import PermitsConfig
 from yrd_hazmat.rules.speeding import SpeedingConfig
@@ -77,6 +81,7 @@ def rules_config(settings: Settings) -> RulesConfig:
             max_stop_sensitive_ms=_ms(settings.stop_max_sensitive_s),
         ),
         plausibility=PlausibilityConfig(max_speed_kmh=settings.implausible_speed_kmh),
+        signal=SignalConfig(lost_after_ms=_ms(settings.signal_lost_s)),
     )
 
 
@@ -116,21 +121,47 @@ class PingProcessor:
     async def handle(self, stream: faust.StreamT, events: Sequence[EventT]) -> None:
         """Process one batch of events taken from the pings stream."""
         now = datetime.now(CHINA_TZ)
+        ticks = [e for e in events if e.message.topic == self.settings.topic_ticks]
+        records = [e for e in events if e.message.topic != self.settings.topic_ticks]
         metrics.BATCH_SIZE.observe(len(events))
-        metrics.PINGS_CONSUMED.inc(len(events))
+        metrics.PINGS_CONSUMED.inc(len(records))
 
         pings: list[Ping] = []
         origin: list[EventT] = []
-        for event in events:
+        for event in records:
             result = decode_ping(event.key, event.value, self.settings.max_ping_bytes)
             if isinstance(result, Rejection):
                 await self._dead_letter(event, result, now)
             else:
                 pings.append(result)
                 origin.append(event)
-        if not pings:
+        updates: list[VehicleUpdate] = []
+        published: list[Alert] = []
+        seen = await self._handle_pings(stream, pings, origin, updates, published, now)
+        for tick in ticks:
+            if tick.key is not None and tick.key.decode("utf-8", "replace") not in seen:
+                await self._silence(stream, tick, published, now)
+        self._observe_metrics(pings, origin, published)
+        if not updates and not published:
             return
+        try:
+            await self.readmodel.apply(updates, published, now)
+        except Exception:  # the read model is a view: never stop the stream for it
+            metrics.READMODEL_ERRORS.inc()
+            log.exception("Redis read model update failed")
 
+    async def _handle_pings(
+        self,
+        stream: faust.StreamT,
+        pings: list[Ping],
+        origin: list[EventT],
+        updates: list[VehicleUpdate],
+        published: list[Alert],
+        now: datetime,
+    ) -> set[str]:
+        """Run the valid pings of the batch through the core; returns their vehicles."""
+        if not pings:
+            return set()
         zone_index = self.zones.index
         observations = observe(pings, self.places, zone_index)
         by_vehicle: dict[str, list[int]] = defaultdict(list)
@@ -142,9 +173,6 @@ class PingProcessor:
             if status is not None:
                 permits[vehicle_id] = status
         reference = Reference(zones=zone_index.by_id, permits=permits, provinces=self.provinces)
-
-        updates: list[VehicleUpdate] = []
-        published: list[Alert] = []
         for vehicle_id, indices in by_vehicle.items():
             events_of_vehicle = [origin[i] for i in indices]
             try:
@@ -160,13 +188,46 @@ class PingProcessor:
                 continue
             if update is not None:
                 updates.append(update)
+        return set(by_vehicle)
 
-        self._observe_metrics(pings, origin, published)
-        try:
-            await self.readmodel.apply(updates, published, now)
-        except Exception:  # the read model is a view: never stop the stream for it
-            metrics.READMODEL_ERRORS.inc()
-            log.exception("Redis read model update failed")
+    def _permit_of(self, key: bytes) -> PermitStatus:
+        return self.permit_cache.status(self.permits.get(key)) or NO_PERMIT
+
+    async def _silence(
+        self, stream: faust.StreamT, tick: EventT, published: list[Alert], now: datetime
+    ) -> None:
+        """A timer tick for a vehicle that sent nothing in this batch."""
+        stored = self.table.get(tick.key)
+        if stored is None:
+            return
+        state = load_state(stored)
+        now_ms = int(msgspec.json.decode(tick.value)["now_ms"])
+        status = self._permit_of(tick.key)
+        reference = Reference(permits={state.vehicle_id: status}, provinces=self.provinces)
+        alerts = silence(state, now_ms, self.rules, now, reference)
+        if not alerts:
+            return
+        stream._set_current_event(tick)  # the tick is on the vehicle's partition
+        self.table[tick.key] = dump_state(state)
+        for alert in alerts:
+            await self.alerts_topic.send(key=tick.key, value=encode(alert))
+            published.append(alert)
+
+    async def send_ticks(self, ticks: faust.TopicT) -> int:
+        """Ask about every silent vehicle on a trip that this worker holds; returns how many."""
+        now_ms = int(time.time() * 1000)
+        sent = 0
+        for key, stored in list(self.table.items()):
+            state = load_state(stored)
+            if state.last is None or state.partition is None:
+                continue
+            if not signal_due(state.signal, state.last, now_ms, self._permit_of(key),
+                              self.rules.signal):
+                continue
+            await ticks.send(key=key, value=msgspec.json.encode({"now_ms": now_ms}),
+                             partition=state.partition)
+            sent += 1
+        return sent
 
     async def _advance_vehicle(
         self,
@@ -184,6 +245,7 @@ class PingProcessor:
         state = load_state(stored) if stored is not None else None
         previous = state.last if state is not None else None
         outcome = advance(state, vehicle_id, batch, self.rules, now, reference)
+        outcome.state.partition = events[-1].message.partition
         # The table's changelog partition follows Faust's "current event":
         # point it at this vehicle's own event so state is co-partitioned
         # with the vehicle's pings, whatever else the batch holds.

@@ -20,14 +20,18 @@ for 10,000 zones, and each stage with the same stage run with no zones at all
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import msgspec
 import numpy as np
 import shapely
+import shapely.geometry
 
 from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.jurisdiction import default_index
@@ -86,6 +90,18 @@ def random_zones(count: int, rng: np.random.Generator, sample) -> list[CompiledZ
     return zones
 
 
+def zone_features(zones: list[CompiledZone]) -> dict:
+    """The random zones as a GeoJSON FeatureCollection (WGS-84), for a worker's zones file."""
+    features = []
+    for compiled in zones:
+        metric = compiled.zone.metric
+        lonlat = shapely.transform(metric, lambda xy: np.column_stack(to_lonlat(xy[:, 0], xy[:, 1])))
+        props = msgspec.to_builtins(compiled.zone.props)
+        features.append({"type": "Feature", "geometry": shapely.geometry.mapping(lonlat),
+                         "properties": {k: v for k, v in props.items() if v is not None}})
+    return {"type": "FeatureCollection", "features": features}
+
+
 def rate(fn, n_points: int, repeat: int) -> float:
     """Median points per second of ``fn()`` over ``repeat`` runs."""
     fn()  # warm up
@@ -128,7 +144,16 @@ def main() -> None:
     parser.add_argument("--zones", default="100,1000,10000")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--write-geojson", metavar="N:PATH",
+                        help="only write N random zones as a zones file (for benchmarks/pipeline.py)")
     args = parser.parse_args()
+    if args.write_geojson:
+        count, path = args.write_geojson.split(":", 1)
+        rng = np.random.default_rng(args.seed)
+        zones = random_zones(int(count), rng, region_sampler(rng))
+        Path(path).write_text(json.dumps(zone_features(zones)), encoding="utf-8")
+        print(f"wrote {count} zones to {path}")
+        return
 
     rng = np.random.default_rng(args.seed)
     sample = region_sampler(rng)

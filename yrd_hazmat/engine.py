@@ -18,7 +18,9 @@ from .models import Alert
 from .observation import Observation
 from .alerts import Cargo
 from .permits.status import NO_PERMIT, PermitStatus
-from .rules import device_alarm, fatigue, handover, permits, plausibility, speeding, stops, zones
+from .rules import (
+    device_alarm, fatigue, handover, permits, plausibility, signal, speeding, stops, zones,
+)
 from .rules.context import StepContext
 from .rules.handover import Handover
 from .state import VehicleState
@@ -35,6 +37,7 @@ class RulesConfig(msgspec.Struct, frozen=True, kw_only=True):
     plausibility: plausibility.PlausibilityConfig = plausibility.PlausibilityConfig()
     fatigue: fatigue.FatigueConfig = fatigue.FatigueConfig()
     stops: stops.StopsConfig = stops.StopsConfig()
+    signal: signal.SignalConfig = signal.SignalConfig()
 
 
 class Reference(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,6 +117,8 @@ def advance(
         alerts.extend(raised)
         state.stop, raised = stops.step(state.stop, obs, ctx, ref.zones, cfg.stops)
         alerts.extend(raised)
+        state.signal, raised = signal.on_ping(state.signal, obs, ctx, status, cfg.signal)
+        alerts.extend(raised)
         state.last = obs
         state.pings += 1
     state.duplicates += duplicates
@@ -121,3 +126,23 @@ def advance(
     state.implausible += implausible
     return Outcome(state=state, alerts=alerts, late=late, duplicates=duplicates,
                    implausible=implausible, handovers=handovers)
+
+
+def silence(
+    state: VehicleState,
+    now_ms: int,
+    cfg: RulesConfig,
+    emitted_at: datetime,
+    ref: Reference = NO_REFERENCE,
+) -> list[Alert]:
+    """The timer's turn: rules that fire on the absence of pings, at clock time ``now_ms``."""
+    if state.last is None:
+        return []
+    status = ref.permits.get(state.vehicle_id, NO_PERMIT)
+    permit = status.permit.permit if status.permit is not None else None
+    cargo = Cargo(permit.permit_id, permit.un_number, permit.hazard_class) if permit else None
+    ctx = StepContext(vehicle_id=state.vehicle_id, previous=state.last, emitted_at=emitted_at,
+                      cargo=cargo)
+    state.signal, alerts = signal.on_silence(state.signal, state.last, now_ms, ctx, status,
+                                             cfg.signal)
+    return alerts

@@ -9,6 +9,7 @@ from .rules.device_alarm import AlarmState
 from .rules.fatigue import FatigueState
 from .rules.sustained import Sustained
 from .rules.handover import HandoverState
+from .rules.signal import SignalState
 from .rules.permits import PermitState
 from .rules.speed_episode import SpeedEpisode
 from .rules.zones import ZoneTrack
@@ -29,6 +30,9 @@ class VehicleState(msgspec.Struct, kw_only=True):
     alarms: AlarmState = msgspec.field(default_factory=AlarmState)
     fatigue: FatigueState = msgspec.field(default_factory=FatigueState)
     stop: Sustained = msgspec.field(default_factory=Sustained)
+    signal: SignalState = msgspec.field(default_factory=SignalState)
+    partition: int | None = None
+    """Partition of the vehicle's pings (where its timer ticks are sent)."""
     suspect: Observation | None = None
     """A fix that jumped implausibly far from ``last`` (kept to recognise a real relocation)."""
     implausible: int = 0
@@ -39,7 +43,8 @@ class VehicleState(msgspec.Struct, kw_only=True):
         opened = [i for i in (self.speeding.incident,) if i is not None]
         opened += [i for track in self.zones.values() for i in track.open_incidents]
         opened += self.permit.open_incidents + self.handover.open_incidents
-        opened += [i for i in (self.fatigue.incident, self.stop.incident) if i is not None]
+        opened += [i for i in (self.fatigue.incident, self.stop.incident, self.signal.incident)
+                   if i is not None]
         return opened + self.alarms.open_incidents
 
 

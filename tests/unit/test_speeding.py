@@ -66,7 +66,7 @@ def test_speed_exactly_at_the_limit_is_legal():
 def test_gap_in_pings_restarts_the_count():
     # 10 s over, then 10 minutes of silence, then 10 s over: not 30 s of known speeding
     _, alerts = run([obs(0, 90), obs(10, 90), obs(610, 90), obs(620, 90)])
-    assert alerts == []
+    assert [a for a in alerts if a.type == "SPEEDING"] == []
 
 
 def test_new_episode_gets_a_new_incident():

@@ -1,0 +1,53 @@
+"""SIGNAL_LOST: raised by the timer while a truck is silent, or by the ping that ends the gap."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from yrd_hazmat.engine import Reference, advance, silence
+from yrd_hazmat.permits.status import PermitStatus
+from yrd_hazmat.observation import Observation
+from yrd_hazmat.timeutil import to_ms
+from tests.factories import RULES, T0, obs
+from tests.permit_trips import compiled
+
+V = "沪A12345"
+
+
+def moved(o: Observation, metres: float) -> Observation:
+    return Observation(**({f: getattr(o, f) for f in o.__struct_fields__} | {"x_m": o.x_m + metres}))
+
+
+def test_timer_raises_while_silent_and_the_next_ping_clears_with_gap_and_jump():
+    state = advance(None, V, [obs(0, 60), obs(30, 60)], RULES, T0).state
+    assert silence(state, to_ms(T0 + timedelta(seconds=200)), RULES, T0) == []  # not yet 5 min
+    [lost] = silence(state, to_ms(T0 + timedelta(minutes=6)), RULES, T0)
+    assert (lost.type, lost.state.value) == ("SIGNAL_LOST", "raised")
+    assert lost.ts == T0 + timedelta(seconds=330)  # last ping + 5 min, whenever the timer ran
+    assert silence(state, to_ms(T0 + timedelta(minutes=7)), RULES, T0) == []  # once
+    out = advance(state, V, [moved(obs(900, 60), 14_000)], RULES, T0)
+    [restored] = [a for a in out.alerts if a.type == "SIGNAL_LOST"]
+    assert restored.state.value == "cleared" and restored.incident_id == lost.incident_id
+    assert restored.details["gap_s"] == 870 and restored.details["distance_jumped_m"] == 14_000
+
+
+def test_a_replayed_gap_gives_the_same_alerts_without_any_timer():
+    live = advance(None, V, [obs(0, 60), obs(30, 60)], RULES, T0).state
+    [raised] = silence(live, to_ms(T0 + timedelta(minutes=6)), RULES, T0)
+    [cleared] = [a for a in advance(live, V, [obs(900, 60)], RULES, T0).alerts if a.type == "SIGNAL_LOST"]
+    replay = [a for a in advance(None, V, [obs(0, 60), obs(30, 60), obs(900, 60)], RULES, T0).alerts
+              if a.type == "SIGNAL_LOST"]
+    assert [a.alert_id for a in replay] == [raised.alert_id, cleared.alert_id]
+    assert [a.ts for a in replay] == [raised.ts, cleared.ts]
+
+
+def test_a_parked_truck_without_a_permit_is_not_on_a_trip():
+    state = advance(None, V, [obs(t, 0.0) for t in range(0, 900, 60)], RULES, T0).state
+    assert silence(state, to_ms(T0 + timedelta(hours=2)), RULES, T0) == []
+
+
+def test_a_parked_truck_with_a_permit_in_force_is_on_a_trip():
+    ref = Reference(permits={V: PermitStatus(permit=compiled(V, T0))})
+    state = advance(None, V, [obs(t, 0.0) for t in range(0, 900, 60)], RULES, T0, ref).state
+    [lost] = silence(state, to_ms(T0 + timedelta(hours=2)), RULES, T0, ref)
+    assert lost.permit_id == "JS-2026-12345"
