@@ -42,6 +42,7 @@ def create_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=0.005,  # let aiokafka batch the alerts and changelog records of a batch
         producer_max_request_size=2_000_000,
         stream_wait_empty=False,
         logging_config=None,
@@ -61,19 +62,15 @@ permits_topic = app.topic(settings.topic_permits, key_type=bytes, value_type=byt
 handovers_topic = app.topic(settings.topic_handovers, key_type=bytes, value_type=bytes)
 dead_letters = DeadLetterSink(deadletter_topic, settings.deadletter_max_raw_bytes)
 
-vehicle_table = app.Table(
-    "vehicle-state",
-    key_type=bytes,
-    value_type=bytes,
-    partitions=settings.topic_partitions,
-    help="per-vehicle rule state (msgpack VehicleState), keyed by vehicle id",
-)
-permits_table = app.Table(
-    "permits",
-    key_type=bytes,
-    value_type=bytes,
-    partitions=settings.topic_partitions,
-    help="latest valid permit record per vehicle (msgpack PermitEntry), co-partitioned with pings",
-)
+
+
+def _vehicle_table(name: str, help: str) -> faust.Table:
+    """A changelog-backed table keyed by vehicle id, co-partitioned with the pings."""
+    return app.Table(name, key_type=bytes, value_type=bytes,
+                     partitions=settings.topic_partitions, help=help)
+
+
+vehicle_table = _vehicle_table("vehicle-state", "per-vehicle rule state (msgpack VehicleState)")
+permits_table = _vehicle_table("permits", "latest valid permit record (msgpack PermitEntry)")
 
 from agents import permits, pings, zones  # noqa: E402,F401  (registers the agents on ``app``)

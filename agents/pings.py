@@ -39,7 +39,7 @@ async def process_pings(stream):
     await zone_loader.ready.wait()  # no ping is judged against a partial set of zones
     try:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            await processor.handle(stream, events)
+            await processor.handle(events)
     finally:
         await processor.readmodel.close()
 

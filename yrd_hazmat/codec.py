@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -27,6 +28,7 @@ PROCESSING_ERROR: Final = "processing_error"
 BAD_GEOMETRY: Final = "bad_geometry"
 REASONS: Final = (TOO_LARGE, BAD_JSON, INVALID, BAD_KEY, LATE, PROCESSING_ERROR, BAD_GEOMETRY)
 
+T = TypeVar("T")
 _ping_decoder = msgspec.json.Decoder(Ping)
 _encoder = msgspec.json.Encoder()
 
@@ -36,6 +38,16 @@ class Rejection(msgspec.Struct, frozen=True):
 
     reason: str
     error: str
+
+
+def decoded(decode: Callable[[Any], T], raw: Any) -> T | Rejection:
+    """``decode(raw)``, or the rejection saying why the input is not JSON or not valid."""
+    try:
+        return decode(raw)
+    except msgspec.ValidationError as exc:
+        return Rejection(INVALID, str(exc))
+    except msgspec.DecodeError as exc:
+        return Rejection(BAD_JSON, str(exc))
 
 
 def decode_ping(key: bytes | None, value: bytes | None, max_bytes: int) -> Ping | Rejection:
@@ -49,12 +61,9 @@ def decode_ping(key: bytes | None, value: bytes | None, max_bytes: int) -> Ping 
         return Rejection(INVALID, "record has no value")
     if len(value) > max_bytes:
         return Rejection(TOO_LARGE, f"value is {len(value)} bytes, limit {max_bytes}")
-    try:
-        ping = _ping_decoder.decode(value)
-    except msgspec.ValidationError as exc:
-        return Rejection(INVALID, str(exc))
-    except msgspec.DecodeError as exc:
-        return Rejection(BAD_JSON, str(exc))
+    ping = decoded(_ping_decoder.decode, value)
+    if isinstance(ping, Rejection):
+        return ping
     if key is None:
         return Rejection(BAD_KEY, "record has no key; key pings by vehicle_id")
     try:

@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 from msgspec import Meta
 
-from ..codec import BAD_GEOMETRY, BAD_JSON, BAD_KEY, INVALID, Rejection
+from ..codec import BAD_GEOMETRY, BAD_KEY, INVALID, Rejection, decoded
 from ..geo.gcj02 import gcj02_to_wgs84
 from ..geo.jurisdiction import JurisdictionIndex
 from ..geo.projection import geometry_to_metric, to_lonlat
@@ -92,12 +92,9 @@ def parse_permit(
     raw: bytes, places: JurisdictionIndex, key: str | None = None
 ) -> CompiledPermit | Rejection:
     """Validate one permit record; the key, if given, must be its ``vehicle_id``."""
-    try:
-        permit = _decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        return Rejection(INVALID, str(exc))
-    except msgspec.DecodeError as exc:
-        return Rejection(BAD_JSON, str(exc))
+    permit = decoded(_decoder.decode, raw)
+    if isinstance(permit, Rejection):
+        return permit
     if key is not None and key != permit.vehicle_id:
         return Rejection(BAD_KEY, f"key {key!r} differs from vehicle_id {permit.vehicle_id!r}")
     if permit.valid_until <= permit.valid_from:

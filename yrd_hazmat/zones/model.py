@@ -18,7 +18,7 @@ import shapely
 from msgspec import Meta
 from shapely.geometry import shape
 
-from ..codec import BAD_GEOMETRY, BAD_JSON, BAD_KEY, INVALID, Rejection
+from ..codec import BAD_GEOMETRY, BAD_KEY, Rejection, decoded
 from ..geo.gcj02 import gcj02_to_wgs84
 from ..geo.projection import geometry_to_metric
 from ..hazard import ALL, HazardClass
@@ -87,15 +87,12 @@ _decoder = msgspec.json.Decoder(ZoneFeature)
 
 def parse_zone(raw: bytes | str | dict, key: str | None = None) -> Zone | Rejection:
     """Validate one zone record; ``key`` (the Kafka key), if given, must equal ``zone_id``."""
-    try:
-        if isinstance(raw, dict):
-            feature = msgspec.convert(raw, ZoneFeature)
-        else:
-            feature = _decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        return Rejection(INVALID, str(exc))
-    except msgspec.DecodeError as exc:
-        return Rejection(BAD_JSON, str(exc))
+    if isinstance(raw, dict):
+        feature = decoded(lambda doc: msgspec.convert(doc, ZoneFeature), raw)
+    else:
+        feature = decoded(_decoder.decode, raw)
+    if isinstance(feature, Rejection):
+        return feature
     props = feature.properties
     if key is not None and key != props.zone_id:
         return Rejection(BAD_KEY, f"key {key!r} differs from zone_id {props.zone_id!r}")
