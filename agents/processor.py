@@ -139,8 +139,12 @@ class PingProcessor:
         published: list[Alert] = []
         seen = await self._handle_pings(pings, origin, updates, published, now)
         for tick in ticks:
-            if tick.key is not None and tick.key.decode("utf-8", "replace") not in seen:
+            if tick.key is None or tick.key.decode("utf-8", "replace") in seen:
+                continue
+            try:
                 await self._silence(tick, published, now)
+            except Exception:  # a tick is only a prompt: log it, keep the stream going
+                log.exception("timer tick for %r failed", tick.key)
         self._observe_metrics(pings, origin, published)
         if not updates and not published:
             return
@@ -166,11 +170,7 @@ class PingProcessor:
         by_vehicle: dict[str, list[int]] = defaultdict(list)
         for i, ping in enumerate(pings):
             by_vehicle[ping.vehicle_id].append(i)
-        permits = {}
-        for vehicle_id in by_vehicle:
-            status = self.permit_cache.status(self.permits.get(vehicle_id.encode("utf-8")))
-            if status is not None:
-                permits[vehicle_id] = status
+        permits = {v: self._permit_of(v.encode("utf-8")) for v in by_vehicle}
         reference = Reference(zones=zone_index.by_id, permits=permits, provinces=self.provinces)
         for vehicle_id, indices in by_vehicle.items():
             events_of_vehicle = [origin[i] for i in indices]
