@@ -22,7 +22,7 @@ from yrd_hazmat import metrics
 from agents.deadletter import DeadLetterSink
 from yrd_hazmat.codec import LATE, PROCESSING_ERROR, Rejection, decode_ping, encode
 from yrd_hazmat.config import Settings
-from yrd_hazmat.engine import Reference, RulesConfig, advance, silence
+from yrd_hazmat.engine import Outcome, Reference, RulesConfig, advance, silence, timer_due
 from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.jurisdiction import JurisdictionIndex
 from yrd_hazmat.models import Alert, Ping
@@ -35,7 +35,6 @@ from yrd_hazmat.rules.handover import HandoverConfig
 from yrd_hazmat.rules.plausibility import PlausibilityConfig
 from yrd_hazmat.permits.status import NO_PERMIT, PermitStatus
 from yrd_hazmat.rules.signal import SignalConfig
-from yrd_hazmat.rules.signal import due as signal_due
 from yrd_hazmat.rules.stops import StopsConfig
 from yrd_hazmat.rules.permits import PermitsConfig
 from yrd_hazmat.rules.speeding import SpeedingConfig
@@ -82,6 +81,7 @@ def rules_config(settings: Settings) -> RulesConfig:
         ),
         plausibility=PlausibilityConfig(max_speed_kmh=settings.implausible_speed_kmh),
         signal=SignalConfig(lost_after_ms=_ms(settings.signal_lost_s)),
+        lateness_ms=_ms(settings.lateness_s),
     )
 
 
@@ -189,6 +189,14 @@ class PingProcessor:
                 updates.append(update)
         return set(by_vehicle)
 
+    async def _publish(self, key: bytes, outcome: Outcome) -> None:
+        for alert in outcome.alerts:
+            await self.alerts_topic.send(key=key, value=encode(alert))
+        for handover in outcome.handovers:
+            await self.handovers_topic.send(key=key, value=encode(handover))
+            metrics.HANDOVERS.labels(from_province=handover.from_province or "none",
+                                     to_province=handover.to_province or "none").inc()
+
     async def _store(self, key: bytes, state: VehicleState) -> None:
         """Keep a vehicle's state in the table and its changelog, on the vehicle's partition.
 
@@ -217,25 +225,26 @@ class PingProcessor:
         state = load_state(stored)
         now_ms = int(msgspec.json.decode(tick.value)["now_ms"])
         status = self._permit_of(tick.key)
-        reference = Reference(permits={state.vehicle_id: status}, provinces=self.provinces)
-        alerts = silence(state, now_ms, self.rules, now, reference)
-        if not alerts:
+        zone_index = self.zones.index
+        reference = Reference(zones=zone_index.by_id, permits={state.vehicle_id: status},
+                              provinces=self.provinces)
+        waiting = len(state.pending)
+        outcome = silence(state, now_ms, self.rules, now, reference)
+        if not outcome.alerts and len(state.pending) == waiting:
             return
         await self._store(tick.key, state)
-        for alert in alerts:
-            await self.alerts_topic.send(key=tick.key, value=encode(alert))
-            published.append(alert)
+        await self._publish(tick.key, outcome)
+        published.extend(outcome.alerts)
 
     async def send_ticks(self, ticks: faust.TopicT) -> int:
-        """Ask about every silent vehicle on a trip that this worker holds; returns how many."""
+        """Prompt every vehicle this worker holds with buffered pings due or a silence to
+        report; returns how many."""
         now_ms = int(time.time() * 1000)
         sent = 0
         for key, stored in list(self.table.items()):
             state = load_state(stored)
-            if state.last is None or state.partition is None:
-                continue
-            if not signal_due(state.signal, state.last, now_ms, self._permit_of(key),
-                              self.rules.signal):
+            if state.partition is None or not timer_due(state, now_ms, self.rules,
+                                                         self._permit_of(key)):
                 continue
             await ticks.send(key=key, value=msgspec.json.encode({"now_ms": now_ms}),
                              partition=state.partition)
@@ -259,13 +268,8 @@ class PingProcessor:
         outcome = advance(state, vehicle_id, batch, self.rules, now, reference)
         outcome.state.partition = events[-1].message.partition
         await self._store(key, outcome.state)
-        for alert in outcome.alerts:
-            await self.alerts_topic.send(key=key, value=encode(alert))
-            published.append(alert)
-        for handover in outcome.handovers:
-            await self.handovers_topic.send(key=key, value=encode(handover))
-            metrics.HANDOVERS.labels(from_province=handover.from_province or "none",
-                                     to_province=handover.to_province or "none").inc()
+        await self._publish(key, outcome)
+        published.extend(outcome.alerts)
         late = Rejection(LATE, "ping is older than the vehicle's latest processed ping")
         for index in outcome.late:
             await self._dead_letter(events[index], late, now)

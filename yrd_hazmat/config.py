@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     fatigue_min_rest_s: float = Field(20 * 60.0, gt=0, description="a rest that ends a stint")
     stop_max_s: float = Field(30 * 60.0, gt=0, description="stopped outside depots")
     stop_max_sensitive_s: float = Field(10 * 60.0, gt=0, description="stopped in a restricted zone")
+    lateness_s: float = Field(
+        0.0, ge=0, description="event-time lateness bound of the reorder buffer (0: none)"
+    )
     signal_lost_s: float = Field(300.0, gt=0, description="silence on a trip before SIGNAL_LOST")
     signal_check_interval_s: float = Field(10.0, gt=0, description="how often silence is checked")
     implausible_speed_kmh: float = Field(200.0, gt=0, description="faster between fixes: a bad fix")

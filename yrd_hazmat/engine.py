@@ -38,6 +38,9 @@ class RulesConfig(msgspec.Struct, frozen=True, kw_only=True):
     fatigue: fatigue.FatigueConfig = fatigue.FatigueConfig()
     stops: stops.StopsConfig = stops.StopsConfig()
     signal: signal.SignalConfig = signal.SignalConfig()
+    lateness_ms: int = 0
+    """How late (event time) a ping may arrive and still be put back in order; pings wait
+    that long in the reorder buffer before the rules see them."""
 
 
 class Reference(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,32 +74,74 @@ def advance(
     cfg: RulesConfig,
     emitted_at: datetime,
     ref: Reference = NO_REFERENCE,
+    now_ms: int | None = None,
 ) -> Outcome:
-    """Run every rule over ``batch`` in event-time order."""
+    """Admit a batch of pings and run every rule over those whose turn has come.
+
+    Pings wait in the vehicle's reorder buffer until a ping ``cfg.lateness_ms``
+    newer has arrived (or, with ``now_ms``, until the clock is that far past
+    them), then run in event-time order. So a trace shuffled within the
+    lateness bound, or with duplicates, yields the same alerts as in order.
+    A ping older than one already run is *late* (its batch index is returned).
+    """
     if state is None:
         state = VehicleState(vehicle_id=vehicle_id)
-    alerts: list[Alert] = []
-    handovers: list[Handover] = []
-    late: list[int] = []
-    duplicates = implausible = 0
-    status = ref.permits.get(vehicle_id, NO_PERMIT)
+    out = Outcome(state=state, alerts=[], late=[], duplicates=0, implausible=0, handovers=[])
+    _admit(state, batch, out)
+    horizon = state.pending[-1].ts_ms - cfg.lateness_ms if state.pending else None
+    if now_ms is not None and horizon is not None:
+        horizon = max(horizon, now_ms - cfg.lateness_ms)
+    ready = [o for o in state.pending if horizon is not None and o.ts_ms <= horizon]
+    state.pending = state.pending[len(ready):]
+    _run(state, ready, cfg, emitted_at, ref, out)
+    state.duplicates += out.duplicates
+    state.late += len(out.late)
+    state.implausible += out.implausible
+    return out
+
+
+def _admit(state: VehicleState, batch: list[Observation], out: Outcome) -> None:
+    """Put new pings into the reorder buffer; count duplicates, note late ones."""
+    last_ts = state.last.ts_ms if state.last is not None else None
+    waiting = {o.ts_ms for o in state.pending}
+    for index, obs in enumerate(batch):
+        if obs.ts_ms in waiting or obs.ts_ms == last_ts:
+            out.duplicates += 1
+        elif last_ts is not None and obs.ts_ms < last_ts:
+            out.late.append(index)
+        else:
+            waiting.add(obs.ts_ms)
+            state.pending.append(obs)
+    state.pending.sort(key=lambda o: o.ts_ms)
+
+
+def _cargo(status: PermitStatus) -> Cargo | None:
     permit = status.permit.permit if status.permit is not None else None
-    cargo = Cargo(permit.permit_id, permit.un_number, permit.hazard_class) if permit else None
-    for index in sorted(range(len(batch)), key=lambda i: batch[i].ts_ms):
-        obs = batch[index]
-        previous = state.last
-        if previous is not None and obs.ts_ms <= previous.ts_ms:
-            if obs.ts_ms == previous.ts_ms:
-                duplicates += 1
-            else:
-                late.append(index)
-            continue
-        ctx = StepContext(vehicle_id=vehicle_id, previous=previous, emitted_at=emitted_at,
+    return Cargo(permit.permit_id, permit.un_number, permit.hazard_class) if permit else None
+
+
+def _run(
+    state: VehicleState,
+    ready: list[Observation],
+    cfg: RulesConfig,
+    emitted_at: datetime,
+    ref: Reference,
+    out: Outcome,
+) -> None:
+    """Every rule over pings in event-time order."""
+    if not ready:
+        return
+    vehicle_id = state.vehicle_id
+    alerts, handovers = out.alerts, out.handovers
+    status = ref.permits.get(vehicle_id, NO_PERMIT)
+    cargo = _cargo(status)
+    for obs in ready:
+        ctx = StepContext(vehicle_id=vehicle_id, previous=state.last, emitted_at=emitted_at,
                           cargo=cargo)
         state.suspect, jumped = plausibility.check(state.suspect, obs, ctx, cfg.plausibility)
         if jumped is not None:
             alerts.append(jumped)
-            implausible += 1
+            out.implausible += 1
             continue
         state.speeding, raised = speeding.step(state.speeding, obs, ctx, cfg.speeding)
         alerts.extend(raised)
@@ -121,11 +166,6 @@ def advance(
         alerts.extend(raised)
         state.last = obs
         state.pings += 1
-    state.duplicates += duplicates
-    state.late += len(late)
-    state.implausible += implausible
-    return Outcome(state=state, alerts=alerts, late=late, duplicates=duplicates,
-                   implausible=implausible, handovers=handovers)
 
 
 def silence(
@@ -134,15 +174,24 @@ def silence(
     cfg: RulesConfig,
     emitted_at: datetime,
     ref: Reference = NO_REFERENCE,
-) -> list[Alert]:
-    """The timer's turn: rules that fire on the absence of pings, at clock time ``now_ms``."""
+) -> Outcome:
+    """The timer's turn at clock time ``now_ms``: run buffered pings whose lateness bound
+    has passed, then the rules that fire on the absence of pings."""
+    out = advance(state, state.vehicle_id, [], cfg, emitted_at, ref, now_ms=now_ms)
     if state.last is None:
-        return []
+        return out
     status = ref.permits.get(state.vehicle_id, NO_PERMIT)
-    permit = status.permit.permit if status.permit is not None else None
-    cargo = Cargo(permit.permit_id, permit.un_number, permit.hazard_class) if permit else None
     ctx = StepContext(vehicle_id=state.vehicle_id, previous=state.last, emitted_at=emitted_at,
-                      cargo=cargo)
+                      cargo=_cargo(status))
     state.signal, alerts = signal.on_silence(state.signal, state.last, now_ms, ctx, status,
                                              cfg.signal)
-    return alerts
+    out.alerts.extend(alerts)
+    return out
+
+
+def timer_due(state: VehicleState, now_ms: int, cfg: RulesConfig, status: PermitStatus) -> bool:
+    """Whether the timer should prompt this vehicle: buffered pings due, or a silence."""
+    if state.pending:
+        return now_ms - cfg.lateness_ms >= state.pending[0].ts_ms
+    return state.last is not None and signal.due(state.signal, state.last, now_ms, status,
+                                                 cfg.signal)

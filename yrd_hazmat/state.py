@@ -31,6 +31,8 @@ class VehicleState(msgspec.Struct, kw_only=True):
     fatigue: FatigueState = msgspec.field(default_factory=FatigueState)
     stop: Sustained = msgspec.field(default_factory=Sustained)
     signal: SignalState = msgspec.field(default_factory=SignalState)
+    pending: list[Observation] = msgspec.field(default_factory=list)
+    """The reorder buffer: admitted pings waiting for their lateness bound, in time order."""
     partition: int | None = None
     """Partition of the vehicle's pings (where its timer ticks are sent)."""
     suspect: Observation | None = None

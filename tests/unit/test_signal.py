@@ -20,11 +20,11 @@ def moved(o: Observation, metres: float) -> Observation:
 
 def test_timer_raises_while_silent_and_the_next_ping_clears_with_gap_and_jump():
     state = advance(None, V, [obs(0, 60), obs(30, 60)], RULES, T0).state
-    assert silence(state, to_ms(T0 + timedelta(seconds=200)), RULES, T0) == []  # not yet 5 min
-    [lost] = silence(state, to_ms(T0 + timedelta(minutes=6)), RULES, T0)
+    assert silence(state, to_ms(T0 + timedelta(seconds=200)), RULES, T0).alerts == []  # not yet 5 min
+    [lost] = silence(state, to_ms(T0 + timedelta(minutes=6)), RULES, T0).alerts
     assert (lost.type, lost.state.value) == ("SIGNAL_LOST", "raised")
     assert lost.ts == T0 + timedelta(seconds=330)  # last ping + 5 min, whenever the timer ran
-    assert silence(state, to_ms(T0 + timedelta(minutes=7)), RULES, T0) == []  # once
+    assert silence(state, to_ms(T0 + timedelta(minutes=7)), RULES, T0).alerts == []  # once
     out = advance(state, V, [moved(obs(900, 60), 14_000)], RULES, T0)
     [restored] = [a for a in out.alerts if a.type == "SIGNAL_LOST"]
     assert restored.state.value == "cleared" and restored.incident_id == lost.incident_id
@@ -33,7 +33,7 @@ def test_timer_raises_while_silent_and_the_next_ping_clears_with_gap_and_jump():
 
 def test_a_replayed_gap_gives_the_same_alerts_without_any_timer():
     live = advance(None, V, [obs(0, 60), obs(30, 60)], RULES, T0).state
-    [raised] = silence(live, to_ms(T0 + timedelta(minutes=6)), RULES, T0)
+    [raised] = silence(live, to_ms(T0 + timedelta(minutes=6)), RULES, T0).alerts
     [cleared] = [a for a in advance(live, V, [obs(900, 60)], RULES, T0).alerts if a.type == "SIGNAL_LOST"]
     replay = [a for a in advance(None, V, [obs(0, 60), obs(30, 60), obs(900, 60)], RULES, T0).alerts
               if a.type == "SIGNAL_LOST"]
@@ -43,11 +43,11 @@ def test_a_replayed_gap_gives_the_same_alerts_without_any_timer():
 
 def test_a_parked_truck_without_a_permit_is_not_on_a_trip():
     state = advance(None, V, [obs(t, 0.0) for t in range(0, 900, 60)], RULES, T0).state
-    assert silence(state, to_ms(T0 + timedelta(hours=2)), RULES, T0) == []
+    assert silence(state, to_ms(T0 + timedelta(hours=2)), RULES, T0).alerts == []
 
 
 def test_a_parked_truck_with_a_permit_in_force_is_on_a_trip():
     ref = Reference(permits={V: PermitStatus(permit=compiled(V, T0))})
     state = advance(None, V, [obs(t, 0.0) for t in range(0, 900, 60)], RULES, T0, ref).state
-    [lost] = silence(state, to_ms(T0 + timedelta(hours=2)), RULES, T0, ref)
+    [lost] = silence(state, to_ms(T0 + timedelta(hours=2)), RULES, T0, ref).alerts
     assert lost.permit_id == "JS-2026-12345"
