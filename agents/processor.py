@@ -89,6 +89,19 @@ def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
+def _update(state: VehicleState, previous: Observation | None) -> VehicleUpdate | None:
+    """The read-model update for a vehicle whose latest processed ping was ``previous``."""
+    if state.last is None:
+        return None
+    return VehicleUpdate(
+        vehicle_id=state.vehicle_id,
+        latest=state.last,
+        previous_province=previous.province if previous else None,
+        previously_seen=previous is not None,
+        open_alerts=len(state.open_incidents),
+    )
+
+
 class PingProcessor:
     """Processes batches of ``yrd.pings`` events for one worker."""
 
@@ -142,7 +155,7 @@ class PingProcessor:
             if tick.key is None or tick.key.decode("utf-8", "replace") in seen:
                 continue
             try:
-                await self._silence(tick, published, now)
+                await self._silence(tick, updates, published, now)
             except Exception:  # a tick is only a prompt: log it, keep the stream going
                 log.exception("timer tick for %r failed", tick.key)
         self._observe_metrics(pings, origin, published)
@@ -216,7 +229,7 @@ class PingProcessor:
         return self.permit_cache.status(self.permits.get(key)) or NO_PERMIT
 
     async def _silence(
-        self, tick: EventT, published: list[Alert], now: datetime
+        self, tick: EventT, updates: list[VehicleUpdate], published: list[Alert], now: datetime
     ) -> None:
         """A timer tick for a vehicle that sent nothing in this batch."""
         stored = self.table.get(tick.key)
@@ -228,13 +241,16 @@ class PingProcessor:
         zone_index = self.zones.index
         reference = Reference(zones=zone_index.by_id, permits={state.vehicle_id: status},
                               provinces=self.provinces)
-        waiting = len(state.pending)
+        waiting, previous = len(state.pending), state.last
         outcome = silence(state, now_ms, self.rules, now, reference)
         if not outcome.alerts and len(state.pending) == waiting:
             return
         await self._store(tick.key, state)
         await self._publish(tick.key, outcome)
         published.extend(outcome.alerts)
+        update = _update(state, previous)
+        if update is not None:
+            updates.append(update)
 
     async def send_ticks(self, ticks: faust.TopicT) -> int:
         """Prompt every vehicle this worker holds with buffered pings due or a silence to
@@ -275,15 +291,7 @@ class PingProcessor:
             await self._dead_letter(events[index], late, now)
         metrics.PINGS_DUPLICATE.inc(outcome.duplicates)
         metrics.PINGS_IMPLAUSIBLE.inc(outcome.implausible)
-        if outcome.state.last is None:
-            return None
-        return VehicleUpdate(
-            vehicle_id=vehicle_id,
-            latest=outcome.state.last,
-            previous_province=previous.province if previous else None,
-            previously_seen=previous is not None,
-            open_alerts=len(outcome.state.open_incidents),
-        )
+        return _update(outcome.state, previous)
 
     async def _dead_letter(self, event: EventT, rejection: Rejection, now: datetime) -> None:
         await self.dead_letters.send(event, rejection, now)
