@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 
 from yrd_hazmat import metrics
-from yrd_hazmat.codec import PROCESSING_ERROR, Rejection
+from yrd_hazmat.codec import PROCESSING_ERROR, Rejection, key_text
 from yrd_hazmat.geo.jurisdiction import default_index
 from yrd_hazmat.permits.model import parse_permit
 from yrd_hazmat.permits.store import PermitEntry, dump_entry, load_entry
@@ -51,7 +51,7 @@ def _store(event) -> Rejection | None:
             permits_table[key] = dump_entry(PermitEntry(load_entry(stored).raw, revoked_at))
             metrics.PERMIT_UPDATES.labels(result="revoked").inc()
         return None
-    vehicle = key.decode("utf-8", "replace") if key is not None else None
+    vehicle = key_text(key)
     result = parse_permit(event.value, default_index(), key=vehicle)
     if isinstance(result, Rejection):
         return result

@@ -18,7 +18,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from yrd_hazmat import metrics
-from yrd_hazmat.codec import Rejection
+from yrd_hazmat.codec import Rejection, key_text
 from yrd_hazmat.config import Settings
 from yrd_hazmat.timeutil import CHINA_TZ
 from yrd_hazmat.topics import wait_for_partitions
@@ -47,7 +47,7 @@ class ZoneLoader:
 
     def apply(self, key: bytes | None, value: bytes | None) -> str:
         """Apply one zones-topic record; returns the result label."""
-        zone_id = key.decode("utf-8", "replace") if key is not None else None
+        zone_id = key_text(key)
         if value is None:
             if zone_id is not None and self.registry.delete(zone_id):
                 return "deleted"
@@ -118,7 +118,7 @@ async def validate_zones(stream):
     async for event in stream.events():
         if event.value is None:
             continue
-        key = event.key.decode("utf-8", "replace") if event.key is not None else None
+        key = key_text(event.key)
         zone = parse_zone(event.value, key=key)
         if not isinstance(zone, Rejection):
             continue

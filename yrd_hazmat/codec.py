@@ -80,6 +80,11 @@ def encode(obj: msgspec.Struct) -> bytes:
     return _encoder.encode(obj)
 
 
+def key_text(key: bytes | None) -> str | None:
+    """A record key as text (undecodable bytes replaced), or None for no key."""
+    return key.decode("utf-8", "replace") if key is not None else None
+
+
 def decode_alert(value: bytes) -> Alert:
     return msgspec.json.decode(value, type=Alert)
 
@@ -108,7 +113,7 @@ def dead_letter(
         source_topic=topic,
         partition=partition,
         offset=offset,
-        key=key.decode("utf-8", "replace") if key is not None else None,
+        key=key_text(key),
         reason=rejection.reason,
         error=rejection.error[:2000],
         raw=raw,

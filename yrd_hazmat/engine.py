@@ -116,7 +116,7 @@ def _admit(state: VehicleState, batch: list[Observation], out: Outcome) -> None:
 
 
 def _cargo(status: PermitStatus) -> Cargo | None:
-    permit = status.permit.permit if status.permit is not None else None
+    permit = status.document
     return Cargo(permit.permit_id, permit.un_number, permit.hazard_class) if permit else None
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from .model import CompiledPermit
+from .model import CompiledPermit, Permit
 
 Validity = Literal["ok", "none", "revoked", "not_yet_valid", "expired"]
 
@@ -15,6 +15,11 @@ class PermitStatus(msgspec.Struct, frozen=True, kw_only=True):
     permit: CompiledPermit | None = None
     revoked_at_ms: int | None = None
     """Record time of the tombstone that revoked ``permit`` (pings before it are covered)."""
+
+    @property
+    def document(self) -> Permit | None:
+        """The permit as published (cargo, crew, provinces), if the vehicle has one."""
+        return self.permit.permit if self.permit is not None else None
 
     def validity(self, ts_ms: int) -> Validity:
         """Whether the permit is in force at event time ``ts_ms``, and if not, why."""
@@ -31,9 +36,9 @@ class PermitStatus(msgspec.Struct, frozen=True, kw_only=True):
 
     def cargo_class(self, ts_ms: int) -> str | None:
         """The hazard class on board, if a permit says so (a revoked one no longer does)."""
-        if self.permit is None or self.validity(ts_ms) in ("none", "revoked"):
+        if self.document is None or self.validity(ts_ms) in ("none", "revoked"):
             return None
-        return self.permit.permit.hazard_class
+        return self.document.hazard_class
 
 
 NO_PERMIT = PermitStatus()

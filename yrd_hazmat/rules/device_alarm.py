@@ -61,7 +61,7 @@ def isolation_table() -> dict[str, Any]:
 def isolation_distance(status: PermitStatus, ts_ms: int) -> tuple[int, str]:
     """Initial isolation distance in metres, and what it is based on."""
     table = isolation_table()
-    permit = status.permit.permit if status.permit is not None else None
+    permit = status.document
     if permit is None or status.validity(ts_ms) == "revoked":
         return table["unknown_cargo_m"], "unknown cargo: the largest class distance"
     if permit.un_number in table["by_un_number_m"]:
@@ -108,7 +108,7 @@ def step(
 
 
 def _responders(obs: Observation, status: PermitStatus, provinces: Mapping[str, Any]) -> dict[str, Any]:
-    permit = status.permit.permit if status.permit is not None else None
+    permit = status.document
     distance, basis = isolation_distance(status, obs.ts_ms)
     province, away = nearest_responders(obs, provinces)
     return {

@@ -161,7 +161,7 @@ def _hand_over(
     lon, lat = (float(v) for v in to_lonlat(cross.x_m, cross.y_m))
     subject = f"{old or OUTSIDE}>{new or OUTSIDE}"
     handover_id = incident_id(ctx.vehicle_id, HANDOVER, subject, cross.ts_ms)
-    permit = status.permit.permit if status.permit is not None else None
+    permit = status.document
     handover = Handover(
         handover_id=handover_id,
         vehicle_id=ctx.vehicle_id,
