@@ -1,55 +1,139 @@
-"""The pings agent: batches of pings from ``yrd.pings`` through the rules to ``yrd.alerts``."""
+"""The pings agent: fetched batches of ``yrd.pings`` through the rules to ``yrd.alerts``."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from yrd_hazmat import metrics
+from yrd_hazmat import logs, metrics
 from yrd_hazmat.geo.jurisdiction import default_index
 from yrd_hazmat.readmodel import ReadModel
 
 from agents.app import (
-    alerts_topic, app, dead_letters, handovers_topic, permits_table, pings_topic, settings,
-    ticks_topic, vehicle_table,
+    app, dead_letters, permits_table, pings_topic, settings, ticks_topic, vehicle_table,
 )
+from agents.checkpoint import Checkpoint
+from agents.outputs import Outputs
 from agents.processor import PingProcessor
+from agents.vehicles import VehicleStates
 from agents.zones import zone_loader, zone_registry
 
 log = logging.getLogger(__name__)
 
+states = VehicleStates(vehicle_table)
+outputs = Outputs(lambda: app.producer._ensure_producer())
+checkpoint = Checkpoint(lambda: app.consumer, outputs, states, settings.checkpoint_s, app.crash)
+processing = asyncio.Lock()
+"""Held while a batch or a checkpoint runs, so a rebalance checkpoints between batches."""
 
 processor = PingProcessor(
     settings,
-    table=vehicle_table,
-    alerts=alerts_topic,
-    handovers=handovers_topic,
+    states=states,
+    outputs=outputs,
     permits=permits_table,
     dead_letters=dead_letters,
     places=default_index(),
     zones=zone_registry,
-    readmodel=ReadModel.from_url(
-        settings.redis_url.get_secret_value(), settings.redis_prefix, settings.redis_position_ttl_s
-    ),
+    readmodel=ReadModel.from_settings(settings),
 )
 
 
-@app.agent(pings_topic)
+@app.agent(pings_topic, concurrency=1)
 async def process_pings(stream):
-    """Take pings (and timer ticks) in batches; pings are keyed by vehicle at the producer."""
+    """One event per fetched partition batch of pings (or timer ticks), in offset order.
+
+    Concurrency 1 keeps each vehicle's pings in order and lets a checkpoint see
+    a consistent set of processed offsets. Records below the partition's next
+    expected offset were processed by this worker already (Faust seeks back to
+    the committed offset after a rebalance) and are skipped.
+    """
     await zone_loader.ready.wait()  # no ping is judged against a partial set of zones
     try:
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            await processor.handle(events)
+        async for event in stream.events():
+            message = event.message
+            async with processing:
+                records = _unprocessed(message)
+                if records:
+                    await processor.handle(message.tp, records)
+                checkpoint.done(message.tp, message.offset + 1)
+                if checkpoint.due:
+                    checkpoint.start()  # completes while the next batches are processed
     finally:
-        await processor.readmodel.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(checkpoint.run()), timeout=10)
+        except Exception:  # a stop must not hang on a broker that is gone
+            log.warning("final checkpoint not completed; the restart replays from the last one")
+
+
+def _unprocessed(message) -> list:
+    """The records of a batch this worker has not processed yet."""
+    expected = checkpoint.processed.get(message.tp)
+    if expected is None:
+        committed = app.consumer.committed_offset(message.tp)
+        if committed is not None and message.first_offset > committed:
+            metrics.DELIVERY_GAPS.inc()
+            log.warning("%s: first batch starts at offset %d, beyond the committed %d",
+                        message.tp, message.first_offset, committed)
+        return message.records
+    if message.first_offset > expected:
+        metrics.DELIVERY_GAPS.inc()
+        log.warning("%s: batch starts at offset %d, expected %d", message.tp,
+                    message.first_offset, expected)
+    if message.first_offset >= expected:
+        return message.records
+    fresh = [r for r in message.records if r.offset >= expected]
+    metrics.PINGS_REPLAYED.inc(len(message.records) - len(fresh))
+    return fresh
+
+
+@app.on_partitions_revoked.connect
+async def _checkpoint_before_revoke(sender, revoked, **kwargs) -> None:
+    """Make everything processed durable before another worker may take the partitions."""
+    async with processing:
+        try:
+            await checkpoint.run()
+        except Exception:
+            log.exception("checkpoint before a rebalance failed; the new owner replays")
+
+
+@app.on_partitions_assigned.connect
+async def _forget_revoked(sender, assigned, **kwargs) -> None:
+    """Drop what this worker held for partitions it no longer has."""
+    async with processing:
+        held = {tp.partition for tp in assigned if tp.topic == settings.topic_pings}
+        gone = {s.partition for s in states.live.values()} - held
+        if gone:
+            dropped = states.forget_partitions(gone)
+            log.info("dropped %d vehicles of partitions %s", dropped, sorted(gone))
+        checkpoint.forget({tp for tp in checkpoint.processed if tp not in assigned})
+
+
+@app.timer(interval=settings.checkpoint_s)
+async def checkpoint_when_idle() -> None:
+    """A checkpoint also when no batch arrives, so the last pings of a burst become
+    durable (and their offsets committed) within ``YRD_CHECKPOINT_S``."""
+    if checkpoint.pending and checkpoint.due:
+        async with processing:
+            completing = checkpoint.start()
+        await completing
 
 
 @app.task
 async def serve_metrics() -> None:
-    """Expose Prometheus metrics once the worker starts."""
+    """Expose Prometheus metrics once the worker starts; bound repeated log lines."""
+    logs.install()
     metrics.serve(settings.metrics_port, settings.metrics_host)
     log.info("metrics on http://%s:%s/metrics; settings: %s",
              settings.metrics_host, settings.metrics_port, settings.summary())
+
+
+@app.task
+async def flush_readmodel() -> None:
+    """Write the read model every ``YRD_READMODEL_FLUSH_S``; catches up after an outage."""
+    try:
+        await processor.readmodel.run(settings.readmodel_flush_s)
+    finally:
+        await processor.readmodel.close()
 
 
 @app.timer(interval=settings.signal_check_interval_s)

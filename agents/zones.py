@@ -3,10 +3,13 @@
 - :class:`ZoneLoader` (a task on every worker): reads the compacted zones topic
   from its start with a group-less consumer over all partitions, so each
   worker holds every zone, and keeps following it: an update takes effect on
-  the next batch, without a restart. A null value deletes. Invalid records
-  leave the current zones untouched.
+  the next batch, without a restart. A null value deletes (a null value for a
+  zone that does not exist changes nothing: counted as ``ignored``). Invalid
+  records, and records over ``YRD_MAX_ZONE_BYTES``, leave the current zones
+  untouched; no record can stop the loader.
 - ``validate_zones`` (an agent, partitions shared by the worker group): sends
-  each invalid zone record to the dead-letter topic once, with its reason.
+  each invalid zone record to the dead-letter topic once, with its reason. Both
+  judge a record with the same function and settings, so they always agree.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from yrd_hazmat import metrics
-from yrd_hazmat.codec import Rejection, key_text
+from yrd_hazmat.codec import PROCESSING_ERROR, Rejection, key_text
 from yrd_hazmat.config import Settings
 from yrd_hazmat.timeutil import CHINA_TZ
 from yrd_hazmat.topics import wait_for_partitions
-from yrd_hazmat.zones.model import parse_zone
+from yrd_hazmat.zones.model import Zone, parse_zone_record
 from yrd_hazmat.zones.registry import ZoneRegistry
 
 from agents.app import app, dead_letters, settings, zones_topic
@@ -46,16 +49,20 @@ class ZoneLoader:
         log.info("zones file %s: %d zones", self.settings.zones_file, len(self.registry))
 
     def apply(self, key: bytes | None, value: bytes | None) -> str:
-        """Apply one zones-topic record; returns the result label."""
+        """Apply one zones-topic record; returns the result label. Never raises."""
         zone_id = key_text(key)
         if value is None:
             if zone_id is not None and self.registry.delete(zone_id):
                 return "deleted"
             return "ignored"
-        zone = parse_zone(value, key=zone_id)
+        zone = judge(key, value, self.settings)
         if isinstance(zone, Rejection):
             return "rejected"
-        self.registry.put(zone)
+        try:
+            self.registry.put(zone)
+        except Exception:  # a bug must not stop the loader: the zones in force stay
+            log.exception("zone %s: compiling it failed", zone_id)
+            return "rejected"
         return "applied"
 
     async def run(self) -> None:
@@ -65,6 +72,8 @@ class ZoneLoader:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # room for any record the topic accepts (too large ones are rejected after reading)
+            max_partition_fetch_bytes=16 * 1024 * 1024,
         )
         await consumer.start()
         try:
@@ -76,7 +85,8 @@ class ZoneLoader:
                     for record in records:
                         result = self.apply(record.key, record.value)
                         metrics.ZONE_UPDATES.labels(result=result).inc()
-                        log.info("zone %s: %s", record.key, result)
+                        log.info("zone %s (%s[%s]@%s): %s", key_text(record.key), record.topic,
+                                 record.partition, record.offset, result)
                 metrics.ZONES_LOADED.set(len(self.registry))
                 if not self.ready.is_set() and await _caught_up(consumer, end):
                     log.info("zones caught up: %d zones in force", len(self.registry))
@@ -92,6 +102,15 @@ class ZoneLoader:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         return tps
+
+
+def judge(key: bytes | None, value: bytes, settings: Settings) -> Zone | Rejection:
+    """The zone of a non-null zones-topic record, or why it is rejected (never raises)."""
+    try:
+        return parse_zone_record(key, value, settings.max_zone_bytes)
+    except Exception as exc:  # a bug in validation must not stop the loader or the agent
+        log.exception("validating zone record %r failed", key)
+        return Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
 
 
 async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:
@@ -118,10 +137,10 @@ async def validate_zones(stream):
     async for event in stream.events():
         if event.value is None:
             continue
-        key = key_text(event.key)
-        zone = parse_zone(event.value, key=key)
+        zone = judge(event.key, event.value, settings)
         if not isinstance(zone, Rejection):
             continue
         await dead_letters.send(event, zone, datetime.now(CHINA_TZ))
         metrics.ZONES_REJECTED.labels(reason=zone.reason).inc()
-        log.warning("zone record %s rejected (%s): %s", key, zone.reason, zone.error)
+        log.warning("zone record %s rejected (%s): %s", key_text(event.key), zone.reason,
+                    zone.error)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .config import get_settings
+from .config import InvalidSettings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,13 +23,32 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(v.strip() for item in values for v in item.split(",") if v.strip())
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group; the one place where an invalid setting becomes one line on stderr.
+
+    Every command reads its settings through :func:`get_settings`, which raises
+    :class:`InvalidSettings` (``error: VARIABLE: problem``, never the value):
+    it is printed as is and the exit status is 2, as for a usage error.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except InvalidSettings as exc:
+            click.echo(exc.message, err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """YRD Hazmat: hazmat-truck pings in, alerts out."""
-    logging.basicConfig(
-        level=get_settings().log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        level = get_settings().log_level
+    except InvalidSettings:
+        # Every command that needs settings reads them first and stops with the error;
+        # ``--help`` and ``schemas`` need none.
+        level = "INFO"
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @main.command()

@@ -48,6 +48,8 @@ def decoded(decode: Callable[[Any], T], raw: Any) -> T | Rejection:
         return Rejection(INVALID, str(exc))
     except msgspec.DecodeError as exc:
         return Rejection(BAD_JSON, str(exc))
+    except RecursionError:  # msgspec raises it for JSON nested deeper than Python's stack
+        return Rejection(BAD_JSON, "JSON is nested too deeply")
 
 
 def decode_ping(key: bytes | None, value: bytes | None, max_bytes: int) -> Ping | Rejection:

@@ -3,18 +3,30 @@
 Every variable is documented in README.md ("Configuration"). Connection
 variables keep their conventional names (``KAFKA_BOOTSTRAP``, ``REDIS_URL``);
 everything else is prefixed ``YRD_``. Secrets are ``SecretStr`` and never
-print: ``repr(settings)`` and :meth:`Settings.summary` mask them.
+print: ``repr(settings)`` and :meth:`Settings.summary` mask them, and so does
+:func:`mask_url` for a URL's password, whether in its user part
+(``redis://user:secret@host``) or its query (``?password=secret``).
+
+An invalid value stops the process with one line naming the variable
+(:class:`InvalidSettings`, raised by :func:`load_settings` and :func:`get_settings`).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import ssl
 from functools import cache
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+REDIS_URL_SCHEMES = ("redis", "rediss", "unix")
 
 
 def _env(name: str) -> AliasChoices:
@@ -33,6 +45,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL)"
+    )
     redis_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:16379/0"), validation_alias=_env("REDIS_URL")
     )
@@ -54,10 +69,28 @@ class Settings(BaseSettings):
     topic_replication: int = Field(1, ge=1)
 
     # --- processing -------------------------------------------------------
-    batch_max: int = Field(2000, ge=1, description="pings per stream.take batch")
-    batch_within_s: float = Field(0.1, gt=0, description="max wait to fill a batch")
+    batch_max: int = Field(2000, ge=1, description="records per fetch (a batch is a partition's share)")
     max_ping_bytes: int = Field(16_384, ge=256, description="larger pings are dead-lettered")
     deadletter_max_raw_bytes: int = Field(262_144, ge=1024)
+    # Reference records: bounded well under the broker's 1 MB record limit, so the permits
+    # table's changelog record (the permit plus a few bytes) always fits.
+    max_permit_bytes: int = Field(
+        262_144, ge=4096, le=1_000_000, description="larger permit records are dead-lettered"
+    )
+    max_zone_bytes: int = Field(
+        262_144, ge=4096, le=1_000_000, description="larger zone records are dead-lettered"
+    )
+    checkpoint_s: float = Field(
+        1.0, gt=0, le=60,
+        description="how often processed pings are made durable (states, then offsets)",
+    )
+    group_instance_id: str | None = Field(
+        None, description="static group membership id ('' = off; unset = this host's slot)"
+    )
+    session_timeout_s: float = Field(10.0, ge=6, le=300, description="consumer group session")
+    fetch_wait_ms: int = Field(
+        20, ge=1, le=1500, description="longest the broker holds a fetch with nothing new"
+    )
 
     # --- rules: speeding (Measures for Road Transport of Dangerous Goods, Art. 46)
     speed_limit_expressway_kmh: float = Field(80.0, gt=0)
@@ -99,6 +132,15 @@ class Settings(BaseSettings):
     redis_prefix: str = "yrd"
     redis_position_ttl_s: int = Field(7 * 24 * 3600, ge=60)
     log_level: str = "INFO"
+    readmodel_flush_s: float = Field(
+        0.5, gt=0, le=60, description="read model flush interval (its staleness bound, Redis up)"
+    )
+    redis_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Redis connect/read timeout: a hung Redis fails a flush"
+    )
+    readmodel_max_alerts: int = Field(
+        200_000, ge=2000, description="alerts held for Redis in an outage before compaction"
+    )
 
     @property
     def faust_broker(self) -> str:
@@ -112,7 +154,7 @@ class Settings(BaseSettings):
             "security_protocol": self.kafka_security_protocol.upper(),
         }
         if options["security_protocol"].endswith("SSL"):
-            options["ssl_context"] = ssl.create_default_context()
+            options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
         if self.kafka_sasl_mechanism:
             options["sasl_mechanism"] = self.kafka_sasl_mechanism
             options["sasl_plain_username"] = self.kafka_sasl_username
@@ -123,25 +165,177 @@ class Settings(BaseSettings):
     def summary(self) -> dict[str, object]:
         """Settings as a dict safe to log: secrets masked, URL passwords hidden."""
         out = self.model_dump(mode="json")
-        out["redis_url"] = _mask_url(self.redis_url.get_secret_value())
+        out["redis_url"] = mask_url(self.redis_url.get_secret_value())
         if self.kafka_sasl_password is not None:
-            out["kafka_sasl_password"] = "**********"
+            out["kafka_sasl_password"] = MASK
         return out
 
+    # --- checks (each error names its variable, see InvalidSettings) -------
 
-def _mask_url(url: str) -> str:
-    """Hide the password of a URL such as ``redis://:secret@host:6379/0``."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    @field_validator("kafka_security_protocol")
+    @classmethod
+    def _known_protocol(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in KAFKA_SECURITY_PROTOCOLS:
+            raise ValueError(f"must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}")
+        return value
+
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _known_mechanism(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().upper()
+        if value not in KAFKA_SASL_MECHANISMS:
+            raise ValueError(f"must be one of {', '.join(KAFKA_SASL_MECHANISMS)}")
+        return value
+
+    @field_validator("kafka_ssl_cafile")
+    @classmethod
+    def _readable_file(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr) -> SecretStr:
+        # The message never repeats the URL: it may hold a password.
+        scheme = value.get_secret_value().partition("://")[0].lower()
+        if scheme not in REDIS_URL_SCHEMES:
+            raise ValueError("must start with redis://, rediss:// (TLS) or unix://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> "Settings":
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_mechanism and self.kafka_sasl_username
+                         and self.kafka_sasl_password is not None):
+            raise ValueError(
+                f"YRD_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "YRD_KAFKA_SASL_MECHANISM, YRD_KAFKA_SASL_USERNAME and YRD_KAFKA_SASL_PASSWORD"
+            )
+        if self.kafka_sasl_mechanism and not sasl:
+            raise ValueError(
+                "YRD_KAFKA_SASL_MECHANISM is set but YRD_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol} (use SASL_SSL or SASL_PLAINTEXT)"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------
+# Masking secrets
+# --------------------------------------------------------------------------
+
+MASK = "**********"
+_SECRET_QUERY_KEY = re.compile(r"pass|secret|token", re.I)
+# Fallback for text that is not one well-formed URL: scheme://user:PASSWORD@ and key=PASSWORD.
+_USERINFO_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]*(@)", re.I)
+_QUERY_PASSWORD = re.compile(r"(\b[\w.-]*(?:pass|secret|token)[\w.-]*=)[^&\s#]*", re.I)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its passwords replaced by ``****``: in the user part
+    (``redis://user:secret@host``) and in query arguments whose name holds ``pass``,
+    ``secret`` or ``token`` (``?password=secret``, ``ssl_password=...``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return mask_text(url)
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:****@{hostport}"
+    query = "&".join(
+        f"{key}=****" if _SECRET_QUERY_KEY.search(unquote_plus(key)) else item
+        for item in parts.query.split("&")
+        for key in [item.partition("=")[0]]
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
         return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:****@{host}"))
+    rebuilt = f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else urlunsplit(
+        parts._replace(netloc=netloc, query="", fragment=""))
+    return rebuilt + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+
+
+def mask_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Free text with URL passwords masked, and any of ``secrets`` replaced by ``****``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "****")
+    text = _USERINFO_PASSWORD.sub(r"\1****\2", text)
+    return _QUERY_PASSWORD.sub(r"\1****", text)
+
+
+# --------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------
+
+
+class InvalidSettings(SystemExit):
+    """An environment variable holds an invalid value.
+
+    A :class:`SystemExit` whose code is one line, ``error: VARIABLE: problem``
+    (several problems are joined with ``; ``): uncaught, Python prints that
+    line and exits 1 without a traceback (``faust -A agents.app worker``);
+    ``yrd-hazmat`` prints it and exits 2. The value itself is never repeated,
+    as it may be a secret.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    @classmethod
+    def from_error(cls, exc: ValidationError) -> "InvalidSettings":
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            message = error["msg"].removeprefix("Value error, ")
+            if message[1:2].islower():  # "Input should be" -> "input should be"; not "YRD_..."
+                message = message[:1].lower() + message[1:]
+            if error["loc"]:
+                problems.append(f"{env_var(str(error['loc'][0]))}: {message}")
+            else:
+                problems.append(message)
+        return cls("error: " + "; ".join(problems))
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a settings field (``topic_partitions`` -> ``YRD_TOPIC_PARTITIONS``).
+
+    A field with two names (``REDIS_URL`` or ``YRD_REDIS_URL``) is named as it is set.
+    """
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        choices = [str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else []
+        if choices and (field == name or field.upper() in choices):
+            given = {key.upper() for key in os.environ}
+            return next((c for c in choices if c in given), choices[0])
+    return f"YRD_{field.upper()}"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment now; an invalid value raises :class:`InvalidSettings`."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise InvalidSettings.from_error(exc) from None
 
 
 @cache
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    """The process-wide settings, read once from the environment (see :func:`load_settings`)."""
+    return load_settings()

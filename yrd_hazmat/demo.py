@@ -1,10 +1,18 @@
-"""The main job on one machine: services, worker, simulated fleet, alerts on screen."""
+"""The main job on one machine: services, worker, simulated fleet, alerts on screen.
+
+Ctrl-C, SIGTERM (``kill``, a supervisor) and SIGHUP (the terminal was closed)
+all stop it the same way: the fleet, then the worker, then the services the
+demo started. After a hangup the terminal is gone, so what the demo still has
+to say goes to ``demo.log`` in the logs directory instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -13,9 +21,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .config import Settings
+from .config import get_settings, load_settings, mask_url
 
 console = Console(highlight=False)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop the demo like Ctrl-C does (SIGINT keeps Python's own handler)."""
+
+
+def state_dir(repo: Path) -> Path:
+    """Where ``deploy/local/services.py`` keeps its files (``YRD_STATE_DIR``, default ``.local``)."""
+    return Path(os.environ.get("YRD_STATE_DIR") or repo / ".local")
 
 
 def services(repo: Path, env: dict[str, str], *args: str) -> dict[str, str]:
@@ -24,7 +40,12 @@ def services(repo: Path, env: dict[str, str], *args: str) -> dict[str, str]:
     result = subprocess.run(
         [sys.executable, str(script), *args], env=env, check=True, stdout=subprocess.PIPE, text=True
     )
-    return dict(re.findall(r"^export (\w+)=(\S+)$", result.stdout, flags=re.M))
+    exported = {}
+    for line in result.stdout.splitlines():
+        if re.match(r"export \w+=", line):
+            key, _, value = shlex.split(line[len("export "):])[0].partition("=")
+            exported[key] = value
+    return exported
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -33,20 +54,36 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _stop(proc: subprocess.Popen, name: str, timeout: float = 30.0) -> None:
-    if proc.poll() is not None:
+def _say(message: str) -> None:
+    """Print, unless the terminal is gone (a hangup must not stop the clean-up)."""
+    try:
+        console.print(message)
+    except OSError:
+        pass
+
+
+def _stop(proc: subprocess.Popen | None, name: str, timeout: float = 30.0) -> None:
+    if proc is None or proc.poll() is not None:
         return
     proc.terminate()
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        console.print(f"[yellow]{name} did not stop in {timeout:.0f} s; killing it[/]")
+        _say(f"[yellow]{name} did not stop in {timeout:.0f} s; killing it[/]")
         proc.kill()
         proc.wait()
 
 
 class ChildExited(RuntimeError):
     """A process of the demo stopped by itself."""
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: the demo stops as on Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 async def _watch(children: dict[str, subprocess.Popen]) -> None:
@@ -71,45 +108,93 @@ async def _until_one_ends(*coroutines) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _redirect_output(log: Path) -> None:
+    """Point stdout and stderr (ours and future children's) at ``log``: the terminal is gone."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _install_stop_handlers(logs: Path) -> None:
+    def on_signal(signum: int, _frame) -> None:
+        if signum == signal.SIGHUP:
+            _redirect_output(logs / "demo.log")
+        raise Stopped(signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
+
+
+def _shield_clean_up() -> None:
+    """No signal interrupts the clean-up (each of its steps has a timeout)."""
+    for signum in (signal.SIGINT, *STOP_SIGNALS):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool) -> None:
-    """Bring everything up, stream alerts until Ctrl-C, then stop it all."""
+    """Bring everything up, stream alerts until Ctrl-C, SIGTERM or SIGHUP, then stop it all."""
     from .console import AlertFilter, follow_alerts
     from .topics import ensure_topics
 
-    started_services = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
-    console.print("[bold]Starting Kafka (KRaft) and Redis...[/]")
-    os.environ.update(services(repo, dict(os.environ), "up"))
-    os.environ.setdefault("YRD_ZONES_FILE", str(files("yrd_hazmat.data") / "zones.geojson"))
-    env = dict(os.environ)
-    settings = Settings()
-    asyncio.run(ensure_topics(settings))
-
-    logs = repo / ".local" / "logs"
+    get_settings()  # an invalid setting stops the demo before it starts anything
+    logs = state_dir(repo) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    cli = [sys.executable, "-m", "yrd_hazmat.cli"]
-    worker = _spawn([*cli, "worker"], env, logs / "worker.log")
-    fleet = _spawn([*cli, "simulate", "--vehicles", str(vehicles), "--interval", str(interval)],
-                   env, logs / "simulator.log")
-    console.print(
-        f"worker pid {worker.pid} (log {logs / 'worker.log'}), fleet of {vehicles} trucks "
-        f"(log {logs / 'simulator.log'})\n"
-        f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics   "
-        f"read model: redis-cli -u {env['REDIS_URL']} hgetall yrd:vehicle:<plate>\n"
-        f"zones: {env['YRD_ZONES_FILE']} (illustrative)\n"
-        "[bold]Alerts (speeding needs 30 s over the limit before it fires). Ctrl-C to stop.[/]"
-    )
+    _install_stop_handlers(logs)
+    started_services = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
+    env = dict(os.environ)
+    worker = fleet = None
+    failed = False
     started = time.monotonic()
-    feed = follow_alerts(settings.kafka_options(), settings.topic_alerts, AlertFilter())
     try:
+        console.print("[bold]Starting Kafka (KRaft) and Redis...[/]")
+        os.environ.update(services(repo, env, "up"))
+        os.environ.setdefault("YRD_ZONES_FILE", str(files("yrd_hazmat.data") / "zones.geojson"))
+        env = dict(os.environ)
+        settings = load_settings()
+        asyncio.run(ensure_topics(settings))
+
+        cli = [sys.executable, "-m", "yrd_hazmat.cli"]
+        worker = _spawn([*cli, "worker"], env, logs / "worker.log")
+        fleet = _spawn([*cli, "simulate", "--vehicles", str(vehicles), "--interval", str(interval)],
+                       env, logs / "simulator.log")
+        redis_url = env["REDIS_URL"]
+        redis_cli = "redis-cli -u " + (redis_url if mask_url(redis_url) == redis_url else '"$REDIS_URL"')
+        console.print(
+            f"worker pid {worker.pid} (log {logs / 'worker.log'}), fleet of {vehicles} trucks, "
+            f"pid {fleet.pid} (log {logs / 'simulator.log'})\n"
+            f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics   "
+            f"read model: {redis_cli} hgetall {settings.redis_prefix}:vehicle:<plate>\n"
+            f"zones: {env['YRD_ZONES_FILE']} (illustrative)\n"
+            "[bold]Alerts (speeding needs 30 s over the limit before it fires). Ctrl-C to stop.[/]"
+        )
+        feed = follow_alerts(settings.kafka_options(), settings.topic_alerts, AlertFilter())
         asyncio.run(_until_one_ends(feed, _watch({"worker": worker, "simulator": fleet})))
+    except Stopped as stop:
+        _say(f"\n[bold]{signal.Signals(stop.signum).name} received.[/]")
     except KeyboardInterrupt:
         pass
     except ChildExited as exc:
-        console.print(f"[bold red]{exc}; see its log in {logs}[/]")
+        _say(f"[bold red]{exc}; see its log in {logs}[/]")
+    except subprocess.CalledProcessError:
+        _say("[bold red]the services did not start (see above)[/]")
+        failed = True
     finally:
-        console.print(f"\n[bold]Stopping after {time.monotonic() - started:.0f} s...[/]")
+        _shield_clean_up()
+        _say(f"\n[bold]Stopping after {time.monotonic() - started:.0f} s...[/]")
         _stop(fleet, "simulator")
         _stop(worker, "worker")
         if started_services and not keep_services:  # each demo starts from a clean slate
-            services(repo, env, "down", "--wipe")
-        console.print("[bold]Stopped.[/]")
+            try:
+                services(repo, env, "down", "--wipe")
+            except subprocess.CalledProcessError as exc:
+                _say(f"[bold red]stopping the services failed (exit {exc.returncode})[/]")
+        _say("[bold]Stopped.[/]")
+    if failed:
+        raise SystemExit(1)

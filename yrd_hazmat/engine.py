@@ -1,9 +1,11 @@
 """The pure core: one vehicle's state plus a batch of its pings -> new state and alerts.
 
 Pings are put in event-time order before the rules see them. A ping whose
-time equals one already processed is a duplicate and changes nothing; a ping
-older than the vehicle's latest processed time is late and handed back to the
-caller to be recorded (it never silently disappears).
+time equals one already processed (the last accepted fix, a suspect fix that
+jumped implausibly far, or one waiting in the reorder buffer) is a duplicate
+and changes nothing; a ping older than the vehicle's latest processed time is
+late and handed back to the caller to be recorded (it never silently
+disappears).
 """
 
 from __future__ import annotations
@@ -101,13 +103,22 @@ def advance(
 
 
 def _admit(state: VehicleState, batch: list[Observation], out: Outcome) -> None:
-    """Put new pings into the reorder buffer; count duplicates, note late ones."""
-    last_ts = state.last.ts_ms if state.last is not None else None
+    """Put new pings into the reorder buffer; count duplicates, note late ones.
+
+    The pings already run are ``state.last`` and, after it, a ``state.suspect``
+    (a fix that jumped implausibly far: it ran through the rules but did not
+    move the truck). A ping at the time of either, or of one waiting in the
+    buffer, is a duplicate: it changes nothing (a second copy of a suspect fix
+    must not count as the fix that confirms it). One older than the newest
+    already run is late.
+    """
+    seen = {o.ts_ms for o in (state.last, state.suspect) if o is not None}
+    newest_run = max(seen, default=None)
     waiting = {o.ts_ms for o in state.pending}
     for index, obs in enumerate(batch):
-        if obs.ts_ms in waiting or obs.ts_ms == last_ts:
+        if obs.ts_ms in waiting or obs.ts_ms in seen:
             out.duplicates += 1
-        elif last_ts is not None and obs.ts_ms < last_ts:
+        elif newest_run is not None and obs.ts_ms < newest_run:
             out.late.append(index)
         else:
             waiting.add(obs.ts_ms)

@@ -56,6 +56,22 @@ PERMIT_UPDATES = Counter("yrd_permit_updates", "Permit records stored or revoked
 PERMITS_REJECTED = Counter(
     "yrd_permits_rejected", "Permit records sent to the dead-letter topic, by reason", ["reason"]
 )
+PINGS_REPLAYED = Counter(
+    "yrd_pings_replayed",
+    "Pings delivered again after a restart or rebalance that the vehicle's state already held",
+)
+DELIVERY_GAPS = Counter(
+    "yrd_delivery_gaps", "Fetched batches that started beyond the next expected offset"
+)
+CHECKPOINT_SECONDS = Histogram(
+    "yrd_checkpoint_seconds", "Duration of a checkpoint (outputs acked, states written)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CHECKPOINT_STATES = Counter("yrd_checkpoint_states", "Vehicle states written at checkpoints")
+OUTPUT_DROPPED = Counter(
+    "yrd_output_records_dropped", "Output records the broker refused for good, by topic",
+    ["topic"],
+)
 
 
 def _declare_labels() -> None:
@@ -76,3 +92,30 @@ def serve(port: int, host: str = "0.0.0.0") -> None:
 
 
 _declare_labels()
+
+# --- Redis read model (outbox + flusher) --------------------------------------------------
+READMODEL_OUTBOX = Gauge(
+    "yrd_readmodel_outbox", "Updates waiting for the next read-model flush, by kind", ["kind"]
+)
+READMODEL_FLUSH_SECONDS = Histogram(
+    "yrd_readmodel_flush_seconds", "Duration of read-model flushes (one Redis round trip each)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+READMODEL_FLUSH_FAILURES = Counter(
+    "yrd_readmodel_flush_failures", "Read-model flushes that failed (kept and retried)"
+)
+READMODEL_HEALTHY = Gauge(
+    "yrd_readmodel_healthy", "1 if the last read-model flush reached Redis, 0 in an outage"
+)
+READMODEL_ALERTS_DROPPED = Counter(
+    "yrd_readmodel_alerts_dropped",
+    "Alerts whose recent-list entry was dropped from an overfull outbox (open/clear kept)",
+)
+for _kind in ("vehicles", "alerts"):
+    READMODEL_OUTBOX.labels(kind=_kind)
+READMODEL_HEALTHY.set(1)
+
+# --- hostile reference records (issue #8) -------------------------------------------------
+# A permit tombstone for a vehicle without a permit (or one already revoked) is a no-op,
+# counted as result="ignored" (zone tombstones for unknown zones already are).
+PERMIT_UPDATES.labels(result="ignored")

@@ -35,6 +35,10 @@ class VehicleState(msgspec.Struct, kw_only=True):
     """The reorder buffer: admitted pings waiting for their lateness bound, in time order."""
     partition: int | None = None
     """Partition of the vehicle's pings (where its timer ticks are sent)."""
+    offset: int = -1
+    """Offset (in ``partition`` of the pings topic) of the newest ping this state holds:
+    after a restart, pings at or below it are replays of what the state already
+    reflects, not late pings."""
     suspect: Observation | None = None
     """A fix that jumped implausibly far from ``last`` (kept to recognise a real relocation)."""
     implausible: int = 0

@@ -81,3 +81,32 @@ def test_a_real_relocation_is_accepted_on_the_second_agreeing_fix():
 def test_gps_noise_over_a_tiny_interval_is_not_a_jump():
     noisy = with_(obs(5), ts_ms=obs(0).ts_ms + 100, x_m=obs(0).x_m + 30)  # 30 m in 0.1 s
     assert run([obs(0), noisy]).implausible == 0
+
+
+def test_a_duplicate_of_an_implausible_fix_is_not_its_own_confirmation():
+    """Issue #8: the same jumped fix delivered again (a producer retry, a replay) was taken
+    as the second fix agreeing with it: the truck "relocated", and the next good fix raised
+    a second IMPLAUSIBLE_JUMP. A duplicate must change nothing."""
+    far = with_(obs(10), x_m=obs(10).x_m + 50_000)  # 50 km in 5 s
+
+    def deliver(*batches):
+        state, alerts = None, []
+        for batch in batches:
+            out = advance(state, V, batch, RULES, T0, Reference())
+            state, alerts = out.state, alerts + out.alerts
+        return state, alerts
+
+    once, once_alerts = deliver([obs(0), obs(5), far], [obs(15)])
+    twice, twice_alerts = deliver([obs(0), obs(5), far], [far], [obs(15)])
+    assert [a.alert_id for a in twice_alerts] == [a.alert_id for a in once_alerts]
+    assert [a.type for a in twice_alerts] == ["IMPLAUSIBLE_JUMP"]
+    assert twice.duplicates == 1 and twice.implausible == 1 and twice.late == 0
+    assert twice.last == once.last and twice.last.x_m == obs(15).x_m
+
+
+def test_a_fix_older_than_a_suspect_one_is_late():
+    """The suspect fix ran through the rules: a fix older than it arrives out of order."""
+    far = with_(obs(10), x_m=obs(10).x_m + 50_000)
+    first = advance(None, V, [obs(0), far], RULES, T0, Reference())
+    out = advance(first.state, V, [obs(5)], RULES, T0, Reference())
+    assert out.late == [0] and out.alerts == [] and out.state.last.ts_ms == obs(0).ts_ms

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,3 +76,60 @@ def test_a_ping_later_than_the_bound_is_returned_as_late_not_run():
     first = advance(None, "沪A99999", trace[5:], CFG, T0, REF)  # up to 190 s: runs up to 160 s
     out = advance(first.state, "沪A99999", trace[:2], CFG, T0, REF)  # 0 and 10 s: > 30 s late
     assert out.late == [0, 1] and out.state.late == 2
+
+
+# --- duplicates, implausible jumps included (issue #8) ---------------------------------
+
+JUMP_M = 50_000.0  # far beyond any truck's reach in the trace's intervals
+
+
+@st.composite
+def traces_with_jumps(draw):
+    """A trace (as above) with implausible fixes: single bad fixes that jump away and back,
+    and real relocations (every later fix displaced), sometimes two bad fixes in a row."""
+    trace = draw(traces())
+    kinds = draw(st.lists(st.sampled_from(["ok", "ok", "ok", "glitch", "relocate"]),
+                          min_size=len(trace), max_size=len(trace)))
+    shifted, offset = [], 0.0
+    for o, kind in zip(trace, kinds):
+        if kind == "relocate":
+            offset += JUMP_M
+        x = o.x_m + offset + (JUMP_M if kind == "glitch" else 0.0)
+        shifted.append(Observation(**({f: getattr(o, f) for f in o.__struct_fields__}
+                                      | {"x_m": x})))
+    return shifted
+
+
+@st.composite
+def with_duplicates(draw, trace):
+    """The trace in order, with copies of some pings delivered again anywhere after the
+    original (at once, a few pings later, or at the end), cut into batches anywhere."""
+    rng = draw(st.randoms(use_true_random=False))
+    arrival = list(trace)
+    for original in [o for o in trace if rng.random() < 0.3]:
+        at = arrival.index(original) + 1
+        arrival.insert(rng.randint(at, min(len(arrival), at + rng.choice([0, 2, 10, 1000]))),
+                       original)
+    cuts = sorted(rng.sample(range(1, len(arrival)), k=min(len(arrival) - 1, rng.randint(0, 8))))
+    bounds = [0, *cuts, len(arrival)]
+    return [arrival[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def contents_of(batches, cfg):
+    """Every alert in full (``emitted_at`` aside), in the order the core emitted them."""
+    state, alerts = None, []
+    for batch in batches:
+        out = advance(state, "沪A99999", batch, cfg, T0, REF)
+        state = out.state
+        alerts += out.alerts
+    alerts += silence(state, END, cfg, T0, REF).alerts
+    return [msgspec.json.encode(msgspec.structs.replace(a, emitted_at=T0)) for a in alerts]
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), lateness_ms=st.sampled_from([0, LATENESS_MS]))
+def test_a_duplicate_delivery_changes_no_alert_even_of_an_implausible_fix(data, lateness_ms):
+    cfg = msgspec.structs.replace(CFG, lateness_ms=lateness_ms)
+    trace = data.draw(traces_with_jumps())
+    once = contents_of([trace], cfg)
+    assert contents_of(data.draw(with_duplicates(trace)), cfg) == once

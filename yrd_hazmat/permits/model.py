@@ -27,9 +27,22 @@ from ..zones.model import REGION_BOUNDS
 ProvinceCode = Literal["SH", "JS", "ZJ", "AH"]
 
 
+MAX_ROUTE_POINTS = 20_000
+"""Route vertices a permit may have (a 256 KiB record holds about that many)."""
+MAX_ROUTE_M = 5_000_000.0
+"""A permitted route in the region is far shorter; a longer one is a hostile or broken record
+(checking it for borders every 100 m would stall the worker)."""
+
+Text = Annotated[str, Meta(min_length=1, max_length=200)]
+"""A name or reference in a permit: bounded, as it may be copied into alerts."""
+OptionalText = Annotated[str, Meta(max_length=200)]
+
+
 class LineStringGeometry(msgspec.Struct, frozen=True):
     type: Literal["LineString"]
-    coordinates: Annotated[list[tuple[float, float]], Meta(min_length=2, max_length=100_000)]
+    coordinates: Annotated[
+        list[tuple[float, float]], Meta(min_length=2, max_length=MAX_ROUTE_POINTS)
+    ]
 
 
 class Permit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
@@ -45,19 +58,20 @@ class Permit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Fa
     valid_until: EventTime
     route: LineStringGeometry
     corridor_m: Annotated[float, Meta(gt=0, le=20_000, description="allowed distance from route")]
-    origin: Annotated[str, Meta(min_length=1)]
-    destination: Annotated[str, Meta(min_length=1)]
-    issuer: Annotated[str, Meta(min_length=1, description="issuing public security organ")]
-    provinces: Annotated[list[ProvinceCode], Meta(min_length=1)]
+    origin: Text
+    destination: Text
+    issuer: Annotated[str, Meta(min_length=1, max_length=200,
+                                description="issuing public security organ")]
+    provinces: Annotated[list[ProvinceCode], Meta(min_length=1, max_length=8)]
     crs: Literal["WGS84", "GCJ02"] = "WGS84"
-    driver_id: str | None = None
-    escort_id: str | None = None
-    carrier: str | None = None
-    waybill_id: str | None = None
+    driver_id: OptionalText | None = None
+    escort_id: OptionalText | None = None
+    carrier: OptionalText | None = None
+    waybill_id: OptionalText | None = None
     packing_group: Literal["I", "II", "III"] | None = None
-    consignor: str | None = None
-    consignee: str | None = None
-    via: list[str] = []
+    consignor: OptionalText | None = None
+    consignee: OptionalText | None = None
+    via: Annotated[list[OptionalText], Meta(max_length=100)] = []
     issued_at: EventTime | None = None
 
 
@@ -125,6 +139,9 @@ def _route_metres(permit: Permit) -> Any:
     route = geometry_to_metric(shapely.LineString(coords))
     if route.length < 1.0:
         raise ValueError("route has no length")
+    if route.length > MAX_ROUTE_M:
+        raise ValueError(f"route is {route.length / 1000:,.0f} km long, more than "
+                         f"{MAX_ROUTE_M / 1000:,.0f} km")
     shapely.prepare(route)
     return route
 

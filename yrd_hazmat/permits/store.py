@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 
 import msgspec
 
+from ..codec import BAD_KEY, TOO_LARGE, Rejection, key_text
 from ..geo.jurisdiction import JurisdictionIndex
 from .model import CompiledPermit, parse_permit
 from .status import PermitStatus
+
+log = logging.getLogger(__name__)
 
 
 class PermitEntry(msgspec.Struct, frozen=True):
@@ -30,6 +34,49 @@ def load_entry(data: bytes) -> PermitEntry:
     return _decoder.decode(data)
 
 
+_LATEST_MS = 2**63 - 1
+
+
+def entry_size(raw: bytes) -> int:
+    """Bytes of the table value (the changelog record's value) that holds ``raw``, at its
+    largest: once revoked."""
+    return len(dump_entry(PermitEntry(raw, revoked_at_ms=_LATEST_MS)))
+
+
+def entry_for(
+    key: bytes | None, value: bytes, places: JurisdictionIndex, max_bytes: int
+) -> bytes | Rejection:
+    """The table value to store for one non-null permits record, or why it is not stored.
+
+    The size is checked first (a huge record is not even decoded) and again on
+    the value the table's changelog will carry, so nothing stored can exceed
+    ``max_bytes``, which the settings keep under the broker's record limit.
+    """
+    if len(value) > max_bytes:
+        return Rejection(TOO_LARGE, f"value is {len(value)} bytes, limit {max_bytes}")
+    if key is None:
+        return Rejection(BAD_KEY, "record has no key; key permits by vehicle_id")
+    parsed = parse_permit(value, places, key=key_text(key))
+    if isinstance(parsed, Rejection):
+        return parsed
+    if entry_size(value) > max_bytes:
+        return Rejection(TOO_LARGE, f"stored, the permit would be {entry_size(value)} bytes, "
+                                    f"limit {max_bytes}")
+    return dump_entry(PermitEntry(value))
+
+
+def revoked_entry(stored: bytes | None, at_ms: int) -> bytes | None:
+    """The table value after a tombstone at record time ``at_ms``, or None when it changes
+    nothing: no permit stored, or one already revoked (the first revocation stands, so a
+    tombstone delivered again moves nothing)."""
+    if stored is None:
+        return None
+    entry = load_entry(stored)
+    if entry.revoked_at_ms is not None:
+        return None
+    return dump_entry(PermitEntry(entry.raw, at_ms))
+
+
 class PermitCache:
     """Compiled permits by their raw record, so a route is compiled once, not per batch."""
 
@@ -47,6 +94,9 @@ class PermitCache:
         if permit is None:
             parsed = parse_permit(entry.raw, self.places)
             if not isinstance(parsed, CompiledPermit):  # stored only after validation
+                # only if a newer version checks more strictly than the one that stored it
+                log.warning("a stored permit no longer validates (%s): %s", parsed.reason,
+                            parsed.error)
                 return None
             permit = parsed
             self._compiled[entry.raw] = permit

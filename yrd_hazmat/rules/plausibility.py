@@ -3,7 +3,8 @@
 Such a ping is a data-quality event: it is reported (info, momentary) and
 does not move the truck for the other rules. If the next fix agrees with the
 suspect one rather than with the last good one, the truck really is there
-(e.g. the earlier fixes were the bad ones) and it is accepted.
+(e.g. the earlier fixes were the bad ones) and it is accepted. Only a later
+fix confirms: the same fix delivered twice is a duplicate, not a confirmation.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def check(
     if previous is None:
         return None, None
     bad, metres, kmh = cfg.implausible(previous, obs)
-    if not bad or (suspect is not None and not cfg.implausible(suspect, obs)[0]):
+    if not bad or _confirms(suspect, obs, cfg):
         return None, None
     alert = ctx.alert(
         TYPE, Severity.INFO, AlertState.RAISED,
@@ -54,3 +55,13 @@ def check(
          "max_speed_kmh": cfg.max_speed_kmh},
     )
     return obs, alert
+
+
+def _confirms(suspect: Observation | None, obs: Observation, cfg: PlausibilityConfig) -> bool:
+    """Whether ``obs`` is a *later* fix agreeing with the suspect one (a real relocation).
+
+    A fix at the suspect's own time is the same fix delivered again, never its
+    own confirmation (the engine counts it as a duplicate before it gets here).
+    """
+    return (suspect is not None and obs.ts_ms > suspect.ts_ms
+            and not cfg.implausible(suspect, obs)[0])

@@ -4,7 +4,14 @@ A zone record on ``yrd.zones`` (key = zone id) or in a zones file is a GeoJSON
 Feature whose geometry is a Polygon or MultiPolygon, or a LineString /
 MultiLineString with ``buffer_m`` (a road section, a bridge, a tunnel).
 :func:`parse_zone` turns it into a :class:`Zone` or a :class:`~yrd_hazmat.codec.Rejection`
-(reason code and error); nothing here raises on bad input.
+(reason code and error); :func:`parse_zone_record` does the same for a zones-topic
+record (size bound, key required); nothing here raises on bad input.
+
+Bounds against hostile records: a record over ``YRD_MAX_ZONE_BYTES`` or a geometry of
+more than :data:`MAX_VERTICES` vertices is ``too_large``; an invalid polygon
+(self-intersecting, a ring that does not close properly, a hole outside its shell) is
+``bad_geometry``: it is not repaired, because a repair such as ``make_valid`` can silently
+change the area a ban covers; the operator fixes the outline and publishes it again.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import shapely
 from msgspec import Meta
 from shapely.geometry import shape
 
-from ..codec import BAD_GEOMETRY, BAD_KEY, Rejection, decoded
+from ..codec import BAD_GEOMETRY, BAD_KEY, TOO_LARGE, Rejection, decoded, key_text
 from ..geo.gcj02 import gcj02_to_wgs84
 from ..geo.projection import geometry_to_metric
 from ..hazard import ALL, HazardClass
@@ -32,8 +39,10 @@ Kind = Literal[
 ZoneId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:\-]+$")]
 REGION_BOUNDS = (114.0, 27.0, 124.0, 36.0)
 """lon/lat box around the YRD: a zone outside it is a mistake (swapped coordinates?)."""
-MAX_VERTICES = 200_000
-
+MAX_VERTICES = 20_000
+"""Vertices a zone geometry may have (a 256 KiB record holds about that many)."""
+MAX_WINDOWS = 50
+"""Schedule windows a zone may have (copied into every alert about it)."""
 
 
 class ZoneProperties(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
@@ -43,13 +52,14 @@ class ZoneProperties(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     name: Annotated[str, Meta(min_length=1, max_length=200)]
     kind: Kind
     province: Literal["SH", "JS", "ZJ", "AH"] | None = None
-    banned_classes: Literal["all"] | list[HazardClass | Literal["all"]]
-    schedule: list[Window] | None = None
+    banned_classes: Literal["all"] | Annotated[
+        list[HazardClass | Literal["all"]], Meta(max_length=50)]
+    schedule: Annotated[list[Window], Meta(max_length=MAX_WINDOWS)] | None = None
     speed_limit_kmh: Annotated[float, Meta(gt=0, le=200)] | None = None
     max_dwell_s: Annotated[float, Meta(gt=0)] | None = None
     buffer_m: Annotated[float, Meta(gt=0, le=5000)] | None = None
     crs: Literal["WGS84", "GCJ02"] = "WGS84"
-    source: str | None = None
+    source: Annotated[str, Meta(max_length=500)] | None = None
 
 
 class ZoneFeature(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
@@ -66,7 +76,6 @@ class Zone(msgspec.Struct, frozen=True, kw_only=True):
     props: ZoneProperties
     geometry: Any  # shapely Polygon/MultiPolygon, WGS-84 lon/lat
     metric: Any  # the same in the metric projection (metres)
-    repaired: bool = False
 
     @property
     def zone_id(self) -> str:
@@ -97,10 +106,21 @@ def parse_zone(raw: bytes | str | dict, key: str | None = None) -> Zone | Reject
     if key is not None and key != props.zone_id:
         return Rejection(BAD_KEY, f"key {key!r} differs from zone_id {props.zone_id!r}")
     try:
-        geometry, repaired = _geometry(feature.geometry, props)
+        geometry = _geometry(feature.geometry, props)
+    except _TooLarge as exc:
+        return Rejection(TOO_LARGE, str(exc))
     except ValueError as exc:
         return Rejection(BAD_GEOMETRY, str(exc))
-    return Zone(props=props, geometry=geometry, metric=_metric(geometry, props), repaired=repaired)
+    return Zone(props=props, geometry=geometry, metric=_metric(geometry, props))
+
+
+def parse_zone_record(key: bytes | None, value: bytes, max_bytes: int) -> Zone | Rejection:
+    """Validate one non-null zones-topic record: at most ``max_bytes``, keyed by its zone id."""
+    if len(value) > max_bytes:
+        return Rejection(TOO_LARGE, f"value is {len(value)} bytes, limit {max_bytes}")
+    if key is None:
+        return Rejection(BAD_KEY, "record has no key; key zones by zone_id")
+    return parse_zone(value, key=key_text(key))
 
 
 def parse_collection(
@@ -124,16 +144,21 @@ def parse_collection(
     return valid, rejected
 
 
-def _geometry(doc: dict[str, Any], props: ZoneProperties) -> tuple[Any, bool]:
-    """The zone's polygonal WGS-84 area (lines not yet buffered), and whether it was repaired."""
+class _TooLarge(ValueError):
+    """A geometry over the size bound (reason ``too_large``, not ``bad_geometry``)."""
+
+
+def _geometry(doc: dict[str, Any], props: ZoneProperties) -> Any:
+    """The zone's polygonal WGS-84 area (lines not yet buffered)."""
     try:
         geom = shape(doc)
     except Exception as exc:  # shapely raises several types for malformed GeoJSON
         raise ValueError(f"not a GeoJSON geometry: {exc}") from None
+    vertices = shapely.get_num_coordinates(geom)
+    if vertices > MAX_VERTICES:
+        raise _TooLarge(f"geometry has {vertices} vertices, limit {MAX_VERTICES}")
     if geom.is_empty:
         raise ValueError("empty geometry")
-    if shapely.get_num_coordinates(geom) > MAX_VERTICES:
-        raise ValueError(f"more than {MAX_VERTICES} vertices")
     coords = shapely.get_coordinates(geom)
     if not np.isfinite(coords).all():
         raise ValueError("non-finite coordinate")
@@ -150,18 +175,16 @@ def _geometry(doc: dict[str, Any], props: ZoneProperties) -> tuple[Any, bool]:
     if kind in ("LineString", "MultiLineString"):
         if props.buffer_m is None:
             raise ValueError(f"a {kind} zone needs buffer_m (its half-width in metres)")
-        return geom, False
+        return geom
     if kind not in ("Polygon", "MultiPolygon"):
         raise ValueError(f"geometry type {kind} is not a zone (Polygon, MultiPolygon or a line)")
-    if geom.is_valid:
-        return geom, False
-    reason = shapely.is_valid_reason(geom)
-    fixed = shapely.make_valid(geom)
-    polygons = shapely.get_parts(fixed)
-    polygons = [p for p in polygons if p.geom_type in ("Polygon", "MultiPolygon") and p.area > 0]
-    if not polygons:
-        raise ValueError(f"invalid geometry that cannot be repaired: {reason}")
-    return shapely.union_all(polygons), True
+    if not geom.is_valid:
+        raise ValueError(
+            f"invalid polygon ({shapely.is_valid_reason(geom)}): self-intersecting or otherwise "
+            "invalid outlines are not repaired, as a repair can change the area the ban covers; "
+            "fix the outline (e.g. shapely.make_valid, then check it) and publish it again"
+        )
+    return geom
 
 
 def _metric(geometry: Any, props: ZoneProperties) -> Any:

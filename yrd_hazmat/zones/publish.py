@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 from aiokafka import AIOKafkaProducer
 
-from ..codec import Rejection
+from ..codec import TOO_LARGE, Rejection
 from ..config import Settings
 from .model import parse_collection
 
@@ -16,11 +16,20 @@ from .model import parse_collection
 async def publish_file(settings: Settings, path: str | Path) -> tuple[int, list[tuple[str, Rejection]]]:
     """Publish every valid feature of a FeatureCollection, keyed by zone id.
 
-    Invalid features are not sent; they come back with their rejection.
+    Invalid features, and features whose record would exceed ``YRD_MAX_ZONE_BYTES``
+    (the workers would reject them), are not sent; they come back with their rejection.
     """
     valid, rejected = parse_collection(path)
-    await _send(settings, [(zone.zone_id, msgspec.json.encode(feature)) for zone, feature in valid])
-    return len(valid), rejected
+    records = []
+    for zone, feature in valid:
+        value = msgspec.json.encode(feature)
+        if len(value) > settings.max_zone_bytes:
+            rejected.append((zone.zone_id, Rejection(
+                TOO_LARGE, f"value is {len(value)} bytes, limit {settings.max_zone_bytes}")))
+        else:
+            records.append((zone.zone_id, value))
+    await _send(settings, records)
+    return len(records), rejected
 
 
 async def delete(settings: Settings, zone_ids: Iterable[str]) -> None:

@@ -1,0 +1,197 @@
+"""``yrd-hazmat demo`` stops everything it started on SIGTERM and on a closed terminal.
+
+Ctrl-C was the only way to stop it cleanly; a ``kill`` or a closed terminal
+left the worker, the fleet and the services running. Here the demo runs as a
+user would, its worker and fleet are seen running, then it gets SIGTERM (on
+the session's services), or its terminal (a pseudo-terminal) is closed, which
+hangs it up with SIGHUP (with services of its own); every process it started
+must be gone within a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import free_port, run_env
+
+pytestmark = pytest.mark.integration
+
+DEMO = [sys.executable, "-m", "yrd_hazmat.cli", "demo", "--vehicles", "3", "--interval", "1"]
+
+
+def alive(pid: int, marker: str) -> bool:
+    """True while ``pid`` runs a program whose command line holds ``marker`` (not a zombie)."""
+    try:
+        if marker.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return False
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.3)
+
+
+def children_of(screen: str) -> dict[str, int]:
+    """The worker's and the fleet's pids, as the demo prints them."""
+    found = re.search(r"worker pid (\d+) .*?fleet of \d+ trucks, pid (\d+)", screen, re.S)
+    assert found, screen[-3000:]
+    return {"worker": int(found[1]), "simulator": int(found[2])}
+
+
+def wait_until_running(screen: Callable[[], str], logs: Path, timeout: float = 150.0) -> dict[str, int]:
+    """Wait until the demo's worker is ready and its fleet has run a few seconds; their pids."""
+    wait_for(lambda: "Alerts (" in screen(), "the demo's banner", timeout)
+    pids = children_of(screen())
+    worker_log = logs / "worker.log"
+    wait_for(lambda: worker_log.exists() and "Ready" in worker_log.read_text("utf-8", "replace"),
+             f"worker ready ({worker_log})", timeout)
+    time.sleep(3)  # the fleet publishes for a while
+    for name, pid in pids.items():
+        assert alive(pid, "yrd_hazmat.cli"), f"the {name} is not running:\n{screen()[-3000:]}"
+    return pids
+
+
+def assert_all_gone(pids: dict[str, int], timeout: float = 10.0) -> None:
+    wait_for(lambda: not any(alive(pid, marker) for pid, marker in pids.values()),
+             f"every process gone: {pids}", timeout)
+
+
+def stop_leftovers(pids: dict[str, tuple[int, str]]) -> None:
+    """After a failure, leave nothing running (only the processes this test saw started)."""
+    for pid, marker in pids.values():
+        if alive(pid, marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_fleet_and_the_worker(services, tmp_path, signum):
+    env = run_env(services) | {"YRD_STATE_DIR": str(tmp_path)}
+    screen_file = tmp_path / "screen.txt"
+    with screen_file.open("wb") as out:
+        demo = subprocess.Popen(DEMO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    screen = lambda: screen_file.read_text("utf-8", "replace")  # noqa: E731
+    seen: dict[str, tuple[int, str]] = {"demo": (demo.pid, "yrd_hazmat.cli")}
+    try:
+        pids = wait_until_running(screen, tmp_path / "logs")
+        seen |= {name: (pid, "yrd_hazmat.cli") for name, pid in pids.items()}
+        demo.send_signal(signum)  # SIGINT: as Ctrl-C, which still works
+        assert demo.wait(90) == 0, screen()[-3000:]
+        assert_all_gone(seen)
+        assert "Stopped." in screen()
+        if signum == signal.SIGTERM:
+            assert "SIGTERM received" in screen()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        stop_leftovers(seen)
+    # the services were the session's: the demo leaves them alone
+    host, port = services["KAFKA_BOOTSTRAP"].split(":")
+    socket.create_connection((host, int(port)), timeout=5).close()
+
+
+class Terminal:
+    """A program on a pseudo-terminal of its own, as in a terminal window; ``close`` shuts the window."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: session leader, the terminal is its controlling tty
+            os.execve(argv[0], argv, env)
+        self.output = bytearray()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.status: int | None = None
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(self.fd, 65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                self.output += data
+
+    def text(self) -> str:
+        return self.output.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        """Close the terminal: the kernel hangs up its session (SIGHUP)."""
+        self._stop.set()
+        self._reader.join()
+        os.close(self.fd)
+
+    def wait(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = os.waitstatus_to_exitcode(status)
+                return self.status
+            time.sleep(0.2)
+        raise TimeoutError(f"the demo did not exit within {timeout:.0f} s")
+
+
+def _free_port_pair() -> int:
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def test_a_closed_terminal_stops_the_fleet_the_worker_and_the_services(tmp_path):
+    env = run_env({}) | {
+        "YRD_STATE_DIR": str(tmp_path),
+        "YRD_KAFKA_PORT": str(_free_port_pair()),
+        "YRD_REDIS_PORT": str(free_port()),
+        "TERM": "dumb",
+    }
+    for given in ("KAFKA_BOOTSTRAP", "REDIS_URL"):  # the demo starts services of its own
+        env.pop(given, None)
+    terminal = Terminal(DEMO, env)
+    seen: dict[str, tuple[int, str]] = {"demo": (terminal.pid, "yrd_hazmat.cli")}
+    try:
+        pids = wait_until_running(terminal.text, tmp_path / "logs")
+        seen |= {name: (pid, "yrd_hazmat.cli") for name, pid in pids.items()}
+        seen["kafka"] = (int((tmp_path / "kafka.pid").read_text()), "kafka.Kafka")
+        seen["redis"] = (int((tmp_path / "redis.pid").read_text()), "redis-server")
+        assert all(alive(pid, marker) for pid, marker in seen.values()), seen
+        terminal.close()
+        assert terminal.wait(120) == 0
+        assert_all_gone(seen)
+        # what the demo said after the hangup is in its log, and it wiped the services' data
+        said = (tmp_path / "logs" / "demo.log").read_text("utf-8", "replace")
+        assert "SIGHUP received" in said and "Stopped." in said, said
+        assert not (tmp_path / "kafka-data").exists()
+    finally:
+        if terminal.status is None:
+            os.kill(terminal.pid, signal.SIGKILL)
+            terminal.wait(10)
+        stop_leftovers(seen)

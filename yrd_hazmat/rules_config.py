@@ -1,0 +1,57 @@
+"""The rules' configuration, built from the settings (seconds in, milliseconds out)."""
+
+from __future__ import annotations
+
+from .config import Settings
+from .engine import RulesConfig
+from .rules.fatigue import FatigueConfig
+from .rules.handover import HandoverConfig
+from .rules.permits import PermitsConfig
+from .rules.plausibility import PlausibilityConfig
+from .rules.signal import SignalConfig
+from .rules.speeding import SpeedingConfig
+from .rules.stops import StopsConfig
+from .rules.zones import ZonesConfig
+
+
+def rules_config(settings: Settings) -> RulesConfig:
+    """The rules' configuration from the settings."""
+    return RulesConfig(
+        speeding=SpeedingConfig(
+            expressway_kmh=settings.speed_limit_expressway_kmh,
+            other_kmh=settings.speed_limit_other_kmh,
+            min_duration_ms=_ms(settings.speeding_min_duration_s),
+        ),
+        zones=ZonesConfig(
+            margin_m=settings.zone_margin_m,
+            min_inside_ms=_ms(settings.zone_min_inside_s),
+            min_outside_ms=_ms(settings.zone_min_outside_s),
+            speeding_min_duration_ms=_ms(settings.speeding_min_duration_s),
+        ),
+        permits=PermitsConfig(
+            required_pattern=settings.permit_required_pattern,
+            min_moving_ms=_ms(settings.permit_min_moving_s),
+            deviation_raise_ms=_ms(settings.route_deviation_raise_s),
+            deviation_clear_ms=_ms(settings.route_deviation_clear_s),
+        ),
+        handover=HandoverConfig(
+            margin_m=settings.handover_margin_m,
+            min_across_ms=_ms(settings.handover_min_across_s),
+            notice_ms=_ms(settings.handover_notice_s),
+        ),
+        fatigue=FatigueConfig(
+            max_driving_ms=_ms(settings.fatigue_max_driving_s),
+            min_rest_ms=_ms(settings.fatigue_min_rest_s),
+        ),
+        stops=StopsConfig(
+            max_stop_ms=_ms(settings.stop_max_s),
+            max_stop_sensitive_ms=_ms(settings.stop_max_sensitive_s),
+        ),
+        plausibility=PlausibilityConfig(max_speed_kmh=settings.implausible_speed_kmh),
+        signal=SignalConfig(lost_after_ms=_ms(settings.signal_lost_s)),
+        lateness_ms=_ms(settings.lateness_s),
+    )
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
