@@ -17,18 +17,22 @@ log = logging.getLogger(__name__)
 class DeadLetterSink:
     """Wraps an input record and its rejection; keyed like the input.
 
-    Sent through Faust's producer, which Faust flushes before every offset commit, so a
-    dead letter is on the broker before the offset of its input is committed.
+    The pings path sends :meth:`record` through its checkpointed outputs (acknowledged
+    before the state and offsets that cover the input); the reference-data agents send
+    through Faust's producer, which Faust flushes before committing their offsets.
     """
 
     def __init__(self, topic: faust.TopicT, max_raw_bytes: int) -> None:
         self.topic = topic
         self.max_raw_bytes = max_raw_bytes
 
-    async def send(self, source: EventT | Any, rejection: Rejection, now: datetime) -> None:
-        """Dead-letter a Faust event or a raw aiokafka record (both carry key and value)."""
+    def record(self, source: EventT | Any, rejection: Rejection, now: datetime
+               ) -> tuple[bytes | None, bytes]:
+        """The dead-letter record (key, value) for a Faust event or a raw aiokafka record."""
         message = getattr(source, "message", source)
-        record = dead_letter(
+        log.debug("dead-lettered %s[%s]@%s: %s", message.topic, message.partition,
+                  message.offset, rejection.error)
+        return source.key, encode(dead_letter(
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
@@ -37,7 +41,9 @@ class DeadLetterSink:
             rejection=rejection,
             received_at=now,
             max_raw_bytes=self.max_raw_bytes,
-        )
-        await self.topic.send(key=source.key, value=encode(record))
-        log.debug("dead-lettered %s[%s]@%s: %s", message.topic, message.partition,
-                  message.offset, rejection.error)
+        ))
+
+    async def send(self, source: EventT | Any, rejection: Rejection, now: datetime) -> None:
+        """Send the dead letter through Faust's producer (the reference-data agents)."""
+        key, value = self.record(source, rejection, now)
+        await self.topic.send(key=key, value=value)

@@ -259,7 +259,8 @@ class PingProcessor:
 
     # --- bookkeeping ------------------------------------------------------------
     async def _dead_letter(self, record, rejection: Rejection, now: datetime) -> None:
-        await self.dead_letters.send(record, rejection, now)
+        key, value = self.dead_letters.record(record, rejection, now)
+        await self.outputs.send(self.settings.topic_deadletter, key, value)
         metrics.PINGS_REJECTED.labels(reason=rejection.reason).inc()
 
     @staticmethod

@@ -41,7 +41,6 @@ BATCH_SIZE = Histogram(
     "yrd_batch_size", "Records per processed batch", buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000)
 )
 VEHICLES_TRACKED = Gauge("yrd_vehicles_tracked", "Vehicles with state on this worker")
-READMODEL_ERRORS = Counter("yrd_readmodel_errors", "Failed writes to the Redis read model")
 
 # --- reference data --------------------------------------------------------------------
 ZONES_LOADED = Gauge("yrd_zones_loaded", "Restricted zones in force on this worker")
