@@ -22,7 +22,9 @@ from faust.types import TP
 from yrd_hazmat import metrics
 from yrd_hazmat.codec import LATE, PROCESSING_ERROR, Rejection, decode_ping, encode
 from yrd_hazmat.config import Settings
-from yrd_hazmat.engine import Outcome, Reference, RulesConfig, advance, silence, timer_due
+from yrd_hazmat.engine import (
+    Outcome, Reference, RulesConfig, advance, route_positions_of, silence, timer_due,
+)
 from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.jurisdiction import JurisdictionIndex, province_shapes_metric
 from yrd_hazmat.models import Alert, Ping
@@ -130,15 +132,17 @@ class PingProcessor:
         kept = [i for indices in fresh.values() for i in indices]
         observed = observe([pings[i] for i in kept], self.places, self.zones.index)
         observations = dict(zip(kept, observed))
+        batches = {v: [observations[i] for i in indices] for v, indices in fresh.items()}
         permits = {v: self._permit_of(v.encode("utf-8")) for v in fresh}
         reference = Reference(zones=self.zones.index.by_id, permits=permits,
-                              provinces=self.provinces)
+                              provinces=self.provinces,
+                              route_positions=route_positions_of(batches, permits))
         accepted = 0
         for vehicle_id, indices in fresh.items():
             accepted += len(indices)
             try:
                 update = await self._advance_vehicle(
-                    vehicle_id, tp.partition, [observations[i] for i in indices],
+                    vehicle_id, tp.partition, batches[vehicle_id],
                     [origin[i] for i in indices], reference, published, now)
             except Exception as exc:  # a bug must not stop the stream or lose the pings
                 log.exception("processing %s failed", vehicle_id)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from .models import Alert
 from .observation import Observation
@@ -53,6 +54,10 @@ class Reference(msgspec.Struct, frozen=True, kw_only=True):
     """Vehicle id -> its permit status (vehicles absent here have none)."""
     provinces: Mapping[str, Any] = {}
     """Province -> metric geometry; without it no handover is tracked."""
+    route_positions: Mapping[tuple[str, int], permits.RoutePosition] = {}
+    """(vehicle id, ping ms) -> the ping's position on its permit's route, computed for a
+    whole batch at once by :func:`route_positions_of`; pings absent here (e.g. from the
+    reorder buffer) are placed one by one, with the same result."""
 
 
 NO_REFERENCE = Reference()
@@ -159,7 +164,9 @@ def _run(
         state.zones, raised = zones.step(state.zones, obs, ctx, ref.zones, cfg.zones,
                                          cfg.speeding, status.cargo_class(obs.ts_ms))
         alerts.extend(raised)
-        where = permits.route_position(status, obs)
+        where = ref.route_positions.get((vehicle_id, obs.ts_ms))
+        if where is None:
+            where = permits.route_position(status, obs)
         state.permit, raised = permits.step(state.permit, obs, ctx, status, where, cfg.permits)
         alerts.extend(raised)
         if ref.provinces:
@@ -177,6 +184,28 @@ def _run(
         alerts.extend(raised)
         state.last = obs
         state.pings += 1
+
+
+def route_positions_of(
+    observations: Mapping[str, list[Observation]], statuses: Mapping[str, PermitStatus]
+) -> dict[tuple[str, int], permits.RoutePosition]:
+    """Every ping's position on its vehicle's permitted route, in one vectorised call."""
+    keys: list[tuple[str, int]] = []
+    routes: list[Any] = []
+    xs: list[float] = []
+    ys: list[float] = []
+    for vehicle_id, batch in observations.items():
+        status = statuses.get(vehicle_id)
+        if status is None or status.permit is None:
+            continue
+        route = status.permit.route_m
+        for obs in batch:
+            keys.append((vehicle_id, obs.ts_ms))
+            routes.append(route)
+            xs.append(obs.x_m)
+            ys.append(obs.y_m)
+    found = permits.route_positions(routes, np.asarray(xs), np.asarray(ys))
+    return dict(zip(keys, found))
 
 
 def silence(

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 import pytest
 
 from yrd_hazmat.codec import Rejection
-from yrd_hazmat.engine import Reference, RulesConfig, advance
+from yrd_hazmat.engine import Reference, RulesConfig, advance, route_positions_of
 from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.jurisdiction import default_index, province_shapes_metric
 from yrd_hazmat.permits.model import parse_permit
 from yrd_hazmat.permits.status import PermitStatus
-from yrd_hazmat.rules.permits import PermitsConfig
+from yrd_hazmat.rules.permits import PermitsConfig, route_position
 from yrd_hazmat.rules.plausibility import PlausibilityConfig
 from yrd_hazmat.timeutil import CHINA_TZ, to_ms
 from tests.permit_trips import along_route, compiled, permit_doc
@@ -144,6 +144,24 @@ def test_deviation_raised_after_a_minute_off_the_corridor_and_cleared_back_on_it
     assert 500 < raised.details["distance_m"] <= 900  # 900 m north of a route running NW-SE
     assert raised.details["corridor_m"] == 500 and len(raised.details["nearest_route_point"]) == 2
     assert cleared.ts == T0 + timedelta(seconds=230)  # back since 200 s, 30 s to clear
+
+
+def test_route_positions_of_a_batch_are_those_of_each_ping_alone():
+    """The shell places a whole batch on its routes in one vectorised call; the alerts must
+    be exactly those of placing each ping on its own (the core's fallback)."""
+    status = PermitStatus(permit=compiled(V, T0))
+    on = along_route(V, T0, 100_000, 101_000)
+    off = along_route(V, T0 + timedelta(seconds=50), 101_000, 104_000, offset_m=900)
+    back = along_route(V, T0 + timedelta(seconds=200), 104_000, 106_000)
+    obs = observe(on + off + back, default_index())
+    batched = route_positions_of({V: obs}, {V: status})
+    assert [batched[(V, o.ts_ms)] for o in obs] == [route_position(status, o) for o in obs]
+    lenient = RulesConfig(plausibility=PlausibilityConfig(max_speed_kmh=500))
+    alone = advance(None, V, obs, lenient, T0, Reference(permits={V: status}))
+    together = advance(None, V, obs, lenient, T0,
+                       Reference(permits={V: status}, route_positions=batched))
+    assert together.alerts == alone.alerts and kinds(together.alerts) == [
+        ("ROUTE_DEVIATION", "raised"), ("ROUTE_DEVIATION", "cleared")]
 
 
 def test_jitter_at_the_corridor_edge_raises_nothing():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from typing import Any
 
 import msgspec
 
@@ -77,6 +78,9 @@ def revoked_entry(stored: bytes | None, at_ms: int) -> bytes | None:
     return dump_entry(PermitEntry(entry.raw, at_ms))
 
 
+_UNSEEN: Any = object()
+
+
 class PermitCache:
     """Compiled permits by their raw record, so a route is compiled once, not per batch."""
 
@@ -84,11 +88,21 @@ class PermitCache:
         self.places = places
         self.size = size
         self._compiled: OrderedDict[bytes, CompiledPermit] = OrderedDict()
+        self._statuses: dict[bytes, PermitStatus | None] = {}
 
     def status(self, stored: bytes | None) -> PermitStatus | None:
         """The status of a stored :class:`PermitEntry` (None when nothing is stored)."""
         if stored is None:
             return None
+        status = self._statuses.get(stored, _UNSEEN)  # the table hands back the same bytes
+        if status is _UNSEEN:                          # object, whose hash Python keeps
+            status = self._status(stored)
+            if len(self._statuses) >= self.size:
+                self._statuses.clear()
+            self._statuses[stored] = status
+        return status
+
+    def _status(self, stored: bytes) -> PermitStatus | None:
         entry = load_entry(stored)
         permit = self._compiled.get(entry.raw)
         if permit is None:

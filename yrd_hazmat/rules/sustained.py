@@ -8,7 +8,8 @@ it is false). Flapping inside either delay changes nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Union
 
 import msgspec
 
@@ -25,6 +26,14 @@ class Sustained(msgspec.Struct, kw_only=True):
     incident: str | None = None
 
 
+Details = Union[dict[str, Any], Callable[[], dict[str, Any]]]
+"""An alert's details, or a function that builds them (called only when an alert is made)."""
+
+
+def _details(details: Details) -> dict[str, Any]:
+    return details() if callable(details) else details
+
+
 class SustainedRule(msgspec.Struct, frozen=True, kw_only=True):
     alert_type: str
     severity: Severity
@@ -39,7 +48,7 @@ def step(
     obs: Observation,
     ctx: StepContext,
     rule: SustainedRule,
-    details: dict[str, Any],
+    details: Details,
 ) -> tuple[Sustained, list[Alert]]:
     """Advance by one observation where the condition is ``active`` or not."""
     if state.incident is None:
@@ -50,7 +59,7 @@ def step(
             return Sustained(since_ms=since), []
         incident = incident_id(ctx.vehicle_id, rule.alert_type, rule.subject, obs.ts_ms)
         raised = ctx.alert(rule.alert_type, rule.severity, AlertState.RAISED, incident, obs,
-                           details | {"since": from_ms(since).isoformat()})
+                           _details(details) | {"since": from_ms(since).isoformat()})
         return Sustained(incident=incident), [raised]
     if active:
         return Sustained(incident=state.incident), []
@@ -61,8 +70,9 @@ def step(
 
 
 def close(
-    state: Sustained, obs: Observation, ctx: StepContext, rule: SustainedRule, details: dict[str, Any]
+    state: Sustained, obs: Observation, ctx: StepContext, rule: SustainedRule, details: Details
 ) -> Alert:
     """The clear of an open incident at ``obs``."""
     assert state.incident is not None
-    return ctx.alert(rule.alert_type, rule.severity, AlertState.CLEARED, state.incident, obs, details)
+    return ctx.alert(rule.alert_type, rule.severity, AlertState.CLEARED, state.incident, obs,
+                     _details(details))
