@@ -28,15 +28,24 @@ seeking back to the committed offsets after a rebalance.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import struct
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
+from aiokafka import errors as Errors
+from aiokafka.consumer.fetcher import FetchResult
+from aiokafka.errors import ConsumerStoppedError
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.tuples import ConsumerMessage
 
+from yrd_hazmat import metrics
+
 SCHEME = "yrdkafka"
+log = logging.getLogger(__name__)
 
 
 class BatchMessage(ConsumerMessage):
@@ -74,6 +83,88 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_wait_ms", 20)
         return consumer
+
+    async def _fetch_records(self, consumer, active_partitions, timeout=None, max_records=None):
+        """aiokafka's ``fetched_records``, one partition at a time, so that a batch that
+        cannot be read (corrupt on the broker, or a codec the client lacks) is skipped
+        with a metric and a log line instead of stopping the worker.
+
+        aiokafka raises such an error from the middle of a fetch, after the records of
+        other partitions were taken out of its buffer: one call for all partitions
+        would lose those, and the same batch would be read, and raise, again forever.
+        """
+        if not self.consumer.flow_active:
+            return {}
+        fetcher = consumer._fetcher
+        if consumer._closed or fetcher._closed:
+            raise ConsumerStoppedError()
+        with fetcher._subscriptions.fetch_context():
+            if not self._buffered(fetcher, active_partitions) and timeout:
+                waiter = fetcher._create_fetch_waiter()
+                done, pending = await asyncio.wait([waiter], timeout=timeout)
+                for future in pending:
+                    future.cancel()
+                if done:
+                    waiter.result()  # authorization errors and the like, as aiokafka does
+            drained: dict = {}
+            for tp in self._buffered(fetcher, active_partitions):
+                left = None if max_records is None else max_records - sum(map(len, drained.values()))
+                if left == 0:
+                    break
+                result = fetcher._records[tp]
+                if type(result) is FetchResult:
+                    records = take_readable(consumer, fetcher, tp, result, left)
+                    if records:
+                        drained[tp] = records
+                else:  # a fetch error (authorization, out of range...): aiokafka's way
+                    drained.update(await fetcher.fetched_records({tp}, timeout=0,
+                                                                 max_records=left))
+            return drained
+
+    @staticmethod
+    def _buffered(fetcher, active_partitions) -> list:
+        return [tp for tp in fetcher._records if not active_partitions or tp in active_partitions]
+
+
+UNREADABLE = (Errors.CorruptRecordException, Errors.UnsupportedCodecError,
+              Errors.UnsupportedVersionError, ValueError, IndexError, struct.error)
+"""What a fetched batch can raise when its bytes cannot be turned into records."""
+
+
+def take_readable(consumer, fetcher, tp, result: FetchResult, max_records: int | None) -> list:
+    """``FetchResult.getall`` (aiokafka 0.14), except that a batch that cannot be read ends
+    the take: the records before it are returned, and the partition moves past it."""
+    if not result.check_assignment(tp) or not result.has_more():
+        fetcher._records.pop(tp, None)
+        fetcher._notify(fetcher._wait_consume_future)
+        return []
+    partition_records = result._partition_records
+    taken: list = []
+    try:
+        for record in partition_records:
+            taken.append(record)
+            if max_records is not None and len(taken) >= max_records:
+                result._update_position()
+                return taken
+    except UNREADABLE as exc:
+        bad = partition_records.next_fetch_offset  # where the unreadable batch starts
+        result._update_position()                  # the partition is read up to it
+        target = bad + 1
+        try:
+            rest = partition_records._records
+            if rest.has_next():
+                target = max(target, rest.next_batch().base_offset)
+        except Exception:  # the rest of the response is no better: step one offset
+            pass
+        metrics.UNREADABLE_SKIPPED.labels(topic=tp.topic).inc(target - bad)
+        log.error("unreadable records in %s[%d] at offset %d (%s: %s): skipped to offset %d",
+                  tp.topic, tp.partition, bad, type(exc).__name__, exc, target)
+        consumer.seek(tp, target)
+    else:
+        result._update_position()
+    fetcher._records.pop(tp, None)  # (a seek has already dropped it)
+    fetcher._notify(fetcher._wait_consume_future)
+    return taken
 
 
 class BatchConsumer(faust_aiokafka.Consumer):

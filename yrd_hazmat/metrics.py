@@ -67,6 +67,11 @@ CHECKPOINT_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 CHECKPOINT_STATES = Counter("yrd_checkpoint_states", "Vehicle states written at checkpoints")
+UNREADABLE_SKIPPED = Counter(
+    "yrd_unreadable_records_skipped",
+    "Offsets skipped because their batch could not be read (corrupt, unknown codec), by topic",
+    ["topic"],
+)
 OUTPUT_DROPPED = Counter(
     "yrd_output_records_dropped", "Output records the broker refused for good, by topic",
     ["topic"],
