@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo bench schemas clean
+.PHONY: setup test demo bench soak schemas clean
 
 ## setup: create .venv and install the project with its test dependencies
 setup: $(STAMP)
@@ -25,6 +25,11 @@ demo: setup
 ## bench: the end-to-end pipeline benchmark (see docs/benchmarks.md)
 bench: setup
 	$(VENV)/bin/python benchmarks/pipeline.py
+
+## soak: the kill -9 test at length: 20 kills during 60,000 pings of 1,000 trucks (~4 min)
+soak: setup
+	YRD_FAULT_KILLS=20 YRD_FAULT_TRUCKS=1000 YRD_FAULT_TICKS=60 YRD_FAULT_PRODUCE_S=150 \
+	YRD_FAULT_TIMEOUT_S=1800 $(VENV)/bin/python -m pytest tests/faults/test_crash.py -s
 
 ## schemas: regenerate schemas/ from the models
 schemas: setup

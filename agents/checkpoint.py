@@ -5,7 +5,9 @@ far, the records sent so far, and every vehicle state changed since the last
 snapshot, encoded. Then, while processing goes on, it completes in this order,
 each step waiting for the broker's acknowledgement of the one before:
 
-1. the alerts, handovers and dead letters of the snapshot;
+1. the alerts, handovers and dead letters of the snapshot; and, while Redis answers,
+   the read model's outbox (so a restart, which skips the pings a state already holds,
+   does not leave a position or an alert of them out of the read model);
 2. the snapshot's vehicle states (one changelog record per changed vehicle),
    each holding the offset of the newest ping it reflects;
 3. the snapshot's input offsets (committed by Faust's commit loop from
@@ -39,8 +41,9 @@ class Checkpoint:
     """Tracks processed offsets and makes them durable every ``interval_s``."""
 
     def __init__(self, consumer, outputs: Outputs, states: VehicleStates,
-                 interval_s: float, crash=None) -> None:
+                 interval_s: float, crash=None, readmodel=None) -> None:
         self._consumer = consumer
+        self.readmodel = readmodel
         self._crash = crash
         self.outputs = outputs
         self.states = states
@@ -99,10 +102,14 @@ class Checkpoint:
             raise
 
     async def _steps(self, offsets, sent, states, started: float) -> None:
-        await self.outputs.wait(sent)                   # 1. alerts, handovers, dead letters
+        await self.outputs.wait(sent)
+        if self.readmodel is not None and self.readmodel.healthy:
+            await self.readmodel.flush()  # bounded by the Redis timeout; kept if it fails                   # 1. alerts, handovers, dead letters
         written = await self.outputs.send_batches(self.states.changelog_topic, states)
         await self.outputs.wait(written)                # 2. the states that record them
-        self._consumer().checkpointed(offsets)          # 3. offsets, committed by Faust
+        consumer = self._consumer()
+        consumer.checkpointed(offsets)                  # 3. offsets, committed by Faust,
+        await consumer.commit()                         #    now rather than at its next turn
         metrics.CHECKPOINT_SECONDS.observe(time.monotonic() - started)
         metrics.CHECKPOINT_STATES.inc(len(states))
         metrics.VEHICLES_TRACKED.set(len(self.states))

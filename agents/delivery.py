@@ -55,7 +55,7 @@ class BatchMessage(ConsumerMessage):
     ``first_offset`` the first one's; ``value`` holds the aiokafka records.
     """
 
-    __slots__ = ("records", "first_offset")
+    __slots__ = ("records", "first_offset", "fetched_from")
 
     def __init__(self, tp: TP, records: list[Any], generation_id: int | None) -> None:
         last = records[-1]
@@ -67,6 +67,8 @@ class BatchMessage(ConsumerMessage):
         )
         self.records = records
         self.first_offset: int = records[0].offset
+        self.fetched_from: int | None = getattr(records, "fetched_from", None)
+        """The consumer's position when it took these records (None: unknown)."""
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -131,6 +133,12 @@ UNREADABLE = (Errors.CorruptRecordException, Errors.UnsupportedCodecError,
 """What a fetched batch can raise when its bytes cannot be turned into records."""
 
 
+class Taken(list):
+    """Records taken from one partition, with the offset the take started from."""
+
+    fetched_from: int | None = None
+
+
 def take_readable(consumer, fetcher, tp, result: FetchResult, max_records: int | None) -> list:
     """``FetchResult.getall`` (aiokafka 0.14), except that a batch that cannot be read ends
     the take: the records before it are returned, and the partition moves past it."""
@@ -139,7 +147,8 @@ def take_readable(consumer, fetcher, tp, result: FetchResult, max_records: int |
         fetcher._notify(fetcher._wait_consume_future)
         return []
     partition_records = result._partition_records
-    taken: list = []
+    taken = Taken()
+    taken.fetched_from = partition_records.next_fetch_offset
     try:
         for record in partition_records:
             taken.append(record)
@@ -230,9 +239,18 @@ class BatchConsumer(faust_aiokafka.Consumer):
             return self._checkpointed.get(tp)
         return super()._new_offset(tp)
 
-    def committed_offset(self, tp: TP) -> int | None:
-        """The offset committed for ``tp`` as this consumer last saw it (None: unknown)."""
-        return self._committed_offset.get(tp)
+    async def resume_offset(self, tp: TP) -> int:
+        """Where processing of ``tp`` must resume, asked of the broker: the group's
+        committed offset, or (nothing committed) the start of the log.
+
+        Not the consumer's position: after a restart that position was seen to be the
+        log's end, or an offset nobody committed, so records in between were never
+        delivered."""
+        consumer = self._thread._ensure_consumer()
+        committed = await self._thread.call_thread(consumer.committed, tp)
+        if committed is not None and committed >= 0:
+            return committed
+        return (await self.earliest_offsets(tp))[tp]
 
 
 class Transport(faust_aiokafka.Transport):

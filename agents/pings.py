@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 
 from yrd_hazmat import logs, metrics
 from yrd_hazmat.geo.jurisdiction import default_index
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 
 states = VehicleStates(vehicle_table)
 outputs = Outputs(lambda: app.producer._ensure_producer())
-checkpoint = Checkpoint(lambda: app.consumer, outputs, states, settings.checkpoint_s, app.crash)
+readmodel = ReadModel.from_settings(settings)
+checkpoint = Checkpoint(lambda: app.consumer, outputs, states, settings.checkpoint_s, app.crash,
+                        readmodel)
 processing = asyncio.Lock()
 """Held while a batch or a checkpoint runs, so a rebalance checkpoints between batches."""
 
@@ -34,7 +37,7 @@ processor = PingProcessor(
     dead_letters=dead_letters,
     places=default_index(),
     zones=zone_registry,
-    readmodel=ReadModel.from_settings(settings),
+    readmodel=readmodel,
 )
 
 
@@ -52,10 +55,10 @@ async def process_pings(stream):
         async for event in stream.events():
             message = event.message
             async with processing:
-                records = _unprocessed(message)
+                records = await _unprocessed(message)
                 if records:
                     await processor.handle(message.tp, records)
-                checkpoint.done(message.tp, message.offset + 1)
+                    checkpoint.done(message.tp, message.offset + 1)
                 if checkpoint.due:
                     checkpoint.start()  # completes while the next batches are processed
     finally:
@@ -65,21 +68,39 @@ async def process_pings(stream):
             log.warning("final checkpoint not completed; the restart replays from the last one")
 
 
-def _unprocessed(message) -> list:
-    """The records of a batch this worker has not processed yet."""
-    expected = checkpoint.processed.get(message.tp)
+_resume_at: dict = {}
+"""Per partition, where processing resumes after an assignment (asked of the broker)."""
+
+
+async def _unprocessed(message) -> list:
+    """The records of a batch this worker has not processed yet.
+
+    Records below the partition's next expected offset (the last processed one, or
+    after an assignment the one the broker says processing resumes at) were processed
+    already and are dropped. A batch taken from a position beyond it means records were
+    skipped on their way here (stock Faust drops events fetched before a rebalance, and
+    after a restart the consumer was seen positioned at the log's end): the partition is
+    sought back to the expected offset and the batch dropped, so nothing is lost. A gap
+    with the position where expected is the log's own (transaction markers,
+    compaction) and is accepted.
+    """
+    tp = message.tp
+    expected = checkpoint.processed.get(tp)
     if expected is None:
-        committed = app.consumer.committed_offset(message.tp)
-        if committed is not None and message.first_offset > committed:
-            metrics.DELIVERY_GAPS.inc()
-            log.warning("%s: first batch starts at offset %d, beyond the committed %d",
-                        message.tp, message.first_offset, committed)
+        expected = _resume_at.get(tp)
+        if expected is None:
+            expected = _resume_at[tp] = await app.consumer.resume_offset(tp)
+            log.info("%s: processing resumes at offset %d (first batch from %d)", tp,
+                     expected, message.first_offset)
+    if message.first_offset == expected:
         return message.records
     if message.first_offset > expected:
-        metrics.DELIVERY_GAPS.inc()
-        log.warning("%s: batch starts at offset %d, expected %d", message.tp,
-                    message.first_offset, expected)
-    if message.first_offset >= expected:
+        if message.fetched_from is not None and message.fetched_from > expected:
+            metrics.DELIVERY_GAPS.inc()
+            log.warning("%s: batch from offset %d, expected %d: seeking back", tp,
+                        message.first_offset, expected)
+            await app.consumer.seek(tp, expected)
+            return []
         return message.records
     fresh = [r for r in message.records if r.offset >= expected]
     metrics.PINGS_REPLAYED.inc(len(message.records) - len(fresh))
@@ -106,6 +127,7 @@ async def _forget_revoked(sender, assigned, **kwargs) -> None:
             dropped = states.forget_partitions(gone)
             log.info("dropped %d vehicles of partitions %s", dropped, sorted(gone))
         checkpoint.forget({tp for tp in checkpoint.processed if tp not in assigned})
+        _resume_at.clear()
 
 
 @app.timer(interval=settings.checkpoint_s)
@@ -122,6 +144,7 @@ async def checkpoint_when_idle() -> None:
 async def serve_metrics() -> None:
     """Expose Prometheus metrics once the worker starts; bound repeated log lines."""
     logs.install()
+    logs.dump_tasks_on(signal.SIGUSR1)
     metrics.serve(settings.metrics_port, settings.metrics_host)
     log.info("metrics on http://%s:%s/metrics; settings: %s",
              settings.metrics_host, settings.metrics_port, settings.summary())

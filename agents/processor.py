@@ -124,7 +124,7 @@ class PingProcessor:
         by_vehicle: dict[str, list[int]] = defaultdict(list)
         for i, ping in enumerate(pings):
             by_vehicle[ping.vehicle_id].append(i)
-        fresh, replayed = self._fresh(tp.partition, by_vehicle, origin)
+        fresh, replayed = self._fresh(tp.partition, by_vehicle, origin, updates)
         if replayed:
             metrics.PINGS_REPLAYED.inc(replayed)
         if not fresh:
@@ -155,9 +155,11 @@ class PingProcessor:
         metrics.PINGS_ACCEPTED.inc(accepted)
         self._observe_latency(pings, origin, kept)
 
-    def _fresh(self, partition: int, by_vehicle: dict[str, list[int]], origin: list
-               ) -> tuple[dict[str, list[int]], int]:
-        """Drop pings a vehicle's state already holds (a replay after a restart)."""
+    def _fresh(self, partition: int, by_vehicle: dict[str, list[int]], origin: list,
+               updates: list[VehicleUpdate]) -> tuple[dict[str, list[int]], int]:
+        """Drop pings a vehicle's state already holds (a replay after a restart); such a
+        vehicle's latest position goes to the read model again (it never goes backwards),
+        in case the worker that processed them died before its read model was written."""
         fresh: dict[str, list[int]] = {}
         replayed = 0
         for vehicle_id, indices in by_vehicle.items():
@@ -165,7 +167,11 @@ class PingProcessor:
             if state is not None and state.partition == partition and state.offset >= 0:
                 seen = state.offset
                 new = [i for i in indices if origin[i].offset > seen]
-                replayed += len(indices) - len(new)
+                if len(new) < len(indices):
+                    replayed += len(indices) - len(new)
+                    update = _update(state, None)
+                    if update is not None and not new:
+                        updates.append(update)
                 indices = new
             if indices:
                 fresh[vehicle_id] = indices

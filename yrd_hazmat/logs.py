@@ -211,3 +211,26 @@ def _flush_all() -> None:
             limiter.flush()
         except Exception:  # noqa: BLE001
             pass
+
+
+def dump_tasks_on(signum: int) -> None:
+    """On ``signum`` (``kill -USR1 <pid>``), log where every asyncio task of the running
+    loop is waiting: for a worker that seems stuck, without stopping it."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+
+    def dump() -> None:
+        lines = []
+        for task in asyncio.all_tasks(loop):
+            lines.append(f"{task.get_name()}:")
+            coro = task.get_coro()
+            while coro is not None:  # the whole await chain, innermost last
+                frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+                if frame is not None:
+                    lines.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} "
+                                 f"{frame.f_code.co_name}")
+                coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        logging.getLogger(__name__).warning("asyncio tasks:\n%s", "\n".join(lines))
+
+    loop.add_signal_handler(signum, dump)
