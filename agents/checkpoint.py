@@ -53,6 +53,8 @@ class Checkpoint:
         """The offsets of the last snapshot."""
         self._last = time.monotonic()
         self._completing: asyncio.Task | None = None
+        self.stopping = False
+        """Set when the worker stops: a failure then is not a crash."""
 
     def done(self, tp: TP, next_offset: int) -> None:
         """Every record of ``tp`` below ``next_offset`` has been processed."""
@@ -94,6 +96,10 @@ class Checkpoint:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if self.stopping:  # the producer may be gone already: the restart replays
+                log.warning("checkpoint at stop not completed (%s: %s); the restart replays "
+                            "from the last one", type(exc).__name__, exc)
+                return
             # Offsets beyond this snapshot would no longer be backed by durable states:
             # stop the worker; its restart replays from the last complete checkpoint.
             log.critical("checkpoint failed (%s: %s); stopping the worker", type(exc).__name__, exc)

@@ -113,7 +113,9 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
                 left = None if max_records is None else max_records - sum(map(len, drained.values()))
                 if left == 0:
                     break
-                result = fetcher._records[tp]
+                result = fetcher._records.get(tp)  # a seek may have dropped it meanwhile
+                if result is None:
+                    continue
                 if type(result) is FetchResult:
                     records = take_readable(consumer, fetcher, tp, result, left)
                     if records:
@@ -192,7 +194,16 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         """Fetch; yield one :class:`BatchMessage` per partition of a batched topic."""
-        records, active_partitions = await self._wait_next_records(timeout)
+        try:
+            records, active_partitions = await self._wait_next_records(timeout)
+        except (asyncio.CancelledError, *self.consumer_stopped_errors):
+            raise
+        except Exception:
+            # Faust's fetcher dies on any error here and the worker lives on without
+            # consuming: log it (rate limited) and fetch again instead.
+            log.exception("fetching records failed; fetching again in 1 s")
+            await asyncio.sleep(1.0)
+            return
         if records is None or self.should_stop:
             return
         if not self.flow_active:

@@ -62,6 +62,7 @@ async def process_pings(stream):
                 if checkpoint.due:
                     checkpoint.start()  # completes while the next batches are processed
     finally:
+        checkpoint.stopping = True
         try:
             await asyncio.wait_for(asyncio.shield(checkpoint.run()), timeout=10)
         except Exception:  # a stop must not hang on a broker that is gone
@@ -144,7 +145,7 @@ async def checkpoint_when_idle() -> None:
 async def serve_metrics() -> None:
     """Expose Prometheus metrics once the worker starts; bound repeated log lines."""
     logs.install()
-    logs.dump_tasks_on(signal.SIGUSR1)
+    logs.dump_tasks_on(signal.SIGUSR1, lambda: getattr(app.consumer._thread, "thread_loop", None))
     metrics.serve(settings.metrics_port, settings.metrics_host)
     log.info("metrics on http://%s:%s/metrics; settings: %s",
              settings.metrics_host, settings.metrics_port, settings.summary())

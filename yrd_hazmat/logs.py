@@ -35,6 +35,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 BURST = 5
@@ -213,16 +214,18 @@ def _flush_all() -> None:
             pass
 
 
-def dump_tasks_on(signum: int) -> None:
+def dump_tasks_on(signum: int, *other_loops: Callable[[], Any]) -> None:
     """On ``signum`` (``kill -USR1 <pid>``), log where every asyncio task of the running
-    loop is waiting: for a worker that seems stuck, without stopping it."""
+    loop (and of ``other_loops()``, e.g. Faust's consumer thread) is waiting: for a worker
+    that seems stuck, without stopping it."""
     import asyncio
 
     loop = asyncio.get_running_loop()
 
     def dump() -> None:
         lines = []
-        for task in asyncio.all_tasks(loop):
+        loops = [loop] + [get() for get in other_loops]
+        for task in [t for each in loops if each is not None for t in asyncio.all_tasks(each)]:
             lines.append(f"{task.get_name()}:")
             coro = task.get_coro()
             while coro is not None:  # the whole await chain, innermost last
