@@ -65,34 +65,52 @@ class ZoneLoader:
             return "rejected"
         return "applied"
 
-    async def run(self) -> None:
+    async def run(self, catch_up_s: float = 30.0) -> None:
+        """Load the file, then follow the topic for good. A consumer that has not caught
+        up within ``catch_up_s`` is replaced by a new one (seen once under load: a new
+        consumer never resolved its starting position, and the pings waited for it)."""
         self.load_file()
-        consumer = AIOKafkaConsumer(
-            **self.settings.kafka_options(),
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            # room for any record the topic accepts (too large ones are rejected after reading)
-            max_partition_fetch_bytes=16 * 1024 * 1024,
-        )
-        await consumer.start()
-        try:
-            partitions = await self._assign_all(consumer)
-            end = await consumer.end_offsets(partitions)
-            while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                for records in batches.values():
-                    for record in records:
-                        result = self.apply(record.key, record.value)
-                        metrics.ZONE_UPDATES.labels(result=result).inc()
-                        log.info("zone %s (%s[%s]@%s): %s", key_text(record.key), record.topic,
-                                 record.partition, record.offset, result)
-                metrics.ZONES_LOADED.set(len(self.registry))
-                if not self.ready.is_set() and await _caught_up(consumer, end):
+        while True:
+            consumer = AIOKafkaConsumer(
+                **self.settings.kafka_options(),
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                # room for any record the topic accepts (too large ones are rejected after reading)
+                max_partition_fetch_bytes=16 * 1024 * 1024,
+            )
+            await consumer.start()
+            try:
+                if await self._follow(consumer, catch_up_s):
+                    return
+                log.warning("zones not caught up in %.0f s: reading the topic again", catch_up_s)
+            finally:
+                await consumer.stop()
+
+    async def _follow(self, consumer: AIOKafkaConsumer, catch_up_s: float) -> bool:
+        """Read (from the start) and keep applying; False if not caught up in time."""
+        partitions = await self._assign_all(consumer)
+        end = await consumer.end_offsets(partitions)
+        deadline = asyncio.get_running_loop().time() + catch_up_s
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            for records in batches.values():
+                for record in records:
+                    result = self.apply(record.key, record.value)
+                    metrics.ZONE_UPDATES.labels(result=result).inc()
+                    log.info("zone %s (%s[%s]@%s): %s", key_text(record.key), record.topic,
+                             record.partition, record.offset, result)
+            metrics.ZONES_LOADED.set(len(self.registry))
+            if not self.ready.is_set():
+                try:
+                    caught_up = await asyncio.wait_for(_caught_up(consumer, end), 5.0)
+                except asyncio.TimeoutError:
+                    caught_up = False
+                if caught_up:
                     log.info("zones caught up: %d zones in force", len(self.registry))
                     self.ready.set()
-        finally:
-            await consumer.stop()
+                elif asyncio.get_running_loop().time() > deadline:
+                    return False
 
     async def _assign_all(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         """Assign every partition of the zones topic, from its start."""
