@@ -227,6 +227,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 for record in tp_records:
                     yield tp, to_message(tp, record)
 
+    # --- back pressure ----------------------------------------------------------
+    def on_buffer_full(self, tp: TP) -> None:
+        """Faust stops fetching a partition whose stream buffer runs high and resumes it
+        when the buffer drains. For batched topics the buffer holds whole batches and a
+        full one already blocks delivery (the conductor's put waits); partitions were
+        seen to stay stopped for good after restarts. So batched topics keep fetching."""
+        if tp.topic not in self.batch_topics:
+            super().on_buffer_full(tp)
+
     # --- commits -----------------------------------------------------------
     def checkpointed(self, offsets: Mapping[TP, int]) -> None:
         """Every record below ``offsets[tp]`` is processed and its effects acknowledged."""

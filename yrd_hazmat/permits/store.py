@@ -60,6 +60,7 @@ def entry_for(
     parsed = parse_permit(value, places, key=key_text(key))
     if isinstance(parsed, Rejection):
         return parsed
+    COMPILED.put(value, parsed)  # the pings path finds it compiled (milliseconds per route)
     if entry_size(value) > max_bytes:
         return Rejection(TOO_LARGE, f"stored, the permit would be {entry_size(value)} bytes, "
                                     f"limit {max_bytes}")
@@ -81,13 +82,37 @@ def revoked_entry(stored: bytes | None, at_ms: int) -> bytes | None:
 _UNSEEN: Any = object()
 
 
+class CompiledPermits:
+    """Compiled permits by their raw record, shared in the process: the permits agent
+    compiles a permit when it arrives (validation does), and the pings path takes it from
+    here instead of compiling the route again on the vehicle's next ping."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._items: OrderedDict[bytes, CompiledPermit] = OrderedDict()
+
+    def get(self, raw: bytes) -> CompiledPermit | None:
+        permit = self._items.get(raw)
+        if permit is not None:
+            self._items.move_to_end(raw)
+        return permit
+
+    def put(self, raw: bytes, permit: CompiledPermit) -> None:
+        self._items[raw] = permit
+        self._items.move_to_end(raw)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+COMPILED = CompiledPermits()
+
+
 class PermitCache:
-    """Compiled permits by their raw record, so a route is compiled once, not per batch."""
+    """Permit statuses by stored table value, so a route is compiled once, not per batch."""
 
     def __init__(self, places: JurisdictionIndex, size: int = 50_000) -> None:
         self.places = places
         self.size = size
-        self._compiled: OrderedDict[bytes, CompiledPermit] = OrderedDict()
         self._statuses: dict[bytes, PermitStatus | None] = {}
 
     def status(self, stored: bytes | None) -> PermitStatus | None:
@@ -104,8 +129,8 @@ class PermitCache:
 
     def _status(self, stored: bytes) -> PermitStatus | None:
         entry = load_entry(stored)
-        permit = self._compiled.get(entry.raw)
-        if permit is None:
+        permit = COMPILED.get(entry.raw)
+        if permit is None:  # e.g. restored from the changelog after a restart
             parsed = parse_permit(entry.raw, self.places)
             if not isinstance(parsed, CompiledPermit):  # stored only after validation
                 # only if a newer version checks more strictly than the one that stored it
@@ -113,9 +138,5 @@ class PermitCache:
                             parsed.error)
                 return None
             permit = parsed
-            self._compiled[entry.raw] = permit
-            if len(self._compiled) > self.size:
-                self._compiled.popitem(last=False)
-        else:
-            self._compiled.move_to_end(entry.raw)
+            COMPILED.put(entry.raw, permit)
         return PermitStatus(permit=permit, revoked_at_ms=entry.revoked_at_ms)
