@@ -24,7 +24,7 @@ demo: setup
 
 ## bench: the end-to-end pipeline benchmark (see docs/benchmarks.md)
 bench: setup
-	$(VENV)/bin/python benchmarks/pipeline.py
+	$(VENV)/bin/python -m benchmarks.pipeline
 
 ## soak: the kill -9 test at length: 20 kills during 60,000 pings of 1,000 trucks (~4 min)
 soak: setup

@@ -117,7 +117,8 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
                 if result is None:
                     continue
                 if type(result) is FetchResult:
-                    records = take_readable(consumer, fetcher, tp, result, left)
+                    records = take_readable(consumer, fetcher, tp, result, left,
+                                            self.consumer.unreadable_until)
                     if records:
                         drained[tp] = records
                 else:  # a fetch error (authorization, out of range...): aiokafka's way
@@ -141,7 +142,8 @@ class Taken(list):
     fetched_from: int | None = None
 
 
-def take_readable(consumer, fetcher, tp, result: FetchResult, max_records: int | None) -> list:
+def take_readable(consumer, fetcher, tp, result: FetchResult, max_records: int | None,
+                  skipped: dict | None = None) -> list:
     """``FetchResult.getall`` (aiokafka 0.14), except that a batch that cannot be read ends
     the take: the records before it are returned, and the partition moves past it."""
     if not result.check_assignment(tp) or not result.has_more():
@@ -168,6 +170,8 @@ def take_readable(consumer, fetcher, tp, result: FetchResult, max_records: int |
         except Exception:  # the rest of the response is no better: step one offset
             pass
         metrics.UNREADABLE_SKIPPED.labels(topic=tp.topic).inc(target - bad)
+        if skipped is not None:  # not a gap to seek back over (agents/pings.py)
+            skipped[tp] = target
         log.error("unreadable records in %s[%d] at offset %d (%s: %s): skipped to offset %d",
                   tp.topic, tp.partition, bad, type(exc).__name__, exc, target)
         consumer.seek(tp, target)
@@ -186,6 +190,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._checkpointed: dict[TP, int] = {}
+        self.unreadable_until: dict[TP, int] = {}
+        """Per partition, the offset the last unreadable batch was skipped to."""
         super().__init__(*args, **kwargs)
 
     @property

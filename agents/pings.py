@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 
 from yrd_hazmat import logs, metrics
 from yrd_hazmat.geo.jurisdiction import default_index
@@ -54,6 +55,7 @@ async def process_pings(stream):
     try:
         async for event in stream.events():
             message = event.message
+            _last_batch_at[message.tp] = time.monotonic()
             async with processing:
                 records = await _unprocessed(message)
                 if records:
@@ -68,6 +70,10 @@ async def process_pings(stream):
         except Exception:  # a stop must not hang on a broker that is gone
             log.warning("final checkpoint not completed; the restart replays from the last one")
 
+
+_last_batch_at: dict = {}
+"""Per partition, when a batch of it last reached the agent (monotonic seconds)."""
+_assigned_at = time.monotonic()
 
 _resume_at: dict = {}
 """Per partition, where processing resumes after an assignment (asked of the broker)."""
@@ -96,7 +102,9 @@ async def _unprocessed(message) -> list:
     if message.first_offset == expected:
         return message.records
     if message.first_offset > expected:
-        if message.fetched_from is not None and message.fetched_from > expected:
+        skipped_to = app.consumer.unreadable_until.get(tp, -1)
+        if (message.fetched_from is not None and message.fetched_from > expected
+                and not skipped_to >= message.fetched_from):  # (unreadable: skipped on purpose)
             metrics.DELIVERY_GAPS.inc()
             log.warning("%s: batch from offset %d, expected %d: seeking back", tp,
                         message.first_offset, expected)
@@ -129,6 +137,55 @@ async def _forget_revoked(sender, assigned, **kwargs) -> None:
             log.info("dropped %d vehicles of partitions %s", dropped, sorted(gone))
         checkpoint.forget({tp for tp in checkpoint.processed if tp not in assigned})
         _resume_at.clear()
+        _last_batch_at.clear()
+        global _assigned_at
+        _assigned_at = time.monotonic()
+
+
+QUIET_S = 5.0
+
+
+@app.timer(interval=2.0)
+async def watch_delivery() -> None:
+    """Self-heal a partition that has records waiting but delivers nothing.
+
+    The kill -9 test saw, rarely and under load, a restarted worker hold its partitions,
+    report ready, and never receive a batch. Every 2 s: when the agent has received no
+    batch at all for ``QUIET_S``, each pings partition whose log end is beyond what was
+    processed has its flow resumed and is sought back to where processing must go on
+    (logged, counted in ``yrd_delivery_stalls_total``)."""
+    consumer = app.consumer
+    if app.rebalancing or consumer is None:
+        return
+    now = time.monotonic()
+    if now - max(_last_batch_at.values(), default=_assigned_at) < QUIET_S:
+        return  # the agent is receiving batches: a partition behind others is not stuck
+    tps = {tp for tp in consumer.assignment() if tp.topic == settings.topic_pings}
+    quiet = [tp for tp in tps if now - _last_batch_at.get(tp, _assigned_at) > QUIET_S]
+    if not quiet:
+        return
+    ends = await consumer.highwaters(*quiet)
+    stalled = []
+    for tp in quiet:
+        done = checkpoint.processed.get(tp)
+        if done is None:
+            done = _resume_at.get(tp)
+        if done is None:
+            done = await consumer.resume_offset(tp)
+        if (ends.get(tp) or 0) > done:
+            stalled.append((tp, done))
+    if not stalled:
+        return
+    metrics.DELIVERY_STALLS.inc(len(stalled))
+    log.warning("no batch for %.0f s from %s with records waiting: resuming and seeking back",
+                QUIET_S,
+                ", ".join(f"{tp.topic}[{tp.partition}]@{done}" for tp, done in stalled))
+    app.flow_control.resume()
+    consumer.resume_flow()
+    consumer.resume_partitions({tp for tp, _ in stalled})
+    for tp, done in stalled:
+        await consumer.seek(tp, done)
+        _last_batch_at[tp] = now
 
 
 @app.timer(interval=settings.checkpoint_s)

@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--write-geojson", metavar="N:PATH",
-                        help="only write N random zones as a zones file (for benchmarks/pipeline.py)")
+                        help="only write N random zones as a zones file (YRD_ZONES_FILE)")
     args = parser.parse_args()
     if args.write_geojson:
         count, path = args.write_geojson.split(":", 1)

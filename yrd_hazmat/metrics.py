@@ -62,6 +62,10 @@ PINGS_REPLAYED = Counter(
 DELIVERY_GAPS = Counter(
     "yrd_delivery_gaps", "Fetched batches that started beyond the next expected offset"
 )
+DELIVERY_STALLS = Counter(
+    "yrd_delivery_stalls",
+    "Partitions with records waiting that delivered nothing for 5 s and were resumed",
+)
 CHECKPOINT_SECONDS = Histogram(
     "yrd_checkpoint_seconds", "Duration of a checkpoint (outputs acked, states written)",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
