@@ -1,20 +1,22 @@
 """Memory per tracked vehicle, without Kafka: do 100,000 vehicles fit in one 2 GiB worker?
 
     python -m benchmarks.memory [--vehicles 100000] [--rounds 3] [--zones 1000]
-                                [--permit-sample 1000] [--worker-baseline-mib M] [--json PATH]
+                                [--permit-sample 1000] [--worker-baseline-mib M] [--traced]
+                                [--json PATH]
 
 (from the repository root). It builds, in this process, what a worker holds
 for each vehicle after a few pings each, the way the worker builds it
 (``agents/vehicles.py``, ``agents/processor.py``, ``yrd_hazmat/permits/store.py``),
 and measures the growth of the resident size (``VmRSS``) step by step:
 
-1. **permits table**: the stored value of every permit (5 in 6 trucks, as in
+1. **compiled permits**: the worker keeps compiled permits (route in metres,
+   border crossings) in a process-wide cache (``yrd_hazmat.permits.store``).
+   Compiling one takes several ms, so a sample of ``--permit-sample`` is compiled
+   and measured, and the cost is multiplied by the number the cache would hold:
+   min(permits, cache size);
+2. **permits table**: the stored value of every permit (5 in 6 trucks, as in
    the pipeline benchmark): ``PermitEntry`` bytes in a dict, as Faust's memory
    store holds them;
-2. **compiled permits**: the worker's ``PermitCache`` keeps up to 50,000 compiled
-   permits (route in metres, border crossings). Compiling one takes several ms,
-   so a sample of ``--permit-sample`` is compiled and measured, and the cost is
-   multiplied by the number the cache would hold: min(permits, cache size);
 3. **vehicle states**: ``--rounds`` pings per truck (one per round, 10 s apart,
    on the pipeline benchmark's corridors, 10 % speeding, 1,000 zones), each
    round located with ``yrd_hazmat.enrich.observe`` in batches of 2,000 and run
@@ -23,11 +25,15 @@ and measures the growth of the resident size (``VmRSS``) step by step:
    encoding in another (the vehicle-state table's memory store), as after a
    checkpoint.
 
-The verdict adds the worker's resident size before it holds any vehicle: by
-default this process's own baseline (Python, geography, zones: no Faust, no
-Kafka clients, so lower than a worker's); ``--worker-baseline-mib`` takes the
-figure the pipeline benchmark prints for the real worker ("before its first
-batch").
+Each step runs in two halves and only the second half counts (its growth per
+item, times the items a worker holds), so one-time costs are left out;
+``--traced`` adds tracemalloc's Python-heap figure as a cross-check.
+
+The verdict adds a resident size before any vehicle: by default this process's
+own baseline (Python, geography, zones, and the benchmark's fleet and permit
+records, which a worker does not hold; no Faust, no Kafka clients);
+``--worker-baseline-mib`` takes the figure the pipeline benchmark prints for the
+real worker ("before its first batch").
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.jurisdiction import default_index, province_shapes_metric
 from yrd_hazmat.permits.model import CompiledPermit, parse_permit
 from yrd_hazmat.permits.status import NO_PERMIT, PermitStatus
+from yrd_hazmat.permits import store
 from yrd_hazmat.permits.store import PermitCache, PermitEntry, dump_entry
 from yrd_hazmat.rules_config import rules_config
 from yrd_hazmat.state import dump_state
@@ -60,7 +67,8 @@ from benchmarks.pipeline import fleet as fleet_mod
 
 LIMIT_MIB = 2048
 BATCH = 2000
-PERMIT_CACHE_SIZE = PermitCache(default_index()).size
+PERMIT_CACHE_SIZE = getattr(store, "COMPILED", PermitCache(default_index())).size
+"""Compiled permits a worker keeps (the process-wide cache of yrd_hazmat.permits.store)."""
 
 
 def rss_mib() -> float:
@@ -251,8 +259,9 @@ def report(r: dict) -> str:
     rows = [
         f"memory per tracked vehicle, {r['date']} ({r['machine']}); no Kafka, no Faust",
         (f"{n:,} vehicles x {r['rounds']} pings, {r['zones']:,} zones, {r['permits']:,} permits "
-         f"(the worker's PermitCache holds at most {r['permit_cache_size']:,} compiled)"),
-        f"baseline of this process (Python, geography, zones, the fleet): {r['baseline_mib']:,.0f} MiB",
+         f"(the worker's cache holds at most {r['permit_cache_size']:,} compiled)"),
+        f"baseline of this process (Python, geography, zones, the fleet and permit records): "
+        f"{r['baseline_mib']:,.0f} MiB",
         "",
         f"{'what':<30}{'RSS MiB':>9}{'traced MiB':>11}{'counted MiB':>12}{'per 10,000':>12}",
     ]
@@ -276,8 +285,11 @@ def report(r: dict) -> str:
          f"{r['worker_baseline_mib'] if r['worker_baseline_mib'] is not None else r['baseline_mib']:,.0f}"
          f" MiB + {r['per_10k_mib']['total'] * 10:,.0f} MiB; limit {LIMIT_MIB:,} MiB: "
          + ("fits" if r["fits_2gib"] else "does NOT fit")),
-        ("not counted: Faust, aiokafka and redis-py (see the worker's own baseline in the "
-         "pipeline benchmark), fetch buffers, the read-model outbox (bounded), allocator slack"),
+        ("not counted: fetch buffers, the read-model outbox (bounded)"
+         + (" (the worker's baseline holds Faust and its clients)"
+            if r["worker_baseline_mib"] is not None else
+            ", Faust, aiokafka and redis-py (pass the worker's own baseline from the pipeline "
+            "benchmark: --worker-baseline-mib)")),
     ]
     if r["permits"] > r["permit_cache_size"]:
         rows.append(f"NOTE: {r['permits']:,} permits > the cache's {r['permit_cache_size']:,}: "

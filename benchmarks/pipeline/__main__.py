@@ -31,6 +31,7 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -184,7 +185,9 @@ def run_benchmark(opts: argparse.Namespace, svc: ModuleType) -> dict[str, Any]:
                         f.result()
                 results["warm_up_s"] = time.perf_counter() - started
 
-            produced = produce_all(run.bootstrap, run.pings_topic, backlog.records, opts.timeout)
+            partition_of: dict[bytes, int] = {}
+            produced = produce_all(run.bootstrap, run.pings_topic, backlog.records, opts.timeout,
+                                   partition_of)
             results["backlog"] = {
                 "permits": len(permits), "zones": opts.zones,
                 "bytes_per_ping": produced["bytes"] / produced["records"],
@@ -192,6 +195,7 @@ def run_benchmark(opts: argparse.Namespace, svc: ModuleType) -> dict[str, Any]:
                 "start_ms": backlog.start_ms, "end_ms": backlog.end_ms,
                 "event_span_s": (backlog.end_ms - backlog.start_ms) / 1000,
                 "interval_s": fleet_mod.BACKLOG_INTERVAL_S,
+                "trucks_per_partition": dict(sorted(Counter(partition_of.values()).items())),
             }
             say(f"produced the backlog in {produced['seconds']:.1f} s")
             del backlog.records[:]
@@ -240,8 +244,9 @@ def measure(opts: argparse.Namespace, run, run_e, want: list[str], trucks,
         if "E" in want:
             say("E: two workers of one group")
             with busy["E"]:
-                out["two_workers"] = two_workers(run_e, opts.partitions, n, opts.join_at,
-                                                 opts.timeout)
+                out["two_workers"] = two_workers(
+                    run_e, opts.partitions, n, opts.join_at,
+                    results["backlog"]["trucks_per_partition"], opts.timeout)
         if "D" in want and worker is not None:
             out["latency"] = []
             given = n

@@ -39,14 +39,17 @@ def new_producer(bootstrap: str, linger_ms: int) -> Any:
 
 
 def produce_all(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
-                timeout: float) -> dict[str, float]:
-    """Produce every (key, value) as fast as possible; returns count, seconds, rate, bytes."""
+                timeout: float, partition_of: dict[bytes, int] | None = None) -> dict[str, float]:
+    """Produce every (key, value) as fast as possible; returns count, seconds, rate, bytes.
+    ``partition_of``, if given, gets each key's partition from the delivery reports."""
     producer = new_producer(bootstrap, linger_ms=20)
     failures: list[str] = []
 
-    def on_delivery(err: Any, _msg: Any) -> None:
+    def on_delivery(err: Any, msg: Any) -> None:
         if err is not None:
             failures.append(str(err))
+        elif partition_of is not None:
+            partition_of[msg.key()] = msg.partition()
 
     started = time.perf_counter()
     for key, value in records:

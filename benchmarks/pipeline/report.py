@@ -174,8 +174,9 @@ def throughput_rows(results: dict[str, Any]) -> list[str]:
                     f"{verdict}{stretch}")
         rows.append(f"    worker's cold start: {d['first_round_s']:.1f} s from its first batch "
                     f"until it held every truck, {d['cold_pings']:,} pings "
-                    f"({d['cold_pings'] / max(d['first_round_s'], 1e-9):,.0f}/s: each truck's "
-                    "permit compiled and state made on first sight; not counted above)")
+                    f"({d['cold_pings'] / max(d['first_round_s'], 1e-9):,.0f}/s; first sight of "
+                    "each truck: its state made and its permit, restored from the changelog, "
+                    "compiled; not counted above)")
         rows.append(f"    alerts during C: {alert_mix(d['alerts'])}")
         if d["rejected"] or d["replayed"]:
             rows.append(f"    dead-lettered {d['rejected']:,.0f}, replayed {d['replayed']:,.0f}")
@@ -260,12 +261,21 @@ def scaling_rows(results: dict[str, Any]) -> list[str]:
             "or more --pings)")),
     ]
     if e["e2_took_pings"]:
+        if e["steady_s"] > 0:
+            rows.append(
+                f"    drain with both, steady (from e2 holding its {e['e2_trucks']:,} trucks of "
+                f"partitions {e['e2_partitions']}): {e['rate_steady']:,.0f} pings/s, "
+                f"{e['steady_pings']:,.0f} pings in {e['steady_s']:.1f} s (CPU "
+                f"{' + '.join(pct(x) for x in e['cpu_share_steady'])})"
+                + (f"; one worker (C) {c['rate']:,.0f} pings/s: ratio "
+                   f"{e['rate_steady'] / c['rate']:.2f}" if c else ""))
+        else:
+            rows.append("    drain with both, steady: no window (the backlog ended before e2 held "
+                        "its trucks; use more --pings)")
         rows.append(
-            f"    drain with both: {e['rate_both']:,.0f} pings/s over {e['both_s']:.1f} s "
-            f"(CPU {' + '.join(pct(x) for x in e['cpu_share_both'])}); whole backlog "
-            f"{e['rate_total']:,.0f} pings/s" + (f"; one worker (C) {c['rate']:,.0f} pings/s: "
-                                                 f"both/C {e['rate_both'] / c['rate']:.2f}"
-                                                 if c else ""))
+            f"    from e2's first batch (its cold start included): {e['rate_both']:,.0f} pings/s "
+            f"over {e['both_s']:.1f} s (CPU {' + '.join(pct(x) for x in e['cpu_share_both'])}); "
+            f"whole backlog, both cold starts included: {e['rate_total']:,.0f} pings/s")
     rows += [
         (f"    processed per worker {', '.join(f'{x:,.0f}' for x in e['processed_per_worker'])}"
          f" of {n:,}: never processed {e['never_processed']:,.0f}, processed twice "

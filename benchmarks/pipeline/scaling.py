@@ -57,6 +57,15 @@ class AssignmentWatch(threading.Thread):
         self._stopping.set()
         self.join(15)
 
+    def partitions_of(self, slot: str) -> list[int] | None:
+        """The pings partitions the member of ``group.instance.id`` slot ``slot`` holds in
+        the latest assignment seen (None if it is not in it)."""
+        members = self.history[-1][1] if self.history else {}
+        for name, parts in members.items():
+            if name.rsplit("-", 1)[-1] == slot:
+                return parts
+        return None
+
 
 def content(alert: dict) -> dict:
     """An alert without its wall-clock field."""
@@ -133,8 +142,14 @@ def took_any(worker: Worker) -> bool:
 
 
 def two_workers(run: Run, partitions: int, expected: int, join_at: float,
-                timeout: float) -> dict[str, Any]:
-    """E: see the module's doc; the comparison with C is :func:`compare_runs`."""
+                trucks_per_partition: dict[int, int], timeout: float) -> dict[str, Any]:
+    """E: see the module's doc; the comparison with C is :func:`compare_runs`.
+
+    Rates: over the whole backlog; with both workers from e2's first batch (its cold
+    start included: every truck it takes over is new to it); and with both in steady
+    state, from the moment e2 holds every truck of its partitions
+    (``trucks_per_partition``, from the producer's delivery reports) to the end.
+    """
     watch = AssignmentWatch(run.bootstrap, run.app_id, run.pings_topic)
     watch.start()
     progress = Progress(run, partitions)
@@ -161,6 +176,19 @@ def two_workers(run: Run, partitions: int, expected: int, join_at: float,
                 e2_took = took_any(w2)
                 at_e2_first = progress.total(w1, w2)
                 cpu0 = (w1.cpu_seconds(), w2.cpu_seconds())
+                e2_parts = watch.partitions_of("1")
+                e2_trucks = sum(trucks_per_partition.get(p, 0) for p in e2_parts or [])
+
+                def e2_holds_its_trucks() -> bool:
+                    done = progress.total(w1, w2) >= expected or progress.stalled()
+                    held = w2.scrape().get("yrd_vehicles_tracked", 0)
+                    return done or (e2_trucks > 0 and held >= e2_trucks)
+
+                wait_for("worker e2 to hold its trucks", e2_holds_its_trucks, timeout,
+                         METRICS_POLL_S)
+                t["steady"] = time.perf_counter()
+                at_steady = progress.total(w1, w2)
+                cpu_steady = (w1.cpu_seconds(), w2.cpu_seconds())
                 wait_for("two workers to drain the backlog",
                          lambda: progress.total(w1, w2) >= expected or progress.stalled(),
                          timeout, METRICS_POLL_S)
@@ -176,6 +204,7 @@ def two_workers(run: Run, partitions: int, expected: int, join_at: float,
         watch.stop()
     per_worker = [processed(x) for x in samples]
     both_s = t["end"] - t["e2_first"] if e2_took else 0.0
+    steady_s = t["end"] - t["steady"] if e2_took and at_steady < expected else 0.0
     return {
         "join_at": join_at,
         "alone_s": t["join"] - t["first"],
@@ -186,6 +215,13 @@ def two_workers(run: Run, partitions: int, expected: int, join_at: float,
         "rate_total": sum(per_worker) / (t["end"] - t["first"]),
         "rate_both": (sum(per_worker) - at_e2_first) / both_s if both_s > 0 else float("nan"),
         "cpu_share_both": [(b - a) / both_s for a, b in zip(cpu0, cpu1)] if both_s > 0 else [],
+        "e2_partitions": e2_parts,
+        "e2_trucks": e2_trucks,
+        "steady_s": steady_s,
+        "steady_pings": sum(per_worker) - at_steady if steady_s > 0 else 0,
+        "rate_steady": (sum(per_worker) - at_steady) / steady_s if steady_s > 0 else float("nan"),
+        "cpu_share_steady": ([(b - a) / steady_s for a, b in zip(cpu_steady, cpu1)]
+                             if steady_s > 0 else []),
         "processed_per_worker": per_worker,
         "never_processed": max(0.0, expected - sum(per_worker)),
         "processed_twice": max(0.0, sum(per_worker) - expected),
