@@ -13,7 +13,9 @@ key                                type  content
 ``P:vehicles:{PROV}``              zset  vehicles last seen in the province, score = ts ms
 ``P:alerts:open:vehicle:{id}``     hash  incident_id -> raised alert JSON
 ``P:alerts:open:province:{PROV}``  hash  incident_id -> raised alert JSON
-``P:alerts:recent``                list  the latest 1,000 alerts (raised and cleared), JSON
+``P:alerts:latest``                zset  the latest 1,000 alerts by event time (raised and
+                                         cleared): score = ts ms, member = alert_id, newline,
+                                         alert JSON
 ``P:alerts:seen``                  zset  the latest alert_ids written (replays are skipped)
 ``P:alerts:cleared``               zset  the latest cleared incident_ids (a replayed raise
                                          of a cleared incident does not reopen it)
@@ -98,7 +100,7 @@ class Keys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.positions = f"{prefix}:positions"
-        self.recent = f"{prefix}:alerts:recent"
+        self.recent = f"{prefix}:alerts:latest"
         self.seen = f"{prefix}:alerts:seen"
         self.cleared = f"{prefix}:alerts:cleared"
         self.seq = f"{prefix}:alerts:seq"
@@ -172,7 +174,7 @@ class PendingAlert:
     """An alert waiting for Redis: its open/clear change and its recent-list entry."""
 
     __slots__ = ("alert_id", "incident_id", "vehicle_id", "province", "raised", "momentary",
-                 "body", "push")
+                 "body", "push", "ts_ms")
 
     def __init__(self, alert: Alert) -> None:
         self.alert_id = alert.alert_id
@@ -182,6 +184,7 @@ class PendingAlert:
         self.raised = alert.state is AlertState.RAISED
         self.momentary = alert.type in MOMENTARY
         self.body: str = encode(alert).decode("utf-8")
+        self.ts_ms = int(alert.ts.timestamp() * 1000)
         self.push = True
         """False once compacted: the open/clear change is kept, the recent-list entry not."""
 
@@ -195,6 +198,7 @@ class PendingAlert:
             1 if self.momentary else 0,
             self.body,
             1 if self.push else 0,
+            self.ts_ms,
         ]
 
 
@@ -311,7 +315,8 @@ def script_calls(
 # ARGV: prefix, ttl_s, vehicles JSON, alerts JSON, recent list size, seen window.
 # vehicle row: id, ts_ms, ts (ISO), lat, lon, speed, province, city_code, city_name,
 #              updated_at, previous province (hint), previously seen (0/1), geo ok (0/1)
-# alert row:   alert_id, incident_id, vehicle_id, province, 'r'|'c', momentary, body, push
+# alert row:   alert_id, incident_id, vehicle_id, province, 'r'|'c', momentary, body, push,
+#              ts_ms (event time: the recent list keeps the latest by event time)
 # Returns {vehicles applied, vehicles stale (skipped), alerts new, alerts replayed (skipped)}.
 # Keys are built from the prefix (not declared): the read model needs a non-cluster Redis.
 WRITE_SCRIPT = r"""
@@ -371,16 +376,18 @@ for _, a in ipairs(alerts) do
       end
       touched[vid] = true
     end
-    if a[8] == 1 then pushes[#pushes + 1] = a[7] end
+    if a[8] == 1 then
+      pushes[#pushes + 1] = a[9]
+      pushes[#pushes + 1] = alert_id .. '\n' .. a[7]
+    end
   end
 end
 if #pushes > 0 then
-  local recent_key = P .. ':alerts:recent'
-  local first = math.max(1, #pushes - recent_max + 1)
-  for i = first, #pushes, BATCH do
-    redis.call('LPUSH', recent_key, unpack(pushes, i, math.min(i + BATCH - 1, #pushes)))
-  end
-  redis.call('LTRIM', recent_key, 0, recent_max - 1)
+  -- the latest alerts by event time (ties by alert id): the same end state whatever the
+  -- order in which alerts (and replays) were written
+  local recent_key = P .. ':alerts:latest'
+  call_chunked('ZADD', recent_key, pushes, 2)
+  redis.call('ZREMRANGEBYRANK', recent_key, 0, -(recent_max + 1))
 end
 if new_alerts > 0 then
   redis.call('ZREMRANGEBYRANK', seen_key, 0, -(window + 1))
@@ -743,6 +750,11 @@ class ReadModel:
             key = self.keys.open_by_province(province)
         values = await self.redis.hvals(key)
         return sorted((msgspec.json.decode(v, type=Alert) for v in values), key=lambda a: a.ts)
+
+    async def recent_alerts(self, limit: int = RECENT_ALERTS) -> list[Alert]:
+        """The latest alerts by event time, newest first (raised and cleared)."""
+        members = await self.redis.zrevrange(self.keys.recent, 0, limit - 1)
+        return [msgspec.json.decode(m.split("\n", 1)[1], type=Alert) for m in members]
 
     async def vehicles_in(self, province: str | None) -> list[str]:
         """Vehicles whose latest ping lies in the province."""

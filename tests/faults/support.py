@@ -314,8 +314,7 @@ async def read_model_view(url: str, prefix: str, vehicles: list[str]) -> dict:
         for p in PROVINCES:
             view["by_province"] |= {a.incident_id for a in
                                     await model.open_alerts(province=None if p == "none" else p)}
-        recent = await model.redis.lrange(model.keys.recent, 0, -1)
-        view["recent"] = {json.loads(r)["alert_id"] for r in recent}
+        view["recent"] = {a.alert_id for a in await model.recent_alerts()}
         return view
     finally:
         await model.close()

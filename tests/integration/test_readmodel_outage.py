@@ -108,7 +108,8 @@ def positions(r: redis.Redis, vehicle: str):
 
 
 def recent_ids(r: redis.Redis) -> list[str]:
-    return [json.loads(x)["alert_id"] for x in r.lrange("yrd:alerts:recent", 0, -1)]
+    """The recent alerts' ids, newest (by event time) first."""
+    return [x.split("\n", 1)[0] for x in r.zrevrange("yrd:alerts:latest", 0, -1)]
 
 
 async def test_newer_stays_and_older_changes_nothing(server, model):
@@ -306,7 +307,7 @@ async def test_a_large_flush_is_one_round_trip_and_fast(server, model):
     assert await model.flush()
     took = time.perf_counter() - start
     r = server.client()
-    assert r.zcard("yrd:positions") == vehicles and r.llen("yrd:alerts:recent") == 1000
+    assert r.zcard("yrd:positions") == vehicles and r.zcard("yrd:alerts:latest") == 1000
     assert r.hlen("yrd:alerts:open:province:SH") == 3000
     model.submit([update(f"v{i}", 20) for i in range(vehicles)], [], NOW)
     start = time.perf_counter()
