@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(r: dict) -> str:
     n = r["vehicles"]
+    base = r["worker_baseline_mib"] if r["worker_baseline_mib"] is not None else r["baseline_mib"]
     rows = [
         f"memory per tracked vehicle, {r['date']} ({r['machine']}); no Kafka, no Faust",
         (f"{n:,} vehicles x {r['rounds']} pings, {r['zones']:,} zones, {r['permits']:,} permits "
@@ -282,7 +283,7 @@ def report(r: dict) -> str:
          f"permit {r['stored_permit_bytes_mean']:,.0f} B; an encoded state "
          f"{r['encoded_state_bytes_mean']:,.0f} B"),
         (f"100,000 vehicles: {r['estimate_100k_mib']:,.0f} MiB = baseline "
-         f"{r['worker_baseline_mib'] if r['worker_baseline_mib'] is not None else r['baseline_mib']:,.0f}"
+         f"{base:,.0f}"
          f" MiB + {r['per_10k_mib']['total'] * 10:,.0f} MiB; limit {LIMIT_MIB:,} MiB: "
          + ("fits" if r["fits_2gib"] else "does NOT fit")),
         ("not counted: fetch buffers, the read-model outbox (bounded)"

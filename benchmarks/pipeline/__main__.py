@@ -57,7 +57,7 @@ from .services import (
 PHASES = ("A", "B0", "B1", "C", "D", "E")
 FULL = {"pings": 300_000, "vehicles": 10_000, "zones": 1_000,
         "rate": "1000,2500,5000,0.5x,0.8x", "duration": 20.0}
-QUICK = {"pings": 40_000, "vehicles": 2_000, "zones": 200,
+QUICK = {"pings": 100_000, "vehicles": 2_000, "zones": 200,
          "rate": "1000,5000,0.5x,0.8x", "duration": 10.0}
 
 

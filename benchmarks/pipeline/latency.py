@@ -273,7 +273,7 @@ def verdicts(phases: list[dict[str, Any]], drain_rate: float) -> list[str]:
         out.append("p99 at 5,000/s: not measured (add 5000 to --rate)")
     if not math.isnan(drain_rate):
         limit = 0.8 * drain_rate
-        within = [p for p in phases if p["target_rate"] <= limit + 1]
+        within = [p for p in phases if p["target_rate"] <= limit * 1.01]  # 0.8x, rounded
         worst = max(within, key=lambda p: p["end_to_end_s"]["p99"], default=None)
         if worst is None:
             out.append(f"p99 up to 0.8x drain ({limit:,.0f}/s): no rate measured at or below it")

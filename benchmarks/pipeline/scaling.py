@@ -106,13 +106,17 @@ class Progress:
         self.run, self.partitions = run, partitions
         self._last_total, self._last_change = -1.0, time.perf_counter()
         self._cpu_at_change = self._cpu = 0.0
+        self.per_worker: list[float] = []
+        self.cpus: list[float] = []
 
     def total(self, *workers: Worker) -> float:
         """Pings processed by ``workers``; notes when that last moved, and their CPU time."""
         for w in workers:
             w.check_alive()
-        total = sum(processed(w.scrape()) for w in workers)
-        self._cpu = sum(w.cpu_seconds() for w in workers)
+        self.per_worker = [processed(w.scrape()) for w in workers]
+        self.cpus = [w.cpu_seconds() for w in workers]
+        total = sum(self.per_worker)
+        self._cpu = sum(self.cpus)
         if total != self._last_total:
             self._last_total, self._last_change = total, time.perf_counter()
             self._cpu_at_change = self._cpu
@@ -145,10 +149,12 @@ def two_workers(run: Run, partitions: int, expected: int, join_at: float,
                 trucks_per_partition: dict[int, int], timeout: float) -> dict[str, Any]:
     """E: see the module's doc; the comparison with C is :func:`compare_runs`.
 
-    Rates: over the whole backlog; with both workers from e2's first batch (its cold
-    start included: every truck it takes over is new to it); and with both in steady
-    state, from the moment e2 holds every truck of its partitions
-    (``trucks_per_partition``, from the producer's delivery reports) to the end.
+    Rates: over the whole backlog; from e2's first batch to the end; and while both
+    take pings (from e2's first batch until the first of them has finished its
+    partitions). e2's cold start is in the last two: it recovers its trucks' states
+    from the changelog, but compiles each one's permit on first sight, as any worker
+    that takes over partitions does. ``trucks_per_partition`` (from the producer's
+    delivery reports) gives the number of trucks e2 took over.
     """
     watch = AssignmentWatch(run.bootstrap, run.app_id, run.pings_topic)
     watch.start()
@@ -177,21 +183,14 @@ def two_workers(run: Run, partitions: int, expected: int, join_at: float,
                 at_e2_first = progress.total(w1, w2)
                 cpu0 = (w1.cpu_seconds(), w2.cpu_seconds())
                 e2_parts = watch.partitions_of("1")
-                e2_trucks = sum(trucks_per_partition.get(p, 0) for p in e2_parts or [])
+                trace: list[tuple[float, float, float, float, float]] = []
 
-                def e2_holds_its_trucks() -> bool:
+                def drained() -> bool:
                     done = progress.total(w1, w2) >= expected or progress.stalled()
-                    held = w2.scrape().get("yrd_vehicles_tracked", 0)
-                    return done or (e2_trucks > 0 and held >= e2_trucks)
+                    trace.append((time.perf_counter(), *progress.per_worker, *progress.cpus))
+                    return done
 
-                wait_for("worker e2 to hold its trucks", e2_holds_its_trucks, timeout,
-                         METRICS_POLL_S)
-                t["steady"] = time.perf_counter()
-                at_steady = progress.total(w1, w2)
-                cpu_steady = (w1.cpu_seconds(), w2.cpu_seconds())
-                wait_for("two workers to drain the backlog",
-                         lambda: progress.total(w1, w2) >= expected or progress.stalled(),
-                         timeout, METRICS_POLL_S)
+                wait_for("two workers to drain the backlog", drained, timeout, METRICS_POLL_S)
                 t["end"] = progress.last_change if progress.stalled() else time.perf_counter()
                 cpu1 = (w1.cpu_seconds(), w2.cpu_seconds())
                 deadline = time.monotonic() + 20  # checkpoint, then Faust's commit loop
@@ -204,7 +203,7 @@ def two_workers(run: Run, partitions: int, expected: int, join_at: float,
         watch.stop()
     per_worker = [processed(x) for x in samples]
     both_s = t["end"] - t["e2_first"] if e2_took else 0.0
-    steady_s = t["end"] - t["steady"] if e2_took and at_steady < expected else 0.0
+    busy = both_busy(trace) if e2_took else None
     return {
         "join_at": join_at,
         "alone_s": t["join"] - t["first"],
@@ -216,12 +215,8 @@ def two_workers(run: Run, partitions: int, expected: int, join_at: float,
         "rate_both": (sum(per_worker) - at_e2_first) / both_s if both_s > 0 else float("nan"),
         "cpu_share_both": [(b - a) / both_s for a, b in zip(cpu0, cpu1)] if both_s > 0 else [],
         "e2_partitions": e2_parts,
-        "e2_trucks": e2_trucks,
-        "steady_s": steady_s,
-        "steady_pings": sum(per_worker) - at_steady if steady_s > 0 else 0,
-        "rate_steady": (sum(per_worker) - at_steady) / steady_s if steady_s > 0 else float("nan"),
-        "cpu_share_steady": ([(b - a) / steady_s for a, b in zip(cpu_steady, cpu1)]
-                             if steady_s > 0 else []),
+        "e2_trucks": sum(trucks_per_partition.get(p, 0) for p in e2_parts or []),
+        "both_busy": busy,
         "processed_per_worker": per_worker,
         "never_processed": max(0.0, expected - sum(per_worker)),
         "processed_twice": max(0.0, sum(per_worker) - expected),
@@ -232,6 +227,24 @@ def two_workers(run: Run, partitions: int, expected: int, join_at: float,
         "assignments": [{"t": round(ts, 1), "members": members} for ts, members in watch.history],
         "worker_e1_dropped": dropped,
     }
+
+
+def both_busy(trace: list[tuple[float, float, float, float, float]]) -> dict[str, Any] | None:
+    """The window in which both workers were still taking pings: from the trace's start
+    until the first of them took its last one (after that one worker drains alone)."""
+    if len(trace) < 2:
+        return None
+    t0, a0, b0, ca0, cb0 = trace[0]
+    last_a = max(t for t, a, *_ in trace if a != trace[-1][1]) if trace[-1][1] != a0 else t0
+    last_b = max(t for t, _, b, *_ in trace if b != trace[-1][2]) if trace[-1][2] != b0 else t0
+    end = min(last_a, last_b)
+    window = [x for x in trace if x[0] <= end]
+    t1, a1, b1, ca1, cb1 = window[-1]
+    if t1 - t0 < 2 * METRICS_POLL_S:
+        return None
+    return {"seconds": t1 - t0, "pings": (a1 - a0) + (b1 - b0),
+            "rate": ((a1 - a0) + (b1 - b0)) / (t1 - t0),
+            "cpu_share": [(ca1 - ca0) / (t1 - t0), (cb1 - cb0) / (t1 - t0)]}
 
 
 def compare_runs(run: Run, reference: Run, partitions: int, backlog_end_ms: int) -> dict[str, Any]:
