@@ -108,9 +108,9 @@ class Checkpoint:
             raise
 
     async def _steps(self, offsets, sent, states, started: float) -> None:
-        await self.outputs.wait(sent)
+        await self.outputs.wait(sent)                   # 1. alerts, handovers, dead letters,
         if self.readmodel is not None and self.readmodel.healthy:
-            await self.readmodel.flush()  # bounded by the Redis timeout; kept if it fails                   # 1. alerts, handovers, dead letters
+            await self.readmodel.flush()                #    the read model (Redis timeout bounds it)
         written = await self.outputs.send_batches(self.states.changelog_topic, states)
         await self.outputs.wait(written)                # 2. the states that record them
         consumer = self._consumer()

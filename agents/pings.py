@@ -79,6 +79,18 @@ _resume_at: dict = {}
 """Per partition, where processing resumes after an assignment (asked of the broker)."""
 
 
+async def _next_offset(tp) -> int:
+    """The next offset of ``tp`` to process: after the last one processed here, or, for a
+    partition not processed since its assignment, where the broker says it resumes."""
+    expected = checkpoint.processed.get(tp)
+    if expected is None:
+        expected = _resume_at.get(tp)
+    if expected is None:
+        expected = _resume_at[tp] = await app.consumer.resume_offset(tp)
+        log.info("%s: processing resumes at offset %d", tp, expected)
+    return expected
+
+
 async def _unprocessed(message) -> list:
     """The records of a batch this worker has not processed yet.
 
@@ -92,13 +104,7 @@ async def _unprocessed(message) -> list:
     compaction) and is accepted.
     """
     tp = message.tp
-    expected = checkpoint.processed.get(tp)
-    if expected is None:
-        expected = _resume_at.get(tp)
-        if expected is None:
-            expected = _resume_at[tp] = await app.consumer.resume_offset(tp)
-            log.info("%s: processing resumes at offset %d (first batch from %d)", tp,
-                     expected, message.first_offset)
+    expected = await _next_offset(tp)
     if message.first_offset == expected:
         return message.records
     if message.first_offset > expected:
@@ -167,11 +173,7 @@ async def watch_delivery() -> None:
     ends = await consumer.highwaters(*quiet)
     stalled = []
     for tp in quiet:
-        done = checkpoint.processed.get(tp)
-        if done is None:
-            done = _resume_at.get(tp)
-        if done is None:
-            done = await consumer.resume_offset(tp)
+        done = await _next_offset(tp)
         if (ends.get(tp) or 0) > done:
             stalled.append((tp, done))
     if not stalled:
