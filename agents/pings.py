@@ -9,6 +9,7 @@ import time
 
 from yrd_hazmat import logs, metrics
 from yrd_hazmat.geo.jurisdiction import default_index
+from yrd_hazmat.loopwatch import LoopWatch, freeze_heap, watch_gc
 from yrd_hazmat.readmodel import ReadModel
 
 from agents.app import (
@@ -52,6 +53,8 @@ async def process_pings(stream):
     the committed offset after a rebalance) and are skipped.
     """
     await zone_loader.ready.wait()  # no ping is judged against a partial set of zones
+    log.info("%d objects built at start moved out of the garbage collector's way",
+             freeze_heap())
     try:
         async for event in stream.events():
             message = event.message
@@ -206,8 +209,19 @@ async def serve_metrics() -> None:
     logs.install()
     logs.dump_tasks_on(signal.SIGUSR1, lambda: getattr(app.consumer._thread, "thread_loop", None))
     metrics.serve(settings.metrics_port, settings.metrics_host)
+    _watch_loops()
     log.info("metrics on http://%s:%s/metrics; settings: %s",
              settings.metrics_host, settings.metrics_port, settings.summary())
+
+
+def _watch_loops() -> None:
+    """Lag metrics for the main loop and the consumer thread's, and a logged stack when
+    one of them is blocked (see :mod:`yrd_hazmat.loopwatch`)."""
+    watch_gc()
+    asyncio.ensure_future(LoopWatch("main").run())
+    thread_loop = getattr(app.consumer._thread, "thread_loop", None)
+    if thread_loop is not None:
+        asyncio.run_coroutine_threadsafe(LoopWatch("consumer").run(), thread_loop)
 
 
 @app.task

@@ -127,3 +127,23 @@ READMODEL_HEALTHY.set(1)
 # A permit tombstone for a vehicle without a permit (or one already revoked) is a no-op,
 # counted as result="ignored" (zone tombstones for unknown zones already are).
 PERMIT_UPDATES.labels(result="ignored")
+
+# --- event loops (yrd_hazmat.loopwatch) -----------------------------------------------------
+LOOP_LAG = Histogram(
+    "yrd_event_loop_lag_seconds",
+    "How late the event loop woke a 50 ms heartbeat (the main loop, Faust's consumer thread)",
+    ["loop"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+LOOP_BLOCKED = Counter(
+    "yrd_event_loop_blocked", "Times an event loop did not run for 100 ms (each logged with "
+    "the stack that held it)", ["loop"]
+)
+GC_PAUSE = Histogram(
+    "yrd_gc_pause_seconds", "Python garbage collections (every thread stops meanwhile)",
+    ["generation"],
+    buckets=(0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+for _loop in ("main", "consumer"):
+    LOOP_LAG.labels(loop=_loop)
+    LOOP_BLOCKED.labels(loop=_loop)

@@ -44,7 +44,7 @@ class AlertState(str, Enum):
     CLEARED = "cleared"
 
 
-class Ping(msgspec.Struct, frozen=True, kw_only=True):
+class Ping(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One GNSS position report of a truck (JT/T 808 0x0200, decoded)."""
 
     vehicle_id: VehicleId
@@ -59,14 +59,14 @@ class Ping(msgspec.Struct, frozen=True, kw_only=True):
     road_class: Literal["expressway", "other"] | None = None
 
 
-class City(msgspec.Struct, frozen=True):
+class City(msgspec.Struct, frozen=True, gc=False):
     """A prefecture-level city: the jurisdiction below the province."""
 
     code: Annotated[str, Meta(pattern=r"^\d{6}$", description="GB/T 2260 admin code")]
     name: str
 
 
-class Alert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False):
+class Alert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False, gc=False):
     """An alert about one vehicle, raised or cleared, at the event time of a ping."""
 
     alert_id: Annotated[

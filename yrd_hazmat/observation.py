@@ -7,7 +7,7 @@ import msgspec
 from .models import City, Ping
 
 
-class Observation(msgspec.Struct, frozen=True, kw_only=True):
+class Observation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One valid ping, converted to WGS-84 and located, ready for the rules."""
 
     ts_ms: int

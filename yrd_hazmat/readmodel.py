@@ -118,7 +118,7 @@ class Keys:
         return f"{self.prefix}:alerts:open:province:{province or 'none'}"
 
 
-class VehicleUpdate(msgspec.Struct, frozen=True):
+class VehicleUpdate(msgspec.Struct, frozen=True, gc=False):
     """A vehicle's latest observation after a batch, and where it was before."""
 
     vehicle_id: str

@@ -15,7 +15,7 @@ from .rules.speed_episode import SpeedEpisode
 from .rules.zones import ZoneTrack
 
 
-class VehicleState(msgspec.Struct, kw_only=True):
+class VehicleState(msgspec.Struct, kw_only=True, gc=False):
     """Everything the rules remember about one vehicle between batches."""
 
     vehicle_id: str

@@ -142,12 +142,16 @@ def percentiles(values: list[float], qs: tuple[float, ...] = (50, 99)) -> dict[s
 
 
 def histogram_quantile(q: float, before: dict[str, float], after: dict[str, float],
-                       name: str) -> float:
-    """Prometheus-style quantile of the observations made between two scrapes."""
+                       name: str, labels: str = "") -> float:
+    """Prometheus-style quantile of the observations made between two scrapes
+    (``labels``: the series' other labels as the exposition writes them after ``le``,
+    e.g. ``loop="main"``)."""
     prefix = f'{name}_bucket{{le="'
+    suffix = f'",{labels}}}' if labels else '"}'
     buckets = sorted(
-        (float(key[len(prefix):-2]), value - before.get(key, 0.0))
-        for key, value in after.items() if key.startswith(prefix)
+        (float(key[len(prefix):-len(suffix)]), value - before.get(key, 0.0))
+        for key, value in after.items() if key.startswith(prefix) and key.endswith(suffix)
+        and '"' not in key[len(prefix):-len(suffix)]
     )
     if not buckets or buckets[-1][1] <= 0:
         return float("nan")
@@ -253,6 +257,23 @@ def latency_phase(worker: Worker, bootstrap: str, pings_topic: str, alerts_topic
             "p50": histogram_quantile(0.50, before, after, hist),
             "p99": histogram_quantile(0.99, before, after, hist),
         },
+        "worker_stalls": stalls(before, after),
+    }
+
+
+def stalls(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What held the worker's event loop during a phase: the 99th percentile of its lag
+    (how late a 50 ms heartbeat woke), the times it stood still for 100 ms, and the full
+    garbage collections (generation 2) with their total seconds."""
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    return {
+        "loop_lag_p99_s": histogram_quantile(0.99, before, after, "yrd_event_loop_lag_seconds",
+                                             'loop="main"'),
+        "loop_blocked": delta('yrd_event_loop_blocked_total{loop="main"}'),
+        "gc2_count": delta('yrd_gc_pause_seconds_count{generation="2"}'),
+        "gc2_seconds": delta('yrd_gc_pause_seconds_sum{generation="2"}'),
     }
 
 

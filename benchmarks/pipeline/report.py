@@ -228,15 +228,21 @@ def latency_rows(results: dict[str, Any]) -> list[str]:
                     f"{lat['worker_mean_batch']:>7,.0f}{lat['worker_lag_at_end_pings']:>9,.0f}"
                     f"{lat['load_1m_at_start']:>6.1f}")
     rows.append(f"{'where it goes, p50 / p99':<22}{'to batch start':>18}{'batch -> alert':>18}"
-                f"{'worker hist':>16}")
+                f"{'worker hist':>16}{'loop lag p99':>14}{'blocked':>9}{'full GCs':>16}")
     for lat in phases:
+        held = lat.get("worker_stalls") or {}
         rows.append(f"{lat['achieved_rate']:>10,.0f}/s{'':<10}{pair(lat['to_batch_start_s']):>18}"
                     f"{pair(lat['batch_start_to_received_s']):>18}"
-                    f"{pair(lat['worker_arrival_histogram_s']):>16}")
+                    f"{pair(lat['worker_arrival_histogram_s']):>16}"
+                    f"{held.get('loop_lag_p99_s', float('nan')) * 1000:>11,.0f} ms"
+                    f"{held.get('loop_blocked', float('nan')):>9,.0f}"
+                    f"{held.get('gc2_count', float('nan')):>6,.0f} ({held.get('gc2_seconds', float('nan')) * 1000:,.0f} ms)")
     rows.append("    to batch start: ping produced -> the worker starts the batch holding it "
                 "(alert emitted_at); worker hist: yrd_latency_from_arrival_seconds, "
-                "bucket-interpolated; lag@end: pings not processed when production ended; "
-                "CPU: the worker's")
+                "bucket-interpolated; loop lag: how late the worker's event loop woke a 50 ms "
+                "heartbeat; blocked: times it stood still 100 ms; full GCs: generation-2 "
+                "collections and their total time; lag@end: pings not processed when "
+                "production ended; CPU: the worker's")
     for lat in phases:
         rows.append(f"    alerts at {lat['target_rate']:,.0f}/s: {alert_mix(lat['alert_types'])}; "
                     f"{lat['unmatched']} unmatched")

@@ -44,7 +44,7 @@ ALARMS: dict[int, tuple[str, Severity]] = {
 WATCHED = sum(1 << bit for bit in ALARMS)
 
 
-class AlarmState(msgspec.Struct, kw_only=True):
+class AlarmState(msgspec.Struct, kw_only=True, gc=False):
     incidents: dict[int, str] = {}
     """Alarm bit -> open incident id."""
 

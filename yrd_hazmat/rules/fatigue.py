@@ -30,7 +30,7 @@ class FatigueConfig(msgspec.Struct, frozen=True, kw_only=True):
     moving_kmh: float = 5.0
 
 
-class FatigueState(msgspec.Struct, kw_only=True):
+class FatigueState(msgspec.Struct, kw_only=True, gc=False):
     driving_since_ms: int | None = None
     resting_since_ms: int | None = None
     incident: str | None = None

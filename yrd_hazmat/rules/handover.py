@@ -49,7 +49,7 @@ class HandoverConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Weight of each new ping in the moving average of speed used for ETAs."""
 
 
-class Handover(msgspec.Struct, frozen=True, kw_only=True):
+class Handover(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A truck passing from one jurisdiction to another (null province: outside the region)."""
 
     handover_id: str
@@ -68,13 +68,13 @@ class Handover(msgspec.Struct, frozen=True, kw_only=True):
     quantity_kg: float | None = None
 
 
-class Fix(msgspec.Struct, frozen=True):
+class Fix(msgspec.Struct, frozen=True, gc=False):
     ts_ms: int
     x_m: float
     y_m: float
 
 
-class HandoverState(msgspec.Struct, kw_only=True):
+class HandoverState(msgspec.Struct, kw_only=True, gc=False):
     known: bool = False
     province: str | None = None
     last_inside: Fix | None = None

@@ -67,7 +67,7 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-class PermitState(msgspec.Struct, kw_only=True):
+class PermitState(msgspec.Struct, kw_only=True, gc=False):
     no_permit: Sustained = msgspec.field(default_factory=Sustained)
     window: Sustained = msgspec.field(default_factory=Sustained)
     deviation: Sustained = msgspec.field(default_factory=Sustained)
@@ -77,7 +77,7 @@ class PermitState(msgspec.Struct, kw_only=True):
         return [s.incident for s in (self.no_permit, self.window, self.deviation) if s.incident]
 
 
-class RoutePosition(msgspec.Struct, frozen=True):
+class RoutePosition(msgspec.Struct, frozen=True, gc=False):
     """Where a ping lies relative to the permitted route (metres)."""
 
     distance_m: float

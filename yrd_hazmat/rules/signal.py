@@ -32,7 +32,7 @@ class SignalConfig(msgspec.Struct, frozen=True, kw_only=True):
     moving_kmh: float = 5.0
 
 
-class SignalState(msgspec.Struct, kw_only=True):
+class SignalState(msgspec.Struct, kw_only=True, gc=False):
     last_moving_ms: int | None = None
     incident: str | None = None
 

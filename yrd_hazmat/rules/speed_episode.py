@@ -20,7 +20,7 @@ from ..timeutil import from_ms
 from .context import StepContext
 
 
-class SpeedEpisode(msgspec.Struct, kw_only=True):
+class SpeedEpisode(msgspec.Struct, kw_only=True, gc=False):
     over_since_ms: int | None = None
     max_speed_kmh: float = 0.0
     incident: str | None = None

@@ -20,7 +20,7 @@ from ..timeutil import from_ms
 from .context import StepContext
 
 
-class Sustained(msgspec.Struct, kw_only=True):
+class Sustained(msgspec.Struct, kw_only=True, gc=False):
     since_ms: int | None = None
     """Start of the current run of the condition (or, while raised, of its absence)."""
     incident: str | None = None

@@ -48,7 +48,7 @@ class ZonesConfig(msgspec.Struct, frozen=True, kw_only=True):
     speeding_min_duration_ms: int = 30_000
 
 
-class ZoneTrack(msgspec.Struct, kw_only=True):
+class ZoneTrack(msgspec.Struct, kw_only=True, gc=False):
     """One vehicle's relation to one zone."""
 
     inside: bool = False
