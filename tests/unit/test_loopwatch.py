@@ -56,10 +56,13 @@ def test_a_quiet_loop_reports_nothing(caplog):
 def test_garbage_collections_are_timed():
     watch_gc()
     watch_gc()  # idempotent: one callback
-    assert sum(getattr(cb, "_yrd", False) for cb in gc.callbacks) == 1
-    before = metrics.GC_PAUSE.labels(generation="2")._sum.get(), _count("2")
-    gc.collect()
-    assert _count("2") == before[1] + 1
+    try:
+        assert sum(getattr(cb, "_yrd", False) for cb in gc.callbacks) == 1
+        before = _count("2")
+        gc.collect()
+        assert _count("2") == before + 1
+    finally:  # not for the rest of the test session
+        gc.callbacks[:] = [cb for cb in gc.callbacks if not getattr(cb, "_yrd", False)]
 
 
 def _count(generation: str) -> float:

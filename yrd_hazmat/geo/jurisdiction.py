@@ -45,6 +45,14 @@ def _features(name: str) -> list[dict[str, Any]]:
     return features
 
 
+def _xy(lons: npt.ArrayLike, lats: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(lons, dtype=np.float64)
+    y = np.asarray(lats, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"lons and lats must be 1-D of equal length, got {x.shape}, {y.shape}")
+    return x, y
+
+
 class JurisdictionIndex:
     """Vectorised point-in-city lookup over prepared city polygons in an STRtree.
 
@@ -71,6 +79,7 @@ class JurisdictionIndex:
         self._names = np.array([c[1] for c in cities] + [None], dtype=object)
         self._provinces = np.array([c[2] for c in cities] + [None], dtype=object)
         self._province_shapes = dict(provinces)
+        self._boundaries: shapely.Geometry | None = None  # see city_boundaries()
 
     @classmethod
     def load(cls, coastal_m: float = COASTAL_WATERS_M) -> JurisdictionIndex:
@@ -98,19 +107,79 @@ class JurisdictionIndex:
         of a city get that city; points farther out, and NaN coordinates, give
         None in all three arrays.
         """
-        x = np.asarray(lons, dtype=np.float64)
-        y = np.asarray(lats, dtype=np.float64)
-        if x.ndim != 1 or x.shape != y.shape:
-            raise ValueError(f"lons and lats must be 1-D of equal length, got {x.shape}, {y.shape}")
+        x, y = _xy(lons, lats)
+        hit = self._inside(x, y)
+        if self.coastal_m > 0:
+            self._assign_coastal(x, y, hit)
+        return self._provinces[hit], self._codes[hit], self._names[hit]
+
+    def locate_path(
+        self, lons: npt.ArrayLike, lats: npt.ArrayLike, chunk: int = 10
+    ) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.object_], npt.NDArray[np.object_]]:
+        """Same result as :meth:`locate` for the points of a path, many times faster
+        when consecutive points are close (a route sampled every 100 m).
+
+        Why it is exact: the points are cut into runs of ``chunk`` (>= 1) steps (a
+        run shares its last point with the next one), and each run's polyline
+        (straight lon/lat segments through its points) is tested against all city
+        boundaries at once. A run that neither crosses nor touches a boundary lies
+        in one face of the boundaries, so all its points are inside the same cities
+        (none on a boundary) and :meth:`locate` gives them the same city: its first
+        point's, if that point is inside a city. So do consecutive such runs, which
+        share a point. The points of the other runs (touching a boundary, outside
+        every city where the coastal rule depends on each point's distance, or with
+        a non-finite coordinate) are located one by one. GEOS decides both the
+        segment test and point-in-polygon with the same robust orientation
+        predicate, so rounding cannot make them disagree.
+        """
+        x, y = _xy(lons, lats)
+        if len(x) < 2:
+            return self.locate(x, y)
+        starts = np.arange(0, len(x) - 1, chunk)
+        counts = np.minimum(starts + chunk, len(x) - 1) - starts + 1
+        offsets = np.cumsum(counts) - counts
+        run = np.repeat(np.arange(len(starts)), counts)  # runs' points, one after the other
+        idx = starts[run] + np.arange(len(run)) - offsets[run]  # their index in x, y
+        ok = np.isfinite(x[idx]) & np.isfinite(y[idx])
+        # GEOS refuses NaN/inf in lines: put 0 there, in runs that are not clean anyway.
+        xy = np.where(ok[:, None], np.column_stack((x[idx], y[idx])), 0.0)
+        lines = shapely.linestrings(xy, indices=run)
+        clean = np.logical_and.reduceat(ok, offsets)
+        clean &= ~shapely.intersects(self.city_boundaries(), lines)
+        # Consecutive clean runs share a point, so they lie in one face too: locate one
+        # point (the first) of each stretch of them.
+        head = clean & ~np.append(False, clean[:-1])
+        city = np.full(len(starts), len(self._geoms), dtype=np.intp)
+        city[clean] = self._inside(x[starts[head]], y[starts[head]])[np.cumsum(head)[clean] - 1]
+        same = (city < len(self._geoms))[run]
+        hit = np.empty(len(x), dtype=np.intp)
+        hit[idx[same]] = city[run[same]]
+        rest = np.unique(idx[~same])  # also points shared with a `same` run: same answer
+        rest_hit = self._inside(x[rest], y[rest])
+        if self.coastal_m > 0:
+            self._assign_coastal(x[rest], y[rest], rest_hit)
+        hit[rest] = rest_hit
+        return self._provinces[hit], self._codes[hit], self._names[hit]
+
+    def city_boundaries(self) -> shapely.Geometry:
+        """All city boundaries (outer and inner rings) as one prepared MultiLineString,
+        built on first use: a line touching none of it stays inside the same cities."""
+        if self._boundaries is None:
+            rings = shapely.get_parts(shapely.boundary(self._geoms))
+            boundaries = shapely.multilinestrings(rings)
+            shapely.prepare(boundaries)
+            self._boundaries = boundaries
+        return self._boundaries
+
+    def _inside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Index of the lowest-coded city containing each point, ``len(cities)`` if none."""
         # Bounding-box candidates from the tree, then an exact test against the
         # prepared polygons: measured ~4x faster than query(..., predicate="intersects").
         point_idx, city_idx = self._tree.query(shapely.points(np.column_stack((x, y))))
         inside = shapely.intersects_xy(self._geoms[city_idx], x[point_idx], y[point_idx])
         hit = np.full(len(x), len(self._geoms), dtype=np.intp)
         np.minimum.at(hit, point_idx[inside], city_idx[inside])
-        if self.coastal_m > 0:
-            self._assign_coastal(x, y, hit)
-        return self._provinces[hit], self._codes[hit], self._names[hit]
+        return hit
 
     def _assign_coastal(self, x: np.ndarray, y: np.ndarray, hit: np.ndarray) -> None:
         """Give unlocated points within ``coastal_m`` (geodesic) of a city that city."""

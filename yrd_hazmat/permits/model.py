@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 import shapely
 from msgspec import Meta
 
@@ -148,16 +149,47 @@ def _route_metres(permit: Permit) -> Any:
 
 def border_crossings(route: Any, places: JurisdictionIndex, step_m: float = 100.0) -> tuple[
         BorderCrossing, ...]:
-    """Province changes along the route, located to ``step_m``."""
+    """Province changes along the route, located to ``step_m``: the province of every
+    sample is :meth:`~JurisdictionIndex.locate`'s (through the faster, exact
+    :meth:`~JurisdictionIndex.locate_path`); a crossing is placed midway between the
+    samples either side of it."""
     along = np.append(np.arange(0.0, route.length, step_m), route.length)
-    points = shapely.line_interpolate_point(route, along)
-    xy = shapely.get_coordinates(points)
+    xy = points_along(route, along)
     lon, lat = to_lonlat(xy[:, 0], xy[:, 1])
-    provinces, _, _ = places.locate(lon, lat)
-    crossings = []
-    for i in np.flatnonzero(provinces[1:] != provinces[:-1]):
-        mid = (along[i] + along[i + 1]) / 2
-        mlon, mlat = (float(v[0]) for v in to_lonlat(*shapely.get_coordinates(
-            shapely.line_interpolate_point(route, [mid])).T))
-        crossings.append(BorderCrossing(float(mid), provinces[i], provinces[i + 1], mlon, mlat))
-    return tuple(crossings)
+    provinces, _, _ = places.locate_path(lon, lat)
+    changes = np.flatnonzero(provinces[1:] != provinces[:-1])
+    if changes.size == 0:
+        return ()
+    mid = (along[changes] + along[changes + 1]) / 2
+    mxy = shapely.get_coordinates(shapely.line_interpolate_point(route, mid))
+    mlon, mlat = to_lonlat(mxy[:, 0], mxy[:, 1])
+    return tuple(BorderCrossing(float(m), provinces[i], provinces[i + 1], float(lo), float(la))
+                 for i, m, lo, la in zip(changes, mid, mlon, mlat))
+
+
+def points_along(line: Any, distances: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``get_coordinates(line_interpolate_point(line, distances))`` for a LineString and
+    distances >= 0, bit for bit, without GEOS's walk from the line's start for each one.
+
+    It computes what GEOS's ``LengthIndexedLine`` does: segment lengths
+    ``sqrt(dx*dx + dy*dy)`` summed in order, the first segment whose summed end is
+    beyond the distance (else the last vertex), ``(p1 - p0) * fraction + p0`` with
+    fractions <= 0 or >= 1 giving p0 or p1. ``tests/unit/test_border_crossings.py``
+    checks the equality.
+    """
+    xy = shapely.get_coordinates(line)
+    d = np.diff(xy, axis=0)
+    seg_len = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
+    cum = np.concatenate(([0.0], np.cumsum(seg_len)))  # adds in order, like GEOS
+    seg = np.searchsorted(cum[1:], distances, side="right")
+    beyond = seg == len(d)
+    seg[beyond] = len(d) - 1
+    out = np.empty((len(distances), 2))
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 only where beyond
+        frac = (distances - cum[seg]) / seg_len[seg]
+        for k in (0, 1):
+            p0, p1 = xy[seg, k], xy[seg + 1, k]
+            out[:, k] = np.where(frac <= 0.0, p0,
+                                 np.where(frac >= 1.0, p1, (p1 - p0) * frac + p0))
+    out[beyond] = xy[-1]
+    return out
