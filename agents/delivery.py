@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -55,7 +56,7 @@ class BatchMessage(ConsumerMessage):
     ``first_offset`` the first one's; ``value`` holds the aiokafka records.
     """
 
-    __slots__ = ("records", "first_offset", "fetched_from")
+    __slots__ = ("records", "first_offset", "fetched_from", "taken_at")
 
     def __init__(self, tp: TP, records: list[Any], generation_id: int | None) -> None:
         last = records[-1]
@@ -69,6 +70,8 @@ class BatchMessage(ConsumerMessage):
         self.first_offset: int = records[0].offset
         self.fetched_from: int | None = getattr(records, "fetched_from", None)
         """The consumer's position when it took these records (None: unknown)."""
+        self.taken_at: float | None = getattr(records, "taken_at", None)
+        """When the consumer thread took these records from the fetcher (epoch seconds)."""
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -140,6 +143,7 @@ class Taken(list):
     """Records taken from one partition, with the offset the take started from."""
 
     fetched_from: int | None = None
+    taken_at: float | None = None
 
 
 def take_readable(consumer, fetcher, tp, result: FetchResult, max_records: int | None,
@@ -153,6 +157,7 @@ def take_readable(consumer, fetcher, tp, result: FetchResult, max_records: int |
     partition_records = result._partition_records
     taken = Taken()
     taken.fetched_from = partition_records.next_fetch_offset
+    taken.taken_at = time.time()
     try:
         for record in partition_records:
             taken.append(record)

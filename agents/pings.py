@@ -59,6 +59,7 @@ async def process_pings(stream):
         async for event in stream.events():
             message = event.message
             _last_batch_at[message.tp] = time.monotonic()
+            _time_delivery(message)
             async with processing:
                 records = await _unprocessed(message)
                 if records:
@@ -72,6 +73,20 @@ async def process_pings(stream):
             await asyncio.wait_for(asyncio.shield(checkpoint.run()), timeout=10)
         except Exception:  # a stop must not hang on a broker that is gone
             log.warning("final checkpoint not completed; the restart replays from the last one")
+
+
+def _time_delivery(message) -> None:
+    """Where a batch's oldest record waited before the agent took it: from its record
+    timestamp until the consumer thread took it from the fetcher (producer linger, broker,
+    fetch), and from there until the agent started on it (thread hop, stream queue, the
+    previous batch)."""
+    taken_at = getattr(message, "taken_at", None)
+    first = message.records[0].timestamp if getattr(message, "records", None) else None
+    if taken_at is None:
+        return
+    if first is not None:
+        metrics.DELIVERY_FETCH.observe(max(0.0, taken_at - first / 1000.0))
+    metrics.DELIVERY_QUEUE.observe(max(0.0, time.time() - taken_at))
 
 
 _last_batch_at: dict = {}

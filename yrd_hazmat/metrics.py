@@ -139,6 +139,16 @@ LOOP_BLOCKED = Counter(
     "yrd_event_loop_blocked", "Times an event loop did not run for 100 ms (each logged with "
     "the stack that held it)", ["loop"]
 )
+DELIVERY_FETCH = Histogram(
+    "yrd_delivery_fetch_seconds", "Per batch of pings: its oldest record's timestamp until "
+    "the consumer thread took it from the fetcher (producer, broker, fetch)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+DELIVERY_QUEUE = Histogram(
+    "yrd_delivery_queue_seconds", "Per batch of pings: taken from the fetcher until the agent "
+    "starts on it (thread hop, stream queue, earlier batches)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 GC_PAUSE = Histogram(
     "yrd_gc_pause_seconds", "Python garbage collections (every thread stops meanwhile)",
     ["generation"],

@@ -26,12 +26,12 @@ def confluent() -> Any:
     return confluent_kafka
 
 
-def new_producer(bootstrap: str, linger_ms: int) -> Any:
-    """A librdkafka producer: murmur2 partitioning, idempotent, lz4."""
+def new_producer(bootstrap: str, linger_ms: int, idempotent: bool = True) -> Any:
+    """A librdkafka producer: murmur2 partitioning, idempotent (unless asked not to), lz4."""
     return confluent().Producer({
         "bootstrap.servers": bootstrap,
         "partitioner": "murmur2_random",
-        "enable.idempotence": True,
+        "enable.idempotence": idempotent,
         "compression.type": COMPRESSION,
         "linger.ms": linger_ms,
         "queue.buffering.max.messages": 1_000_000,

@@ -100,8 +100,15 @@ def produce_paced(bootstrap: str, topic: str, fleet: list[Truck], epoch_ms: int,
 
     Each ping's event time is its produce time (ms); the trucks' positions go
     on from where the backlog left them (``epoch_ms`` is the backlog's start).
+
+    The producer is connected before the clock starts: a new librdkafka producer
+    holds its first records until it has metadata (and, if idempotent, a producer
+    id from the broker), which put 0.6-0.7 s on the phase's first pings and, with
+    a few hundred alerts per phase, made the p99 the producer's start-up. It is
+    not idempotent (no retries on a local broker; nothing to de-duplicate).
     """
-    producer = new_producer(bootstrap, linger_ms=5)
+    producer = new_producer(bootstrap, linger_ms=5, idempotent=False)
+    producer.list_topics(topic, timeout=30)  # connected, metadata of the topic known
     total = int(rate * duration)
     out = Paced()
     start = time.perf_counter()
@@ -169,6 +176,8 @@ def histogram_quantile(q: float, before: dict[str, float], after: dict[str, floa
 def alert_latencies(collector: AlertCollector, paced: Paced) -> dict[str, Any]:
     """Ping-produced-to-alert-received latencies, split at the worker's batch start."""
     total, queued, processing = [], [], []
+    slowest: list[tuple[float, float, str]] = []
+    first = min(paced.produced_at.values(), default=0.0)
     unmatched = 0
     types: Counter[str] = Counter()
     for received, value in collector.received:
@@ -180,6 +189,7 @@ def alert_latencies(collector: AlertCollector, paced: Paced) -> dict[str, Any]:
             continue
         types[f"{alert.type} {alert.state.value}"] += 1
         total.append(received - produced)
+        slowest.append((received - produced, produced - first, f"{alert.type} {alert.state.value}"))
         queued.append(alert.emitted_at.timestamp() - produced)
         processing.append(received - alert.emitted_at.timestamp())
     return {
@@ -189,6 +199,8 @@ def alert_latencies(collector: AlertCollector, paced: Paced) -> dict[str, Any]:
         "end_to_end_s": percentiles(total),
         "to_batch_start_s": percentiles(queued),
         "batch_start_to_received_s": percentiles(processing),
+        "slowest": [{"latency_s": lat, "produced_after_s": at, "alert": kind}
+                    for lat, at, kind in sorted(slowest, reverse=True)[:5]],
     }
 
 
@@ -274,6 +286,10 @@ def stalls(before: dict[str, float], after: dict[str, float]) -> dict[str, float
         "loop_blocked": delta('yrd_event_loop_blocked_total{loop="main"}'),
         "gc2_count": delta('yrd_gc_pause_seconds_count{generation="2"}'),
         "gc2_seconds": delta('yrd_gc_pause_seconds_sum{generation="2"}'),
+        "fetch_p99_s": histogram_quantile(0.99, before, after, "yrd_delivery_fetch_seconds"),
+        "fetch_max_s": histogram_quantile(1.0, before, after, "yrd_delivery_fetch_seconds"),
+        "queue_p99_s": histogram_quantile(0.99, before, after, "yrd_delivery_queue_seconds"),
+        "queue_max_s": histogram_quantile(1.0, before, after, "yrd_delivery_queue_seconds"),
     }
 
 

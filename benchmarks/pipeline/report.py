@@ -21,6 +21,13 @@ DRAIN_STRETCH = 25_000
 """The issue's throughput target and stretch, pings/s drained by one worker."""
 
 
+def ms_pair(held: dict[str, Any], name: str) -> str:
+    """``p99 / max ms`` of a per-batch delivery histogram of the latency phase."""
+    nan = float("nan")
+    return (f"{held.get(f'{name}_p99_s', nan) * 1000:,.0f} / "
+            f"{held.get(f'{name}_max_s', nan) * 1000:,.0f} ms")
+
+
 def machine_info(svc: ModuleType) -> dict[str, Any]:
     """CPU, cores, memory, load, software versions, code revision and the date of the run."""
     cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
@@ -228,18 +235,22 @@ def latency_rows(results: dict[str, Any]) -> list[str]:
                     f"{lat['worker_mean_batch']:>7,.0f}{lat['worker_lag_at_end_pings']:>9,.0f}"
                     f"{lat['load_1m_at_start']:>6.1f}")
     rows.append(f"{'where it goes, p50 / p99':<22}{'to batch start':>18}{'batch -> alert':>18}"
-                f"{'worker hist':>16}{'loop lag p99':>14}{'blocked':>9}{'full GCs':>16}")
+                f"{'worker hist':>16}{'fetch p99/max':>17}{'queue p99/max':>17}{'loop lag p99':>14}{'blocked':>9}"
+                f"{'full GCs':>16}")
     for lat in phases:
         held = lat.get("worker_stalls") or {}
         rows.append(f"{lat['achieved_rate']:>10,.0f}/s{'':<10}{pair(lat['to_batch_start_s']):>18}"
                     f"{pair(lat['batch_start_to_received_s']):>18}"
                     f"{pair(lat['worker_arrival_histogram_s']):>16}"
+                    f"{ms_pair(held, 'fetch'):>17}{ms_pair(held, 'queue'):>17}"
                     f"{held.get('loop_lag_p99_s', float('nan')) * 1000:>11,.0f} ms"
                     f"{held.get('loop_blocked', float('nan')):>9,.0f}"
                     f"{held.get('gc2_count', float('nan')):>6,.0f} ({held.get('gc2_seconds', float('nan')) * 1000:,.0f} ms)")
     rows.append("    to batch start: ping produced -> the worker starts the batch holding it "
                 "(alert emitted_at); worker hist: yrd_latency_from_arrival_seconds, "
-                "bucket-interpolated; loop lag: how late the worker's event loop woke a 50 ms "
+                "bucket-interpolated; fetch: per batch, its oldest record's timestamp -> taken by "
+                "the consumer thread; queue: taken -> the agent starts it (max: the bucket "
+                "bound); loop lag: how late the worker's event loop woke a 50 ms "
                 "heartbeat; blocked: times it stood still 100 ms; full GCs: generation-2 "
                 "collections and their total time; lag@end: pings not processed when "
                 "production ended; CPU: the worker's")
