@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     app.batch_topics = frozenset({settings.topic_pings, settings.topic_ticks})
     app.fetch_wait_ms = settings.fetch_wait_ms
+    app.fetch_min_bytes = settings.fetch_min_bytes
     return app
 
 

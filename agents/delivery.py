@@ -87,6 +87,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_wait_ms", 20)
+        consumer._fetch_min_bytes = getattr(self.app, "fetch_min_bytes", 1)
         return consumer
 
     async def _fetch_records(self, consumer, active_partitions, timeout=None, max_records=None):

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     fetch_wait_ms: int = Field(
         20, ge=1, le=1500, description="longest the broker holds a fetch with nothing new"
     )
+    fetch_min_bytes: int = Field(
+        65_536, ge=1, le=16 * 1024 * 1024,
+        description="bytes the broker gathers for a fetch before answering (or fetch_wait_ms)",
+    )
 
     # --- rules: speeding (Measures for Road Transport of Dangerous Goods, Art. 46)
     speed_limit_expressway_kmh: float = Field(80.0, gt=0)

@@ -82,10 +82,22 @@ def freeze_heap() -> int:
     what changed since, not tens of thousands of long-lived objects, and stops the
     worker for milliseconds instead of a tenth of a second. Frozen objects are still
     freed when their last reference goes; only a reference cycle among them would stay.
-    Returns how many objects were frozen."""
+    Returns how many objects were frozen.
+
+    Also spaces the collections out (``GC_THRESHOLDS``): a young collection after
+    10,000 allocations instead of 700 (most of a batch's objects are freed by their
+    reference count before that), and a full one after 100 collections of the middle
+    generation instead of 10. Under load the worker did 17 full collections in 20 s
+    (80 ms each); cyclic garbage, which the worker's own data never forms, is still
+    collected, only later."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     return gc.get_freeze_count()
+
+
+GC_THRESHOLDS = (10_000, 10, 100)
+"""The worker's ``gc.set_threshold`` (Python's defaults: 700, 10, 10)."""
 
 
 def watch_gc(slow_s: float = 0.1) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from .codec import REASONS
@@ -157,3 +158,20 @@ GC_PAUSE = Histogram(
 for _loop in ("main", "consumer"):
     LOOP_LAG.labels(loop=_loop)
     LOOP_BLOCKED.labels(loop=_loop)
+
+
+def observe_many(histogram: Histogram, amounts) -> None:
+    """``histogram.observe(a)`` for every amount of an array, in one pass: the batch's
+    amounts are counted per bucket with numpy and each bucket is incremented once.
+    Exactly what as many ``observe`` calls record (a value on a bound counts in that
+    bucket, as ``amount <= bound`` does), at a fraction of the cost per ping."""
+    values = np.asarray(amounts, dtype=float)
+    values = values[~np.isnan(values)]  # (observe counts a NaN in no bucket)
+    if values.size == 0:
+        return
+    histogram._raise_if_not_observable()
+    bounds = np.asarray(histogram._upper_bounds, dtype=float)
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    for i in np.flatnonzero(counts):
+        histogram._buckets[i].inc(int(counts[i]))
+    histogram._sum.inc(float(values.sum()))
