@@ -51,7 +51,7 @@ from .report import machine_info, report
 from .scaling import compare_runs, two_workers
 from .services import (
     REPO, BenchmarkError, MachineCPU, Worker, create_topics, load_services, local_services,
-    new_run, raise_on_sigterm, say, worker_settings,
+    new_run, raise_on_sigterm, say, set_child_cpus, worker_settings,
 )
 
 PHASES = ("A", "B0", "B1", "C", "D", "E")
@@ -74,6 +74,19 @@ def rates_arg(text: str) -> list[str]:
     if not items:
         raise argparse.ArgumentTypeError("no rate given")
     return items
+
+
+def cpus_arg(text: str) -> set[int]:
+    """``--worker-cpus``: CPU numbers, comma-separated; some must stay for the rest."""
+    try:
+        cpus = {int(item) for item in text.split(",") if item.strip()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not CPU numbers: {text!r}") from None
+    available = os.sched_getaffinity(0)
+    if not cpus or not cpus < available:
+        raise argparse.ArgumentTypeError(
+            f"--worker-cpus must be some, not all, of the CPUs available {sorted(available)}")
+    return cpus
 
 
 def phases_arg(text: str) -> set[str]:
@@ -122,6 +135,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="read the backlog this many times with raw aiokafka, keep the median")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    p.add_argument("--worker-cpus", type=cpus_arg,
+                   help="run the measured consuming processes (workers, no-op agents) on these "
+                        "CPUs, e.g. 1, and this benchmark (and services it starts) on the others: "
+                        "a core of its own for the worker, as a deployment gives it; services "
+                        "already running (KAFKA_BOOTSTRAP/REDIS_URL) are not moved")
     args = p.parse_args(argv)
     preset = QUICK if args.quick else FULL
     for key, value in preset.items():
@@ -146,6 +164,15 @@ def run_benchmark(opts: argparse.Namespace, svc: ModuleType) -> dict[str, Any]:
                                            str(v) if isinstance(v, Path) else v
                                            for k, v in vars(opts).items()}}
     results["machine"] = machine_info(svc)
+    if opts.worker_cpus:
+        rest = os.sched_getaffinity(0) - opts.worker_cpus
+        os.sched_setaffinity(0, rest)  # this process, and what it starts from now on
+        set_child_cpus(opts.worker_cpus)
+        results["machine"]["pinning"] = (
+            f"workers and no-op agents on CPU {sorted(opts.worker_cpus)}, this benchmark "
+            f"(raw aiokafka reads, producers, alert consumer) on CPU {sorted(rest)}"
+            + ("" if not (os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("REDIS_URL"))
+               else "; the running Kafka and Redis not moved"))
     want = [p for p in PHASES if p not in opts.skip]
     with local_services(opts, svc) as addresses:
         run = new_run(opts, addresses)

@@ -114,7 +114,8 @@ def header_rows(results: dict[str, Any]) -> list[str]:
         f"YRD Hazmat pipeline benchmark, {m['date']} (git {m['git']})",
         (f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM; load average "
          f"(1/5/15 min) {' / '.join(map(str, m['load_avg_at_start']))} at start, "
-         f"{' / '.join(map(str, load_end))} at end; {m['os']}"),
+         f"{' / '.join(map(str, load_end))} at end; {m['os']}"
+         + (f"; pinning: {m['pinning']}" if m.get("pinning") else "")),
         (f"python {m['python']}, Kafka {m['kafka']}, faust-streaming {m['faust-streaming']}, "
          f"aiokafka {m['aiokafka']}, redis-py {m['redis-py']} (hiredis {m['hiredis']}), "
          f"redis-server {m['redis-server']}, confluent-kafka {m['confluent-kafka']}"),

@@ -198,8 +198,23 @@ def worker_settings(run: Run) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 
 
+_CHILD_CPUS: set[int] | None = None
+"""CPUs the measured child processes run on (``--worker-cpus``); None: any."""
+
+
+def set_child_cpus(cpus: set[int] | None) -> None:
+    global _CHILD_CPUS
+    _CHILD_CPUS = set(cpus) if cpus else None
+
+
+def _pin_to_child_cpus() -> None:  # in the child, before exec: all its threads inherit it
+    if _CHILD_CPUS:
+        os.sched_setaffinity(0, _CHILD_CPUS)
+
+
 class Child:
-    """A child process in its own session, its output in a log file."""
+    """A child process in its own session, its output in a log file (on the CPUs of
+    ``--worker-cpus`` if given)."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> None:
         self.name = name
@@ -209,6 +224,7 @@ class Child:
             self.proc = subprocess.Popen(
                 argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=_pin_to_child_cpus if _CHILD_CPUS else None,
             )
 
     def __enter__(self) -> Self:
