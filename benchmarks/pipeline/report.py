@@ -333,9 +333,12 @@ def scaling_rows(results: dict[str, Any]) -> list[str]:
                         f"{cmp['extra_by_type']}; examples {cmp['examples']}")
     rows.append("    E's rates include e2's cold start (it compiles the permit of each truck it "
                 "takes over on first sight), unlike C's")
-    rows.append("    expected scaling: close to 2x one worker with a free core per worker; on 2 "
-                "cores the two workers share them with the broker, Redis and this benchmark, "
-                "so well under 2x")
+    pinned = results.get("machine", {}).get("pinning")
+    rows.append("    expected scaling: close to 2x one worker with a free core per worker; "
+                + ("here both workers run on the CPUs of --worker-cpus, sharing them, so no "
+                   "scaling can show" if pinned else
+                   "on 2 cores the two workers share them with the broker, Redis and this "
+                   "benchmark, so well under 2x"))
     return rows
 
 
