@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     speed_limit_expressway_kmh: float = Field(80.0, gt=0)
     speed_limit_other_kmh: float = Field(60.0, gt=0)
     speeding_min_duration_s: float = Field(30.0, ge=0)
+    speeding_max_gap_s: float = Field(
+        300.0, gt=0, description="a gap between pings longer than this restarts a speeding count "
+                                 "(SPEEDING and ZONE_SPEEDING)")
+    moving_kmh: float = Field(5.0, gt=0, le=30,
+                              description="at or above this speed a truck is moving (all rules)")
 
     # --- rules: restricted zones (yrd.zones and an optional start-up file)
     zones_file: str | None = Field(None, description="GeoJSON FeatureCollection loaded at start")

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from .models import Alert
+from .models import Alert, Handover
 from .observation import Observation
 from .alerts import Cargo
 from .permits.status import NO_PERMIT, PermitStatus
@@ -25,7 +25,6 @@ from .rules import (
     device_alarm, fatigue, handover, permits, plausibility, signal, speeding, stops, zones,
 )
 from .rules.context import StepContext
-from .rules.handover import Handover
 from .state import VehicleState
 from .zones.model import Zone
 

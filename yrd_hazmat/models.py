@@ -107,3 +107,22 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     raw_truncated: bool
     raw_sha256: str
     received_at: EventTime
+
+
+class Handover(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A truck passing from one jurisdiction to another (null province: outside the region)."""
+
+    handover_id: str
+    vehicle_id: str
+    from_province: str | None
+    to_province: str | None
+    crossing_time: str
+    crossing_lon: float
+    crossing_lat: float
+    confirmed_at: str
+    gap_s: float
+    permit_id: str | None = None
+    un_number: str | None = None
+    hazard_class: str | None = None
+    cargo_name: str | None = None
+    quantity_kg: float | None = None

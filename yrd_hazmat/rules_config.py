@@ -21,34 +21,41 @@ def rules_config(settings: Settings) -> RulesConfig:
             expressway_kmh=settings.speed_limit_expressway_kmh,
             other_kmh=settings.speed_limit_other_kmh,
             min_duration_ms=_ms(settings.speeding_min_duration_s),
+            max_gap_ms=_ms(settings.speeding_max_gap_s),
         ),
         zones=ZonesConfig(
             margin_m=settings.zone_margin_m,
             min_inside_ms=_ms(settings.zone_min_inside_s),
             min_outside_ms=_ms(settings.zone_min_outside_s),
             speeding_min_duration_ms=_ms(settings.speeding_min_duration_s),
+            speeding_max_gap_ms=_ms(settings.speeding_max_gap_s),
         ),
         permits=PermitsConfig(
             required_pattern=settings.permit_required_pattern,
             min_moving_ms=_ms(settings.permit_min_moving_s),
             deviation_raise_ms=_ms(settings.route_deviation_raise_s),
             deviation_clear_ms=_ms(settings.route_deviation_clear_s),
+            moving_kmh=settings.moving_kmh,
         ),
         handover=HandoverConfig(
             margin_m=settings.handover_margin_m,
             min_across_ms=_ms(settings.handover_min_across_s),
             notice_ms=_ms(settings.handover_notice_s),
+            moving_kmh=settings.moving_kmh,
         ),
         fatigue=FatigueConfig(
             max_driving_ms=_ms(settings.fatigue_max_driving_s),
             min_rest_ms=_ms(settings.fatigue_min_rest_s),
+            moving_kmh=settings.moving_kmh,
         ),
         stops=StopsConfig(
             max_stop_ms=_ms(settings.stop_max_s),
             max_stop_sensitive_ms=_ms(settings.stop_max_sensitive_s),
+            moving_kmh=settings.moving_kmh,
         ),
         plausibility=PlausibilityConfig(max_speed_kmh=settings.implausible_speed_kmh),
-        signal=SignalConfig(lost_after_ms=_ms(settings.signal_lost_s)),
+        signal=SignalConfig(lost_after_ms=_ms(settings.signal_lost_s),
+                            moving_kmh=settings.moving_kmh),
         lateness_ms=_ms(settings.lateness_s),
     )
 

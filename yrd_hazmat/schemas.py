@@ -8,9 +8,8 @@ from typing import Any
 
 import msgspec
 
-from .models import Alert, DeadLetter, Ping
+from .models import Alert, DeadLetter, Handover, Ping
 from .permits.model import Permit
-from .rules.handover import Handover
 from .zones.model import ZoneFeature
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"

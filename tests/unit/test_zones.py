@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import numpy as np
+import msgspec
 import pytest
 import shapely
 
@@ -277,3 +278,18 @@ def test_zone_limit_above_the_road_limit_leaves_it_to_speeding():
     reg = registry(square(banned_classes=[], speed_limit_kmh=100))
     _, alerts = run(reg, [at(s, 0, speed=70) for s in range(0, 60, 5)])
     assert kinds(alerts) == [("SPEEDING", "raised")]  # 70 > 60 on an "other" road
+
+
+def test_zone_speeding_gap_restarts_the_count_as_configured():
+    """ZONE_SPEEDING honours the speeding gap setting (it could not be configured before):
+    over the limit at 0-20 s, silent for 2 minutes, over again from 140 s."""
+    reg = registry(square(banned_classes=[], speed_limit_kmh=30))
+    pings = [at(s, 0, speed=45) for s in (0, 10, 20)] + [at(s, 0, speed=45)
+                                                          for s in range(140, 200, 10)]
+    _, default_gap = run(reg, pings)  # 5 minutes: the gap is one episode
+    short = msgspec.structs.replace(CFG, zones=msgspec.structs.replace(
+        CFG.zones, speeding_max_gap_ms=60_000))
+    _, short_gap = run(reg, pings, cfg=short)  # 1 minute: the count restarts at 140 s
+    assert kinds(default_gap) == kinds(short_gap) == [("ZONE_SPEEDING", "raised")]
+    assert default_gap[0].ts == MONDAY_10AM + timedelta(seconds=140)
+    assert short_gap[0].ts == MONDAY_10AM + timedelta(seconds=170)

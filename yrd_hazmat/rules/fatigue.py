@@ -19,6 +19,7 @@ from ..models import Alert, AlertState, Severity
 from ..observation import Observation
 from ..timeutil import from_ms
 from .context import StepContext
+from .thresholds import MOVING_KMH
 
 TYPE = "FATIGUE_DRIVING"
 ACC_ON = 1 << 0
@@ -27,7 +28,7 @@ ACC_ON = 1 << 0
 class FatigueConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_driving_ms: int = 4 * 3600_000
     min_rest_ms: int = 20 * 60_000
-    moving_kmh: float = 5.0
+    moving_kmh: float = MOVING_KMH
 
 
 class FatigueState(msgspec.Struct, kw_only=True, gc=False):

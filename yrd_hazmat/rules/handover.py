@@ -28,12 +28,13 @@ import shapely
 
 from ..alerts import incident_id
 from ..geo.projection import to_lonlat
-from ..models import Alert, AlertState, Severity
+from ..models import Alert, AlertState, Handover, Severity
 from ..observation import Observation
 from ..permits.status import PermitStatus
 from ..timeutil import from_ms
 from .context import StepContext
 from .permits import RoutePosition
+from .thresholds import MOVING_KMH
 
 HANDOVER = "PROVINCE_HANDOVER"
 NOT_PERMITTED = "HANDOVER_NOT_PERMITTED"
@@ -45,27 +46,10 @@ class HandoverConfig(msgspec.Struct, frozen=True, kw_only=True):
     margin_m: float = 200.0
     min_across_ms: int = 60_000
     notice_ms: int = 15 * 60_000
+    moving_kmh: float = MOVING_KMH
+    """Slower than this, no HANDOVER_EXPECTED (no arrival time to announce)."""
     speed_smoothing: float = 0.2
     """Weight of each new ping in the moving average of speed used for ETAs."""
-
-
-class Handover(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A truck passing from one jurisdiction to another (null province: outside the region)."""
-
-    handover_id: str
-    vehicle_id: str
-    from_province: str | None
-    to_province: str | None
-    crossing_time: str
-    crossing_lon: float
-    crossing_lat: float
-    confirmed_at: str
-    gap_s: float
-    permit_id: str | None = None
-    un_number: str | None = None
-    hazard_class: str | None = None
-    cargo_name: str | None = None
-    quantity_kg: float | None = None
 
 
 class Fix(msgspec.Struct, frozen=True, gc=False):
@@ -214,7 +198,7 @@ def _pre_notice(
         return []
     permit = status.permit
     previous_along, state.along_m = state.along_m, where.along_m
-    if where.distance_m > permit.permit.corridor_m or not state.speed_kmh or state.speed_kmh < 5:
+    if where.distance_m > permit.permit.corridor_m or not state.speed_kmh or state.speed_kmh < cfg.moving_kmh:
         return []
     backwards = previous_along is not None and where.along_m < previous_along
     if backwards:  # driving the route from its destination towards its origin

@@ -27,6 +27,7 @@ from ..timeutil import from_ms
 from . import sustained
 from .context import StepContext
 from .sustained import Sustained, SustainedRule
+from .thresholds import MOVING_KMH
 
 NO_VALID_PERMIT = "NO_VALID_PERMIT"
 TIME_WINDOW = "PERMIT_TIME_WINDOW"
@@ -37,7 +38,7 @@ class PermitsConfig(msgspec.Struct, frozen=True, kw_only=True):
     required_pattern: str = ".*"
     """Vehicles (plates, as a regular expression matched in full) that must hold a permit
     to move: ``.*`` every vehicle, an empty pattern none."""
-    moving_kmh: float = 5.0
+    moving_kmh: float = MOVING_KMH
     min_moving_ms: int = 60_000
     deviation_raise_ms: int = 60_000
     deviation_clear_ms: int = 30_000

@@ -22,6 +22,7 @@ from ..observation import Observation
 from ..permits.status import PermitStatus
 from ..timeutil import from_ms
 from .context import StepContext
+from .thresholds import MOVING_KMH
 
 TYPE = "SIGNAL_LOST"
 
@@ -29,7 +30,7 @@ TYPE = "SIGNAL_LOST"
 class SignalConfig(msgspec.Struct, frozen=True, kw_only=True):
     lost_after_ms: int = 5 * 60_000
     trip_recent_ms: int = 10 * 60_000
-    moving_kmh: float = 5.0
+    moving_kmh: float = MOVING_KMH
 
 
 class SignalState(msgspec.Struct, kw_only=True, gc=False):

@@ -18,6 +18,7 @@ from ..models import Alert, AlertState, Severity
 from ..observation import Observation
 from ..timeutil import from_ms
 from .context import StepContext
+from .thresholds import SPEEDING_MAX_GAP_MS
 
 
 class SpeedEpisode(msgspec.Struct, kw_only=True, gc=False):
@@ -33,7 +34,7 @@ class EpisodeRule(msgspec.Struct, frozen=True, kw_only=True):
     severity: Severity = Severity.WARNING
     subject: str = ""
     min_duration_ms: int
-    max_gap_ms: int = 300_000
+    max_gap_ms: int = SPEEDING_MAX_GAP_MS
 
 
 def step(

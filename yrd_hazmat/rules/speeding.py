@@ -16,6 +16,7 @@ from ..observation import Observation
 from . import speed_episode
 from .context import StepContext
 from .speed_episode import EpisodeRule, SpeedEpisode
+from .thresholds import SPEEDING_MAX_GAP_MS
 
 TYPE = "SPEEDING"
 
@@ -25,7 +26,7 @@ class SpeedingConfig(msgspec.Struct, frozen=True, kw_only=True):
     other_kmh: float = 60.0
     unknown_road_as: Literal["expressway", "other"] = "expressway"
     min_duration_ms: int = 30_000
-    max_gap_ms: int = 300_000
+    max_gap_ms: int = SPEEDING_MAX_GAP_MS
 
     def limit_for(self, road_class: str | None) -> float:
         """The limit on this road class; an unknown class counts as ``unknown_road_as``."""

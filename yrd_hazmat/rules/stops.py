@@ -19,12 +19,13 @@ from ..zones.model import Zone
 from . import sustained
 from .context import StepContext
 from .sustained import Sustained, SustainedRule
+from .thresholds import MOVING_KMH
 
 TYPE = "PROLONGED_STOP"
 
 
 class StopsConfig(msgspec.Struct, frozen=True, kw_only=True):
-    moving_kmh: float = 5.0
+    moving_kmh: float = MOVING_KMH
     max_stop_ms: int = 30 * 60_000
     max_stop_sensitive_ms: int = 10 * 60_000
 

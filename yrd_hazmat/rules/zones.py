@@ -35,6 +35,7 @@ from . import speed_episode
 from .context import StepContext
 from .speed_episode import EpisodeRule, SpeedEpisode
 from .speeding import SpeedingConfig
+from .thresholds import SPEEDING_MAX_GAP_MS
 
 VIOLATION = "ZONE_VIOLATION"
 DWELL = "ZONE_DWELL"
@@ -46,6 +47,7 @@ class ZonesConfig(msgspec.Struct, frozen=True, kw_only=True):
     min_inside_ms: int = 20_000
     min_outside_ms: int = 20_000
     speeding_min_duration_ms: int = 30_000
+    speeding_max_gap_ms: int = SPEEDING_MAX_GAP_MS
 
 
 class ZoneTrack(msgspec.Struct, kw_only=True, gc=False):
@@ -160,7 +162,8 @@ def _while_inside(
                                 details | {"dwell_s": dwell_s, "max_dwell_s": max_dwell}))
 
     rule = EpisodeRule(alert_type=SPEEDING, subject=zone_id,
-                       min_duration_ms=cfg.speeding_min_duration_ms)
+                       min_duration_ms=cfg.speeding_min_duration_ms,
+                       max_gap_ms=cfg.speeding_max_gap_ms)
     legal = speeding.limit_for(obs.road_class)
     zone_limit = zone.props.speed_limit_kmh
     if zone_limit is not None and zone_limit < legal:
