@@ -15,18 +15,19 @@ from typing import Any, Literal
 
 import msgspec
 
-from .models import Alert, AlertState, Severity
+from .models import Alert, AlertState, AlertType, Severity
 from .observation import Observation
 from .timeutil import from_ms
 
 
-def incident_id(vehicle_id: str, alert_type: str, subject: str, raised_ts_ms: int) -> str:
+def incident_id(vehicle_id: str, alert_type: AlertType | str, subject: str,
+                raised_ts_ms: int) -> str:
     """Deterministic id of one incident (24 hex characters)."""
     text = f"{vehicle_id}|{alert_type}|{subject}|{raised_ts_ms}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-MOMENTARY = frozenset({"PROVINCE_HANDOVER", "IMPLAUSIBLE_JUMP"})
+MOMENTARY = frozenset({AlertType.PROVINCE_HANDOVER, AlertType.IMPLAUSIBLE_JUMP})
 """Alert types that mark a moment: raised only, never open, never cleared."""
 
 
@@ -41,7 +42,7 @@ class Cargo(msgspec.Struct, frozen=True):
 def make_alert(
     *,
     vehicle_id: str,
-    alert_type: str,
+    alert_type: AlertType | str,
     severity: Severity,
     state: AlertState,
     incident: str,
@@ -59,7 +60,7 @@ def make_alert(
     return Alert(
         alert_id=f"{incident}:{state.value}",
         incident_id=incident,
-        type=alert_type,
+        type=str(alert_type),  # the contract's plain string (AlertType is a StrEnum)
         severity=severity,
         state=state,
         vehicle_id=vehicle_id,

@@ -9,7 +9,7 @@ what the structs produce.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -42,6 +42,29 @@ class Severity(str, Enum):
 class AlertState(str, Enum):
     RAISED = "raised"
     CLEARED = "cleared"
+
+
+class AlertType(StrEnum):
+    """Every alert type the rules raise, one place (README "Alert types" describes each).
+
+    A ``StrEnum``: each member is its name as a string, so ids, JSON and metric labels
+    are what the plain strings gave."""
+
+    SPEEDING = "SPEEDING"
+    ZONE_VIOLATION = "ZONE_VIOLATION"
+    ZONE_DWELL = "ZONE_DWELL"
+    ZONE_SPEEDING = "ZONE_SPEEDING"
+    NO_VALID_PERMIT = "NO_VALID_PERMIT"
+    PERMIT_TIME_WINDOW = "PERMIT_TIME_WINDOW"
+    ROUTE_DEVIATION = "ROUTE_DEVIATION"
+    PROVINCE_HANDOVER = "PROVINCE_HANDOVER"
+    HANDOVER_NOT_PERMITTED = "HANDOVER_NOT_PERMITTED"
+    HANDOVER_EXPECTED = "HANDOVER_EXPECTED"
+    FATIGUE_DRIVING = "FATIGUE_DRIVING"
+    PROLONGED_STOP = "PROLONGED_STOP"
+    DEVICE_ALARM = "DEVICE_ALARM"
+    SIGNAL_LOST = "SIGNAL_LOST"
+    IMPLAUSIBLE_JUMP = "IMPLAUSIBLE_JUMP"
 
 
 class Ping(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from ..alerts import Cargo, make_alert
-from ..models import Alert, AlertState, Severity
+from ..models import Alert, AlertState, AlertType, Severity
 from ..observation import Observation
 
 
@@ -22,7 +22,7 @@ class StepContext(msgspec.Struct, frozen=True, kw_only=True):
 
     def alert(
         self,
-        alert_type: str,
+        alert_type: AlertType,
         severity: Severity,
         state: AlertState,
         incident: str,

@@ -21,12 +21,12 @@ import msgspec
 import shapely
 
 from ..alerts import incident_id
-from ..models import Alert, AlertState, Severity
+from ..models import Alert, AlertState, AlertType, Severity
 from ..observation import Observation
 from ..permits.status import PermitStatus
 from .context import StepContext
 
-TYPE = "DEVICE_ALARM"
+TYPE = AlertType.DEVICE_ALARM
 
 ALARMS: dict[int, tuple[str, Severity]] = {
     0: ("sos", Severity.CRITICAL),

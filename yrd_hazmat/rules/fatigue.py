@@ -15,13 +15,13 @@ import math
 import msgspec
 
 from ..alerts import incident_id
-from ..models import Alert, AlertState, Severity
+from ..models import Alert, AlertState, AlertType, Severity
 from ..observation import Observation
 from ..timeutil import from_ms
 from .context import StepContext
 from .thresholds import MOVING_KMH
 
-TYPE = "FATIGUE_DRIVING"
+TYPE = AlertType.FATIGUE_DRIVING
 ACC_ON = 1 << 0
 
 

@@ -28,7 +28,7 @@ import shapely
 
 from ..alerts import incident_id
 from ..geo.projection import to_lonlat
-from ..models import Alert, AlertState, Handover, Severity
+from ..models import Alert, AlertState, AlertType, Handover, Severity
 from ..observation import Observation
 from ..permits.status import PermitStatus
 from ..timeutil import from_ms
@@ -36,9 +36,9 @@ from .context import StepContext
 from .permits import RoutePosition
 from .thresholds import MOVING_KMH
 
-HANDOVER = "PROVINCE_HANDOVER"
-NOT_PERMITTED = "HANDOVER_NOT_PERMITTED"
-EXPECTED = "HANDOVER_EXPECTED"
+HANDOVER = AlertType.PROVINCE_HANDOVER
+NOT_PERMITTED = AlertType.HANDOVER_NOT_PERMITTED
+EXPECTED = AlertType.HANDOVER_EXPECTED
 OUTSIDE = "outside"
 
 

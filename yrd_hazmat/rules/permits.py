@@ -20,7 +20,7 @@ import numpy as np
 import shapely
 
 from ..geo.projection import to_lonlat
-from ..models import Alert, Severity
+from ..models import Alert, AlertType, Severity
 from ..observation import Observation
 from ..permits.status import PermitStatus
 from ..timeutil import from_ms
@@ -29,9 +29,9 @@ from .context import StepContext
 from .sustained import Sustained, SustainedRule
 from .thresholds import MOVING_KMH
 
-NO_VALID_PERMIT = "NO_VALID_PERMIT"
-TIME_WINDOW = "PERMIT_TIME_WINDOW"
-ROUTE_DEVIATION = "ROUTE_DEVIATION"
+NO_VALID_PERMIT = AlertType.NO_VALID_PERMIT
+TIME_WINDOW = AlertType.PERMIT_TIME_WINDOW
+ROUTE_DEVIATION = AlertType.ROUTE_DEVIATION
 
 
 class PermitsConfig(msgspec.Struct, frozen=True, kw_only=True):

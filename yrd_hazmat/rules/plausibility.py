@@ -14,11 +14,11 @@ import math
 import msgspec
 
 from ..alerts import incident_id
-from ..models import Alert, AlertState, Severity
+from ..models import Alert, AlertState, AlertType, Severity
 from ..observation import Observation
 from .context import StepContext
 
-TYPE = "IMPLAUSIBLE_JUMP"
+TYPE = AlertType.IMPLAUSIBLE_JUMP
 
 
 class PlausibilityConfig(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,14 +17,14 @@ import math
 import msgspec
 
 from ..alerts import incident_id
-from ..models import Alert, AlertState, Severity
+from ..models import Alert, AlertState, AlertType, Severity
 from ..observation import Observation
 from ..permits.status import PermitStatus
 from ..timeutil import from_ms
 from .context import StepContext
 from .thresholds import MOVING_KMH
 
-TYPE = "SIGNAL_LOST"
+TYPE = AlertType.SIGNAL_LOST
 
 
 class SignalConfig(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from ..alerts import incident_id
-from ..models import Alert, AlertState, Severity
+from ..models import Alert, AlertState, AlertType, Severity
 from ..observation import Observation
 from ..timeutil import from_ms
 from .context import StepContext
@@ -30,7 +30,7 @@ class SpeedEpisode(msgspec.Struct, kw_only=True, gc=False):
 class EpisodeRule(msgspec.Struct, frozen=True, kw_only=True):
     """What an episode is about: alert type, subject (e.g. a zone id) and thresholds."""
 
-    alert_type: str
+    alert_type: AlertType
     severity: Severity = Severity.WARNING
     subject: str = ""
     min_duration_ms: int

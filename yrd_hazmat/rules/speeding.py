@@ -11,14 +11,14 @@ from typing import Literal
 
 import msgspec
 
-from ..models import Alert
+from ..models import Alert, AlertType
 from ..observation import Observation
 from . import speed_episode
 from .context import StepContext
 from .speed_episode import EpisodeRule, SpeedEpisode
 from .thresholds import SPEEDING_MAX_GAP_MS
 
-TYPE = "SPEEDING"
+TYPE = AlertType.SPEEDING
 
 
 class SpeedingConfig(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from ..models import Alert, Severity
+from ..models import Alert, AlertType, Severity
 from ..observation import Observation
 from ..timeutil import from_ms
 from ..zones.index import NEAR
@@ -21,7 +21,7 @@ from .context import StepContext
 from .sustained import Sustained, SustainedRule
 from .thresholds import MOVING_KMH
 
-TYPE = "PROLONGED_STOP"
+TYPE = AlertType.PROLONGED_STOP
 
 
 class StopsConfig(msgspec.Struct, frozen=True, kw_only=True):

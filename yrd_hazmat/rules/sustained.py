@@ -14,7 +14,7 @@ from typing import Any, Union
 import msgspec
 
 from ..alerts import incident_id
-from ..models import Alert, AlertState, Severity
+from ..models import Alert, AlertState, AlertType, Severity
 from ..observation import Observation
 from ..timeutil import from_ms
 from .context import StepContext
@@ -35,7 +35,7 @@ def _details(details: Details) -> dict[str, Any]:
 
 
 class SustainedRule(msgspec.Struct, frozen=True, kw_only=True):
-    alert_type: str
+    alert_type: AlertType
     severity: Severity
     raise_after_ms: int
     clear_after_ms: int = 0

@@ -25,7 +25,7 @@ import msgspec
 
 from ..alerts import incident_id
 from ..hazard import is_banned
-from ..models import Alert, AlertState, Severity
+from ..models import Alert, AlertState, AlertType, Severity
 from ..observation import Observation
 from ..timeutil import from_ms
 from ..zones.index import DEEP, INSIDE, NEAR, depth_m
@@ -37,9 +37,9 @@ from .speed_episode import EpisodeRule, SpeedEpisode
 from .speeding import SpeedingConfig
 from .thresholds import SPEEDING_MAX_GAP_MS
 
-VIOLATION = "ZONE_VIOLATION"
-DWELL = "ZONE_DWELL"
-SPEEDING = "ZONE_SPEEDING"
+VIOLATION = AlertType.ZONE_VIOLATION
+DWELL = AlertType.ZONE_DWELL
+SPEEDING = AlertType.ZONE_SPEEDING
 
 
 class ZonesConfig(msgspec.Struct, frozen=True, kw_only=True):

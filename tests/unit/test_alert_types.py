@@ -1,0 +1,29 @@
+"""Alert types are one enumeration: the rules raise its members, the README documents them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from yrd_hazmat.models import AlertType
+from yrd_hazmat.rules import (
+    device_alarm, fatigue, handover, permits, plausibility, signal, speeding, stops, zones,
+)
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_every_rule_raises_members_of_the_enumeration():
+    raised = {device_alarm.TYPE, fatigue.TYPE, plausibility.TYPE, signal.TYPE, speeding.TYPE,
+              stops.TYPE, handover.HANDOVER, handover.NOT_PERMITTED, handover.EXPECTED,
+              permits.NO_VALID_PERMIT, permits.TIME_WINDOW, permits.ROUTE_DEVIATION,
+              zones.VIOLATION, zones.DWELL, zones.SPEEDING}
+    assert all(isinstance(t, AlertType) for t in raised)
+    assert raised == set(AlertType)  # no member that no rule raises
+
+
+def test_the_readme_documents_exactly_the_enumeration():
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Alert types", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", section, re.M))
+    assert documented == {t.value for t in AlertType}
