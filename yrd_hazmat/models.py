@@ -30,7 +30,10 @@ EventTime = Annotated[
 Latitude = Annotated[float, Meta(ge=-90.0, le=90.0, description="degrees")]
 Longitude = Annotated[float, Meta(ge=-180.0, le=180.0, description="degrees")]
 DWord = Annotated[int, Meta(ge=0, le=0xFFFFFFFF)]
-Province = Literal["SH", "JS", "ZJ", "AH"]
+PROVINCES = ("SH", "JS", "ZJ", "AH")
+"""The four provinces of the region, by their abbreviations (Shanghai, Jiangsu, Zhejiang,
+Anhui): the one list the contract, the rules and the read model use."""
+Province = Literal[PROVINCES]  # (a tuple subscript: Literal["SH", "JS", "ZJ", "AH"])
 
 
 class Severity(str, Enum):

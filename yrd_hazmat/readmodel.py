@@ -76,6 +76,7 @@ from . import metrics
 from .alerts import MOMENTARY
 from .codec import encode
 from .models import Alert, AlertState
+from .models import PROVINCES as REGION_PROVINCES
 from .observation import Observation
 from .timeutil import from_ms
 
@@ -84,7 +85,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROVINCES = ("SH", "JS", "ZJ", "AH", "none")
+PROVINCES = (*REGION_PROVINCES, "none")
+"""The provinces of the read model's per-province keys; ``none``: outside the region."""
 RECENT_ALERTS = 1000
 SEEN_WINDOW = 50_000
 """alert_ids (and cleared incident_ids) remembered for de-duplication."""
@@ -326,7 +328,7 @@ local vehicles = cjson.decode(ARGV[3])
 local alerts = cjson.decode(ARGV[4])
 local recent_max = tonumber(ARGV[5])
 local window = tonumber(ARGV[6])
-local PROVINCES = {'SH', 'JS', 'ZJ', 'AH', 'none'}
+local PROVINCES = {__PROVINCES__}
 local BATCH = 999
 local function prov(p)
   if (not p) or p == '' then return 'none' end
@@ -452,6 +454,8 @@ for vid in pairs(touched) do
 end
 return {applied, stale, new_alerts, dup_alerts}
 """
+WRITE_SCRIPT = WRITE_SCRIPT.replace(
+    "__PROVINCES__", ", ".join(f"'{p}'" for p in PROVINCES))
 WRITE_SHA = hashlib.sha1(WRITE_SCRIPT.encode("utf-8")).hexdigest()
 
 _OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError,

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from .config import Settings
 from .models import Alert, DeadLetter, Handover, Ping
 from .permits.model import Permit
 from .zones.model import ZoneFeature
@@ -16,14 +17,11 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 TOPICS: dict[str, str] = {
-    "pings": "yrd.pings",
-    "alerts": "yrd.alerts",
-    "deadletter": "yrd.deadletter",
-    "permits": "yrd.permits",
-    "zones": "yrd.zones",
-    "handovers": "yrd.handovers",
+    suffix: Settings.model_fields[f"topic_{suffix}"].default
+    for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers")
 }
-"""Settings suffix -> default topic name (the file is ``schemas/<name>.schema.json``)."""
+"""Settings suffix -> default topic name, as the settings define it (the file is
+``schemas/<name>.schema.json``)."""
 
 TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
     "pings": Ping, "alerts": Alert, "deadletter": DeadLetter, "zones": ZoneFeature,

@@ -21,11 +21,10 @@ from ..geo.gcj02 import gcj02_to_wgs84
 from ..geo.jurisdiction import JurisdictionIndex
 from ..geo.projection import geometry_to_metric, to_lonlat
 from ..hazard import HazardClass
-from ..models import EventTime, VehicleId
+from ..models import EventTime, Province, VehicleId
 from ..timeutil import to_ms
 from ..zones.model import REGION_BOUNDS
 
-ProvinceCode = Literal["SH", "JS", "ZJ", "AH"]
 
 
 MAX_ROUTE_POINTS = 20_000
@@ -63,7 +62,7 @@ class Permit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Fa
     destination: Text
     issuer: Annotated[str, Meta(min_length=1, max_length=200,
                                 description="issuing public security organ")]
-    provinces: Annotated[list[ProvinceCode], Meta(min_length=1, max_length=8)]
+    provinces: Annotated[list[Province], Meta(min_length=1, max_length=8)]
     crs: Literal["WGS84", "GCJ02"] = "WGS84"
     driver_id: OptionalText | None = None
     escort_id: OptionalText | None = None

@@ -25,6 +25,7 @@ import shapely
 from msgspec import Meta
 from shapely.geometry import shape
 
+from ..models import Province
 from ..codec import BAD_GEOMETRY, BAD_KEY, TOO_LARGE, Rejection, decoded, key_text
 from ..geo.gcj02 import gcj02_to_wgs84
 from ..geo.projection import geometry_to_metric
@@ -51,7 +52,7 @@ class ZoneProperties(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     zone_id: ZoneId
     name: Annotated[str, Meta(min_length=1, max_length=200)]
     kind: Kind
-    province: Literal["SH", "JS", "ZJ", "AH"] | None = None
+    province: Province | None = None
     banned_classes: Literal["all"] | Annotated[
         list[HazardClass | Literal["all"]], Meta(max_length=50)]
     schedule: Annotated[list[Window], Meta(max_length=MAX_WINDOWS)] | None = None
