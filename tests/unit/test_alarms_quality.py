@@ -8,7 +8,7 @@ from yrd_hazmat.engine import Reference, advance
 from yrd_hazmat.geo.jurisdiction import province_shapes_metric
 from yrd_hazmat.observation import Observation
 from yrd_hazmat.permits.status import PermitStatus
-from yrd_hazmat.rules.device_alarm import isolation_distance, isolation_table
+from yrd_hazmat.rules.device_alarm import isolation_distance
 from yrd_hazmat.timeutil import to_ms
 from tests.factories import RULES, T0, obs
 from tests.permit_trips import compiled
@@ -49,7 +49,10 @@ def test_each_alarm_bit_is_its_own_incident_with_its_severity():
         ("overspeed", "warning", "cleared"), ("overspeed", "warning", "raised"),
         ("sos", "critical", "raised")]
     sos = next(a for a in out.alerts if a.details["alarm"] == "sos")
-    assert sos.details["isolation_distance_m"] == isolation_table()["unknown_cargo_m"]
+    # no permit, so the cargo is unknown: the largest class distance, 500 m (explosives,
+    # ERG2020 guides 112/114), not a toxic-gas or liquid figure
+    assert sos.details["isolation_distance_m"] == 500
+    assert sos.details["isolation_basis"].startswith("unknown cargo")
 
 
 def test_an_alarm_that_stays_on_is_raised_once():

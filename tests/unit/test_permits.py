@@ -16,7 +16,10 @@ from yrd_hazmat.permits.status import PermitStatus
 from yrd_hazmat.rules.permits import PermitsConfig, route_position
 from yrd_hazmat.rules.plausibility import PlausibilityConfig
 from yrd_hazmat.timeutil import CHINA_TZ, to_ms
-from tests.permit_trips import along_route, compiled, permit_doc
+from tests.permit_trips import ROUTE_M, along_route, compiled, permit_doc
+from yrd_hazmat.geo.projection import to_lonlat
+from yrd_hazmat.zones.model import parse_zone
+from yrd_hazmat.zones.registry import ZoneRegistry
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=CHINA_TZ)
 V = "苏A66666"
@@ -24,9 +27,12 @@ BORDER_M = 264_050  # where the G2 route passes from Jiangsu into Shanghai
 CFG = RulesConfig()
 
 
-def run(pings, status: PermitStatus | None, cfg=CFG, state=None):
-    obs = observe(pings, default_index())
-    ref = Reference(permits={V: status} if status else {}, provinces=province_shapes_metric())
+def run(pings, status: PermitStatus | None, cfg=CFG, state=None, zones=None):
+    index = zones.index if zones is not None else None
+    obs = observe(pings, default_index(), index) if index is not None else observe(
+        pings, default_index())
+    ref = Reference(permits={V: status} if status else {}, provinces=province_shapes_metric(),
+                    zones=index.by_id if index is not None else {})
     out = advance(state, V, obs, cfg, T0, ref)
     return out
 
@@ -122,9 +128,38 @@ def test_not_yet_valid_permit():
 
 
 def test_zone_bans_use_the_permits_hazard_class():
-    status = PermitStatus(permit=compiled(V, T0))
-    assert status.cargo_class(to_ms(T0)) == "2.3"
-    assert PermitStatus().cargo_class(to_ms(T0)) is None
+    """A zone on the route banning toxic gases: the chlorine tanker (2.3) raises
+    ZONE_VIOLATION driving through it; the same truck and trip carrying a flammable
+    liquid (3) does not; with no permit the cargo is unknown and counts as banned."""
+    gases_banned = _zone_on_route(101_500, half_m=800, banned_classes=["2.3"])
+    trip = along_route(V, T0, 100_000, 103_000)
+    chlorine = run(trip, PermitStatus(permit=compiled(V, T0)), zones=gases_banned)
+    petrol = run(trip, PermitStatus(permit=compiled(V, T0, hazard_class="3",
+                                                    un_number="UN1203")), zones=gases_banned)
+    unknown = run(trip, PermitStatus(), zones=gases_banned)
+    assert kinds(chlorine.alerts, "ZONE_VIOLATION")[:1] == [("ZONE_VIOLATION", "raised")]
+    assert chlorine.alerts[0].details["cargo_class"] == "2.3"
+    assert kinds(petrol.alerts, "ZONE_VIOLATION") == []
+    assert kinds(unknown.alerts, "ZONE_VIOLATION")[:1] == [("ZONE_VIOLATION", "raised")]
+
+
+def _zone_on_route(along_m: float, half_m: float, **props) -> ZoneRegistry:
+    """A square zone centred on the permit's route ``along_m`` from its start."""
+    centre = ROUTE_M.interpolate(along_m)
+    corners = [(centre.x + dx, centre.y + dy) for dx, dy in
+               ((-half_m, -half_m), (half_m, -half_m), (half_m, half_m), (-half_m, half_m),
+                (-half_m, -half_m))]
+    lon, lat = to_lonlat([c[0] for c in corners], [c[1] for c in corners])
+    feature = {"type": "Feature",
+               "geometry": {"type": "Polygon",
+                            "coordinates": [[[float(a), float(b)] for a, b in zip(lon, lat)]]},
+               "properties": {"zone_id": "toxic-gas-ban", "name": "test", "kind": "city_core"}
+               | props}
+    registry = ZoneRegistry(margin_m=CFG.zones.margin_m)
+    zone = parse_zone(feature)
+    assert not isinstance(zone, Rejection), zone
+    registry.put(zone)
+    return registry
 
 
 # --- ROUTE_DEVIATION ---------------------------------------------------------------

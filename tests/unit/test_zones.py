@@ -16,9 +16,11 @@ from yrd_hazmat.geo.gcj02 import wgs84_to_gcj02
 from yrd_hazmat.geo.jurisdiction import default_index
 from yrd_hazmat.geo.projection import to_lonlat, to_metric
 from yrd_hazmat.models import AlertState, Ping
+from yrd_hazmat.permits.status import PermitStatus
 from yrd_hazmat.rules.speeding import SpeedingConfig
 from yrd_hazmat.rules.zones import ZonesConfig
 from yrd_hazmat.timeutil import CHINA_TZ
+from tests.permit_trips import compiled
 from yrd_hazmat.zones.index import DEEP, INSIDE, NEAR
 from yrd_hazmat.codec import Rejection
 from yrd_hazmat.zones.model import parse_zone
@@ -72,10 +74,12 @@ def at(seconds: float, dx: float, dy: float = 0.0, speed: float = 40.0, t0=MONDA
                 speed_kmh=speed, road_class="other", crs=crs)
 
 
-def run(reg: ZoneRegistry, pings: list[Ping], state=None, cfg=CFG):
+def run(reg: ZoneRegistry, pings: list[Ping], state=None, cfg=CFG, permit=None):
     index = reg.index
     obs = observe(pings, default_index(), index)
-    out = advance(state, "沪A55555", obs, cfg, MONDAY_10AM, Reference(zones=index.by_id))
+    permits = {"沪A55555": permit} if permit is not None else {}
+    out = advance(state, "沪A55555", obs, cfg, MONDAY_10AM,
+                  Reference(zones=index.by_id, permits=permits))
     return out.state, out.alerts
 
 
@@ -218,6 +222,22 @@ def test_no_alert_outside_the_schedule_or_for_allowed_cargo():
     weekend_only = registry(square(schedule=[{"days": "weekends", "start": "00:00", "end": "24:00"}]))
     _, alerts = run(weekend_only, [at(s, 0) for s in range(0, 60, 5)])  # a Monday
     assert alerts == []
+    gases_banned = registry(square(banned_classes=["2.1", "2.3"]))
+    trace = [at(s, 0) for s in range(0, 60, 5)]
+    _, flammable_liquid = run(gases_banned, trace, permit=_permit_for_class("3"))
+    _, toxic_gas = run(gases_banned, trace, permit=_permit_for_class("2.3"))
+    assert zone_kinds(flammable_liquid) == []  # class 3 is allowed in this zone
+    assert zone_kinds(toxic_gas) == [("ZONE_VIOLATION", "raised")]  # the same trace, banned
+
+
+def _permit_for_class(hazard_class: str) -> PermitStatus:
+    """A valid permit of the test truck carrying ``hazard_class`` (its route is elsewhere:
+    only the zone alerts are looked at)."""
+    return PermitStatus(permit=compiled("沪A55555", MONDAY_10AM, hazard_class=hazard_class))
+
+
+def zone_kinds(alerts) -> list[tuple[str, str]]:
+    return [k for k in kinds(alerts) if k[0].startswith("ZONE_")]
 
 
 def test_multipolygon_zone():
