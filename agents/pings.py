@@ -8,7 +8,6 @@ import signal
 import time
 
 from yrd_hazmat import logs, metrics
-from yrd_hazmat.geo.jurisdiction import default_index
 from yrd_hazmat.loopwatch import LoopWatch, freeze_heap, watch_gc
 from yrd_hazmat.readmodel import ReadModel
 
@@ -37,7 +36,6 @@ processor = PingProcessor(
     outputs=outputs,
     permits=permits_table,
     dead_letters=dead_letters,
-    places=default_index(),
     zones=zone_registry,
     readmodel=readmodel,
 )
@@ -53,6 +51,7 @@ async def process_pings(stream):
     the committed offset after a rebalance) and are skipped.
     """
     await zone_loader.ready.wait()  # no ping is judged against a partial set of zones
+    processor.prepare()
     log.info("%d objects built at start moved out of the garbage collector's way",
              freeze_heap())
     try:

@@ -11,6 +11,7 @@ the input offsets durable, in an order that survives a kill -9 at any moment.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -27,7 +28,9 @@ from yrd_hazmat.engine import (
     Outcome, Reference, RulesConfig, advance, route_positions_of, silence, timer_due,
 )
 from yrd_hazmat.enrich import observe
-from yrd_hazmat.geo.jurisdiction import JurisdictionIndex, province_shapes_metric
+from yrd_hazmat.geo.jurisdiction import (
+    JurisdictionIndex, default_index, province_shapes_metric,
+)
 from yrd_hazmat.models import Alert, Ping
 from yrd_hazmat.observation import Observation
 from yrd_hazmat.permits.status import NO_PERMIT, PermitStatus
@@ -71,7 +74,7 @@ class PingProcessor:
         outputs: Outputs,
         permits,
         dead_letters: DeadLetterSink,
-        places: JurisdictionIndex,
+        places: JurisdictionIndex | None = None,
         zones: ZoneRegistry,
         readmodel: ReadModel,
     ) -> None:
@@ -79,14 +82,29 @@ class PingProcessor:
         self.states = states
         self.outputs = outputs
         self.permits = permits
-        self.permit_cache = PermitCache(places)
-        self.provinces = province_shapes_metric()
         self.dead_letters = dead_letters
-        self.places = places
+        self._places = places
         self.zones = zones
         self.readmodel = readmodel
         self.rules: RulesConfig = rules_config(settings)
         self.ticks_topic = settings.topic_ticks
+
+    # --- geography, built on first use (importing the app builds nothing heavy) -----------
+    @functools.cached_property
+    def places(self) -> JurisdictionIndex:
+        return self._places if self._places is not None else default_index()
+
+    @functools.cached_property
+    def provinces(self) -> dict:
+        return province_shapes_metric()
+
+    @functools.cached_property
+    def permit_cache(self) -> PermitCache:
+        return PermitCache(self.places)
+
+    def prepare(self) -> None:
+        """Build the geography now (when the agent starts), not in the first batch."""
+        _ = self.places, self.provinces, self.permit_cache
 
     # --- one batch ----------------------------------------------------------
     async def handle(self, tp: TP, records: list) -> None:
