@@ -19,7 +19,9 @@ class DeadLetterSink:
 
     The pings path sends :meth:`record` through its checkpointed outputs (acknowledged
     before the state and offsets that cover the input); the reference-data agents send
-    through Faust's producer, which Faust flushes before committing their offsets.
+    through Faust's producer with :meth:`send`, which waits for the broker's
+    acknowledgement: they ack the input record only after it (Faust's flush before a
+    commit gives up after 0.1 s, see :mod:`agents.permits`).
     """
 
     def __init__(self, topic: faust.TopicT, max_raw_bytes: int) -> None:
@@ -44,6 +46,8 @@ class DeadLetterSink:
         ))
 
     async def send(self, source: EventT | Any, rejection: Rejection, now: datetime) -> None:
-        """Send the dead letter through Faust's producer (the reference-data agents)."""
+        """Send the dead letter through Faust's producer (the reference-data agents) and
+        wait until the broker has acknowledged it; raises if the broker refuses it."""
         key, value = self.record(source, rejection, now)
-        await self.topic.send(key=key, value=value)
+        delivery = await self.topic.send(key=key, value=value)
+        await delivery
