@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from yrd_hazmat.alerts import incident_id
-from yrd_hazmat.rules import speeding, stops
+from yrd_hazmat.rules import fatigue, speeding, stops
 from yrd_hazmat.rules.context import StepContext
+from yrd_hazmat.rules.fatigue import FatigueConfig, FatigueState
 from yrd_hazmat.rules.speed_episode import SpeedEpisode
 from yrd_hazmat.rules.speeding import SpeedingConfig
 from yrd_hazmat.rules.stops import StopsConfig
@@ -67,3 +68,21 @@ def test_stops_step_a_slow_crawl_is_not_a_stop():
     cfg = StopsConfig(max_stop_ms=5 * 60_000)  # moving means at least 5 km/h
     _, alerts = drive(stops.step, Sustained(), [obs(t, 6) for t in range(0, 600, 60)], {}, cfg)
     assert alerts == []
+
+
+def test_fatigue_step_raises_after_the_driving_limit_and_clears_after_a_rest():
+    cfg = FatigueConfig(max_driving_ms=60 * 60_000, min_rest_ms=10 * 60_000)
+    driving_ = [obs(m * 60, 50) for m in range(0, 70, 5)]    # ignition on, 50 km/h, 65 min
+    parked = [obs(m * 60, 0) for m in range(70, 85, 5)]      # stopped from 70 min
+    _, alerts = drive(fatigue.step, FatigueState(), driving_ + parked, cfg)
+    assert kinds(alerts) == [("FATIGUE_DRIVING", "raised"), ("FATIGUE_DRIVING", "cleared")]
+    assert alerts[0].ts == T0 + timedelta(minutes=65)  # the first fix past 60 min of driving
+    assert alerts[1].ts == T0 + timedelta(minutes=80) and alerts[1].details["rested_min"] == 10.0
+
+
+def test_fatigue_step_a_silent_parked_gap_counts_as_rest():
+    cfg = FatigueConfig(max_driving_ms=60 * 60_000, min_rest_ms=10 * 60_000)
+    before = [obs(m * 60, 50) for m in range(0, 50, 5)]      # 45 min driving
+    after = [obs(m * 60, 50) for m in range(65, 105, 5)]     # 15 min silent, same place
+    _, alerts = drive(fatigue.step, FatigueState(), before + after, cfg)
+    assert alerts == []  # the stint restarted at 65 min: 35 min driven since
