@@ -80,9 +80,9 @@ def _time_delivery(message) -> None:
     fetch), and from there until the agent started on it (thread hop, stream queue, the
     previous batch)."""
     taken_at = getattr(message, "taken_at", None)
-    first = message.records[0].timestamp if getattr(message, "records", None) else None
-    if taken_at is None:
+    if taken_at is None or message.tp.topic != settings.topic_pings:  # (not the timer's ticks)
         return
+    first = message.records[0].timestamp if message.records else None
     if first is not None:
         metrics.DELIVERY_FETCH.observe(max(0.0, taken_at - first / 1000.0))
     metrics.DELIVERY_QUEUE.observe(max(0.0, time.time() - taken_at))

@@ -173,7 +173,8 @@ def points_along(line: Any, distances: npt.NDArray[np.float64]) -> npt.NDArray[n
     It computes what GEOS's ``LengthIndexedLine`` does: segment lengths
     ``sqrt(dx*dx + dy*dy)`` summed in order, the first segment whose summed end is
     beyond the distance (else the last vertex), ``(p1 - p0) * fraction + p0`` with
-    fractions <= 0 or >= 1 giving p0 or p1. ``tests/unit/test_border_crossings.py``
+    fractions <= 0 or >= 1 giving p0 or p1, a distance <= 0 giving the first vertex.
+    ``tests/unit/test_border_crossings.py``
     checks the equality.
     """
     xy = shapely.get_coordinates(line)
@@ -191,4 +192,7 @@ def points_along(line: Any, distances: npt.NDArray[np.float64]) -> npt.NDArray[n
             out[:, k] = np.where(frac <= 0.0, p0,
                                  np.where(frac >= 1.0, p1, (p1 - p0) * frac + p0))
     out[beyond] = xy[-1]
+    # GEOS gives the start for a distance <= 0, also when the first segment is too short
+    # for its squared length to be non-zero (found by the hypothesis test)
+    out[distances <= 0.0] = xy[0]
     return out
