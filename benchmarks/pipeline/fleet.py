@@ -36,11 +36,12 @@ import shapely
 
 from yrd_hazmat.codec import encode
 from yrd_hazmat.geo.corridors import CORRIDORS, Corridor
-from yrd_hazmat.geo.jurisdiction import default_index
 from yrd_hazmat.geo.projection import to_lonlat, to_metric
 from yrd_hazmat.models import Ping
 from yrd_hazmat.simulator import CARGOES, provinces_on
 from yrd_hazmat.timeutil import CHINA_TZ, from_ms
+
+from benchmarks.zones import region_sampler
 
 BACKLOG_INTERVAL_S = 5.0
 """Event-time spacing of one truck's pings in the pre-produced backlog."""
@@ -245,22 +246,6 @@ SCHEDULES = (
 )
 
 
-def _region_points(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` uniform random points (metres) inside the four provinces."""
-    region = shapely.union_all(list(default_index().province_shapes().values()))
-    lon0, lat0, lon1, lat1 = region.bounds
-    shapely.prepare(region)
-    lons: list[np.ndarray] = []
-    lats: list[np.ndarray] = []
-    while sum(map(len, lons)) < n:
-        lon = rng.uniform(lon0, lon1, n)
-        lat = rng.uniform(lat0, lat1, n)
-        keep = shapely.contains_xy(region, lon, lat)
-        lons.append(lon[keep])
-        lats.append(lat[keep])
-    return to_metric(np.concatenate(lons)[:n], np.concatenate(lats)[:n])
-
-
 def _star_polygon(rng: np.random.Generator, x: float, y: float, r0: float,
                   r1: float) -> list[list[float]]:
     """A closed ring (lon/lat) of an irregular star-shaped polygon around (x, y) metres:
@@ -282,7 +267,7 @@ def zone_collection(count: int, seed: int) -> dict[str, Any]:
     region (200 m to 3 km across), 1 in 5 on a corridor the fleet drives."""
     rng = np.random.default_rng(seed)
     on_route = count // 5
-    xs, ys = _region_points(rng, count - on_route)
+    xs, ys = region_sampler(rng)(count - on_route)
     all_routes = routes()[: len(CORRIDORS)]
     features = []
     for i in range(count):
