@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -88,46 +89,64 @@ class OwnKafka:
 
 
 class OwnRedis:
-    """``redis-server`` on a free port, no snapshots; :meth:`stop` keeps its data for
-    :meth:`start` (SHUTDOWN SAVE, then the dump is loaded again), like a restarted
-    Redis with persistence; :meth:`pause` / :meth:`resume` make it hang (SIGSTOP)."""
+    """``redis-server`` on a free port, no snapshots, optionally with a password;
+    :meth:`stop` keeps its data for :meth:`start` (SHUTDOWN SAVE, then the dump is
+    loaded again), like a restarted Redis with persistence; :meth:`kill` loses it (an
+    outage); :meth:`pause` / :meth:`resume` make it hang (SIGSTOP)."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, password: str | None = None) -> None:
         self.port = free_port()
+        self.password = password
         self.dir = Path(state_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self) -> "OwnRedis":
         server = shutil.which("redis-server") or SERVICES.redis_server_executable()
+        args = [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.dir), "--dbfilename", "dump.rdb"]
+        if self.password:
+            args += ["--requirepass", self.password]
         log = (self.dir / "redis.log").open("ab")
-        self.proc = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), "--dbfilename", "dump.rdb"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        client = self.client()
         deadline = time.monotonic() + 20
-        while not SERVICES.redis_ready("127.0.0.1", self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start (port {self.port})")
-            time.sleep(0.1)
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start (port {self.port})") from None
+                time.sleep(0.05)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, password=self.password, decode_responses=True,
+                           socket_timeout=5)
 
     def stop(self) -> None:
         """SHUTDOWN SAVE: the data set goes to dump.rdb and comes back on :meth:`start`."""
         assert self.proc is not None
         if self.proc.poll() is None:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-                sock.sendall(b"*2\r\n$8\r\nSHUTDOWN\r\n$4\r\nSAVE\r\n")
-                try:
-                    sock.recv(100)
-                except OSError:
-                    pass
+            try:
+                self.client().shutdown(save=True)
+            except redis.ConnectionError:  # the server closes the connection as it goes
+                pass
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: an outage; what was not saved is gone."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
 
     def pause(self) -> None:
         assert self.proc is not None

@@ -6,11 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,6 +16,7 @@ import redis
 
 from yrd_hazmat import metrics
 from yrd_hazmat.readmodel import FlushError, ReadModel
+from tests.faults.support import OwnRedis
 from tests.unit.test_readmodel_outbox import NOW, alert, observation, update
 
 pytestmark = [
@@ -30,69 +27,11 @@ pytestmark = [
 PASSWORD = "s3cret-pw"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A throw-away redis-server: start, kill (outage), stop/cont (hang)."""
-
-    def __init__(self, workdir: Path, password: str | None = None) -> None:
-        self.port = _free_port()
-        self.workdir = workdir
-        self.password = password
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
-
-    def start(self) -> "RedisServer":
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
-        if self.password:
-            args += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = self.client()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-        self.proc = None
-
-    def pause(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password, decode_responses=True,
-                           socket_timeout=5)
-
-
 @pytest.fixture
 def server(tmp_path):
-    srv = RedisServer(tmp_path).start()
+    srv = OwnRedis(tmp_path).start()
     yield srv
-    if srv.proc is not None:
-        srv.resume()
-        srv.kill()
+    srv.destroy()
 
 
 @pytest_asyncio.fixture(loop_scope="function")
@@ -264,7 +203,7 @@ async def test_a_hung_redis_fails_the_flush_and_never_blocks_the_stream(server, 
 
 
 async def test_outage_logs_a_bounded_number_of_lines(tmp_path, caplog):
-    srv = RedisServer(tmp_path, password=PASSWORD).start()
+    srv = OwnRedis(tmp_path, password=PASSWORD).start()
     model = ReadModel.from_url(srv.url, timeout_s=0.3, max_backoff_s=0.4)
     caplog.set_level(logging.DEBUG, logger="yrd_hazmat.readmodel")
     flusher = asyncio.create_task(model.run(0.05))
