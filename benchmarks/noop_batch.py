@@ -27,28 +27,14 @@ import time
 import faust
 
 from agents import delivery
-from noop_tally import Tally
+from noop_tally import BATCH_MAX, TOPIC, Tally, app_options
 
-BATCH_MAX = int(os.environ.get("BENCH_NOOP_BATCH_MAX", "2000"))
 CHECKPOINT_S = float(os.environ.get("BENCH_NOOP_CHECKPOINT_S", "1.0"))
-TOPIC = os.environ.get("BENCH_NOOP_TOPIC", "yrd.pings")
 
 delivery.register()
-app = faust.App(
-    os.environ.get("BENCH_NOOP_APP_ID", "bench-noop-batch"),
-    broker=os.environ.get("BENCH_NOOP_BROKER", "kafka://127.0.0.1:39092").replace(
-        "kafka://", f"{delivery.SCHEME}://"),
-    store="memory://",
-    web_enabled=False,
-    topic_partitions=int(os.environ.get("BENCH_NOOP_PARTITIONS", "4")),
-    key_serializer="raw",
-    value_serializer="raw",
-    consumer_auto_offset_reset="earliest",
-    broker_max_poll_records=BATCH_MAX,
-    stream_buffer_maxsize=64,
-    stream_wait_empty=False,
-    logging_config=None,
-)
+options = app_options("bench-noop-batch")
+options["broker"] = options["broker"].replace("kafka://", f"{delivery.SCHEME}://")
+app = faust.App(**options, broker_max_poll_records=BATCH_MAX, stream_buffer_maxsize=64)
 app.batch_topics = frozenset({TOPIC})
 pings_topic = app.topic(TOPIC, key_type=bytes, value_type=bytes, acks=False)
 tally = Tally()

@@ -20,26 +20,12 @@ import os
 
 import faust
 
-from noop_tally import Tally
+from noop_tally import BATCH_MAX, TOPIC, Tally, app_options
 
-BATCH_MAX = int(os.environ.get("BENCH_NOOP_BATCH_MAX", "2000"))
 BATCH_WITHIN_S = float(os.environ.get("BENCH_NOOP_BATCH_WITHIN_S", "0.1"))
 
-app = faust.App(
-    os.environ.get("BENCH_NOOP_APP_ID", "bench-noop"),
-    broker=os.environ.get("BENCH_NOOP_BROKER", "kafka://127.0.0.1:39092"),
-    store="memory://",
-    web_enabled=False,
-    topic_partitions=int(os.environ.get("BENCH_NOOP_PARTITIONS", "4")),
-    key_serializer="raw",
-    value_serializer="raw",
-    consumer_auto_offset_reset="earliest",
-    stream_wait_empty=False,
-    logging_config=None,
-)
-pings_topic = app.topic(
-    os.environ.get("BENCH_NOOP_TOPIC", "yrd.pings"), key_type=bytes, value_type=bytes
-)
+app = faust.App(**app_options("bench-noop"))
+pings_topic = app.topic(TOPIC, key_type=bytes, value_type=bytes)
 tally = Tally()
 
 

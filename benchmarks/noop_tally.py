@@ -19,8 +19,27 @@ import time
 from pathlib import Path
 
 EXPECTED = int(os.environ.get("BENCH_NOOP_EXPECTED", "0"))
+TOPIC = os.environ.get("BENCH_NOOP_TOPIC", "yrd.pings")
+BATCH_MAX = int(os.environ.get("BENCH_NOOP_BATCH_MAX", "2000"))
 SKIP = int(os.environ.get("BENCH_NOOP_SKIP", "0"))
 RESULT_PATH = Path(os.environ.get("BENCH_NOOP_RESULT", "noop-result.json"))
+
+
+def app_options(default_id: str) -> dict:
+    """The Faust app settings both no-op agents share (from the environment); each adds
+    its own transport and delivery settings."""
+    return dict(
+        id=os.environ.get("BENCH_NOOP_APP_ID", default_id),
+        broker=os.environ.get("BENCH_NOOP_BROKER", "kafka://127.0.0.1:39092"),
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=int(os.environ.get("BENCH_NOOP_PARTITIONS", "4")),
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        logging_config=None,
+    )
 
 
 class Tally:
