@@ -89,12 +89,20 @@ def run_clean(services, pings, log: Path, workers: list[WorkerProcess]):
     Kafka(bootstrap).send_pings(env["YRD_TOPIC_PINGS"], pings)
     assert wait_for(lambda: drained(bootstrap, env), DRAIN_TIMEOUT_S), (
         f"the clean run did not drain: lag {lag(bootstrap, env['YRD_APP_ID'], env['YRD_TOPIC_PINGS'])}")
-    wait_quiet(bootstrap, env["YRD_TOPIC_ALERTS"], quiet_s=3, timeout=30)
+    outputs = run_outputs(services, env, pings, quiet_s=3)
+    worker.stop()
+    return outputs
+
+
+def run_outputs(services, env: dict[str, str], pings, quiet_s: float):
+    """What a run produced, once its alerts have gone quiet for ``quiet_s``: alert values,
+    handover and dead-letter records, and the read model's view of the run's vehicles."""
+    bootstrap = services["KAFKA_BOOTSTRAP"]
+    wait_quiet(bootstrap, env["YRD_TOPIC_ALERTS"], quiet_s=quiet_s, timeout=30)
     alerts = [v for _, v in read_all(bootstrap, env["YRD_TOPIC_ALERTS"])]
     handovers = read_all(bootstrap, env["YRD_TOPIC_HANDOVERS"])
     dead = read_all(bootstrap, env["YRD_TOPIC_DEADLETTER"])
     view = read_model(services["REDIS_URL"], env["YRD_REDIS_PREFIX"], vehicles_of(pings))
-    worker.stop()
     return alerts, handovers, dead, view
 
 
@@ -157,11 +165,7 @@ def test_kill_9_at_random_moments_changes_no_alert(services, seed, workers, tmp_
         problems.append(f"committed offsets stalled short of the end of the pings topic "
                         f"{DRAIN_TIMEOUT_S:.0f} s after the last record: records left per "
                         f"partition {left}")
-    wait_quiet(bootstrap, env["YRD_TOPIC_ALERTS"], quiet_s=4, timeout=30)
-    alerts_b = [v for _, v in read_all(bootstrap, env["YRD_TOPIC_ALERTS"])]
-    handovers_b = read_all(bootstrap, env["YRD_TOPIC_HANDOVERS"])
-    dead_b = read_all(bootstrap, env["YRD_TOPIC_DEADLETTER"])
-    view_b = read_model(services["REDIS_URL"], env["YRD_REDIS_PREFIX"], vehicles_of(pings))
+    alerts_b, handovers_b, dead_b, view_b = run_outputs(services, env, pings, quiet_s=4)
     replayed = metric_sum(env, "yrd_pings_replayed_total")
     duplicates = metric_sum(env, "yrd_pings_duplicate_total")
     print(f"killed run: {len(alerts_b)} alert records ({repeats(alerts_b)} repeats), "

@@ -28,11 +28,10 @@ CFG = RulesConfig()
 
 
 def run(pings, status: PermitStatus | None, cfg=CFG, state=None, zones=None):
-    index = zones.index if zones is not None else None
-    obs = observe(pings, default_index(), index) if index is not None else observe(
-        pings, default_index())
+    index = (zones or ZoneRegistry(margin_m=CFG.zones.margin_m)).index
+    obs = observe(pings, default_index(), index)
     ref = Reference(permits={V: status} if status else {}, provinces=province_shapes_metric(),
-                    zones=index.by_id if index is not None else {})
+                    zones=index.by_id)
     out = advance(state, V, obs, cfg, T0, ref)
     return out
 
