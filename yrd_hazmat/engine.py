@@ -10,39 +10,38 @@ disappears).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import msgspec
 import numpy as np
 
+from .alerts import Cargo
 from .models import Alert, Handover
 from .observation import Observation
-from .alerts import Cargo
+from .permits.route import RoutePosition, route_position, route_positions
 from .permits.status import NO_PERMIT, PermitStatus
-from .rules import (
-    device_alarm, fatigue, handover, permits, plausibility, signal, speeding, stops, zones,
-)
 from .rules.context import StepContext
+from .rules.rule import Rule
+from .ruleset import RULES
 from .state import VehicleState
 from .zones.model import Zone
 
-
-class RulesConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Configuration of every rule."""
-
-    speeding: speeding.SpeedingConfig = speeding.SpeedingConfig()
-    zones: zones.ZonesConfig = zones.ZonesConfig()
-    permits: permits.PermitsConfig = permits.PermitsConfig()
-    handover: handover.HandoverConfig = handover.HandoverConfig()
-    plausibility: plausibility.PlausibilityConfig = plausibility.PlausibilityConfig()
-    fatigue: fatigue.FatigueConfig = fatigue.FatigueConfig()
-    stops: stops.StopsConfig = stops.StopsConfig()
-    signal: signal.SignalConfig = signal.SignalConfig()
-    lateness_ms: int = 0
-    """How late (event time) a ping may arrive and still be put back in order; pings wait
-    that long in the reorder buffer before the rules see them."""
+RulesConfig = msgspec.defstruct(
+    "RulesConfig",
+    [(rule.name, rule.config, rule.config()) for rule in RULES if rule.config is not None]
+    + [("lateness_ms", int, 0)],
+    frozen=True,
+    kw_only=True,
+    module=__name__,
+    namespace={"__doc__": """Configuration of every rule of :data:`yrd_hazmat.ruleset.RULES`
+    (one field per rule, named as the rule, its defaults the rule's), and ``lateness_ms``: how
+    late (event time) a ping may arrive and still be put back in order; pings wait that long in
+    the reorder buffer before the rules see them. :func:`yrd_hazmat.rules_config.rules_config`
+    builds it from the settings."""},
+)
 
 
 class Reference(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,7 +52,7 @@ class Reference(msgspec.Struct, frozen=True, kw_only=True):
     """Vehicle id -> its permit status (vehicles absent here have none)."""
     provinces: Mapping[str, Any] = {}
     """Province -> metric geometry; without it no handover is tracked."""
-    route_positions: Mapping[tuple[str, int], permits.RoutePosition] = {}
+    route_positions: Mapping[tuple[str, int], RoutePosition] = {}
     """(vehicle id, ping ms) -> the ping's position on its permit's route, computed for a
     whole batch at once by :func:`route_positions_of`; pings absent here (e.g. from the
     reorder buffer) are placed one by one, with the same result."""
@@ -69,7 +68,7 @@ class Outcome(msgspec.Struct, kw_only=True):
     """Indices (into the input batch) of pings older than the vehicle's latest."""
     duplicates: int
     implausible: int
-    """Pings that jumped implausibly far and did not move the truck."""
+    """Pings a gate rule stopped: fixes that jumped implausibly far and did not move the truck."""
     handovers: list[Handover]
 
 
@@ -81,8 +80,9 @@ def advance(
     emitted_at: datetime,
     ref: Reference = NO_REFERENCE,
     now_ms: int | None = None,
+    rules: Sequence[Rule] = RULES,
 ) -> Outcome:
-    """Admit a batch of pings and run every rule over those whose turn has come.
+    """Admit a batch of pings and run ``rules`` (in order) over those whose turn has come.
 
     Pings wait in the vehicle's reorder buffer until a ping ``cfg.lateness_ms``
     newer has arrived (or, with ``now_ms``, until the clock is that far past
@@ -99,7 +99,7 @@ def advance(
         horizon = max(horizon, now_ms - cfg.lateness_ms)
     ready = [o for o in state.pending if horizon is not None and o.ts_ms <= horizon]
     state.pending = state.pending[len(ready):]
-    _run(state, ready, cfg, emitted_at, ref, out)
+    _run(state, ready, _configured(rules, cfg), emitted_at, ref, out)
     state.duplicates += out.duplicates
     state.late += len(out.late)
     state.implausible += out.implausible
@@ -135,59 +135,59 @@ def _cargo(status: PermitStatus) -> Cargo | None:
     return Cargo(permit.permit_id, permit.un_number, permit.hazard_class) if permit else None
 
 
+@lru_cache(maxsize=16)
+def _configured(rules: Sequence[Rule], cfg: RulesConfig) -> tuple[tuple[Rule, Any], ...]:
+    """Each rule with its configuration (``None`` for a rule without one)."""
+    return tuple((rule, getattr(cfg, rule.name) if rule.config else None) for rule in rules)
+
+
+def _context(state: VehicleState, ref: Reference, emitted_at: datetime,
+             handovers: list[Handover]) -> StepContext:
+    """The context of the vehicle's next step (its previous observation is ``state.last``)."""
+    status = ref.permits.get(state.vehicle_id, NO_PERMIT)
+    return StepContext(vehicle_id=state.vehicle_id, previous=state.last, emitted_at=emitted_at,
+                       cargo=_cargo(status), permit=status, zones=ref.zones,
+                       provinces=ref.provinces, handovers=handovers)
+
+
 def _run(
     state: VehicleState,
     ready: list[Observation],
-    cfg: RulesConfig,
+    rules: tuple[tuple[Rule, Any], ...],
     emitted_at: datetime,
     ref: Reference,
     out: Outcome,
 ) -> None:
-    """Every rule over pings in event-time order."""
+    """The rules over pings in event-time order, each ping through every rule in turn
+    (a gate rule that raises stops it: it does not move the truck)."""
     if not ready:
         return
+    alerts = out.alerts
     vehicle_id = state.vehicle_id
-    alerts, handovers = out.alerts, out.handovers
-    status = ref.permits.get(vehicle_id, NO_PERMIT)
-    cargo = _cargo(status)
+    steps = [(rule.field, rule.step, rule_cfg, rule.gate) for rule, rule_cfg in rules]
+    base = _context(state, ref, emitted_at, out.handovers)
+    status = base.permit
     for obs in ready:
-        ctx = StepContext(vehicle_id=vehicle_id, previous=state.last, emitted_at=emitted_at,
-                          cargo=cargo)
-        state.suspect, jumped = plausibility.check(state.suspect, obs, ctx, cfg.plausibility)
-        if jumped is not None:
-            alerts.append(jumped)
-            out.implausible += 1
-            continue
-        state.speeding, raised = speeding.step(state.speeding, obs, ctx, cfg.speeding)
-        alerts.extend(raised)
-        state.zones, raised = zones.step(state.zones, obs, ctx, ref.zones, cfg.zones,
-                                         cfg.speeding, status.cargo_class(obs.ts_ms))
-        alerts.extend(raised)
         where = ref.route_positions.get((vehicle_id, obs.ts_ms))
         if where is None:
-            where = permits.route_position(status, obs)
-        state.permit, raised = permits.step(state.permit, obs, ctx, status, where, cfg.permits)
-        alerts.extend(raised)
-        if ref.provinces:
-            state.handover, raised, crossed = handover.step(
-                state.handover, obs, ctx, status, where, ref.provinces, cfg.handover)
-            alerts.extend(raised)
-            handovers.extend(crossed)
-        state.alarms, raised = device_alarm.step(state.alarms, obs, ctx, status, ref.provinces)
-        alerts.extend(raised)
-        state.fatigue, raised = fatigue.step(state.fatigue, obs, ctx, cfg.fatigue)
-        alerts.extend(raised)
-        state.stop, raised = stops.step(state.stop, obs, ctx, ref.zones, cfg.stops)
-        alerts.extend(raised)
-        state.signal, raised = signal.on_ping(state.signal, obs, ctx, status, cfg.signal)
-        alerts.extend(raised)
-        state.last = obs
-        state.pings += 1
+            where = route_position(status, obs)
+        ctx = msgspec.structs.replace(base, previous=state.last, where=where)
+        for field, step, rule_cfg, gate in steps:
+            new, raised = step(getattr(state, field), obs, ctx, rule_cfg)
+            setattr(state, field, new)
+            if raised:
+                alerts.extend(raised)
+                if gate:
+                    out.implausible += 1
+                    break
+        else:
+            state.last = obs
+            state.pings += 1
 
 
 def route_positions_of(
     observations: Mapping[str, list[Observation]], statuses: Mapping[str, PermitStatus]
-) -> dict[tuple[str, int], permits.RoutePosition]:
+) -> dict[tuple[str, int], RoutePosition]:
     """Every ping's position on its vehicle's permitted route, in one vectorised call."""
     keys: list[tuple[str, int]] = []
     routes: list[Any] = []
@@ -203,7 +203,7 @@ def route_positions_of(
             routes.append(route)
             xs.append(obs.x_m)
             ys.append(obs.y_m)
-    found = permits.route_positions(routes, np.asarray(xs), np.asarray(ys))
+    found = route_positions(routes, np.asarray(xs), np.asarray(ys))
     return dict(zip(keys, found))
 
 
@@ -213,24 +213,36 @@ def silence(
     cfg: RulesConfig,
     emitted_at: datetime,
     ref: Reference = NO_REFERENCE,
+    rules: Sequence[Rule] = RULES,
 ) -> Outcome:
     """The timer's turn at clock time ``now_ms``: run buffered pings whose lateness bound
     has passed, then the rules that fire on the absence of pings."""
-    out = advance(state, state.vehicle_id, [], cfg, emitted_at, ref, now_ms=now_ms)
-    if state.last is None:
+    out = advance(state, state.vehicle_id, [], cfg, emitted_at, ref, now_ms=now_ms, rules=rules)
+    last = state.last
+    if last is None:
         return out
-    status = ref.permits.get(state.vehicle_id, NO_PERMIT)
-    ctx = StepContext(vehicle_id=state.vehicle_id, previous=state.last, emitted_at=emitted_at,
-                      cargo=_cargo(status))
-    state.signal, alerts = signal.on_silence(state.signal, state.last, now_ms, ctx, status,
-                                             cfg.signal)
-    out.alerts.extend(alerts)
+    ctx = _context(state, ref, emitted_at, out.handovers)
+    for rule, rule_cfg in _configured(rules, cfg):
+        if rule.silence is not None:
+            new, raised = rule.silence(getattr(state, rule.field), last, now_ms, ctx, rule_cfg)
+            setattr(state, rule.field, new)
+            out.alerts.extend(raised)
     return out
 
 
-def timer_due(state: VehicleState, now_ms: int, cfg: RulesConfig, status: PermitStatus) -> bool:
+_TIMER = datetime.min
+"""The emitted time of a context only asked whether something is due (no alert is made)."""
+
+
+def timer_due(state: VehicleState, now_ms: int, cfg: RulesConfig, status: PermitStatus,
+              rules: Sequence[Rule] = RULES) -> bool:
     """Whether the timer should prompt this vehicle: buffered pings due, or a silence."""
     if state.pending:
         return now_ms - cfg.lateness_ms >= state.pending[0].ts_ms
-    return state.last is not None and signal.due(state.signal, state.last, now_ms, status,
-                                                 cfg.signal)
+    last = state.last
+    if last is None:
+        return False
+    ctx = StepContext(vehicle_id=state.vehicle_id, previous=last, emitted_at=_TIMER,
+                      permit=status)
+    return any(rule.due(getattr(state, rule.field), last, now_ms, ctx, rule_cfg)
+               for rule, rule_cfg in _configured(rules, cfg) if rule.due is not None)

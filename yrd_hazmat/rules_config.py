@@ -11,15 +11,17 @@ from .rules.plausibility import PlausibilityConfig
 from .rules.signal import SignalConfig
 from .rules.speeding import SpeedingConfig
 from .rules.stops import StopsConfig
+from .rules.thresholds import RoadLimits
 from .rules.zones import ZonesConfig
 
 
 def rules_config(settings: Settings) -> RulesConfig:
     """The rules' configuration from the settings."""
+    limits = RoadLimits(expressway_kmh=settings.speed_limit_expressway_kmh,
+                        other_kmh=settings.speed_limit_other_kmh)
     return RulesConfig(
         speeding=SpeedingConfig(
-            expressway_kmh=settings.speed_limit_expressway_kmh,
-            other_kmh=settings.speed_limit_other_kmh,
+            limits=limits,
             min_duration_ms=_ms(settings.speeding_min_duration_s),
             max_gap_ms=_ms(settings.speeding_max_gap_s),
         ),
@@ -29,6 +31,7 @@ def rules_config(settings: Settings) -> RulesConfig:
             min_outside_ms=_ms(settings.zone_min_outside_s),
             speeding_min_duration_ms=_ms(settings.speeding_min_duration_s),
             speeding_max_gap_ms=_ms(settings.speeding_max_gap_s),
+            limits=limits,
         ),
         permits=PermitsConfig(
             required_pattern=settings.permit_required_pattern,

@@ -1,58 +1,60 @@
-"""Per-vehicle state kept in the worker's changelog-backed table."""
+"""Per-vehicle state kept in the worker's changelog-backed table.
+
+:class:`VehicleState` holds what the engine keeps about a vehicle, plus one
+field per rule of :data:`yrd_hazmat.ruleset.RULES` holding that rule's own
+state (named by the rule's ``state_field``). The engine's fields:
+
+- ``last``: the latest observation run through the rules (it moved the truck);
+- ``pings``, ``duplicates``, ``late``, ``implausible``: counts;
+- ``pending``: the reorder buffer, admitted pings waiting for their lateness
+  bound, in time order;
+- ``partition``: partition of the vehicle's pings (where its timer ticks go);
+- ``offset``: offset (in ``partition`` of the pings topic) of the newest ping
+  this state holds: after a restart, pings at or below it are replays of what
+  the state already reflects, not late pings.
+
+The changelog record is the struct as a msgpack map keyed by field name, so a
+rule added later reads an older record with its state at its default.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
 from .observation import Observation
-from .rules.device_alarm import AlarmState
-from .rules.fatigue import FatigueState
-from .rules.sustained import Sustained
-from .rules.handover import HandoverState
-from .rules.signal import SignalState
-from .rules.permits import PermitState
-from .rules.speed_episode import SpeedEpisode
-from .rules.zones import ZoneTrack
+from .ruleset import RULES
+
+_ENGINE_FIELDS: list[tuple[str, Any, Any]] = [
+    ("vehicle_id", str, msgspec.NODEFAULT),
+    ("last", Observation | None, None),
+    ("pings", int, 0),
+    ("duplicates", int, 0),
+    ("late", int, 0),
+    ("implausible", int, 0),
+    ("pending", list[Observation], msgspec.field(default_factory=list)),
+    ("partition", int | None, None),
+    ("offset", int, -1),
+]
 
 
-class VehicleState(msgspec.Struct, kw_only=True, gc=False):
-    """Everything the rules remember about one vehicle between batches."""
+def _open_incidents(self) -> list[str]:
+    """Ids of the incidents currently raised for this vehicle."""
+    return [i for rule in RULES for i in rule.open_incidents(getattr(self, rule.field))]
 
-    vehicle_id: str
-    last: Observation | None = None
-    pings: int = 0
-    duplicates: int = 0
-    late: int = 0
-    speeding: SpeedEpisode = msgspec.field(default_factory=SpeedEpisode)
-    zones: dict[str, ZoneTrack] = msgspec.field(default_factory=dict)
-    permit: PermitState = msgspec.field(default_factory=PermitState)
-    handover: HandoverState = msgspec.field(default_factory=HandoverState)
-    alarms: AlarmState = msgspec.field(default_factory=AlarmState)
-    fatigue: FatigueState = msgspec.field(default_factory=FatigueState)
-    stop: Sustained = msgspec.field(default_factory=Sustained)
-    signal: SignalState = msgspec.field(default_factory=SignalState)
-    pending: list[Observation] = msgspec.field(default_factory=list)
-    """The reorder buffer: admitted pings waiting for their lateness bound, in time order."""
-    partition: int | None = None
-    """Partition of the vehicle's pings (where its timer ticks are sent)."""
-    offset: int = -1
-    """Offset (in ``partition`` of the pings topic) of the newest ping this state holds:
-    after a restart, pings at or below it are replays of what the state already
-    reflects, not late pings."""
-    suspect: Observation | None = None
-    """A fix that jumped implausibly far from ``last`` (kept to recognise a real relocation)."""
-    implausible: int = 0
 
-    @property
-    def open_incidents(self) -> list[str]:
-        """Ids of the incidents currently raised for this vehicle."""
-        opened = [i for i in (self.speeding.incident,) if i is not None]
-        opened += [i for track in self.zones.values() for i in track.open_incidents]
-        opened += self.permit.open_incidents + self.handover.open_incidents
-        opened += [i for i in (self.fatigue.incident, self.stop.incident, self.signal.incident)
-                   if i is not None]
-        return opened + self.alarms.open_incidents
-
+VehicleState = msgspec.defstruct(
+    "VehicleState",
+    [(name, kind) if default is msgspec.NODEFAULT else (name, kind, default)
+     for name, kind, default in _ENGINE_FIELDS]
+    + [(rule.field, rule.state, msgspec.field(default_factory=rule.fresh)) for rule in RULES],
+    kw_only=True,
+    gc=False,
+    module=__name__,
+    namespace={"open_incidents": property(_open_incidents),
+               "__doc__": "Everything the engine and the rules remember about one vehicle."},
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(VehicleState)

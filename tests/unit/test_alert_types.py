@@ -13,11 +13,18 @@ from yrd_hazmat.rules import (
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_every_rule_raises_members_of_the_enumeration():
-    raised = {device_alarm.TYPE, fatigue.TYPE, plausibility.TYPE, signal.TYPE, speeding.TYPE,
-              stops.TYPE, handover.HANDOVER, handover.NOT_PERMITTED, handover.EXPECTED,
-              permits.NO_VALID_PERMIT, permits.TIME_WINDOW, permits.ROUTE_DEVIATION,
-              zones.VIOLATION, zones.DWELL, zones.SPEEDING}
+def test_every_rule_raises_members_of_the_enumeration_and_declares_them():
+    raises = {
+        device_alarm: {device_alarm.TYPE}, fatigue: {fatigue.TYPE},
+        plausibility: {plausibility.TYPE}, signal: {signal.TYPE}, speeding: {speeding.TYPE},
+        stops: {stops.TYPE},
+        handover: {handover.HANDOVER, handover.NOT_PERMITTED, handover.EXPECTED},
+        permits: {permits.NO_VALID_PERMIT, permits.TIME_WINDOW, permits.ROUTE_DEVIATION},
+        zones: {zones.VIOLATION, zones.DWELL, zones.SPEEDING},
+    }
+    for module, types in raises.items():
+        assert set(module.RULE.raises) == types, module.__name__
+    raised = set().union(*raises.values())
     assert all(isinstance(t, AlertType) for t in raised)
     assert raised == set(AlertType)  # no member that no rule raises
 

@@ -13,7 +13,8 @@ from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.jurisdiction import default_index, province_shapes_metric
 from yrd_hazmat.permits.model import parse_permit
 from yrd_hazmat.permits.status import PermitStatus
-from yrd_hazmat.rules.permits import PermitsConfig, route_position
+from yrd_hazmat.permits.route import route_position
+from yrd_hazmat.rules.permits import PermitsConfig
 from yrd_hazmat.rules.plausibility import PlausibilityConfig
 from yrd_hazmat.timeutil import CHINA_TZ, to_ms
 from tests.permit_trips import ROUTE_M, along_route, compiled, permit_doc

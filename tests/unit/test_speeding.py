@@ -3,6 +3,7 @@
 from yrd_hazmat.engine import RulesConfig, advance
 from yrd_hazmat.models import AlertState, Severity
 from yrd_hazmat.rules.speeding import SpeedingConfig
+from yrd_hazmat.rules.thresholds import RoadLimits
 from tests.factories import NO_PERMITS_REQUIRED, T0, obs
 
 CFG = RulesConfig(speeding=SpeedingConfig(min_duration_ms=30_000), permits=NO_PERMITS_REQUIRED)
@@ -52,7 +53,8 @@ def test_other_roads_have_the_lower_limit():
 
 def test_limits_and_unknown_road_class_are_configurable():
     strict = RulesConfig(speeding=SpeedingConfig(
-        expressway_kmh=70, other_kmh=50, unknown_road_as="other", min_duration_ms=0),
+        limits=RoadLimits(expressway_kmh=70, other_kmh=50, unknown_road_as="other"),
+        min_duration_ms=0),
         permits=NO_PERMITS_REQUIRED)
     _, alerts = run([obs(0, 55, road_class=None)], cfg=strict)
     assert len(alerts) == 1 and alerts[0].details["limit_kmh"] == 50

@@ -1,24 +1,47 @@
-"""What every rule step receives besides its own state and the observation."""
+"""What every rule's step receives besides its own state, the observation and its config.
+
+One :class:`StepContext` per ping, shared by all the rules that run on it: the
+vehicle, the observation before this one, and what the rules share about the
+ping (the permit in force and the cargo it declares, where the ping lies on the
+permitted route, the zones in force, the province shapes). The province of the
+ping itself is on the observation. Records other than alerts that a step
+produces (a confirmed :class:`~yrd_hazmat.models.Handover`) go to ``handovers``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from ..alerts import Cargo, make_alert
-from ..models import Alert, AlertState, AlertType, Severity
+from ..models import Alert, AlertState, AlertType, Handover, Severity
 from ..observation import Observation
+from ..permits.route import RoutePosition
+from ..permits.status import NO_PERMIT, PermitStatus
+from ..zones.model import Zone
 
 
 class StepContext(msgspec.Struct, frozen=True, kw_only=True):
-    """The vehicle being processed, the previous observation and the publish time."""
+    """The vehicle being processed, the previous observation, the publish time, and the
+    facts about this ping that the rules share."""
 
     vehicle_id: str
     previous: Observation | None
     emitted_at: datetime
     cargo: Cargo | None = None
+    permit: PermitStatus = NO_PERMIT
+    """The vehicle's permit status (validity is checked at each ping's time)."""
+    where: RoutePosition | None = None
+    """The ping's position on the permitted route (None: no permit)."""
+    zones: Mapping[str, Zone] = {}
+    """The zones in force, by id (the observation says which ones the ping is in or near)."""
+    provinces: Mapping[str, Any] = {}
+    """Province -> metric geometry; empty: provinces are not tracked."""
+    handovers: list[Handover] = []
+    """Where a step puts the handovers it confirms (published beside the alerts)."""
 
     def alert(
         self,

@@ -20,11 +20,13 @@ from typing import Any
 import msgspec
 import shapely
 
-from ..alerts import incident_id
-from ..models import Alert, AlertState, AlertType, Severity
+from ..models import Alert, AlertType, Severity
 from ..observation import Observation
 from ..permits.status import PermitStatus
+from . import incident
 from .context import StepContext
+from .incident import Kind
+from .rule import Rule
 
 TYPE = AlertType.DEVICE_ALARM
 
@@ -42,6 +44,9 @@ ALARMS: dict[int, tuple[str, Severity]] = {
 }
 """JT/T 808 alarm DWORD bit -> (name, severity); other bits are ignored."""
 WATCHED = sum(1 << bit for bit in ALARMS)
+KINDS = {bit: Kind(alert_type=TYPE, severity=severity, subject=name)
+         for bit, (name, severity) in ALARMS.items()}
+"""Each alarm bit is its own incident (subject: the alarm's name)."""
 
 
 class AlarmState(msgspec.Struct, kw_only=True, gc=False):
@@ -80,31 +85,29 @@ def nearest_responders(obs: Observation, provinces: Mapping[str, Any]) -> tuple[
 
 
 def step(
-    state: AlarmState,
-    obs: Observation,
-    ctx: StepContext,
-    status: PermitStatus,
-    provinces: Mapping[str, Any],
+    state: AlarmState, obs: Observation, ctx: StepContext, cfg: None = None
 ) -> tuple[AlarmState, list[Alert]]:
     """Raise alarms whose bit went on and clear those whose bit went off."""
     alerts: list[Alert] = []
     on = obs.alarm_flags & WATCHED
-    for bit, incident in sorted(state.incidents.items()):
+    for bit, open_id in sorted(state.incidents.items()):
         if not on & (1 << bit):
-            name, severity = ALARMS[bit]
-            alerts.append(ctx.alert(TYPE, severity, AlertState.CLEARED, incident, obs,
-                                    {"alarm": name, "bit": bit}))
+            _, cleared = incident.clear(open_id, ctx, KINDS[bit], obs, _plain(bit))
+            alerts += cleared
             del state.incidents[bit]
-    for bit, (name, severity) in ALARMS.items():
+    for bit, (_, severity) in ALARMS.items():
         if not on & (1 << bit) or bit in state.incidents:
             continue
-        incident = incident_id(ctx.vehicle_id, TYPE, name, obs.ts_ms)
-        state.incidents[bit] = incident
-        details: dict[str, Any] = {"alarm": name, "bit": bit}
+        details = _plain(bit)
         if severity is Severity.CRITICAL:
-            details |= _responders(obs, status, provinces)
-        alerts.append(ctx.alert(TYPE, severity, AlertState.RAISED, incident, obs, details))
+            details |= _responders(obs, ctx.permit, ctx.provinces)
+        state.incidents[bit], raised = incident.raise_once(None, ctx, KINDS[bit], obs, details)
+        alerts += raised
     return state, alerts
+
+
+def _plain(bit: int) -> dict[str, Any]:
+    return {"alarm": ALARMS[bit][0], "bit": bit}
 
 
 def _responders(obs: Observation, status: PermitStatus, provinces: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,3 +124,7 @@ def _responders(obs: Observation, status: PermitStatus, provinces: Mapping[str, 
         "responders_province": province,
         "distance_to_responders_province_m": away,
     }
+
+
+RULE = Rule(name="device_alarm", state_field="alarms", state=AlarmState, raises=(TYPE,),
+            step=step, open_incidents=lambda state: state.open_incidents)

@@ -14,14 +14,17 @@ import math
 
 import msgspec
 
-from ..alerts import incident_id
-from ..models import Alert, AlertState, AlertType, Severity
+from ..models import Alert, AlertType, Severity
 from ..observation import Observation
 from ..timeutil import from_ms
+from . import incident
 from .context import StepContext
+from .incident import Kind
+from .rule import Rule, incident_of
 from .thresholds import MOVING_KMH
 
 TYPE = AlertType.FATIGUE_DRIVING
+KIND = Kind(alert_type=TYPE, severity=Severity.WARNING)
 ACC_ON = 1 << 0
 
 
@@ -60,14 +63,15 @@ def step(
     if state.driving_since_ms is None:
         state.driving_since_ms = obs.ts_ms
     driven = obs.ts_ms - state.driving_since_ms
-    if state.incident is None and driven > cfg.max_driving_ms:
-        state.incident = incident_id(ctx.vehicle_id, TYPE, "", obs.ts_ms)
-        alerts.append(ctx.alert(TYPE, Severity.WARNING, AlertState.RAISED, state.incident, obs, {
-            "driving_since": from_ms(state.driving_since_ms).isoformat(),
+    if driven > cfg.max_driving_ms:
+        driving_since = state.driving_since_ms
+        state.incident, raised = incident.raise_once(state.incident, ctx, KIND, obs, lambda: {
+            "driving_since": from_ms(driving_since).isoformat(),
             "driven_h": round(driven / 3600_000, 2),
             "max_driving_h": cfg.max_driving_ms / 3600_000,
             "min_rest_min": cfg.min_rest_ms / 60_000,
-        }))
+        })
+        alerts += raised
     return state, alerts
 
 
@@ -79,12 +83,14 @@ def _after_rest(
     rested = obs.ts_ms - state.resting_since_ms
     if rested < cfg.min_rest_ms:
         return state, []
-    alerts = []
-    if state.incident is not None:
-        alerts.append(ctx.alert(TYPE, Severity.WARNING, AlertState.CLEARED, state.incident, obs, {
-            "rested_min": round(rested / 60_000, 1),
-            "rest_started": from_ms(state.resting_since_ms).isoformat(),
-        }))
-        state.incident = None
+    resting_since = state.resting_since_ms
+    state.incident, cleared = incident.clear(state.incident, ctx, KIND, obs, lambda: {
+        "rested_min": round(rested / 60_000, 1),
+        "rest_started": from_ms(resting_since).isoformat(),
+    })
     state.driving_since_ms = None
-    return state, alerts
+    return state, cleared
+
+
+RULE = Rule(name="fatigue", state=FatigueState, config=FatigueConfig, raises=(TYPE,),
+            step=step, open_incidents=incident_of)

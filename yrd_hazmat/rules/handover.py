@@ -28,18 +28,25 @@ import shapely
 
 from ..alerts import incident_id
 from ..geo.projection import to_lonlat
-from ..models import Alert, AlertState, AlertType, Handover, Severity
+from ..models import Alert, AlertType, Handover, Severity
 from ..observation import Observation
+from ..permits.route import RoutePosition
 from ..permits.status import PermitStatus
 from ..timeutil import from_ms
+from . import incident
 from .context import StepContext
-from .permits import RoutePosition
+from .incident import Kind
+from .rule import Rule
 from .thresholds import MOVING_KMH
 
 HANDOVER = AlertType.PROVINCE_HANDOVER
 NOT_PERMITTED = AlertType.HANDOVER_NOT_PERMITTED
 EXPECTED = AlertType.HANDOVER_EXPECTED
 OUTSIDE = "outside"
+
+
+def _kind(alert_type: AlertType, severity: Severity, subject: str) -> Kind:
+    return Kind(alert_type=alert_type, severity=severity, subject=subject)
 
 
 class HandoverConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,33 +85,33 @@ class HandoverState(msgspec.Struct, kw_only=True, gc=False):
 
 
 def step(
-    state: HandoverState,
-    obs: Observation,
-    ctx: StepContext,
-    status: PermitStatus,
-    where: RoutePosition | None,
-    provinces: Mapping[str, Any],
-    cfg: HandoverConfig,
-) -> tuple[HandoverState, list[Alert], list[Handover]]:
-    """Advance the handover tracking of one vehicle by one observation."""
+    state: HandoverState, obs: Observation, ctx: StepContext, cfg: HandoverConfig
+) -> tuple[HandoverState, list[Alert]]:
+    """Advance the handover tracking of one vehicle by one observation; a confirmed
+    crossing's :class:`Handover` goes to ``ctx.handovers``. Without province shapes in
+    the context, provinces are not tracked."""
+    provinces, status, where = ctx.provinces, ctx.permit, ctx.where
+    if not provinces:
+        return state, []
     fix = Fix(obs.ts_ms, obs.x_m, obs.y_m)
     w = cfg.speed_smoothing
     state.speed_kmh = obs.speed_kmh if state.speed_kmh is None else (
         (1 - w) * state.speed_kmh + w * obs.speed_kmh)
     if not state.known:
         state.known, state.province, state.last_inside = True, obs.province, fix
-        return state, _pre_notice(state, obs, ctx, status, where, cfg), []
+        return state, _pre_notice(state, obs, ctx, status, where, cfg)
     if obs.province == state.province:
         state.pending, state.pending_first, state.last_inside = None, None, fix
-        return state, _pre_notice(state, obs, ctx, status, where, cfg), []
+        return state, _pre_notice(state, obs, ctx, status, where, cfg)
     if state.pending != obs.province:
         state.pending, state.pending_first = obs.province, fix
     assert state.pending_first is not None
     beyond = _distance_beyond(state.province, obs, provinces)
     if beyond < cfg.margin_m and obs.ts_ms - state.pending_first.ts_ms < cfg.min_across_ms:
-        return state, [], []
+        return state, []
     alerts, handover = _hand_over(state, obs, ctx, status, provinces)
-    return state, alerts + _pre_notice(state, obs, ctx, status, where, cfg), [handover]
+    ctx.handovers.append(handover)
+    return state, alerts + _pre_notice(state, obs, ctx, status, where, cfg)
 
 
 def _distance_beyond(old: str | None, obs: Observation, provinces: Mapping[str, Any]) -> float:
@@ -144,10 +151,9 @@ def _hand_over(
     cross = _crossing(old, before, state.pending_first, provinces)
     lon, lat = (float(v) for v in to_lonlat(cross.x_m, cross.y_m))
     subject = f"{old or OUTSIDE}>{new or OUTSIDE}"
-    handover_id = incident_id(ctx.vehicle_id, HANDOVER, subject, cross.ts_ms)
     permit = status.document
     handover = Handover(
-        handover_id=handover_id,
+        handover_id=incident_id(ctx.vehicle_id, HANDOVER, subject, cross.ts_ms),
         vehicle_id=ctx.vehicle_id,
         from_province=old,
         to_province=new,
@@ -163,23 +169,26 @@ def _hand_over(
         quantity_kg=permit.quantity_kg if permit else None,
     )
     details = msgspec.to_builtins(handover)
-    alerts = [ctx.alert(HANDOVER, Severity.INFO, AlertState.RAISED, handover_id, obs, details)]
-    if state.not_permitted is not None:
-        alerts.append(ctx.alert(NOT_PERMITTED, Severity.CRITICAL, AlertState.CLEARED,
-                                state.not_permitted, obs, details | {"reason": "left"},
-                                province=old))
-        state.not_permitted = None
-    for key, incident in list(state.expected.items()):
+    alerts = [incident.momentary(ctx, _kind(HANDOVER, Severity.INFO, subject), obs,
+                                 details, id_ts_ms=cross.ts_ms)]
+    # an open HANDOVER_NOT_PERMITTED (raised at an earlier crossing; clearing needs its
+    # id, not its subject) ends when the truck leaves that province
+    state.not_permitted, cleared = incident.clear(
+        state.not_permitted, ctx, _kind(NOT_PERMITTED, Severity.CRITICAL, subject), obs,
+        lambda: details | {"reason": "left"}, province=old)
+    alerts += cleared
+    for key, open_id in list(state.expected.items()):
         if key.endswith(f">{new or OUTSIDE}"):
-            alerts.append(ctx.alert(EXPECTED, Severity.INFO, AlertState.CLEARED, incident, obs,
-                                    details, province=new))
+            _, cleared = incident.clear(open_id, ctx, _kind(EXPECTED, Severity.INFO, key),
+                                        obs, details, province=new)
+            alerts += cleared
             del state.expected[key]
     if permit is not None and new is not None and new not in permit.provinces \
             and status.validity(obs.ts_ms) == "ok":
-        state.not_permitted = incident_id(ctx.vehicle_id, NOT_PERMITTED, subject, obs.ts_ms)
-        alerts.append(ctx.alert(NOT_PERMITTED, Severity.CRITICAL, AlertState.RAISED,
-                                state.not_permitted, obs,
-                                details | {"permitted_provinces": list(permit.provinces)}))
+        state.not_permitted, raised = incident.raise_once(
+            None, ctx, _kind(NOT_PERMITTED, Severity.CRITICAL, subject), obs,
+            details | {"permitted_provinces": list(permit.provinces)})
+        alerts += raised
     state.province, state.last_inside = new, Fix(obs.ts_ms, obs.x_m, obs.y_m)
     state.pending, state.pending_first = None, None
     return alerts, handover
@@ -216,10 +225,8 @@ def _pre_notice(
     eta_s = distance / (state.speed_kmh / 3.6)
     if key in state.expected or eta_s * 1000 > cfg.notice_ms:
         return []
-    incident = incident_id(ctx.vehicle_id, EXPECTED, key, obs.ts_ms)
-    state.expected[key] = incident
-    return [ctx.alert(
-        EXPECTED, Severity.INFO, AlertState.RAISED, incident, obs,
+    state.expected[key], raised = incident.raise_once(
+        None, ctx, _kind(EXPECTED, Severity.INFO, key), obs,
         {
             "from_province": state.province,
             "to_province": to_province,
@@ -230,4 +237,10 @@ def _pre_notice(
             "speed_kmh": round(state.speed_kmh, 1),
         },
         province=to_province,
-    )]
+    )
+    return raised
+
+
+RULE = Rule(name="handover", state=HandoverState, config=HandoverConfig,
+            raises=(HANDOVER, NOT_PERMITTED, EXPECTED), step=step,
+            open_incidents=lambda state: state.open_incidents)

@@ -16,16 +16,14 @@ import re
 from functools import lru_cache
 
 import msgspec
-import numpy as np
-import shapely
 
-from ..geo.projection import to_lonlat
 from ..models import Alert, AlertType, Severity
 from ..observation import Observation
-from ..permits.status import PermitStatus
+from ..permits.route import nearest_route_point
 from ..timeutil import from_ms
 from . import sustained
 from .context import StepContext
+from .rule import Rule
 from .sustained import Sustained, SustainedRule
 from .thresholds import MOVING_KMH
 
@@ -78,51 +76,11 @@ class PermitState(msgspec.Struct, kw_only=True, gc=False):
         return [s.incident for s in (self.no_permit, self.window, self.deviation) if s.incident]
 
 
-class RoutePosition(msgspec.Struct, frozen=True, gc=False):
-    """Where a ping lies relative to the permitted route (metres)."""
-
-    distance_m: float
-    along_m: float
-
-
-def route_position(status: PermitStatus, obs: Observation) -> RoutePosition | None:
-    """Distance from the route and position along it (None: no permit)."""
-    if status.permit is None:
-        return None
-    route = status.permit.route_m
-    point = shapely.Point(obs.x_m, obs.y_m)
-    return RoutePosition(float(route.distance(point)), float(route.project(point)))
-
-
-def route_positions(routes: list, x: np.ndarray, y: np.ndarray) -> list[RoutePosition]:
-    """:func:`route_position` for many pings at once, each against its own route: one
-    vectorised call for a whole batch instead of a few shapely calls per ping."""
-    if not routes:
-        return []
-    points = shapely.points(x, y)
-    lines = np.array(routes, dtype=object)
-    distance = shapely.distance(lines, points).tolist()
-    along = shapely.line_locate_point(lines, points).tolist()
-    return [RoutePosition(d, a) for d, a in zip(distance, along)]
-
-
-def nearest_route_point(status: PermitStatus, where: RoutePosition) -> list[float]:
-    """[lon, lat] of the route point nearest the ping (for an alert's details)."""
-    assert status.permit is not None
-    nearest = status.permit.route_m.interpolate(where.along_m)
-    lon, lat = to_lonlat(nearest.x, nearest.y)
-    return [round(float(lon), 6), round(float(lat), 6)]
-
-
 def step(
-    state: PermitState,
-    obs: Observation,
-    ctx: StepContext,
-    status: PermitStatus,
-    where: RoutePosition | None,
-    cfg: PermitsConfig,
+    state: PermitState, obs: Observation, ctx: StepContext, cfg: PermitsConfig
 ) -> tuple[PermitState, list[Alert]]:
     """Advance the permit rules of one vehicle by one observation."""
+    status, where = ctx.permit, ctx.where
     validity = status.validity(obs.ts_ms)
     moving = obs.speed_kmh >= cfg.moving_kmh
     alerts: list[Alert] = []
@@ -156,11 +114,9 @@ def step(
     alerts += raised
 
     if where is None or validity == "revoked":
-        if state.deviation.incident is not None:
-            alerts.append(sustained.close(state.deviation, obs, ctx, cfg.deviation,
-                                          {"reason": f"permit {validity}"}))
-        state.deviation = Sustained()
-        return state, alerts
+        state.deviation, cleared = sustained.close(state.deviation, obs, ctx, cfg.deviation,
+                                                   {"reason": f"permit {validity}"})
+        return state, alerts + cleared
     assert status.permit is not None
     corridor = status.permit.permit.corridor_m
     state.deviation, raised = sustained.step(
@@ -169,3 +125,8 @@ def step(
                  "nearest_route_point": nearest_route_point(status, where),
                  "permit_id": status.permit.permit_id})
     return state, alerts + raised
+
+
+RULE = Rule(name="permits", state_field="permit", state=PermitState, config=PermitsConfig,
+            raises=(NO_VALID_PERMIT, TIME_WINDOW, ROUTE_DEVIATION), step=step,
+            open_incidents=lambda state: state.open_incidents)

@@ -13,12 +13,15 @@ import math
 
 import msgspec
 
-from ..alerts import incident_id
-from ..models import Alert, AlertState, AlertType, Severity
+from ..models import Alert, AlertType, Severity
 from ..observation import Observation
+from . import incident
 from .context import StepContext
+from .incident import Kind
+from .rule import Rule
 
 TYPE = AlertType.IMPLAUSIBLE_JUMP
+KIND = Kind(alert_type=TYPE, severity=Severity.INFO)
 
 
 class PlausibilityConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,27 +37,25 @@ class PlausibilityConfig(msgspec.Struct, frozen=True, kw_only=True):
         return metres > self.min_jump_m and kmh > self.max_speed_kmh, metres, kmh
 
 
-def check(
+def step(
     suspect: Observation | None,
     obs: Observation,
     ctx: StepContext,
     cfg: PlausibilityConfig,
-) -> tuple[Observation | None, Alert | None]:
-    """(new suspect, alert): a new suspect and its alert when ``obs`` must not move the truck."""
+) -> tuple[Observation | None, list[Alert]]:
+    """(suspect, alerts): with an alert, ``obs`` is the new suspect and must not move the
+    truck; without one, no fix is suspect."""
     previous = ctx.previous
     if previous is None:
-        return None, None
+        return None, []
     bad, metres, kmh = cfg.implausible(previous, obs)
     if not bad or _confirms(suspect, obs, cfg):
-        return None, None
-    alert = ctx.alert(
-        TYPE, Severity.INFO, AlertState.RAISED,
-        incident_id(ctx.vehicle_id, TYPE, "", obs.ts_ms), obs,
-        {"jump_m": round(metres, 1), "implied_speed_kmh": round(kmh, 1),
-         "from": [round(previous.lon, 6), round(previous.lat, 6)],
-         "max_speed_kmh": cfg.max_speed_kmh},
-    )
-    return obs, alert
+        return None, []
+    return obs, [incident.momentary(ctx, KIND, obs, {
+        "jump_m": round(metres, 1), "implied_speed_kmh": round(kmh, 1),
+        "from": [round(previous.lon, 6), round(previous.lat, 6)],
+        "max_speed_kmh": cfg.max_speed_kmh,
+    })]
 
 
 def _confirms(suspect: Observation | None, obs: Observation, cfg: PlausibilityConfig) -> bool:
@@ -65,3 +66,10 @@ def _confirms(suspect: Observation | None, obs: Observation, cfg: PlausibilityCo
     """
     return (suspect is not None and obs.ts_ms > suspect.ts_ms
             and not cfg.implausible(suspect, obs)[0])
+
+
+RULE = Rule(name="plausibility", state_field="suspect", state=Observation | None,
+            new_state=lambda: None, config=PlausibilityConfig, raises=(TYPE,), step=step,
+            gate=True)
+"""A gate: a fix that jumped implausibly far is reported and goes no further (the rules
+after this one do not see it, and it does not move the truck)."""

@@ -4,7 +4,7 @@ A vehicle whose trip is in progress (it moved within ``trip_recent_ms`` of
 its last ping, or holds a permit in force) and sends nothing for
 ``lost_after_ms`` is SIGNAL_LOST, with the event time at which the silence
 passed the limit and the last known position. The worker's timer raises it
-while no ping arrives (:func:`on_silence`); the next ping clears it, with the
+while no ping arrives (:func:`on_silence`); the next ping (:func:`step`) clears it, with the
 gap and the distance jumped. If pings resume before any timer noticed (a
 replay, a burst of buffered positions), the ping itself raises and clears
 it, so the alerts of a trace never depend on when it was delivered.
@@ -16,15 +16,18 @@ import math
 
 import msgspec
 
-from ..alerts import incident_id
-from ..models import Alert, AlertState, AlertType, Severity
+from ..models import Alert, AlertType, Severity
 from ..observation import Observation
 from ..permits.status import PermitStatus
 from ..timeutil import from_ms
+from . import incident
 from .context import StepContext
+from .incident import Kind
+from .rule import Rule, incident_of
 from .thresholds import MOVING_KMH
 
 TYPE = AlertType.SIGNAL_LOST
+KIND = Kind(alert_type=TYPE, severity=Severity.WARNING)
 
 
 class SignalConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,31 +47,32 @@ def _on_trip(state: SignalState, last: Observation, status: PermitStatus, cfg: S
     return moved_recently or status.validity(last.ts_ms) == "ok"
 
 
-def _raise(state: SignalState, last: Observation, ctx: StepContext, cfg: SignalConfig) -> Alert:
+def _raise(state: SignalState, last: Observation, ctx: StepContext, cfg: SignalConfig) -> list[Alert]:
+    """SIGNAL_LOST at the moment the silence after ``last`` passed the limit."""
     silent_at = msgspec.structs.replace(last, ts_ms=last.ts_ms + cfg.lost_after_ms)
-    state.incident = incident_id(ctx.vehicle_id, TYPE, "", silent_at.ts_ms)
-    return ctx.alert(TYPE, Severity.WARNING, AlertState.RAISED, state.incident, silent_at, {
+    state.incident, raised = incident.raise_once(state.incident, ctx, KIND, silent_at, {
         "last_ping": from_ms(last.ts_ms).isoformat(),
         "silent_for_s": cfg.lost_after_ms / 1000,
     })
+    return raised
 
 
-def on_ping(
-    state: SignalState, obs: Observation, ctx: StepContext, status: PermitStatus, cfg: SignalConfig
+def step(
+    state: SignalState, obs: Observation, ctx: StepContext, cfg: SignalConfig
 ) -> tuple[SignalState, list[Alert]]:
     """A ping arrived: clear a signal loss (raising it first if no timer did)."""
     alerts: list[Alert] = []
     last = ctx.previous
     if last is not None and obs.ts_ms - last.ts_ms >= cfg.lost_after_ms:
-        if state.incident is None and _on_trip(state, last, status, cfg):
-            alerts.append(_raise(state, last, ctx, cfg))
-        if state.incident is not None:
-            alerts.append(ctx.alert(TYPE, Severity.WARNING, AlertState.CLEARED, state.incident, obs, {
-                "restored": True,
-                "gap_s": (obs.ts_ms - last.ts_ms) / 1000,
-                "distance_jumped_m": round(math.hypot(obs.x_m - last.x_m, obs.y_m - last.y_m), 1),
-                "last_ping": from_ms(last.ts_ms).isoformat(),
-            }))
+        if _on_trip(state, last, ctx.permit, cfg):
+            alerts += _raise(state, last, ctx, cfg)
+        _, cleared = incident.clear(state.incident, ctx, KIND, obs, lambda: {
+            "restored": True,
+            "gap_s": (obs.ts_ms - last.ts_ms) / 1000,
+            "distance_jumped_m": round(math.hypot(obs.x_m - last.x_m, obs.y_m - last.y_m), 1),
+            "last_ping": from_ms(last.ts_ms).isoformat(),
+        })
+        alerts += cleared
     state.incident = None
     if obs.speed_kmh >= cfg.moving_kmh:
         state.last_moving_ms = obs.ts_ms
@@ -76,18 +80,21 @@ def on_ping(
 
 
 def due(
-    state: SignalState, last: Observation, now_ms: int, status: PermitStatus, cfg: SignalConfig
+    state: SignalState, last: Observation, now_ms: int, ctx: StepContext, cfg: SignalConfig
 ) -> bool:
     """Whether a truck on a trip has been silent too long at ``now_ms`` and is not yet flagged."""
     return (state.incident is None and now_ms - last.ts_ms >= cfg.lost_after_ms
-            and _on_trip(state, last, status, cfg))
+            and _on_trip(state, last, ctx.permit, cfg))
 
 
 def on_silence(
-    state: SignalState, last: Observation, now_ms: int, ctx: StepContext, status: PermitStatus,
-    cfg: SignalConfig,
+    state: SignalState, last: Observation, now_ms: int, ctx: StepContext, cfg: SignalConfig,
 ) -> tuple[SignalState, list[Alert]]:
     """The timer's check: raise SIGNAL_LOST if the truck has been silent too long at ``now_ms``."""
-    if not due(state, last, now_ms, status, cfg):
+    if not due(state, last, now_ms, ctx, cfg):
         return state, []
-    return state, [_raise(state, last, ctx, cfg)]
+    return state, _raise(state, last, ctx, cfg)
+
+
+RULE = Rule(name="signal", state=SignalState, config=SignalConfig, raises=(TYPE,), step=step,
+            open_incidents=incident_of, due=due, silence=on_silence)

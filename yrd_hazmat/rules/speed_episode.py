@@ -13,11 +13,12 @@ from typing import Any
 
 import msgspec
 
-from ..alerts import incident_id
-from ..models import Alert, AlertState, AlertType, Severity
+from ..models import Alert, Severity
 from ..observation import Observation
 from ..timeutil import from_ms
+from . import incident
 from .context import StepContext
+from .incident import Kind
 from .thresholds import SPEEDING_MAX_GAP_MS
 
 
@@ -27,12 +28,10 @@ class SpeedEpisode(msgspec.Struct, kw_only=True, gc=False):
     incident: str | None = None
 
 
-class EpisodeRule(msgspec.Struct, frozen=True, kw_only=True):
+class EpisodeRule(Kind, frozen=True, kw_only=True):
     """What an episode is about: alert type, subject (e.g. a zone id) and thresholds."""
 
-    alert_type: AlertType
     severity: Severity = Severity.WARNING
-    subject: str = ""
     min_duration_ms: int
     max_gap_ms: int = SPEEDING_MAX_GAP_MS
 
@@ -57,21 +56,18 @@ def step(
             max_speed_kmh=max(state.max_speed_kmh, obs.speed_kmh),
             incident=state.incident,
         )
-    assert state.over_since_ms is not None
-    over_for_ms = obs.ts_ms - state.over_since_ms
+    over_since = state.over_since_ms
+    assert over_since is not None
+    over_for_ms = obs.ts_ms - over_since
     if state.incident is not None or over_for_ms < rule.min_duration_ms:
         return state, []
-    state.incident = incident_id(ctx.vehicle_id, rule.alert_type, rule.subject, obs.ts_ms)
-    raised = ctx.alert(
-        rule.alert_type, rule.severity, AlertState.RAISED, state.incident, obs,
-        details | {
-            "speed_kmh": obs.speed_kmh,
-            "limit_kmh": limit_kmh,
-            "over_since": from_ms(state.over_since_ms).isoformat(),
-            "over_for_s": over_for_ms / 1000,
-        },
-    )
-    return state, [raised]
+    state.incident, raised = incident.raise_once(None, ctx, rule, obs, details | {
+        "speed_kmh": obs.speed_kmh,
+        "limit_kmh": limit_kmh,
+        "over_since": from_ms(over_since).isoformat(),
+        "over_for_s": over_for_ms / 1000,
+    })
+    return state, raised
 
 
 def close(
@@ -82,16 +78,11 @@ def close(
     details: dict[str, Any],
 ) -> tuple[SpeedEpisode, list[Alert]]:
     """End the episode at ``obs``; clears its alert if one was raised."""
-    if state.incident is None:
-        return SpeedEpisode(), []
     over_since = state.over_since_ms if state.over_since_ms is not None else obs.ts_ms
-    cleared = ctx.alert(
-        rule.alert_type, rule.severity, AlertState.CLEARED, state.incident, obs,
-        details | {
-            "speed_kmh": obs.speed_kmh,
-            "max_speed_kmh": state.max_speed_kmh,
-            "over_since": from_ms(over_since).isoformat(),
-            "duration_s": (obs.ts_ms - over_since) / 1000,
-        },
-    )
-    return SpeedEpisode(), [cleared]
+    _, cleared = incident.clear(state.incident, ctx, rule, obs, lambda: details | {
+        "speed_kmh": obs.speed_kmh,
+        "max_speed_kmh": state.max_speed_kmh,
+        "over_since": from_ms(over_since).isoformat(),
+        "duration_s": (obs.ts_ms - over_since) / 1000,
+    })
+    return SpeedEpisode(), cleared

@@ -7,17 +7,15 @@ kind ``depot`` (where trucks are meant to wait). Cleared when it moves again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import msgspec
 
 from ..models import Alert, AlertType, Severity
 from ..observation import Observation
 from ..timeutil import from_ms
 from ..zones.index import NEAR
-from ..zones.model import Zone
 from . import sustained
 from .context import StepContext
+from .rule import Rule, incident_of
 from .sustained import Sustained, SustainedRule
 from .thresholds import MOVING_KMH
 
@@ -31,8 +29,10 @@ class StopsConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def step(
-    state: Sustained, obs: Observation, ctx: StepContext, zones: Mapping[str, Zone], cfg: StopsConfig
+    state: Sustained, obs: Observation, ctx: StepContext, cfg: StopsConfig
 ) -> tuple[Sustained, list[Alert]]:
+    """Advance the stop accounting of one vehicle by one observation."""
+    zones = ctx.zones
     inside = [zones[z] for z, level in obs.zones if level > NEAR and z in zones]
     in_depot = any(z.props.kind == "depot" for z in inside)
     sensitive = [z.zone_id for z in inside if z.props.kind != "depot"]
@@ -43,3 +43,7 @@ def step(
     if state.since_ms is not None and state.incident is None:
         details["stopped_since"] = from_ms(state.since_ms).isoformat()
     return sustained.step(state, stopped, obs, ctx, rule, details)
+
+
+RULE = Rule(name="stops", state_field="stop", state=Sustained, config=StopsConfig,
+            raises=(TYPE,), step=step, open_incidents=incident_of)

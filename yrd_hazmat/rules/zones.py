@@ -18,24 +18,24 @@ All open alerts of a zone clear when the truck leaves it or the zone is removed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from msgspec.structs import replace
 
-from ..alerts import incident_id
 from ..hazard import is_banned
-from ..models import Alert, AlertState, AlertType, Severity
+from ..models import Alert, AlertType, Severity
 from ..observation import Observation
 from ..timeutil import from_ms
 from ..zones.index import DEEP, INSIDE, NEAR, depth_m
 from ..zones.model import Zone
 from ..zones.schedule import in_force
-from . import speed_episode
+from . import incident, speed_episode
 from .context import StepContext
+from .incident import Kind
+from .rule import Rule
 from .speed_episode import EpisodeRule, SpeedEpisode
-from .speeding import SpeedingConfig
-from .thresholds import SPEEDING_MAX_GAP_MS
+from .thresholds import SPEEDING_MAX_GAP_MS, RoadLimits
 
 VIOLATION = AlertType.ZONE_VIOLATION
 DWELL = AlertType.ZONE_DWELL
@@ -48,6 +48,8 @@ class ZonesConfig(msgspec.Struct, frozen=True, kw_only=True):
     min_outside_ms: int = 20_000
     speeding_min_duration_ms: int = 30_000
     speeding_max_gap_ms: int = SPEEDING_MAX_GAP_MS
+    limits: RoadLimits = RoadLimits()
+    """The legal limits: a zone's own limit applies only where it is lower."""
 
 
 class ZoneTrack(msgspec.Struct, kw_only=True, gc=False):
@@ -66,16 +68,15 @@ class ZoneTrack(msgspec.Struct, kw_only=True, gc=False):
         return [i for i in (self.violation, self.dwell, self.speeding.incident) if i]
 
 
+def open_incidents(tracks: dict[str, ZoneTrack]) -> list[str]:
+    return [i for track in tracks.values() for i in track.open_incidents]
+
+
 def step(
-    tracks: dict[str, ZoneTrack],
-    obs: Observation,
-    ctx: StepContext,
-    zones: Mapping[str, Zone],
-    cfg: ZonesConfig,
-    speeding: SpeedingConfig,
-    cargo_class: str | None,
+    tracks: dict[str, ZoneTrack], obs: Observation, ctx: StepContext, cfg: ZonesConfig
 ) -> tuple[dict[str, ZoneTrack], list[Alert]]:
     """Advance every zone track of one vehicle by one observation."""
+    zones = ctx.zones
     alerts: list[Alert] = []
     out: dict[str, ZoneTrack] = {}
     for zone_id in sorted({z for z, _ in obs.zones} | tracks.keys()):
@@ -86,38 +87,41 @@ def step(
             continue
         level = obs.zone_level(zone_id)
         if track.inside:
-            if _confirmed_exit(track, level, obs.ts_ms, cfg):
+            track = _exiting(track, level, obs.ts_ms, cfg)
+            if not track.inside:
                 alerts += _leave(track, obs, ctx, zone_id, "exited")
                 continue
-        elif not _confirmed_entry(track, level, obs.ts_ms, cfg):
-            if track.pending_ms is not None or level is not None:
-                out[zone_id] = track
-            continue
-        alerts += _while_inside(track, obs, ctx, zone, cfg, speeding, cargo_class)
+        else:
+            track = _entering(track, level, obs.ts_ms, cfg)
+            if not track.inside:
+                if track.pending_ms is not None or level is not None:
+                    out[zone_id] = track
+                continue
+        alerts += _while_inside(track, obs, ctx, zone, cfg)
         out[zone_id] = track
     return out, alerts
 
 
-def _confirmed_entry(track: ZoneTrack, level: int | None, ts: int, cfg: ZonesConfig) -> bool:
+def _entering(track: ZoneTrack, level: int | None, ts: int, cfg: ZonesConfig) -> ZoneTrack:
+    """The track of a truck outside the zone after a ping at ``level``: confirmed inside
+    (deeper than the margin, or inside for ``min_inside_ms``), entering, or outside."""
     if level is None or level == NEAR:
-        track.pending_ms = None
-        return False
+        return replace(track, pending_ms=None)
     start = track.pending_ms if track.pending_ms is not None else ts
     if level == DEEP or ts - start >= cfg.min_inside_ms:
-        track.inside, track.entered_ms, track.pending_ms = True, start, None
-        return True
-    track.pending_ms = start
-    return False
+        return replace(track, inside=True, entered_ms=start, pending_ms=None)
+    return replace(track, pending_ms=start)
 
 
-def _confirmed_exit(track: ZoneTrack, level: int | None, ts: int, cfg: ZonesConfig) -> bool:
+def _exiting(track: ZoneTrack, level: int | None, ts: int, cfg: ZonesConfig) -> ZoneTrack:
+    """The track of a truck inside the zone after a ping at ``level``: confirmed out
+    (beyond the margin, or near the edge for ``min_outside_ms``), leaving, or inside."""
     if level in (DEEP, INSIDE):
-        track.pending_ms = None
-        return False
+        return replace(track, pending_ms=None)
     if level is None:
-        return True
-    track.pending_ms = track.pending_ms if track.pending_ms is not None else ts
-    return ts - track.pending_ms >= cfg.min_outside_ms
+        return replace(track, inside=False)
+    start = track.pending_ms if track.pending_ms is not None else ts
+    return replace(track, pending_ms=start, inside=ts - start < cfg.min_outside_ms)
 
 
 def _zone_details(zone: Zone, obs: Observation) -> dict[str, Any]:
@@ -131,40 +135,32 @@ def _zone_details(zone: Zone, obs: Observation) -> dict[str, Any]:
 
 
 def _while_inside(
-    track: ZoneTrack,
-    obs: Observation,
-    ctx: StepContext,
-    zone: Zone,
-    cfg: ZonesConfig,
-    speeding: SpeedingConfig,
-    cargo_class: str | None,
+    track: ZoneTrack, obs: Observation, ctx: StepContext, zone: Zone, cfg: ZonesConfig
 ) -> list[Alert]:
-    alerts: list[Alert] = []
+    """The zone's alerts for a ping while the truck is confirmed inside (updates ``track``)."""
     entered_ms = track.entered_ms if track.entered_ms is not None else obs.ts_ms
     details = _zone_details(zone, obs) | {"entered_at": from_ms(entered_ms).isoformat()}
     zone_id = zone.zone_id
 
+    cargo_class = ctx.permit.cargo_class(obs.ts_ms)
     ban = in_force(zone.windows, obs.ts_ms) and is_banned(cargo_class, zone.banned)
-    if ban and track.violation is None:
-        track.violation = incident_id(ctx.vehicle_id, VIOLATION, zone_id, obs.ts_ms)
-        alerts.append(ctx.alert(VIOLATION, Severity.CRITICAL, AlertState.RAISED, track.violation,
-                                obs, details | _ban_details(zone, cargo_class)))
-    elif not ban and track.violation is not None:
-        alerts.append(ctx.alert(VIOLATION, Severity.CRITICAL, AlertState.CLEARED, track.violation,
-                                obs, details | {"reason": "ban_not_in_force"}))
-        track.violation = None
+    track.violation, alerts = incident.settle(
+        track.violation, ban, ctx, _kind(VIOLATION, zone_id), obs,
+        raised=lambda: details | _ban_details(zone, cargo_class),
+        cleared=lambda: details | {"reason": "ban_not_in_force"})
 
     max_dwell = zone.props.max_dwell_s
     dwell_s = (obs.ts_ms - entered_ms) / 1000
-    if max_dwell is not None and track.dwell is None and dwell_s > max_dwell:
-        track.dwell = incident_id(ctx.vehicle_id, DWELL, zone_id, obs.ts_ms)
-        alerts.append(ctx.alert(DWELL, Severity.WARNING, AlertState.RAISED, track.dwell, obs,
-                                details | {"dwell_s": dwell_s, "max_dwell_s": max_dwell}))
+    if max_dwell is not None and dwell_s > max_dwell:
+        track.dwell, raised = incident.raise_once(
+            track.dwell, ctx, _kind(DWELL, zone_id), obs,
+            lambda: details | {"dwell_s": dwell_s, "max_dwell_s": max_dwell})
+        alerts += raised
 
     rule = EpisodeRule(alert_type=SPEEDING, subject=zone_id,
                        min_duration_ms=cfg.speeding_min_duration_ms,
                        max_gap_ms=cfg.speeding_max_gap_ms)
-    legal = speeding.limit_for(obs.road_class)
+    legal = cfg.limits.limit_for(obs.road_class)
     zone_limit = zone.props.speed_limit_kmh
     if zone_limit is not None and zone_limit < legal:
         track.speeding, raised = speed_episode.step(track.speeding, obs, ctx, rule, zone_limit,
@@ -172,6 +168,11 @@ def _while_inside(
     else:
         track.speeding, raised = speed_episode.close(track.speeding, obs, ctx, rule, details)
     return alerts + raised
+
+
+def _kind(alert_type: AlertType, zone_id: str) -> Kind:
+    severity = Severity.CRITICAL if alert_type is VIOLATION else Severity.WARNING
+    return Kind(alert_type=alert_type, severity=severity, subject=zone_id)
 
 
 def _ban_details(zone: Zone, cargo_class: str | None) -> dict[str, Any]:
@@ -192,13 +193,12 @@ def _leave(
     details = {"zone_id": zone_id, "reason": reason, "entered_at": entered}
     if track.entered_ms is not None:
         details["dwell_s"] = (obs.ts_ms - track.entered_ms) / 1000
-    alerts = []
-    for alert_type, incident, severity in (
-        (VIOLATION, track.violation, Severity.CRITICAL),
-        (DWELL, track.dwell, Severity.WARNING),
-    ):
-        if incident is not None:
-            alerts.append(ctx.alert(alert_type, severity, AlertState.CLEARED, incident, obs, details))
+    _, alerts = incident.clear(track.violation, ctx, _kind(VIOLATION, zone_id), obs, details)
+    _, cleared = incident.clear(track.dwell, ctx, _kind(DWELL, zone_id), obs, details)
     rule = EpisodeRule(alert_type=SPEEDING, subject=zone_id, min_duration_ms=0)
-    _, cleared = speed_episode.close(track.speeding, obs, ctx, rule, details)
-    return alerts + cleared
+    _, speeding = speed_episode.close(track.speeding, obs, ctx, rule, details)
+    return alerts + cleared + speeding
+
+
+RULE = Rule(name="zones", state=dict[str, ZoneTrack], new_state=dict, config=ZonesConfig,
+            raises=(VIOLATION, DWELL, SPEEDING), step=step, open_incidents=open_incidents)
