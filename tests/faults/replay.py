@@ -30,10 +30,9 @@ from yrd_hazmat.rules.permits import PermitsConfig
 from yrd_hazmat.rules.signal import SignalConfig
 from yrd_hazmat.simulator import Fleet
 from yrd_hazmat.timeutil import CHINA_TZ
+from tests.integration.harness import SIGNAL_LOST_NEVER_S
 
 COLLISION = 1 << 29  # JT/T 808 alarm bit 29
-SIGNAL_LOST_NEVER_S = "10000000"
-"""``YRD_SIGNAL_LOST_S`` for replays: no SIGNAL_LOST from the wall clock."""
 
 RULES = RulesConfig(permits=PermitsConfig(required_pattern=""),
                     signal=SignalConfig(lost_after_ms=int(SIGNAL_LOST_NEVER_S) * 1000))

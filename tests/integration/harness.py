@@ -16,10 +16,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncio
 import urllib.request
+
+import msgspec
 
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
@@ -35,8 +38,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SIGNAL_LOST_NEVER_S = "10000000"
+"""``YRD_SIGNAL_LOST_S`` that no test's silence reaches: no SIGNAL_LOST from the wall clock."""
+
+
 def run_env(services: dict[str, str], **overrides: str) -> dict[str, str]:
-    """Environment of an isolated worker: its own app id, topics, Redis prefix, metrics port."""
+    """Environment of an isolated worker: its own app id, topics, Redis prefix, metrics port.
+
+    Test traces lie minutes in the past, so the timer would find every truck silent; unless
+    a test sets ``YRD_SIGNAL_LOST_S`` (the signal tests do), no SIGNAL_LOST comes from the
+    wall clock, and a test's alerts depend on its pings alone."""
     run = uuid.uuid4().hex[:8]
     env = dict(os.environ) | services | {
         "YRD_APP_ID": f"yrd-test-{run}",
@@ -51,6 +62,7 @@ def run_env(services: dict[str, str], **overrides: str) -> dict[str, str]:
         "YRD_BATCH_WITHIN_S": "0.05",
         # Trucks of most tests carry no permit; the permit tests require one (".*").
         "YRD_PERMIT_REQUIRED_PATTERN": "",
+        "YRD_SIGNAL_LOST_S": SIGNAL_LOST_NEVER_S,
     }
     return env | overrides
 
@@ -164,6 +176,47 @@ class Kafka:
         if not met:
             raise TimeoutError(f"{topic}: condition not met in {timeout} s; got {records!r}"[:4000])
         return records
+
+
+    def alerts_to_barrier(self, env: dict[str, str], *lasts: Ping,
+                          timeout: float = 90.0) -> list[dict]:
+        """The alerts of the vehicles of ``lasts`` (each one's last ping sent), complete:
+        proven by a barrier, not by waiting a fixed time.
+
+        For each vehicle, a barrier ping 1 ms after its last one, at the same place and
+        speed and alarms, plus the JT/T 808 SOS bit. A vehicle's pings share a partition and are
+        processed in order, and its alerts share a partition of the alerts topic, so once
+        the barrier's DEVICE_ALARM is read every alert of the earlier pings is too. Returns
+        every alert read, with each barrier vehicle's alerts cut before its barrier's. One
+        barrier per vehicle: its SOS stays on, so a second one would raise nothing.
+        """
+        barriers = {p.vehicle_id: msgspec.structs.replace(
+            p, ts=p.ts + timedelta(milliseconds=1), alarm_flags=p.alarm_flags | SOS)
+            for p in lasts}
+        self.send_pings(env["YRD_TOPIC_PINGS"], list(barriers.values()))
+
+        def at_barrier(alert: dict) -> bool:
+            barrier = barriers.get(alert.get("vehicle_id"))
+            return (barrier is not None and alert["type"] == "DEVICE_ALARM"
+                    and alert["details"]["alarm"] == "sos"
+                    and datetime.fromisoformat(alert["ts"]) == barrier.ts)
+
+        def all_passed(records: list[dict]) -> bool:
+            return len({a["vehicle_id"] for a in records if at_barrier(a)}) == len(barriers)
+
+        records = self.read(env["YRD_TOPIC_ALERTS"], all_passed, timeout)
+        passed: set[str] = set()
+        kept = []
+        for alert in records:
+            if at_barrier(alert):
+                passed.add(alert["vehicle_id"])
+            elif alert.get("vehicle_id") not in passed:
+                kept.append(alert)
+        return kept
+
+
+SOS = 1 << 0
+"""JT/T 808 alarm bit 0 (the barrier pings' DEVICE_ALARM)."""
 
 
 def scrape(port: str | int) -> dict[tuple[str, tuple], float]:

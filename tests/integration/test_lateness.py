@@ -30,7 +30,7 @@ def test_shuffled_and_duplicated_pings_give_the_in_order_alerts(env, kafka, work
     def speeding(records):  # (the trace ended minutes ago: SIGNAL_LOST may follow, rightly)
         return [r for r in of(records, "沪A90001") if r["type"] == "SPEEDING"]
 
-    alerts = kafka.read(env["YRD_TOPIC_ALERTS"], lambda r: len(speeding(r)) >= 2, settle=4)
+    alerts = kafka.alerts_to_barrier(env, trace[-1])
     mine = speeding(alerts)
     assert [(a["type"], a["state"], a["ts"]) for a in mine] == [
         ("SPEEDING", "raised", (t0 + timedelta(seconds=30)).isoformat()),

@@ -52,7 +52,8 @@ def test_nanjing_to_shanghai_trip_deviation_and_missing_permit(env, kafka: Kafka
         return (len(of(records, "苏A70001")) >= 3 and len(of(records, "苏A70002")) >= 2
                 and len(of(records, "苏A70003")) >= 1)
 
-    alerts = kafka.read(env["YRD_TOPIC_ALERTS"], complete, timeout=90, settle=3)
+    alerts = kafka.alerts_to_barrier(env, across[-1], back[-1], unpermitted[-1])
+    assert complete(alerts)
 
     trip = of(alerts, "苏A70001")
     assert [(a["type"], a["state"]) for a in trip] == [
@@ -115,7 +116,7 @@ def test_collision_alarm_reaches_responders_with_cargo_and_isolation_distance(en
                                   "ts": trip[-1].ts + timedelta(seconds=10), "speed_kmh": 0.0,
                                   "alarm_flags": 1 << 29})
     kafka.send_pings(env["YRD_TOPIC_PINGS"], trip + [crash])
-    alerts = kafka.read(env["YRD_TOPIC_ALERTS"], lambda r: len(of(r, "苏A70005")) >= 1, settle=2)
+    alerts = kafka.alerts_to_barrier(env, crash)
     [alarm] = of(alerts, "苏A70005")
     assert (alarm["type"], alarm["severity"], alarm["details"]["alarm"]) == (
         "DEVICE_ALARM", "critical", "collision")

@@ -19,7 +19,7 @@ def test_speeding_truck_gets_one_alert_per_episode(env, kafka, worker):
     legal = drive("苏A10002", t0, [78.0] * 24, at=XINJIEKOU)
     kafka.send_pings(env["YRD_TOPIC_PINGS"], speeder + legal)
 
-    alerts = kafka.read(env["YRD_TOPIC_ALERTS"], lambda r: len(of(r, "沪A10001")) >= 2, settle=3)
+    alerts = kafka.alerts_to_barrier(env, speeder[-1], legal[-1])
     mine = of(alerts, "沪A10001")
     assert [(a["type"], a["state"]) for a in mine] == [("SPEEDING", "raised"), ("SPEEDING", "cleared")]
     raised, cleared = mine
@@ -82,7 +82,7 @@ def test_five_hours_at_the_wheel_replayed_in_one_burst(env, kafka, worker):
     def fatigue(records):
         return [r for r in of(records, "沪A10005") if r["type"] == "FATIGUE_DRIVING"]
 
-    alerts = kafka.read(env["YRD_TOPIC_ALERTS"], lambda r: len(fatigue(r)) >= 1, settle=2)
+    alerts = kafka.alerts_to_barrier(env, trip[-1])
     assert [(a["state"], a["ts"]) for a in fatigue(alerts)] == [
         ("raised", (t0 + timedelta(hours=4, minutes=1)).isoformat())]
     assert fatigue(alerts)[0]["details"]["driven_h"] == 4.02

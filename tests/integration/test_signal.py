@@ -32,7 +32,7 @@ def test_silence_raises_signal_lost_and_the_next_ping_clears_it(env, kafka, work
     back = drive("沪A80001", datetime.now(CHINA_TZ).replace(microsecond=0), [60.0],
                  at=(trip[-1].lon + 0.01, trip[-1].lat), road="other")
     kafka.send_pings(env["YRD_TOPIC_PINGS"], back)
-    alerts = kafka.read(env["YRD_TOPIC_ALERTS"], lambda r: len(of(r, "沪A80001")) >= 2, settle=3)
+    alerts = kafka.alerts_to_barrier(env, back[-1])
     restored = of(alerts, "沪A80001")[1]
     assert (restored["type"], restored["state"]) == ("SIGNAL_LOST", "cleared")
     assert restored["incident_id"] == lost["incident_id"]
