@@ -143,7 +143,8 @@ class PingProcessor:
         by_vehicle: dict[str, list[int]] = defaultdict(list)
         for i, ping in enumerate(pings):
             by_vehicle[ping.vehicle_id].append(i)
-        fresh, replayed = self._fresh(tp.partition, by_vehicle, origin, updates)
+        fresh, replayed, resubmit = self._fresh(tp.partition, by_vehicle, origin)
+        updates += resubmit
         if replayed:
             metrics.PINGS_REPLAYED.inc(replayed)
         if not fresh:
@@ -174,12 +175,15 @@ class PingProcessor:
         metrics.PINGS_ACCEPTED.inc(accepted)
         self._observe_latency(pings, origin, kept)
 
-    def _fresh(self, partition: int, by_vehicle: dict[str, list[int]], origin: list,
-               updates: list[VehicleUpdate]) -> tuple[dict[str, list[int]], int]:
-        """Drop pings a vehicle's state already holds (a replay after a restart); such a
-        vehicle's latest position goes to the read model again (it never goes backwards),
-        in case the worker that processed them died before its read model was written."""
+    def _fresh(self, partition: int, by_vehicle: dict[str, list[int]], origin: list
+               ) -> tuple[dict[str, list[int]], int, list[VehicleUpdate]]:
+        """(the pings no vehicle state holds yet, how many were replays, read-model updates
+        to submit again). Pings a vehicle's state already holds are a replay after a
+        restart; a vehicle with nothing new has its latest position submitted again (the
+        read model never goes backwards), in case the worker that processed them died
+        before its read model was written."""
         fresh: dict[str, list[int]] = {}
+        updates: list[VehicleUpdate] = []
         replayed = 0
         for vehicle_id, indices in by_vehicle.items():
             state = self.states.get(vehicle_id.encode("utf-8"))
@@ -194,7 +198,7 @@ class PingProcessor:
                 indices = new
             if indices:
                 fresh[vehicle_id] = indices
-        return fresh, replayed
+        return fresh, replayed, updates
 
     async def _advance_vehicle(
         self,
