@@ -40,6 +40,7 @@ from yrd_hazmat.rules_config import rules_config
 from yrd_hazmat.state import VehicleState
 from yrd_hazmat.timeutil import CHINA_TZ
 from yrd_hazmat.zones.registry import ZoneRegistry
+from yrd_hazmat.zones.segments import crossings_of
 
 from agents.deadletter import DeadLetterSink
 from agents.outputs import Outputs
@@ -154,9 +155,14 @@ class PingProcessor:
         observations = dict(zip(kept, observed))
         batches = {v: [observations[i] for i in indices] for v, indices in fresh.items()}
         permits = {v: self._permit_of(v.encode("utf-8")) for v in fresh}
-        reference = Reference(zones=self.zones.index.by_id, permits=permits,
+        zone_index = self.zones.index
+        lasts = {v: self._last_fix(v) for v in fresh}
+        reference = Reference(zones=zone_index.by_id, permits=permits,
                               provinces=self.provinces,
-                              route_positions=route_positions_of(batches, permits))
+                              route_positions=route_positions_of(batches, permits),
+                              zone_index=zone_index,
+                              crossings=crossings_of(batches, lasts, zone_index,
+                                                     self.rules.segments))
         accepted = 0
         for vehicle_id, indices in fresh.items():
             accepted += len(indices)
@@ -237,6 +243,10 @@ class PingProcessor:
             metrics.HANDOVERS.labels(from_province=handover.from_province or "none",
                                      to_province=handover.to_province or "none").inc()
 
+    def _last_fix(self, vehicle_id: str) -> Observation | None:
+        state = self.states.get(vehicle_id.encode("utf-8"))
+        return state.last if state is not None else None
+
     def _permit_of(self, key: bytes) -> PermitStatus:
         stored = getattr(self.permits, "data", self.permits)  # the table's store: no Faust
         return self.permit_cache.status(stored.get(key)) or NO_PERMIT  # bookkeeping per read
@@ -264,7 +274,8 @@ class PingProcessor:
         if state is None:
             return
         status = self._permit_of(key)
-        reference = Reference(zones=self.zones.index.by_id,
+        zone_index = self.zones.index
+        reference = Reference(zones=zone_index.by_id, zone_index=zone_index,
                               permits={state.vehicle_id: status}, provinces=self.provinces)
         waiting, previous = len(state.pending), state.last
         outcome = silence(state, now_ms, self.rules, now, reference)

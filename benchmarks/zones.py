@@ -124,13 +124,26 @@ def pings_for(x: np.ndarray, y: np.ndarray) -> list[Ping]:
                  lon=float(a), speed_kmh=60.0) for i, (a, b) in enumerate(zip(lon, lat))]
 
 
+SEGMENT_M = 670.0
+"""Length of the segments: 30 s between fixes at 80 km/h."""
+
+
+def segment_ends(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The other end of a SEGMENT_M segment from each point, in a random direction."""
+    angle = np.random.default_rng(seed).uniform(0, 2 * np.pi, len(x))
+    return x + SEGMENT_M * np.cos(angle), y + SEGMENT_M * np.sin(angle)
+
+
 def measure(index: ZoneIndex, x, y, pings, repeat: int) -> dict[str, float]:
     n = len(x)
     lon, lat = to_lonlat(x, y)
+    x1, y1 = segment_ends(x, y, n)
     places = default_index()
     parts = batches(n)
     return {
         "evaluate": rate(lambda: [index.evaluate(x[s], y[s]) for s in parts], n, repeat),
+        "segments": rate(lambda: [index.crossings(x[s], y[s], x1[s], y1[s]) for s in parts],
+                         n, repeat),
         "project+evaluate": rate(
             lambda: [index.evaluate(*to_metric(lon[s], lat[s])) for s in parts], n, repeat),
         "observe": rate(lambda: [observe(pings[s], places, index) for s in parts], n,
@@ -184,6 +197,10 @@ def main() -> None:
     for stage in ("project+evaluate", "observe"):
         print(f"{stage} with {largest:,} zones runs at "
               f"{results[largest][stage] / floor[stage]:.2f}x the same stage with no zones")
+    for count, row in results.items():
+        print(f"segments ({SEGMENT_M:.0f} m, between fixes) with {count:,} zones: "
+              f"{row['segments']:,.0f}/s, {row['evaluate'] / row['segments']:.2f}x the time of "
+              "the point check")
     smallest = min(results)
     growth = results[smallest]["evaluate"] / results[largest]["evaluate"]
     print(f"cost growth from {smallest:,} to {largest:,} zones ({largest // smallest}x): "

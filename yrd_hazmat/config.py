@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     zone_margin_m: float = Field(30.0, ge=0, description="hysteresis distance at zone edges")
     zone_min_inside_s: float = Field(20.0, ge=0, description="time inside that confirms entry")
     zone_min_outside_s: float = Field(20.0, ge=0, description="time outside that confirms exit")
+    segment_max_gap_s: float = Field(
+        900.0, ge=0, description="longest gap between two fixes whose straight line is checked "
+                                 "against zones (and the corridor)")
+    segment_max_speed_kmh: float = Field(
+        130.0, gt=0, description="highest average speed between two fixes for that line")
 
     # --- rules: permits and handovers
     permit_required_pattern: str = Field(

@@ -27,20 +27,23 @@ from .rules.context import StepContext
 from .rules.rule import Rule
 from .ruleset import RULES
 from .state import VehicleState
+from .zones.index import ZoneIndex
 from .zones.model import Zone
+from .zones.segments import Crossing, SegmentKey, SegmentLimits, crossings
 
 RulesConfig = msgspec.defstruct(
     "RulesConfig",
     [(rule.name, rule.config, rule.config()) for rule in RULES if rule.config is not None]
-    + [("lateness_ms", int, 0)],
+    + [("lateness_ms", int, 0), ("segments", SegmentLimits, SegmentLimits())],
     frozen=True,
     kw_only=True,
     module=__name__,
     namespace={"__doc__": """Configuration of every rule of :data:`yrd_hazmat.ruleset.RULES`
     (one field per rule, named as the rule, its defaults the rule's), and ``lateness_ms``: how
     late (event time) a ping may arrive and still be put back in order; pings wait that long in
-    the reorder buffer before the rules see them. :func:`yrd_hazmat.rules_config.rules_config`
-    builds it from the settings."""},
+    the reorder buffer before the rules see them; ``segments``: when the straight line between
+    two fixes is taken as the path (for the zones it passed through).
+    :func:`yrd_hazmat.rules_config.rules_config` builds it from the settings."""},
 )
 
 
@@ -56,6 +59,12 @@ class Reference(msgspec.Struct, frozen=True, kw_only=True):
     """(vehicle id, ping ms) -> the ping's position on its permit's route, computed for a
     whole batch at once by :func:`route_positions_of`; pings absent here (e.g. from the
     reorder buffer) are placed one by one, with the same result."""
+    zone_index: ZoneIndex | None = None
+    """The zones' spatial index: with it, the segments between fixes are checked too."""
+    crossings: Mapping[SegmentKey, tuple[Crossing, ...]] = {}
+    """The zones each segment passes through, computed for a whole batch at once by
+    :func:`yrd_hazmat.zones.segments.crossings_of`; segments absent here are checked one
+    by one, with the same result."""
 
 
 NO_REFERENCE = Reference()
@@ -99,7 +108,7 @@ def advance(
         horizon = max(horizon, now_ms - cfg.lateness_ms)
     ready = [o for o in state.pending if horizon is not None and o.ts_ms <= horizon]
     state.pending = state.pending[len(ready):]
-    _run(state, ready, _configured(rules, cfg), emitted_at, ref, out)
+    _run(state, ready, _configured(rules, cfg), cfg.segments, emitted_at, ref, out)
     state.duplicates += out.duplicates
     state.late += len(out.late)
     state.implausible += out.implausible
@@ -154,6 +163,7 @@ def _run(
     state: VehicleState,
     ready: list[Observation],
     rules: tuple[tuple[Rule, Any], ...],
+    limits: SegmentLimits,
     emitted_at: datetime,
     ref: Reference,
     out: Outcome,
@@ -171,7 +181,11 @@ def _run(
         where = ref.route_positions.get((vehicle_id, obs.ts_ms))
         if where is None:
             where = route_position(status, obs)
-        ctx = msgspec.structs.replace(base, previous=state.last, where=where)
+        previous = state.last
+        straight = previous is not None and limits.plausible(previous, obs)
+        ctx = msgspec.structs.replace(
+            base, previous=previous, where=where, straight=straight,
+            crossings=_crossed(previous, obs, vehicle_id, ref) if straight else ())
         for field, step, rule_cfg, gate in steps:
             new, raised = step(getattr(state, field), obs, ctx, rule_cfg)
             setattr(state, field, new)
@@ -183,6 +197,16 @@ def _run(
         else:
             state.last = obs
             state.pings += 1
+
+
+def _crossed(previous: Observation, obs: Observation, vehicle_id: str,
+             ref: Reference) -> tuple[Crossing, ...]:
+    """The zones the (plausible) segment from the previous fix to ``obs`` passes through."""
+    index = ref.zone_index
+    if index is None or not len(index):
+        return ()
+    found = ref.crossings.get((vehicle_id, previous.ts_ms, obs.ts_ms))
+    return found if found is not None else crossings(index, [(previous, obs)])[0]
 
 
 def route_positions_of(

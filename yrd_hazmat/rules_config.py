@@ -13,6 +13,7 @@ from .rules.speeding import SpeedingConfig
 from .rules.stops import StopsConfig
 from .rules.thresholds import RoadLimits
 from .rules.zones import ZonesConfig
+from .zones.segments import SegmentLimits
 
 
 def rules_config(settings: Settings) -> RulesConfig:
@@ -60,6 +61,8 @@ def rules_config(settings: Settings) -> RulesConfig:
         signal=SignalConfig(lost_after_ms=_ms(settings.signal_lost_s),
                             moving_kmh=settings.moving_kmh),
         lateness_ms=_ms(settings.lateness_s),
+        segments=SegmentLimits(max_gap_ms=_ms(settings.segment_max_gap_s),
+                               max_speed_kmh=settings.segment_max_speed_kmh),
     )
 
 

@@ -7,13 +7,17 @@ configuration (:class:`.engine.RulesConfig`) are built from this list.
 
 from __future__ import annotations
 
-from .rules import device_alarm, fatigue, handover, permits, plausibility, signal, speeding, stops, zones
+from .rules import (
+    device_alarm, fatigue, handover, permits, plausibility, signal, speeding, stops, zone_crossing,
+    zones,
+)
 from .rules.rule import Rule
 
 RULES: tuple[Rule, ...] = (
     plausibility.RULE,  # a gate: a fix that jumped implausibly far goes no further
     speeding.RULE,
     zones.RULE,
+    zone_crossing.RULE,  # banned zones passed through between two fixes
     permits.RULE,
     handover.RULE,
     device_alarm.RULE,

@@ -105,3 +105,37 @@ def test_operators_publish_a_zones_file_and_every_worker_applies_it(env, kafka, 
     records = kafka.read(env["YRD_TOPIC_ZONES"], lambda r: sum(z is not None and z["properties"]["zone_id"] != ZONE_ID for z in r) >= 8)
     assert {"sh-inner-ring", "hz-west-lake"} <= {z["properties"]["zone_id"] for z in records if z}
     wait_until(lambda: zones_loaded(env) == 8, "published zones loaded", 30)
+
+
+def test_a_strip_crossed_between_two_fixes_is_a_violation_end_to_end(env, kafka, worker):
+    """A water-source strip 150 m wide, crossed by a truck pinging every 30 s: no fix
+    inside it, and still a ZONE_VIOLATION (inferred), raised and cleared at once."""
+    lon0, lat0 = XINJIEKOU[0] + 0.1, XINJIEKOU[1]  # ~10 km east of the city core zone
+    half = 0.00075  # ~70 m of longitude either side
+    strip = {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [[
+            [lon0 - half, lat0 - 0.02], [lon0 + half, lat0 - 0.02], [lon0 + half, lat0 + 0.02],
+            [lon0 - half, lat0 + 0.02], [lon0 - half, lat0 - 0.02]]]},
+        "properties": {"zone_id": "e2e-water-strip", "name": "intake strip",
+                       "kind": "water_source", "banned_classes": "all"},
+    }
+    loaded = zones_loaded(env)
+    kafka.send(env["YRD_TOPIC_ZONES"], b"e2e-water-strip", json.dumps(strip).encode())
+    kafka.flush()
+    wait_until(lambda: zones_loaded(env) == loaded + 1, "strip loaded", 30)
+
+    # 60 km/h eastwards, a fix every 30 s (500 m apart): fixes 250 m either side of the strip
+    start = (lon0 - 0.0079, lat0)  # ~750 m west of the strip's middle
+    trip = drive("苏A40009", start_time(), [60.0] * 4, at=start, every_s=30, road="other",
+                 step_deg=0.0053)
+    kafka.send_pings(env["YRD_TOPIC_PINGS"], trip)
+    alerts = of(kafka.alerts_to_barrier(env, trip[-1]), "苏A40009")
+    assert [(a["type"], a["state"]) for a in alerts] == [
+        ("ZONE_VIOLATION", "raised"), ("ZONE_VIOLATION", "cleared")]
+    raised, cleared = alerts
+    assert raised["details"]["inferred"] is True and raised["details"]["gap_s"] == 30
+    assert raised["details"]["zone_id"] == "e2e-water-strip"
+    assert trip[1].ts.isoformat() < raised["ts"] < cleared["ts"] < trip[2].ts.isoformat()
+    assert lon0 - half - 1e-4 < raised["lon"] < lon0 < cleared["lon"] < lon0 + half + 1e-4
+    assert raised["province"] == "JS" and cleared["incident_id"] == raised["incident_id"]

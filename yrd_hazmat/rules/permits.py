@@ -7,7 +7,9 @@
   time window (not yet valid, or expired). Cleared back inside the window.
 - ROUTE_DEVIATION (warning): farther than the permit's ``corridor_m`` from the
   route for ``deviation_raise_ms``; cleared after ``deviation_clear_ms`` back
-  inside. Details give the distance and the nearest point on the route.
+  inside. Details give the distance and the nearest point on the route. Off the
+  corridor since when the segment from the previous fix (inside) left it, by
+  linear interpolation of the distance, when that segment is a plausible path.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class PermitState(msgspec.Struct, kw_only=True, gc=False):
     no_permit: Sustained = msgspec.field(default_factory=Sustained)
     window: Sustained = msgspec.field(default_factory=Sustained)
     deviation: Sustained = msgspec.field(default_factory=Sustained)
+    distance_m: float | None = None
+    """Distance of the previous fix from the permitted route."""
 
     @property
     def open_incidents(self) -> list[str]:
@@ -116,6 +120,7 @@ def step(
     if where is None or validity == "revoked":
         state.deviation, cleared = sustained.close(state.deviation, obs, ctx, cfg.deviation,
                                                    {"reason": f"permit {validity}"})
+        state.distance_m = None
         return state, alerts + cleared
     assert status.permit is not None
     corridor = status.permit.permit.corridor_m
@@ -123,8 +128,21 @@ def step(
         state.deviation, where.distance_m > corridor, obs, ctx, cfg.deviation,
         lambda: {"distance_m": round(where.distance_m, 1), "corridor_m": corridor,
                  "nearest_route_point": nearest_route_point(status, where),
-                 "permit_id": status.permit.permit_id})
+                 "permit_id": status.permit.permit_id},
+        began_ms=_left_corridor(state.distance_m, where.distance_m, corridor, obs, ctx))
+    state.distance_m = where.distance_m
     return state, alerts + raised
+
+
+def _left_corridor(before_m: float | None, after_m: float, corridor_m: float,
+                   obs: Observation, ctx: StepContext) -> int | None:
+    """When the segment from the previous fix (inside the corridor) left it, if it did."""
+    previous = ctx.previous
+    if previous is None or before_m is None or not ctx.straight or not (
+            before_m <= corridor_m < after_m):
+        return None
+    fraction = (corridor_m - before_m) / (after_m - before_m)
+    return previous.ts_ms + round((obs.ts_ms - previous.ts_ms) * fraction)
 
 
 RULE = Rule(name="permits", state_field="permit", state=PermitState, config=PermitsConfig,

@@ -5,7 +5,8 @@ its last ping, or holds a permit in force) and sends nothing for
 ``lost_after_ms`` is SIGNAL_LOST, with the event time at which the silence
 passed the limit and the last known position. The worker's timer raises it
 while no ping arrives (:func:`on_silence`); the next ping (:func:`step`) clears it, with the
-gap and the distance jumped. If pings resume before any timer noticed (a
+gap and the distance jumped, and the zones the straight line across the gap
+passed through (``zones_crossed``: the tunnel it was in). If pings resume before any timer noticed (a
 replay, a burst of buffered positions), the ping itself raises and clears
 it, so the alerts of a trace never depend on when it was delivered.
 """
@@ -20,6 +21,7 @@ from ..models import Alert, AlertType, Severity
 from ..observation import Observation
 from ..permits.status import PermitStatus
 from ..timeutil import from_ms
+from ..zones.segments import point_at
 from . import incident
 from .context import StepContext
 from .incident import Kind
@@ -71,12 +73,23 @@ def step(
             "gap_s": (obs.ts_ms - last.ts_ms) / 1000,
             "distance_jumped_m": round(math.hypot(obs.x_m - last.x_m, obs.y_m - last.y_m), 1),
             "last_ping": from_ms(last.ts_ms).isoformat(),
-        })
+        } | _zones_crossed(last, obs, ctx))
         alerts += cleared
     state.incident = None
     if obs.speed_kmh >= cfg.moving_kmh:
         state.last_moving_ms = obs.ts_ms
     return state, alerts
+
+
+def _zones_crossed(last: Observation, obs: Observation, ctx: StepContext) -> dict:
+    """The zones the silent stretch passed through (a tunnel, a bridge), if any."""
+    if not ctx.crossings:
+        return {}
+    return {"zones_crossed": [
+        {"zone_id": c.zone_id,
+         "entered_at": from_ms(point_at(last, obs, c.enter).ts_ms).isoformat(),
+         "exited_at": from_ms(point_at(last, obs, c.leave).ts_ms).isoformat()}
+        for c in ctx.crossings]}
 
 
 def due(

@@ -36,12 +36,15 @@ def step(
     ctx: StepContext,
     rule: SustainedRule,
     details: Details,
+    began_ms: int | None = None,
 ) -> tuple[Sustained, list[Alert]]:
-    """Advance by one observation where the condition is ``active`` or not."""
+    """Advance by one observation where the condition is ``active`` or not (``began_ms``:
+    when a condition first seen active at ``obs`` began, if known to be earlier)."""
     if state.incident is None:
         if not active:
             return Sustained(), []
-        since = state.since_ms if state.since_ms is not None else obs.ts_ms
+        since = state.since_ms if state.since_ms is not None else (
+            began_ms if began_ms is not None else obs.ts_ms)
         if obs.ts_ms - since < rule.raise_after_ms:
             return Sustained(since_ms=since), []
         opened, raised = incident.raise_once(

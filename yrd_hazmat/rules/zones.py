@@ -2,9 +2,13 @@
 
 Per vehicle and zone a small track says whether the truck is *confirmed*
 inside. Entry is confirmed by a ping deeper than the margin, or by staying
-inside for ``min_inside_ms``; exit by a ping beyond the margin, or by staying
-outside for ``min_outside_ms``. GPS jitter along an edge never confirms
-either, so it cannot raise and clear an alert on every ping.
+inside for ``min_inside_ms``, or by a ping inside after a segment from the
+previous fix (outside) that passed deep into the zone: then the truck is inside
+since the segment's interpolated entry (see :mod:`yrd_hazmat.zones.segments`;
+a zone passed through with no fix inside is :mod:`.zone_crossing`'s). Exit is
+confirmed by a ping beyond the margin, or by staying outside for
+``min_outside_ms``. GPS jitter along an edge never confirms either, so it
+cannot raise and clear an alert on every ping.
 
 While confirmed inside:
 - ZONE_VIOLATION (critical) when the ban is in force at the ping's local time
@@ -30,6 +34,7 @@ from ..timeutil import from_ms
 from ..zones.index import DEEP, INSIDE, NEAR, depth_m
 from ..zones.model import Zone
 from ..zones.schedule import in_force
+from ..zones.segments import point_at
 from . import incident, speed_episode
 from .context import StepContext
 from .incident import Kind
@@ -92,7 +97,7 @@ def step(
                 alerts += _leave(track, obs, ctx, zone_id, "exited")
                 continue
         else:
-            track = _entering(track, level, obs.ts_ms, cfg)
+            track = _entering(track, level, obs.ts_ms, cfg, _entered_between(zone_id, obs, ctx))
             if not track.inside:
                 if track.pending_ms is not None or level is not None:
                     out[zone_id] = track
@@ -102,11 +107,27 @@ def step(
     return out, alerts
 
 
-def _entering(track: ZoneTrack, level: int | None, ts: int, cfg: ZonesConfig) -> ZoneTrack:
+def _entered_between(zone_id: str, obs: Observation, ctx: StepContext) -> int | None:
+    """When the truck entered the zone, if it was outside at the previous fix and the
+    segment from there passed deep into the zone (interpolated along the segment)."""
+    previous = ctx.previous
+    for crossing in ctx.crossings:
+        if crossing.zone_id == zone_id and previous is not None:
+            before = previous.zone_level(zone_id)
+            if before is None or before == NEAR:
+                return point_at(previous, obs, crossing.enter).ts_ms
+    return None
+
+
+def _entering(track: ZoneTrack, level: int | None, ts: int, cfg: ZonesConfig,
+              entered_between: int | None = None) -> ZoneTrack:
     """The track of a truck outside the zone after a ping at ``level``: confirmed inside
-    (deeper than the margin, or inside for ``min_inside_ms``), entering, or outside."""
+    (deeper than the margin, inside for ``min_inside_ms``, or inside after a segment that
+    passed deep into it: then since the segment's entry), entering, or outside."""
     if level is None or level == NEAR:
         return replace(track, pending_ms=None)
+    if entered_between is not None:
+        return replace(track, inside=True, entered_ms=entered_between, pending_ms=None)
     start = track.pending_ms if track.pending_ms is not None else ts
     if level == DEEP or ts - start >= cfg.min_inside_ms:
         return replace(track, inside=True, entered_ms=start, pending_ms=None)
@@ -146,7 +167,7 @@ def _while_inside(
     ban = in_force(zone.windows, obs.ts_ms) and is_banned(cargo_class, zone.banned)
     track.violation, alerts = incident.settle(
         track.violation, ban, ctx, _kind(VIOLATION, zone_id), obs,
-        raised=lambda: details | _ban_details(zone, cargo_class),
+        raised=lambda: details | ban_details(zone, cargo_class),
         cleared=lambda: details | {"reason": "ban_not_in_force"})
 
     max_dwell = zone.props.max_dwell_s
@@ -175,7 +196,7 @@ def _kind(alert_type: AlertType, zone_id: str) -> Kind:
     return Kind(alert_type=alert_type, severity=severity, subject=zone_id)
 
 
-def _ban_details(zone: Zone, cargo_class: str | None) -> dict[str, Any]:
+def ban_details(zone: Zone, cargo_class: str | None) -> dict[str, Any]:
     props = zone.props
     return {
         "banned_classes": props.banned_classes,

@@ -64,3 +64,19 @@ def in_force(windows: tuple[Window, ...] | None, ts_ms: int) -> bool:
         return True
     local = datetime.fromtimestamp(ts_ms / 1000, tz=CHINA_TZ)
     return any(w.covers(local) for w in windows)
+
+
+def first_in_force(windows: tuple[Window, ...] | None, start_ms: int, end_ms: int) -> int | None:
+    """The first event time in ``[start_ms, end_ms]`` at which the ban applies, or None.
+
+    Windows begin and end on whole minutes, so checking the start and every whole
+    minute after it up to the end is exact.
+    """
+    if in_force(windows, start_ms):
+        return start_ms
+    minute = (start_ms // 60_000 + 1) * 60_000
+    while minute <= end_ms:
+        if in_force(windows, minute):
+            return minute
+        minute += 60_000
+    return None
