@@ -80,17 +80,47 @@ def worker(loglevel: str) -> None:
 @click.option("--speeders", default=0.25, show_default=True, help="share of trucks that speed")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--duration", type=float, default=None, help="stop after N seconds")
-def simulate(vehicles: int, interval: float, speeders: float, seed: int, duration: float | None) -> None:
+@click.option("--protocol", type=click.Choice(["kafka", "jt808"]), default="kafka",
+              show_default=True,
+              help="kafka: pings straight to the pings topic; jt808: one simulated terminal "
+                   "per truck, through the gateway")
+@click.option("--gateway", default=None, help="host:port of the JT/T 808 gateway "
+              "(default 127.0.0.1:YRD_JT808_PORT)")
+@click.option("--jt808-version", type=click.Choice(["2013", "2019"]), default="2013",
+              show_default=True)
+def simulate(vehicles: int, interval: float, speeders: float, seed: int, duration: float | None,
+             protocol: str, gateway: str | None, jt808_version: str) -> None:
     """Drive a simulated fleet along the YRD corridors, publishing pings."""
-    from .simulator import run
-
     settings = get_settings()
     try:
+        if protocol == "jt808":
+            from .jt808.drive import run_terminals
+
+            host, _, port = (gateway or f"127.0.0.1:{settings.jt808_port}").rpartition(":")
+            sent = asyncio.run(run_terminals(
+                settings.kafka_options(), settings.topic_permits, host or "127.0.0.1", int(port),
+                size=vehicles, interval_s=interval, speeders=speeders, seed=seed,
+                duration_s=duration, version=None if jt808_version == "2013" else 1))
+            click.echo(f"sent {sent} positions through the gateway", err=True)
+            return
+        from .simulator import run
+
         sent = asyncio.run(
             run(settings.kafka_options(), settings.topic_pings, settings.topic_permits, size=vehicles, interval_s=interval,
                 speeders=speeders, seed=seed, duration_s=duration)
         )
         click.echo(f"sent {sent} pings", err=True)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+def gateway() -> None:
+    """Run the JT/T 808 gateway: terminals connect on YRD_JT808_PORT, pings go to Kafka."""
+    from .gateway.server import run
+
+    try:
+        asyncio.run(run(get_settings()))
     except KeyboardInterrupt:
         pass
 

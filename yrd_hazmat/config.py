@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     topic_permits: str = "yrd.permits"
     topic_zones: str = "yrd.zones"
     topic_handovers: str = "yrd.handovers"
+    topic_terminals: str = "yrd.terminals"
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
 
@@ -139,6 +140,16 @@ class Settings(BaseSettings):
     signal_lost_s: float = Field(300.0, gt=0, description="silence on a trip before SIGNAL_LOST")
     signal_check_interval_s: float = Field(10.0, gt=0, description="how often silence is checked")
     implausible_speed_kmh: float = Field(200.0, gt=0, description="faster between fixes: a bad fix")
+
+    # --- gateway (JT/T 808 terminals, JT/T 809 platforms) ------------------
+    gateway_host: str = Field("0.0.0.0", description="address the gateway listens on")
+    jt808_port: int = Field(6808, ge=1, le=65535, description="JT/T 808 terminals' TCP port")
+    jt809_port: int = Field(6809, ge=1, le=65535, description="JT/T 809 platforms' TCP port")
+    gateway_idle_s: float = Field(
+        180.0, gt=0, description="a connection silent this long is closed (terminals "
+                                 "heartbeat every 60 s by default)")
+    gateway_max_connections: int = Field(20_000, ge=1, description="more are refused")
+    gateway_metrics_port: int = Field(9465, ge=0, le=65535, description="0 disables /metrics")
 
     # --- outputs ----------------------------------------------------------
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables /metrics")

@@ -83,6 +83,12 @@ class Ping(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     alarm_flags: Annotated[DWord, Meta(description="JT/T 808 alarm DWORD")] = 0
     status_flags: Annotated[DWord, Meta(description="JT/T 808 status DWORD (bit 0 ACC, bit 1 fix)")] = 0
     road_class: Literal["expressway", "other"] | None = None
+    altitude_m: Annotated[int, Meta(description="metres above sea level")] | None = None
+    mileage_km: Annotated[float, Meta(ge=0.0, description="odometer (JT/T 808 item 0x01)")] | None = None
+    alarm_extra: Annotated[dict[str, int], Meta(
+        description="JT/T 808 alarm extension items: overspeed_area_type/_id (0x11), "
+                    "area_type/_id/_direction (0x12), route_id/_time_s/_time_result (0x13)")
+    ] | None = None
 
 
 class City(msgspec.Struct, frozen=True, gc=False):
@@ -133,6 +139,22 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     raw_truncated: bool
     raw_sha256: str
     received_at: EventTime
+
+
+class Terminal(msgspec.Struct, frozen=True, kw_only=True):
+    """A JT/T 808 terminal registered with a gateway (0x0100), and the authentication code
+    it was given: any gateway accepts its 0x0102 with that code, also after a restart."""
+
+    terminal: Annotated[str, Meta(pattern=r"^\d{1,20}$",
+                                  description="the terminal's phone number (digits, no leading zeros)")]
+    vehicle_id: VehicleId
+    plate_colour: Annotated[int, Meta(ge=0, le=255, description="JT/T 808 plate colour code")]
+    terminal_id: str
+    maker: str
+    model: str
+    auth_code: str
+    protocol: Literal["2013", "2019"]
+    registered_at: EventTime
 
 
 class Handover(msgspec.Struct, frozen=True, kw_only=True, gc=False):

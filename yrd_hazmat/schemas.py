@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from .config import Settings
-from .models import Alert, DeadLetter, Handover, Ping
+from .models import Alert, DeadLetter, Handover, Ping, Terminal
 from .permits.model import Permit
 from .zones.model import ZoneFeature
 
@@ -18,14 +18,14 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 TOPICS: dict[str, str] = {
     suffix: Settings.model_fields[f"topic_{suffix}"].default
-    for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers")
+    for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers", "terminals")
 }
 """Settings suffix -> default topic name, as the settings define it (the file is
 ``schemas/<name>.schema.json``)."""
 
 TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
     "pings": Ping, "alerts": Alert, "deadletter": DeadLetter, "zones": ZoneFeature,
-    "permits": Permit, "handovers": Handover,
+    "permits": Permit, "handovers": Handover, "terminals": Terminal,
 }
 """Topic (settings suffix) -> the struct that is its value schema."""
 
@@ -33,6 +33,8 @@ _KEY = "UTF-8 vehicle id (licence plate), the partitioning key"
 _KEYS = {
     "zones": "zone id (equal to properties.zone_id); compacted, a null value deletes the zone",
     "permits": "vehicle id (equal to vehicle_id); compacted, a null value revokes the permit",
+    "terminals": "terminal phone number (equal to terminal); compacted, a null value "
+                 "deregisters the terminal",
 }
 def topic_schema(suffix: str) -> dict[str, Any]:
     """The schema document of one topic's value."""

@@ -1,0 +1,90 @@
+"""The registered terminals, kept on the compacted ``yrd.terminals`` topic.
+
+A gateway reads the whole topic before it listens, then follows it, so a terminal that
+registered with any gateway (or before a restart) authenticates with its code on any
+other. A registration is on the topic before the terminal gets its code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator, Mapping
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ..models import Terminal
+
+log = logging.getLogger(__name__)
+
+_decoder = msgspec.json.Decoder(Terminal)
+
+
+class Registry(Mapping[str, Terminal]):
+    """Terminal (phone number digits) -> its registration."""
+
+    def __init__(self) -> None:
+        self._terminals: dict[str, Terminal] = {}
+
+    def __getitem__(self, terminal: str) -> Terminal:
+        return self._terminals[terminal]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._terminals)
+
+    def __len__(self) -> int:
+        return len(self._terminals)
+
+    def put(self, terminal: Terminal) -> None:
+        self._terminals[terminal.terminal] = terminal
+
+    def remove(self, terminal: str) -> None:
+        self._terminals.pop(terminal, None)
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """One record of the topic (a null value: deregistered)."""
+        if key is None:
+            return
+        if value is None:
+            self.remove(key.decode("utf-8", "replace"))
+            return
+        try:
+            self.put(_decoder.decode(value))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("unreadable terminal registration %r: %s", key, exc)
+
+
+async def follow(registry: Registry, kafka_options: dict, topic: str,
+                 loaded: asyncio.Event) -> None:
+    """Read ``topic`` from its start into ``registry``; set ``loaded`` once at its end,
+    then keep following it (runs until cancelled)."""
+    consumer = AIOKafkaConsumer(**kafka_options, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions:
+            await asyncio.sleep(0.5)
+            await consumer._client.force_metadata_update()  # the topic was just created
+            partitions = consumer.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        while True:
+            if not loaded.is_set() and await _caught_up(consumer, ends):
+                log.info("terminal registrations loaded: %d", len(registry))
+                loaded.set()
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    registry.apply(record.key, record.value)
+    finally:
+        await consumer.stop()
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True

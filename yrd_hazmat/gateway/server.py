@@ -1,0 +1,176 @@
+"""``yrd-hazmat gateway``: the asyncio TCP server terminals connect to (JT/T 808).
+
+One process holds many thousand connections. Per connection, frames are handled in
+order (:class:`.session.Session`); what a frame produced is made durable before the
+terminal is answered: the registration on ``yrd.terminals``, the pings on ``yrd.pings``
+(keyed by plate), the rejections on the dead-letter topic, each acknowledged by the
+broker. A terminal that gets no answer sends again (JT/T 808's retransmission), so a
+position is never lost between a terminal and Kafka; a repeat is a duplicate ping,
+which the worker recognises. A connection silent for ``YRD_GATEWAY_IDLE_S`` is closed;
+beyond ``YRD_GATEWAY_MAX_CONNECTIONS`` new ones are refused. Nothing a terminal sends
+stops the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from datetime import datetime
+
+from aiokafka import AIOKafkaProducer
+
+from ..codec import Rejection, dead_letter, encode
+from ..config import Settings
+from ..jt808.frame import Splitter
+from ..models import Terminal
+from ..timeutil import CHINA_TZ
+from ..topics import ensure_topics
+from . import codes, metrics
+from .registry import Registry, follow
+from .session import Handled, Session
+
+log = logging.getLogger(__name__)
+PROTOCOL = "jt808"
+
+
+def _now() -> datetime:
+    return datetime.now(CHINA_TZ)
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = Registry()
+        self.loaded = asyncio.Event()
+        self.producer: AIOKafkaProducer | None = None
+        self.server: asyncio.Server | None = None
+        self._follower: asyncio.Task | None = None
+        self._open = 0
+
+    # --- life cycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        settings = self.settings
+        await ensure_topics(settings)
+        self.producer = AIOKafkaProducer(**settings.kafka_options(), acks="all",
+                                         enable_idempotence=True, linger_ms=5)
+        await self.producer.start()
+        self._follower = asyncio.create_task(
+            follow(self.registry, settings.kafka_options(), settings.topic_terminals, self.loaded),
+            name="terminal-registrations")
+        loaded = asyncio.create_task(self.loaded.wait())
+        await asyncio.wait({loaded, self._follower}, return_when=asyncio.FIRST_COMPLETED)
+        if not self.loaded.is_set():
+            loaded.cancel()
+            await self._follower  # it failed: raise its error
+        self.server = await asyncio.start_server(
+            self._connection, settings.gateway_host, settings.jt808_port, backlog=1024)
+        log.info("JT/T 808 gateway listening on %s:%s (%d terminals registered)",
+                 settings.gateway_host, self.port, len(self.registry))
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+        if self.producer is not None:
+            await self.producer.stop()
+
+    # --- one connection -----------------------------------------------------------------
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        if self._open >= self.settings.gateway_max_connections:
+            metrics.CONNECTIONS_TOTAL.labels(PROTOCOL, "refused").inc()
+            writer.close()
+            return
+        self._open += 1
+        metrics.CONNECTIONS.labels(PROTOCOL).inc()
+        metrics.CONNECTIONS_TOTAL.labels(PROTOCOL, "accepted").inc()
+        session = Session(self.registry, lambda: secrets.token_hex(8), _now)
+        splitter = Splitter()
+        try:
+            while True:
+                try:
+                    data = await asyncio.wait_for(reader.read(65_536),
+                                                  self.settings.gateway_idle_s)
+                except asyncio.TimeoutError:
+                    metrics.CONNECTIONS_TOTAL.labels(PROTOCOL, "idle").inc()
+                    break
+                if not data:
+                    break
+                frames, junk = splitter.feed(data)
+                if junk:
+                    metrics.JUNK_BYTES.labels(PROTOCOL).inc(junk)
+                for content in frames:
+                    handled = session.handle(content)
+                    await self._durable(handled, session, peer)
+                    for answer in handled.answers:
+                        writer.write(answer)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        except Exception:  # a bug must cost one connection, never the gateway
+            log.exception("connection %s failed", peer)
+        finally:
+            self._open -= 1
+            metrics.CONNECTIONS.labels(PROTOCOL).dec()
+            writer.close()
+
+    async def _durable(self, handled: Handled, session: Session, peer) -> None:
+        """Put on Kafka what the frame produced; returns once the broker has it all."""
+        assert self.producer is not None
+        settings = self.settings
+        metrics.MESSAGES.labels(PROTOCOL, handled.message).inc()
+        sends = []
+        if handled.registered is not None:
+            terminal = handled.registered
+            await (await self.producer.send(settings.topic_terminals, encode(terminal),
+                                            key=terminal.terminal.encode()))
+            self.registry.put(terminal)
+        if handled.deregistered is not None:
+            await (await self.producer.send(settings.topic_terminals, None,
+                                            key=handled.deregistered.encode()))
+            self.registry.remove(handled.deregistered)
+        for ping in handled.pings:
+            sends.append(await self.producer.send(settings.topic_pings, encode(ping),
+                                                  key=ping.vehicle_id.encode()))
+        now = _now()
+        for rejected in handled.rejected:
+            key = session.terminal.terminal if session.terminal is not None else None
+            letter = dead_letter(
+                topic=PROTOCOL, partition=-1, offset=-1,
+                key=key.encode() if key else None, value=rejected.raw,
+                rejection=Rejection(rejected.reason, f"{rejected.error} (from {peer})"),
+                received_at=now, max_raw_bytes=settings.deadletter_max_raw_bytes)
+            sends.append(await self.producer.send(settings.topic_deadletter, encode(letter),
+                                                  key=key.encode() if key else None))
+            metrics.REJECTED.labels(PROTOCOL, rejected.reason).inc()
+        if sends:
+            await asyncio.gather(*sends)
+        if handled.pings:
+            batch = handled.message == "batch"
+            kind = "blind" if handled.blind else ("batch" if batch else "realtime")
+            metrics.POSITIONS.labels(PROTOCOL, kind).inc(len(handled.pings))
+
+
+async def run(settings: Settings) -> None:
+    """Run the gateway until cancelled (the CLI's ``gateway`` command)."""
+    from prometheus_client import start_http_server
+
+    if settings.gateway_metrics_port:
+        start_http_server(settings.gateway_metrics_port, settings.metrics_host)
+    gateway = Gateway(settings)
+    await gateway.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await gateway.stop()
+
+
+__all__ = ["Gateway", "Terminal", "codes", "run"]
