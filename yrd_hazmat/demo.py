@@ -149,7 +149,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
     _install_stop_handlers(logs)
     started_services = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
     env = dict(os.environ)
-    worker = fleet = None
+    worker = gateway = fleet = None
     failed = False
     started = time.monotonic()
     try:
@@ -162,20 +162,24 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
 
         cli = [sys.executable, "-m", "yrd_hazmat.cli"]
         worker = _spawn([*cli, "worker"], env, logs / "worker.log")
-        fleet = _spawn([*cli, "simulate", "--vehicles", str(vehicles), "--interval", str(interval)],
-                       env, logs / "simulator.log")
+        gateway = _spawn([*cli, "gateway"], env, logs / "gateway.log")
+        fleet = _spawn([*cli, "simulate", "--vehicles", str(vehicles), "--interval", str(interval),
+                        "--protocol", "jt808"], env, logs / "simulator.log")
         redis_url = env["REDIS_URL"]
         redis_cli = "redis-cli -u " + (redis_url if mask_url(redis_url) == redis_url else '"$REDIS_URL"')
         console.print(
-            f"worker pid {worker.pid} (log {logs / 'worker.log'}), fleet of {vehicles} trucks, "
-            f"pid {fleet.pid} (log {logs / 'simulator.log'})\n"
+            f"worker pid {worker.pid} (log {logs / 'worker.log'}), JT/T 808 gateway pid "
+            f"{gateway.pid} on port {settings.jt808_port} (log {logs / 'gateway.log'}), "
+            f"fleet of {vehicles} trucks, pid {fleet.pid}, each a simulated terminal "
+            f"(log {logs / 'simulator.log'})\n"
             f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics   "
             f"read model: {redis_cli} hgetall {settings.redis_prefix}:vehicle:<plate>\n"
             f"zones: {env['YRD_ZONES_FILE']} (illustrative)\n"
             "[bold]Alerts (speeding needs 30 s over the limit before it fires). Ctrl-C to stop.[/]"
         )
         feed = follow_alerts(settings.kafka_options(), settings.topic_alerts, AlertFilter())
-        asyncio.run(_until_one_ends(feed, _watch({"worker": worker, "simulator": fleet})))
+        asyncio.run(_until_one_ends(feed, _watch({"worker": worker, "gateway": gateway,
+                                                   "simulator": fleet})))
     except Stopped as stop:
         _say(f"\n[bold]{signal.Signals(stop.signum).name} received.[/]")
     except KeyboardInterrupt:
@@ -189,6 +193,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         _shield_clean_up()
         _say(f"\n[bold]Stopping after {time.monotonic() - started:.0f} s...[/]")
         _stop(fleet, "simulator")
+        _stop(gateway, "gateway")
         _stop(worker, "worker")
         if started_services and not keep_services:  # each demo starts from a clean slate
             try:
