@@ -80,12 +80,13 @@ def worker(loglevel: str) -> None:
 @click.option("--speeders", default=0.25, show_default=True, help="share of trucks that speed")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--duration", type=float, default=None, help="stop after N seconds")
-@click.option("--protocol", type=click.Choice(["kafka", "jt808"]), default="kafka",
+@click.option("--protocol", type=click.Choice(["kafka", "jt808", "jt809"]), default="kafka",
               show_default=True,
               help="kafka: pings straight to the pings topic; jt808: one simulated terminal "
-                   "per truck, through the gateway")
-@click.option("--gateway", default=None, help="host:port of the JT/T 808 gateway "
-              "(default 127.0.0.1:YRD_JT808_PORT)")
+                   "per truck, through the gateway; jt809: an enterprise platform passing the "
+                   "fleet's positions up the gateway's platform link (YRD_JT809_* settings)")
+@click.option("--gateway", default=None, help="host:port of the gateway (default "
+              "127.0.0.1:YRD_JT808_PORT, or YRD_JT809_PORT with --protocol jt809)")
 @click.option("--jt808-version", type=click.Choice(["2013", "2019"]), default="2013",
               show_default=True)
 def simulate(vehicles: int, interval: float, speeders: float, seed: int, duration: float | None,
@@ -103,6 +104,16 @@ def simulate(vehicles: int, interval: float, speeders: float, seed: int, duratio
                 duration_s=duration, version=None if jt808_version == "2013" else 1))
             click.echo(f"sent {sent} positions through the gateway", err=True)
             return
+        if protocol == "jt809":
+            from .jt809.drive import run_platform
+
+            host, _, port = (gateway or f"127.0.0.1:{settings.jt809_port}").rpartition(":")
+            sent = asyncio.run(run_platform(
+                settings, settings.kafka_options(), host or "127.0.0.1", int(port),
+                size=vehicles, interval_s=interval, speeders=speeders, seed=seed,
+                duration_s=duration))
+            click.echo(f"sent {sent} positions over the platform link", err=True)
+            return
         from .simulator import run
 
         sent = asyncio.run(
@@ -116,7 +127,8 @@ def simulate(vehicles: int, interval: float, speeders: float, seed: int, duratio
 
 @main.command()
 def gateway() -> None:
-    """Run the JT/T 808 gateway: terminals connect on YRD_JT808_PORT, pings go to Kafka."""
+    """Run the gateway: JT/T 808 terminals on YRD_JT808_PORT, a JT/T 809 platform link on
+    YRD_JT809_PORT (when YRD_JT809_USER_ID is set); their positions go to the pings topic."""
     from .gateway.server import run
 
     try:

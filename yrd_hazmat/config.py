@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     gateway_host: str = Field("0.0.0.0", description="address the gateway listens on")
     jt808_port: int = Field(6808, ge=1, le=65535, description="JT/T 808 terminals' TCP port")
     jt809_port: int = Field(6809, ge=1, le=65535, description="JT/T 809 platforms' TCP port")
+    jt809_user_id: int = Field(0, ge=0, description="the lower platform's JT/T 809 user id "
+                                                    "(0: no JT/T 809 link)")
+    jt809_password: SecretStr = Field(SecretStr(""), description="its password (8 bytes at most)")
+    jt809_access_code: int = Field(0, ge=0, description="its access code (MSG_GNSSCENTERID)")
+    jt809_m1: int = Field(0, ge=0, description="simple-encryption constant M1")
+    jt809_ia1: int = Field(0, ge=0, description="simple-encryption constant IA1")
+    jt809_ic1: int = Field(0, ge=0, description="simple-encryption constant IC1")
     gateway_idle_s: float = Field(
         180.0, gt=0, description="a connection silent this long is closed (terminals "
                                  "heartbeat every 60 s by default)")

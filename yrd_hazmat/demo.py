@@ -138,6 +138,13 @@ def _shield_clean_up() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
+PLATFORM_TRUCKS = 6
+DEMO_LINK = {"YRD_JT809_USER_ID": "7001", "YRD_JT809_PASSWORD": "demo8090",
+             "YRD_JT809_ACCESS_CODE": "30010001", "YRD_JT809_M1": "30000000",
+             "YRD_JT809_IA1": "20000000", "YRD_JT809_IC1": "10000000"}
+"""The demo's JT/T 809 link (only where not set): a demo, not a secret."""
+
+
 def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool) -> None:
     """Bring everything up, stream alerts until Ctrl-C, SIGTERM or SIGHUP, then stop it all."""
     from .console import AlertFilter, follow_alerts
@@ -149,13 +156,15 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
     _install_stop_handlers(logs)
     started_services = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
     env = dict(os.environ)
-    worker = gateway = fleet = None
+    worker = gateway = fleet = platform = None
     failed = False
     started = time.monotonic()
     try:
         console.print("[bold]Starting Kafka (KRaft) and Redis...[/]")
         os.environ.update(services(repo, env, "up"))
         os.environ.setdefault("YRD_ZONES_FILE", str(files("yrd_hazmat.data") / "zones.geojson"))
+        for name, value in DEMO_LINK.items():  # the demo's enterprise platform (JT/T 809)
+            os.environ.setdefault(name, value)
         env = dict(os.environ)
         settings = load_settings()
         asyncio.run(ensure_topics(settings))
@@ -165,13 +174,18 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         gateway = _spawn([*cli, "gateway"], env, logs / "gateway.log")
         fleet = _spawn([*cli, "simulate", "--vehicles", str(vehicles), "--interval", str(interval),
                         "--protocol", "jt808"], env, logs / "simulator.log")
+        platform = _spawn([*cli, "simulate", "--vehicles", str(PLATFORM_TRUCKS), "--interval",
+                           str(interval), "--protocol", "jt809", "--seed", "809"],
+                          env, logs / "platform.log")
         redis_url = env["REDIS_URL"]
         redis_cli = "redis-cli -u " + (redis_url if mask_url(redis_url) == redis_url else '"$REDIS_URL"')
         console.print(
             f"worker pid {worker.pid} (log {logs / 'worker.log'}), JT/T 808 gateway pid "
             f"{gateway.pid} on port {settings.jt808_port} (log {logs / 'gateway.log'}), "
             f"fleet of {vehicles} trucks, pid {fleet.pid}, each a simulated terminal "
-            f"(log {logs / 'simulator.log'})\n"
+            f"(log {logs / 'simulator.log'}); an enterprise platform with {PLATFORM_TRUCKS} "
+            f"more trucks on the JT/T 809 link (port {settings.jt809_port}), pid {platform.pid} "
+            f"(log {logs / 'platform.log'})\n"
             f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics   "
             f"read model: {redis_cli} hgetall {settings.redis_prefix}:vehicle:<plate>\n"
             f"zones: {env['YRD_ZONES_FILE']} (illustrative)\n"
@@ -179,7 +193,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         )
         feed = follow_alerts(settings.kafka_options(), settings.topic_alerts, AlertFilter())
         asyncio.run(_until_one_ends(feed, _watch({"worker": worker, "gateway": gateway,
-                                                   "simulator": fleet})))
+                                                   "simulator": fleet, "platform": platform})))
     except Stopped as stop:
         _say(f"\n[bold]{signal.Signals(stop.signum).name} received.[/]")
     except KeyboardInterrupt:
@@ -193,6 +207,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         _shield_clean_up()
         _say(f"\n[bold]Stopping after {time.monotonic() - started:.0f} s...[/]")
         _stop(fleet, "simulator")
+        _stop(platform, "platform")
         _stop(gateway, "gateway")
         _stop(worker, "worker")
         if started_services and not keep_services:  # each demo starts from a clean slate

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -144,25 +143,47 @@ def _cargo(status: PermitStatus) -> Cargo | None:
     return Cargo(permit.permit_id, permit.un_number, permit.hazard_class) if permit else None
 
 
-@lru_cache(maxsize=16)
-def _configured(rules: Sequence[Rule], cfg: RulesConfig) -> tuple[tuple[Rule, Any], ...]:
+class _Plan(msgspec.Struct, frozen=True):
+    """The rules as the loop calls them, with their configurations."""
+
+    rules: tuple[tuple[Rule, Any], ...]
     """Each rule with its configuration (``None`` for a rule without one)."""
-    return tuple((rule, getattr(cfg, rule.name) if rule.config else None) for rule in rules)
+    steps: tuple[tuple[str, Any, Any, bool], ...]
+    """(state field, step, configuration, gate) per rule, in order."""
+
+
+_PLANS: dict[tuple[int, int], tuple[Sequence[Rule], RulesConfig, _Plan]] = {}
+
+
+def _configured(rules: Sequence[Rule], cfg: RulesConfig) -> _Plan:
+    """The plan of ``rules`` under ``cfg``, made once per (rules, cfg) object pair: hashing
+    a configuration on every batch cost more than running a rule."""
+    key = (id(rules), id(cfg))
+    known = _PLANS.get(key)
+    if known is not None and known[0] is rules and known[1] is cfg:
+        return known[2]
+    paired = tuple((rule, getattr(cfg, rule.name) if rule.config else None) for rule in rules)
+    plan = _Plan(paired, tuple((rule.field, rule.step, rule_cfg, rule.gate)
+                               for rule, rule_cfg in paired))
+    if len(_PLANS) > 64:
+        _PLANS.clear()
+    _PLANS[key] = (rules, cfg, plan)  # (holding both keeps their ids from being reused)
+    return plan
 
 
 def _context(state: VehicleState, ref: Reference, emitted_at: datetime,
-             handovers: list[Handover]) -> StepContext:
+             handovers: list[Handover], limits: SegmentLimits | None = None) -> StepContext:
     """The context of the vehicle's next step (its previous observation is ``state.last``)."""
     status = ref.permits.get(state.vehicle_id, NO_PERMIT)
     return StepContext(vehicle_id=state.vehicle_id, previous=state.last, emitted_at=emitted_at,
                        cargo=_cargo(status), permit=status, zones=ref.zones,
-                       provinces=ref.provinces, handovers=handovers)
+                       provinces=ref.provinces, handovers=handovers, limits=limits)
 
 
 def _run(
     state: VehicleState,
     ready: list[Observation],
-    rules: tuple[tuple[Rule, Any], ...],
+    plan: _Plan,
     limits: SegmentLimits,
     emitted_at: datetime,
     ref: Reference,
@@ -174,18 +195,19 @@ def _run(
         return
     alerts = out.alerts
     vehicle_id = state.vehicle_id
-    steps = [(rule.field, rule.step, rule_cfg, rule.gate) for rule, rule_cfg in rules]
-    base = _context(state, ref, emitted_at, out.handovers)
+    steps = plan.steps
+    zoned = ref.zone_index is not None and len(ref.zone_index) > 0
+    base = _context(state, ref, emitted_at, out.handovers, limits)
     status = base.permit
     for obs in ready:
         where = ref.route_positions.get((vehicle_id, obs.ts_ms))
         if where is None:
             where = route_position(status, obs)
         previous = state.last
-        straight = previous is not None and limits.plausible(previous, obs)
-        ctx = msgspec.structs.replace(
-            base, previous=previous, where=where, straight=straight,
-            crossings=_crossed(previous, obs, vehicle_id, ref) if straight else ())
+        crossed = ()
+        if zoned and previous is not None and limits.plausible(previous, obs):
+            crossed = _crossed(previous, obs, vehicle_id, ref)
+        ctx = msgspec.structs.replace(base, previous=previous, where=where, crossings=crossed)
         for field, step, rule_cfg, gate in steps:
             new, raised = step(getattr(state, field), obs, ctx, rule_cfg)
             setattr(state, field, new)
@@ -203,8 +225,7 @@ def _crossed(previous: Observation, obs: Observation, vehicle_id: str,
              ref: Reference) -> tuple[Crossing, ...]:
     """The zones the (plausible) segment from the previous fix to ``obs`` passes through."""
     index = ref.zone_index
-    if index is None or not len(index):
-        return ()
+    assert index is not None
     found = ref.crossings.get((vehicle_id, previous.ts_ms, obs.ts_ms))
     return found if found is not None else crossings(index, [(previous, obs)])[0]
 
@@ -246,7 +267,7 @@ def silence(
     if last is None:
         return out
     ctx = _context(state, ref, emitted_at, out.handovers)
-    for rule, rule_cfg in _configured(rules, cfg):
+    for rule, rule_cfg in _configured(rules, cfg).rules:
         if rule.silence is not None:
             new, raised = rule.silence(getattr(state, rule.field), last, now_ms, ctx, rule_cfg)
             setattr(state, rule.field, new)
@@ -269,4 +290,4 @@ def timer_due(state: VehicleState, now_ms: int, cfg: RulesConfig, status: Permit
     ctx = StepContext(vehicle_id=state.vehicle_id, previous=last, emitted_at=_TIMER,
                       permit=status)
     return any(rule.due(getattr(state, rule.field), last, now_ms, ctx, rule_cfg)
-               for rule, rule_cfg in _configured(rules, cfg) if rule.due is not None)
+               for rule, rule_cfg in _configured(rules, cfg).rules if rule.due is not None)

@@ -15,6 +15,9 @@ from yrd_hazmat.config import Settings
 from yrd_hazmat.gateway.server import Gateway
 from yrd_hazmat.jt808 import messages as m
 from yrd_hazmat.jt808.terminal import SimulatedTerminal
+from yrd_hazmat.jt809 import messages as m809
+from yrd_hazmat.jt809.frame import Cipher
+from yrd_hazmat.jt809.platform import SimulatedPlatform
 from yrd_hazmat.timeutil import CHINA_TZ
 from tests.integration.harness import free_port, run_env
 from tests.integration.traces import PEOPLES_SQUARE, of
@@ -27,7 +30,8 @@ def gateway_settings(env: dict[str, str], **overrides) -> Settings:
                     topic_pings=env["YRD_TOPIC_PINGS"],
                     topic_deadletter=env["YRD_TOPIC_DEADLETTER"],
                     topic_terminals=env["YRD_TOPIC_PINGS"].replace("pings", "terminals"),
-                    jt808_port=free_port(), gateway_metrics_port=0, **overrides)
+                    jt808_port=free_port(), jt809_port=free_port(), gateway_metrics_port=0,
+                    **overrides)
 
 
 @contextlib.asynccontextmanager
@@ -161,3 +165,35 @@ async def test_positions_through_the_gateway_raise_alerts_in_the_worker(env, kaf
     assert [(a["type"], a["state"]) for a in of(alerts, "沪A77777")][:2] == [
         ("SPEEDING", "raised"), ("SPEEDING", "cleared")]
     assert of(alerts, "沪A77777")[0]["ts"] == (t0 + timedelta(seconds=30)).isoformat()
+
+
+LINK = {"jt809_user_id": 7001, "jt809_password": "pw123456", "jt809_access_code": 30010001,
+        "jt809_m1": 30000000, "jt809_ia1": 20000000, "jt809_ic1": 10000000}
+
+
+async def test_a_platform_link_passes_real_time_and_history_positions_up(genv, kafka):
+    settings = gateway_settings(genv, **LINK)
+    cipher = Cipher(LINK["jt809_m1"], LINK["jt809_ia1"], LINK["jt809_ic1"])
+    t0 = datetime.now(CHINA_TZ).replace(microsecond=0) - timedelta(hours=1)
+    async with running(settings):
+        intruder = SimulatedPlatform(7001, "guess", 30010001, cipher)
+        await intruder.connect("127.0.0.1", settings.jt809_port)
+        assert await intruder.login() == m809.BAD_PASSWORD
+        await intruder.close()
+        platform = SimulatedPlatform(7001, "pw123456", 30010001, cipher)
+        await platform.connect("127.0.0.1", settings.jt809_port)
+        assert await platform.login() == m809.OK
+        assert await platform.linktest()
+        await platform.position("浙B80901", t0, 29.87, 121.55, 58.0, gcj02=True, mileage_km=812)
+        await platform.history("浙B80901", [(t0 + timedelta(seconds=10 * (i + 1)), 29.87,
+                                             121.55 + 0.001 * i, 60.0) for i in range(7)])
+        assert await platform.linktest()  # the link is still served after the positions
+        await platform.close()
+    pings = of(kafka.read(genv["YRD_TOPIC_PINGS"], lambda r: len(r) >= 8), "浙B80901")
+    assert len(pings) == 8
+    assert pings[0]["crs"] == "GCJ02" and pings[0]["mileage_km"] == 812
+    assert pings[0]["ts"] == t0.isoformat() and pings[0]["speed_kmh"] == 58.0
+    assert [p["ts"] for p in pings[1:]] == [(t0 + timedelta(seconds=10 * (i + 1))).isoformat()
+                                            for i in range(7)]
+    dead = kafka.read(genv["YRD_TOPIC_DEADLETTER"], lambda r: len(r) >= 1)
+    assert [(d["source_topic"], d["reason"]) for d in dead] == [("jt809", "auth_failed")]

@@ -177,7 +177,7 @@ def test_the_rule_through_its_own_step():
     a, b = observe([fix(0, -450), fix(30, 350)], default_index(), reg.index)
     [crossed] = crossings(reg.index, [(a, b)])
     ctx = StepContext(vehicle_id=V, previous=a, emitted_at=MONDAY_9AM,
-                      zones=reg.index.by_id, crossings=crossed, straight=True)
+                      zones=reg.index.by_id, crossings=crossed)
     state, alerts = zone_crossing.step(None, b, ctx)
     assert state is None and kinds(alerts) == [("ZONE_VIOLATION", "raised"),
                                                ("ZONE_VIOLATION", "cleared")]

@@ -23,15 +23,16 @@ from aiokafka import AIOKafkaProducer
 from ..codec import Rejection, dead_letter, encode
 from ..config import Settings
 from ..jt808.frame import Splitter
+from ..jt809 import frame as jt809_frame
 from ..models import Terminal
 from ..timeutil import CHINA_TZ
 from ..topics import ensure_topics
 from . import codes, metrics
 from .registry import Registry, follow
+from .link import LinkConfig, LinkSession
 from .session import Handled, Session
 
 log = logging.getLogger(__name__)
-PROTOCOL = "jt808"
 
 
 def _now() -> datetime:
@@ -104,11 +105,13 @@ class Gateway:
         self.producer: AIOKafkaProducer | None = None
         self.publisher: Publisher | None = None
         self.server: asyncio.Server | None = None
+        self.link_server: asyncio.Server | None = None
         self._follower: asyncio.Task | None = None
         self._sweeper: asyncio.Task | None = None
         self._open = 0
         self._last_read: dict[asyncio.StreamWriter, float] = {}
         """Open connections -> loop time of their last read (the idle sweeper closes them)."""
+        self._protocol_of: dict[asyncio.StreamWriter, str] = {}
 
     # --- life cycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -129,9 +132,17 @@ class Gateway:
             await self._follower  # it failed: raise its error
         self._sweeper = asyncio.create_task(self._close_idle(), name="idle-sweeper")
         self.server = await asyncio.start_server(
-            self._connection, settings.gateway_host, settings.jt808_port, backlog=1024)
+            lambda r, w: self._connection(r, w, "jt808"), settings.gateway_host,
+            settings.jt808_port, backlog=1024)
         log.info("JT/T 808 gateway listening on %s:%s (%d terminals registered)",
                  settings.gateway_host, self.port, len(self.registry))
+        if settings.jt809_user_id:
+            self.link_server = await asyncio.start_server(
+                lambda r, w: self._connection(r, w, "jt809"), settings.gateway_host,
+                settings.jt809_port)
+            log.info("JT/T 809 platform link listening on %s:%s (user %s, access code %s)",
+                     settings.gateway_host, settings.jt809_port, settings.jt809_user_id,
+                     settings.jt809_access_code)
 
     @property
     def port(self) -> int:
@@ -139,8 +150,9 @@ class Gateway:
         return self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        for server in (self.server, self.link_server):
+            if server is not None:
+                server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -153,19 +165,31 @@ class Gateway:
             await self.producer.stop()
 
     # --- one connection -----------------------------------------------------------------
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _link_config(self) -> LinkConfig:
+        s = self.settings
+        return LinkConfig(user_id=s.jt809_user_id, password=s.jt809_password.get_secret_value(),
+                          access_code=s.jt809_access_code,
+                          cipher=jt809_frame.Cipher(s.jt809_m1, s.jt809_ia1, s.jt809_ic1))
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          protocol: str) -> None:
         peer = writer.get_extra_info("peername")
         if self._open >= self.settings.gateway_max_connections:
-            metrics.CONNECTIONS_TOTAL.labels(PROTOCOL, "refused").inc()
+            metrics.CONNECTIONS_TOTAL.labels(protocol, "refused").inc()
             writer.close()
             return
         self._open += 1
-        metrics.CONNECTIONS.labels(PROTOCOL).inc()
-        metrics.CONNECTIONS_TOTAL.labels(PROTOCOL, "accepted").inc()
-        session = Session(self.registry, lambda: secrets.token_hex(8), _now)
-        splitter = Splitter()
+        metrics.CONNECTIONS.labels(protocol).inc()
+        metrics.CONNECTIONS_TOTAL.labels(protocol, "accepted").inc()
+        if protocol == "jt808":
+            session: Session | LinkSession = Session(self.registry,
+                                                     lambda: secrets.token_hex(8), _now)
+            splitter: Splitter | jt809_frame.Splitter = Splitter()
+        else:
+            session, splitter = LinkSession(self._link_config()), jt809_frame.Splitter()
         loop = asyncio.get_running_loop()
         self._last_read[writer] = loop.time()
+        self._protocol_of[writer] = protocol
         try:
             while True:
                 data = await reader.read(65_536)
@@ -174,10 +198,10 @@ class Gateway:
                 self._last_read[writer] = loop.time()
                 frames, junk = splitter.feed(data)
                 if junk:
-                    metrics.JUNK_BYTES.labels(PROTOCOL).inc(junk)
+                    metrics.JUNK_BYTES.labels(protocol).inc(junk)
                 for content in frames:
                     handled = session.handle(content)
-                    await self._durable(handled, session, peer)
+                    await self._durable(handled, session.dead_letter_key(), peer, protocol)
                     for answer in handled.answers:
                         writer.write(answer)
                 await writer.drain()
@@ -188,7 +212,8 @@ class Gateway:
         finally:
             self._open -= 1
             self._last_read.pop(writer, None)
-            metrics.CONNECTIONS.labels(PROTOCOL).dec()
+            self._protocol_of.pop(writer, None)
+            metrics.CONNECTIONS.labels(protocol).dec()
             writer.close()
 
     async def _close_idle(self) -> None:
@@ -201,15 +226,16 @@ class Gateway:
             now = loop.time()
             for writer, last in list(self._last_read.items()):
                 if now - last >= idle:
-                    metrics.CONNECTIONS_TOTAL.labels(PROTOCOL, "idle").inc()
+                    protocol = self._protocol_of.get(writer, "jt808")
+                    metrics.CONNECTIONS_TOTAL.labels(protocol, "idle").inc()
                     self._last_read.pop(writer, None)
                     writer.transport.abort()
 
-    async def _durable(self, handled: Handled, session: Session, peer) -> None:
+    async def _durable(self, handled: Handled, key: str | None, peer, protocol: str) -> None:
         """Put on Kafka what the frame produced; returns once the broker has it all."""
         assert self.publisher is not None
         settings = self.settings
-        metrics.MESSAGES.labels(PROTOCOL, handled.message).inc()
+        metrics.MESSAGES.labels(protocol, handled.message).inc()
         records: list[Record] = []
         if handled.registered is not None:
             terminal = handled.registered
@@ -220,15 +246,14 @@ class Gateway:
             records.append((settings.topic_pings, ping.vehicle_id.encode(), encode(ping)))
         now = _now()
         for rejected in handled.rejected:
-            key = session.terminal.terminal if session.terminal is not None else None
             letter = dead_letter(
-                topic=PROTOCOL, partition=-1, offset=-1,
+                topic=protocol, partition=-1, offset=-1,
                 key=key.encode() if key else None, value=rejected.raw,
                 rejection=Rejection(rejected.reason, f"{rejected.error} (from {peer})"),
                 received_at=now, max_raw_bytes=settings.deadletter_max_raw_bytes)
             records.append((settings.topic_deadletter, key.encode() if key else None,
                             encode(letter)))
-            metrics.REJECTED.labels(PROTOCOL, rejected.reason).inc()
+            metrics.REJECTED.labels(protocol, rejected.reason).inc()
         if records:
             await self.publisher.publish(records)
         if handled.registered is not None:
@@ -238,7 +263,7 @@ class Gateway:
         if handled.pings:
             batch = handled.message == "batch"
             kind = "blind" if handled.blind else ("batch" if batch else "realtime")
-            metrics.POSITIONS.labels(PROTOCOL, kind).inc(len(handled.pings))
+            metrics.POSITIONS.labels(protocol, kind).inc(len(handled.pings))
 
 
 async def run(settings: Settings) -> None:

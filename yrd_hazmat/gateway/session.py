@@ -61,6 +61,10 @@ class Session:
         self._serial = 0
         self._packets: dict[tuple[int, int], dict[int, bytes]] = {}
 
+    def dead_letter_key(self) -> str | None:
+        """The key of this connection's dead letters: the authenticated terminal."""
+        return self.terminal.terminal if self.terminal is not None else None
+
     # --- framing ---------------------------------------------------------------------
     def handle(self, content: bytes) -> Handled:
         """One frame's escaped content (between its 0x7e flags)."""

@@ -22,7 +22,7 @@ from ..observation import Observation
 from ..permits.route import RoutePosition
 from ..permits.status import NO_PERMIT, PermitStatus
 from ..zones.model import Zone
-from ..zones.segments import Crossing
+from ..zones.segments import Crossing, SegmentLimits
 
 
 class StepContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,14 +41,20 @@ class StepContext(msgspec.Struct, frozen=True, kw_only=True):
     """The zones in force, by id (the observation says which ones the ping is in or near)."""
     provinces: Mapping[str, Any] = {}
     """Province -> metric geometry; empty: provinces are not tracked."""
-    straight: bool = False
-    """Whether the straight segment from ``previous`` to this ping is taken as the path
-    (a plausible gap and speed: :class:`~yrd_hazmat.zones.segments.SegmentLimits`)."""
+    limits: SegmentLimits | None = None
+    """When the straight segment from ``previous`` is taken as the path (see
+    :meth:`straight_to`)."""
     crossings: tuple[Crossing, ...] = ()
     """The zones the straight segment from ``previous`` to this ping passes through (only
     for a plausible segment: see :class:`~yrd_hazmat.zones.segments.SegmentLimits`)."""
     handovers: list[Handover] = []
     """Where a step puts the handovers it confirms (published beside the alerts)."""
+
+    def straight_to(self, obs: Observation) -> bool:
+        """Whether the straight segment from ``previous`` to ``obs`` is taken as the path
+        (a plausible gap and speed: :class:`~yrd_hazmat.zones.segments.SegmentLimits`)."""
+        return (self.previous is not None and self.limits is not None
+                and self.limits.plausible(self.previous, obs))
 
     def alert(
         self,

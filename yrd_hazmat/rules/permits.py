@@ -124,12 +124,15 @@ def step(
         return state, alerts + cleared
     assert status.permit is not None
     corridor = status.permit.permit.corridor_m
+    off = where.distance_m > corridor
+    starts = off and state.deviation.since_ms is None and state.deviation.incident is None
     state.deviation, raised = sustained.step(
-        state.deviation, where.distance_m > corridor, obs, ctx, cfg.deviation,
+        state.deviation, off, obs, ctx, cfg.deviation,
         lambda: {"distance_m": round(where.distance_m, 1), "corridor_m": corridor,
                  "nearest_route_point": nearest_route_point(status, where),
                  "permit_id": status.permit.permit_id},
-        began_ms=_left_corridor(state.distance_m, where.distance_m, corridor, obs, ctx))
+        began_ms=_left_corridor(state.distance_m, where.distance_m, corridor, obs, ctx)
+        if starts else None)
     state.distance_m = where.distance_m
     return state, alerts + raised
 
@@ -138,8 +141,8 @@ def _left_corridor(before_m: float | None, after_m: float, corridor_m: float,
                    obs: Observation, ctx: StepContext) -> int | None:
     """When the segment from the previous fix (inside the corridor) left it, if it did."""
     previous = ctx.previous
-    if previous is None or before_m is None or not ctx.straight or not (
-            before_m <= corridor_m < after_m):
+    if previous is None or before_m is None or not (before_m <= corridor_m < after_m) \
+            or not ctx.straight_to(obs):
         return None
     fraction = (corridor_m - before_m) / (after_m - before_m)
     return previous.ts_ms + round((obs.ts_ms - previous.ts_ms) * fraction)

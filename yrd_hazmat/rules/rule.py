@@ -69,9 +69,14 @@ class Rule(Generic[S, C]):
     silence: Callable[[S, Observation, int, StepContext, C], tuple[S, list[Alert]]] | None = None
     """The rule's step when no ping arrived: (state, last observation, now_ms, ctx, cfg)."""
 
+    def __post_init__(self) -> None:
+        if not self.state_field:
+            object.__setattr__(self, "state_field", self.name)
+
     @property
     def field(self) -> str:
-        return self.state_field or self.name
+        """The vehicle state's field holding this rule's state."""
+        return self.state_field
 
     def fresh(self) -> S:
         return self.new_state() if self.new_state is not None else self.state()

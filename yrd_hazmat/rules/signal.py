@@ -21,7 +21,7 @@ from ..models import Alert, AlertType, Severity
 from ..observation import Observation
 from ..permits.status import PermitStatus
 from ..timeutil import from_ms
-from ..zones.segments import point_at
+from ..zones.segments import time_at
 from . import incident
 from .context import StepContext
 from .incident import Kind
@@ -87,8 +87,8 @@ def _zones_crossed(last: Observation, obs: Observation, ctx: StepContext) -> dic
         return {}
     return {"zones_crossed": [
         {"zone_id": c.zone_id,
-         "entered_at": from_ms(point_at(last, obs, c.enter).ts_ms).isoformat(),
-         "exited_at": from_ms(point_at(last, obs, c.leave).ts_ms).isoformat()}
+         "entered_at": from_ms(time_at(last, obs, c.enter)).isoformat(),
+         "exited_at": from_ms(time_at(last, obs, c.leave)).isoformat()}
         for c in ctx.crossings]}
 
 

@@ -78,6 +78,8 @@ def close(
     details: dict[str, Any],
 ) -> tuple[SpeedEpisode, list[Alert]]:
     """End the episode at ``obs``; clears its alert if one was raised."""
+    if state.incident is None:
+        return SpeedEpisode(), []
     over_since = state.over_since_ms if state.over_since_ms is not None else obs.ts_ms
     _, cleared = incident.clear(state.incident, ctx, rule, obs, lambda: details | {
         "speed_kmh": obs.speed_kmh,

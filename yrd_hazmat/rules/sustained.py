@@ -63,5 +63,7 @@ def close(
     state: Sustained, obs: Observation, ctx: StepContext, rule: SustainedRule, details: Details
 ) -> tuple[Sustained, list[Alert]]:
     """End the condition at ``obs``: clears its incident if one is open."""
+    if state.incident is None:
+        return Sustained(), []
     _, cleared = incident.clear(state.incident, ctx, rule, obs, details)
     return Sustained(), cleared

@@ -22,6 +22,7 @@ All open alerts of a zone clear when the truck leaves it or the zone is removed.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -34,7 +35,7 @@ from ..timeutil import from_ms
 from ..zones.index import DEEP, INSIDE, NEAR, depth_m
 from ..zones.model import Zone
 from ..zones.schedule import in_force
-from ..zones.segments import point_at
+from ..zones.segments import time_at
 from . import incident, speed_episode
 from .context import StepContext
 from .incident import Kind
@@ -115,7 +116,7 @@ def _entered_between(zone_id: str, obs: Observation, ctx: StepContext) -> int | 
         if crossing.zone_id == zone_id and previous is not None:
             before = previous.zone_level(zone_id)
             if before is None or before == NEAR:
-                return point_at(previous, obs, crossing.enter).ts_ms
+                return time_at(previous, obs, crossing.enter)
     return None
 
 
@@ -125,7 +126,7 @@ def _entering(track: ZoneTrack, level: int | None, ts: int, cfg: ZonesConfig,
     (deeper than the margin, inside for ``min_inside_ms``, or inside after a segment that
     passed deep into it: then since the segment's entry), entering, or outside."""
     if level is None or level == NEAR:
-        return replace(track, pending_ms=None)
+        return track if track.pending_ms is None else replace(track, pending_ms=None)
     if entered_between is not None:
         return replace(track, inside=True, entered_ms=entered_between, pending_ms=None)
     start = track.pending_ms if track.pending_ms is not None else ts
@@ -138,7 +139,7 @@ def _exiting(track: ZoneTrack, level: int | None, ts: int, cfg: ZonesConfig) -> 
     """The track of a truck inside the zone after a ping at ``level``: confirmed out
     (beyond the margin, or near the edge for ``min_outside_ms``), leaving, or inside."""
     if level in (DEEP, INSIDE):
-        return replace(track, pending_ms=None)
+        return track if track.pending_ms is None else replace(track, pending_ms=None)
     if level is None:
         return replace(track, inside=False)
     start = track.pending_ms if track.pending_ms is not None else ts
@@ -191,6 +192,7 @@ def _while_inside(
     return alerts + raised
 
 
+@lru_cache(maxsize=4096)
 def _kind(alert_type: AlertType, zone_id: str) -> Kind:
     severity = Severity.CRITICAL if alert_type is VIOLATION else Severity.WARNING
     return Kind(alert_type=alert_type, severity=severity, subject=zone_id)

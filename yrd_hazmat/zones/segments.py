@@ -59,12 +59,17 @@ class Point(msgspec.Struct, frozen=True):
     lat: float
 
 
+def time_at(a: Observation, b: Observation, fraction: float) -> int:
+    """When the truck was at ``fraction`` of the way from fix ``a`` to ``b`` (event ms)."""
+    return a.ts_ms + round((b.ts_ms - a.ts_ms) * fraction)
+
+
 def point_at(a: Observation, b: Observation, fraction: float) -> Point:
     """Where and when the truck was at ``fraction`` of the way from fix ``a`` to ``b``."""
     x = a.x_m + (b.x_m - a.x_m) * fraction
     y = a.y_m + (b.y_m - a.y_m) * fraction
     lon, lat = to_lonlat(x, y)
-    return Point(ts_ms=a.ts_ms + round((b.ts_ms - a.ts_ms) * fraction), x_m=x, y_m=y,
+    return Point(ts_ms=time_at(a, b, fraction), x_m=x, y_m=y,
                  lon=round(float(lon), 6), lat=round(float(lat), 6))
 
 
