@@ -135,6 +135,22 @@ async def test_a_restarted_gateway_accepts_a_terminal_registered_before(genv):
         await again.close()
 
 
+async def test_a_second_running_gateway_accepts_a_terminal_registered_on_the_first(genv):
+    first_settings = gateway_settings(genv)
+    second_settings = gateway_settings(genv)  # same topics, its own port
+    async with running(first_settings) as first, running(second_settings) as second:
+        truck = await terminal(first, "13900002468", "皖B22222")
+        code = await truck.register()
+        await truck.close()
+        for _ in range(100):  # the second follows yrd.terminals
+            if "13900002468" in second.registry:
+                break
+            await asyncio.sleep(0.1)
+        moved = await terminal(second, "13900002468", "皖B22222")
+        assert await moved.authenticate(code) == m.OK
+        await moved.close()
+
+
 async def test_idle_connections_are_closed_and_a_flood_is_bounded(genv):
     async with running(gateway_settings(genv, gateway_idle_s=1.0,
                                         gateway_max_connections=2)) as gateway:
