@@ -4,11 +4,9 @@ never backwards, idempotent alerts, catch-up after an outage or a hang, bounded 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 import pytest_asyncio

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 from yrd_hazmat.engine import Reference, advance
 from yrd_hazmat.geo.jurisdiction import province_shapes_metric

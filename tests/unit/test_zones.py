@@ -15,7 +15,7 @@ from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.gcj02 import wgs84_to_gcj02
 from yrd_hazmat.geo.jurisdiction import default_index
 from yrd_hazmat.geo.projection import to_lonlat, to_metric
-from yrd_hazmat.models import AlertState, Ping
+from yrd_hazmat.models import Ping
 from yrd_hazmat.permits.status import PermitStatus
 from yrd_hazmat.rules.speeding import SpeedingConfig
 from yrd_hazmat.rules.zones import ZonesConfig

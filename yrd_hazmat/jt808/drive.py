@@ -68,7 +68,7 @@ async def run_terminals(
     terminals = [SimulatedTerminal(phone_of(i), truck.vehicle_id, version=version)
                  for i, truck in enumerate(fleet.trucks)]
     for terminal in terminals:
-        await _connect(terminal, host, port)
+        await terminal.connect(host, port, patience_s=120.0)  # the gateway may be starting
     await asyncio.gather(*(t.login() for t in terminals))
     log.info("%d terminals logged in to %s:%s", len(terminals), host, port)
     loop = asyncio.get_running_loop()
@@ -88,21 +88,6 @@ async def run_terminals(
         for terminal in terminals:
             await terminal.close()
     return sent
-
-
-async def _connect(terminal: SimulatedTerminal, host: str, port: int,
-                   patience_s: float = 120.0) -> None:
-    """Connect, waiting for a gateway that is still starting."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + patience_s
-    while True:
-        try:
-            await terminal.connect(host, port)
-            return
-        except OSError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(1.0)
 
 
 def _wgs84(ping: Ping) -> Ping:

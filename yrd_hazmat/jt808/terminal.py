@@ -9,6 +9,7 @@ import struct
 from datetime import datetime
 
 from . import messages as m
+from ..tcp import TcpClient
 from .frame import Splitter, bcd, build, parse
 
 
@@ -16,7 +17,7 @@ class GatewayRefused(RuntimeError):
     pass
 
 
-class SimulatedTerminal:
+class SimulatedTerminal(TcpClient):
     def __init__(self, phone: str, plate: str, terminal_id: str | None = None,
                  version: int | None = None, timeout_s: float = 10.0) -> None:
         self.phone = phone
@@ -26,25 +27,11 @@ class SimulatedTerminal:
         self.timeout_s = timeout_s
         self._bcd = bcd(phone, 10 if version is not None else 6)
         self._serial = 0
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
         self._splitter = Splitter()
         self._inbox: list[tuple[int, bytes]] = []
         self.auth_code: str | None = None
         self.buffered: list[bytes] = []
         """0x0200 bodies kept while out of signal, for a blind-area upload."""
-
-    async def connect(self, host: str, port: int) -> None:
-        self._reader, self._writer = await asyncio.open_connection(host, port)
-
-    async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            try:
-                await self._writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
-            self._writer = None
 
     def frame(self, msg_id: int, body: bytes) -> tuple[int, bytes]:
         """(serial, the frame bytes) of the next message."""

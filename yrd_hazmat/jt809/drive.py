@@ -53,16 +53,8 @@ async def run_platform(settings: Settings, kafka: dict[str, Any], host: str, por
                                  settings.jt809_password.get_secret_value(),
                                  settings.jt809_access_code,
                                  Cipher(*constants) if any(constants) else None)
+    await platform.connect(host, port, patience_s=120.0)  # the gateway may be starting
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 120
-    while True:
-        try:
-            await platform.connect(host, port)
-            break
-        except OSError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(1.0)
     if (result := await platform.login()) != 0:
         raise LinkRefused(f"UP_CONNECT_RSP result {result}")
     log.info("platform link up: %d trucks through %s:%s", size, host, port)

@@ -8,6 +8,7 @@ import struct
 from datetime import datetime
 
 from . import messages as m
+from ..tcp import TcpClient
 from .frame import Cipher, Splitter, build, parse
 
 
@@ -15,7 +16,7 @@ class LinkRefused(RuntimeError):
     pass
 
 
-class SimulatedPlatform:
+class SimulatedPlatform(TcpClient):
     def __init__(self, user_id: int, password: str, access_code: int,
                  cipher: Cipher | None = None, timeout_s: float = 10.0) -> None:
         self.user_id = user_id
@@ -24,21 +25,7 @@ class SimulatedPlatform:
         self.cipher = cipher
         self.timeout_s = timeout_s
         self._serial = 0
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
         self._splitter = Splitter()
-
-    async def connect(self, host: str, port: int) -> None:
-        self._reader, self._writer = await asyncio.open_connection(host, port)
-
-    async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            try:
-                await self._writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
-            self._writer = None
 
     def frame(self, msg_id: int, body: bytes) -> bytes:
         self._serial += 1
