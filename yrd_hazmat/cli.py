@@ -126,6 +126,27 @@ def simulate(vehicles: int, interval: float, speeders: float, seed: int, duratio
 
 
 @main.command()
+def desk() -> None:
+    """Run the police desk (web, YRD_DESK_PORT) for the users in YRD_DESK_USERS."""
+    from .desk.app import run
+
+    run(get_settings())
+
+
+@main.command("desk-user")
+@click.argument("name")
+@click.option("--jurisdiction", type=click.Choice(["SH", "JS", "ZJ", "AH", "region"]),
+              required=True, help="the province the user sees, or the whole region")
+@click.password_option(help="read from the terminal when not given")
+def desk_user(name: str, jurisdiction: str, password: str) -> None:
+    """Print a desk user entry (password hashed) for the YRD_DESK_USERS file."""
+    from .desk.users import hash_password
+
+    click.echo(json.dumps({"name": name, "jurisdiction": jurisdiction,
+                           "password": hash_password(password)}, ensure_ascii=False))
+
+
+@main.command()
 def gateway() -> None:
     """Run the gateway: JT/T 808 terminals on YRD_JT808_PORT, a JT/T 809 platform link on
     YRD_JT809_PORT (when YRD_JT809_USER_ID is set); their positions go to the pings topic."""

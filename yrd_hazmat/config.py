@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     topic_zones: str = "yrd.zones"
     topic_handovers: str = "yrd.handovers"
     topic_terminals: str = "yrd.terminals"
+    topic_incidents: str = "yrd.incidents"
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
 
@@ -157,6 +158,14 @@ class Settings(BaseSettings):
                                  "heartbeat every 60 s by default)")
     gateway_max_connections: int = Field(20_000, ge=1, description="more are refused")
     gateway_metrics_port: int = Field(9465, ge=0, le=65535, description="0 disables /metrics")
+
+    # --- police desk ------------------------------------------------------
+    desk_host: str = Field("0.0.0.0", description="address the desk listens on")
+    desk_port: int = Field(8808, ge=0, le=65535, description="the desk's HTTP port")
+    desk_users: str | None = Field(None, description="JSON file of desk users (hashed passwords)")
+    desk_secret: SecretStr | None = Field(
+        None, description="key that signs desk sessions (unset: a random one per start)")
+    desk_session_s: float = Field(8 * 3600.0, gt=0, description="a desk session lasts this long")
 
     # --- outputs ----------------------------------------------------------
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables /metrics")

@@ -157,6 +157,29 @@ class Terminal(msgspec.Struct, frozen=True, kw_only=True):
     registered_at: EventTime
 
 
+class IncidentAction(msgspec.Struct, frozen=True, kw_only=True):
+    """One desk user's action on an incident."""
+
+    kind: Literal["ack", "assign", "note"]
+    by: Annotated[str, Meta(description="the desk user")]
+    at: EventTime
+    text: str | None = None
+    """The note (kind note), or a remark with an acknowledgement or assignment."""
+    assignee: str | None = None
+    """Who the incident is assigned to (kind assign)."""
+
+
+class IncidentLog(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the desks did about one incident, oldest first (the latest record of an
+    incident holds its whole history: the topic is compacted)."""
+
+    incident_id: str
+    vehicle_id: VehicleId
+    province: Province | None
+    alert_type: str
+    actions: list[IncidentAction]
+
+
 class Handover(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A truck passing from one jurisdiction to another (null province: outside the region)."""
 

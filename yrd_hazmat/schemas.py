@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from .config import Settings
-from .models import Alert, DeadLetter, Handover, Ping, Terminal
+from .models import Alert, DeadLetter, Handover, IncidentLog, Ping, Terminal
 from .permits.model import Permit
 from .zones.model import ZoneFeature
 
@@ -18,7 +18,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 TOPICS: dict[str, str] = {
     suffix: Settings.model_fields[f"topic_{suffix}"].default
-    for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers", "terminals")
+    for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers", "terminals", "incidents")
 }
 """Settings suffix -> default topic name, as the settings define it (the file is
 ``schemas/<name>.schema.json``)."""
@@ -26,6 +26,7 @@ TOPICS: dict[str, str] = {
 TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
     "pings": Ping, "alerts": Alert, "deadletter": DeadLetter, "zones": ZoneFeature,
     "permits": Permit, "handovers": Handover, "terminals": Terminal,
+    "incidents": IncidentLog,
 }
 """Topic (settings suffix) -> the struct that is its value schema."""
 
@@ -35,6 +36,8 @@ _KEYS = {
     "permits": "vehicle id (equal to vehicle_id); compacted, a null value revokes the permit",
     "terminals": "terminal phone number (equal to terminal); compacted, a null value "
                  "deregisters the terminal",
+    "incidents": "incident id (equal to incident_id); compacted: the latest record holds "
+                 "every action on the incident",
 }
 def topic_schema(suffix: str) -> dict[str, Any]:
     """The schema document of one topic's value."""

@@ -33,6 +33,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_permits: compacted,
         settings.topic_zones: compacted,
         settings.topic_terminals: compacted,
+        settings.topic_incidents: compacted,
         settings.topic_ticks: {"retention.ms": str(3600 * 1000)},
     } | changelogs
 

@@ -12,8 +12,8 @@ import logging
 from collections.abc import Iterator, Mapping
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ..follow import follow_topic
 from ..models import Terminal
 
 log = logging.getLogger(__name__)
@@ -59,32 +59,4 @@ async def follow(registry: Registry, kafka_options: dict, topic: str,
                  loaded: asyncio.Event) -> None:
     """Read ``topic`` from its start into ``registry``; set ``loaded`` once at its end,
     then keep following it (runs until cancelled)."""
-    consumer = AIOKafkaConsumer(**kafka_options, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
-            await asyncio.sleep(0.5)
-            await consumer._client.force_metadata_update()  # the topic was just created
-            partitions = consumer.partitions_for_topic(topic)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        while True:
-            if not loaded.is_set() and await _caught_up(consumer, ends):
-                log.info("terminal registrations loaded: %d", len(registry))
-                loaded.set()
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    registry.apply(record.key, record.value)
-    finally:
-        await consumer.stop()
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
+    await follow_topic(kafka_options, topic, registry.apply, loaded)

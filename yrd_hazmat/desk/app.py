@@ -1,0 +1,285 @@
+"""The desk's HTTP API and live feed (aiohttp).
+
+Every request but the login carries the session cookie; the server looks the user up and
+answers only for their jurisdiction (one province, or the region): trucks whose latest
+ping lies there, alerts of that province, actions on those incidents. The browser never
+gets another province's data to filter.
+
+- ``POST /api/login`` ``{"name", "password"}``, ``POST /api/logout``, ``GET /api/me``
+- ``GET /api/trucks``: every truck at its latest position, with its open alerts' worst
+  severity
+- ``GET /api/alerts/open``: open alerts, each with its incident log
+- ``GET /api/feed?province=&city=&type=&severity=``: server-sent events, ``alert`` for
+  each new alert, ``incident`` for each action taken on a visible incident
+- ``POST /api/incidents/{incident_id}/actions`` ``{"kind": "ack"|"assign"|"note", "text",
+  "assignee"}``: recorded on ``yrd.incidents``, answered with the incident's log
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from ..codec import encode
+from ..config import Settings
+from ..follow import follow_topic
+from ..models import Alert, IncidentLog
+from ..readmodel import ReadModel
+from ..timeutil import CHINA_TZ
+from ..topics import ensure_topics
+from .actions import IncidentLogs, action_of, with_action
+from .sessions import Sessions
+from .users import User, Users
+
+log = logging.getLogger(__name__)
+
+COOKIE = "yrd_desk"
+SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
+USER = web.RequestKey("user", User)
+_alert_decoder = msgspec.json.Decoder(Alert)
+
+
+class Feed:
+    """One browser's live feed: its user, its filters, its queue of events."""
+
+    def __init__(self, user: User, query: dict[str, str]) -> None:
+        self.user = user
+        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=10_000)
+        self.provinces = _set(query.get("province"))
+        self.cities = _set(query.get("city"))
+        self.types = _set(query.get("type"))
+        self.severities = _set(query.get("severity"))
+
+    def wants(self, alert: Alert) -> bool:
+        province = alert.province
+        return (self.user.sees(province)
+                and (not self.provinces or (province or "none") in self.provinces)
+                and (not self.cities or (alert.city is not None and alert.city.code in self.cities))
+                and (not self.types or alert.type in self.types)
+                and (not self.severities or alert.severity.value in self.severities))
+
+    def push(self, event: str, data: bytes) -> None:
+        try:
+            self.queue.put_nowait((event, data))
+        except asyncio.QueueFull:  # a stalled browser loses events, not the desk
+            pass
+
+
+def _set(value: str | None) -> frozenset[str]:
+    return frozenset(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+class Desk:
+    def __init__(self, settings: Settings, users: Users) -> None:
+        self.settings = settings
+        self.users = users
+        secret = settings.desk_secret
+        self.sessions = Sessions(secret.get_secret_value().encode() if secret else
+                                 secrets.token_bytes(32), settings.desk_session_s)
+        self.readmodel = ReadModel.from_settings(settings)
+        self.incidents = IncidentLogs()
+        self.incidents.listeners.append(self._incident_changed)
+        self.feeds: set[Feed] = set()
+        self.producer: AIOKafkaProducer | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    # --- life cycle -----------------------------------------------------------------
+    async def start(self, app: web.Application | None = None) -> None:
+        settings = self.settings
+        await ensure_topics(settings)
+        self.producer = AIOKafkaProducer(**settings.kafka_options(), acks="all",
+                                         enable_idempotence=True)
+        await self.producer.start()
+        loaded, live = asyncio.Event(), asyncio.Event()
+        options = settings.kafka_options()
+        self._tasks = [
+            asyncio.create_task(follow_topic(options, settings.topic_incidents,
+                                             self.incidents.apply, loaded), name="incidents"),
+            asyncio.create_task(follow_topic(options, settings.topic_alerts, self._alert, live,
+                                             from_start=False), name="alerts"),
+        ]
+        await asyncio.wait_for(asyncio.gather(loaded.wait(), live.wait()), 120)
+
+    async def stop(self, app: web.Application | None = None) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.producer is not None:
+            await self.producer.stop()
+        await self.readmodel.close()
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[self._authenticate])
+        app.router.add_post("/api/login", self.login)
+        app.router.add_post("/api/logout", self.logout)
+        app.router.add_get("/api/me", self.me)
+        app.router.add_get("/api/trucks", self.trucks)
+        app.router.add_get("/api/alerts/open", self.open_alerts)
+        app.router.add_get("/api/feed", self.feed)
+        app.router.add_post("/api/incidents/{incident_id}/actions", self.act)
+        app.on_startup.append(self.start)
+        app.on_cleanup.append(self.stop)
+        return app
+
+    # --- authentication ----------------------------------------------------------------
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler):
+        if request.path == "/api/login" or not request.path.startswith("/api/"):
+            return await handler(request)
+        name = self.sessions.user_of(request.cookies.get(COOKIE))
+        user = self.users.get(name) if name is not None else None
+        if user is None:
+            raise web.HTTPUnauthorized(text='{"error": "sign in"}', content_type="application/json")
+        request[USER] = user
+        return await handler(request)
+
+    async def login(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            name, password = str(body["name"]), str(body["password"])
+        except (ValueError, KeyError, TypeError):
+            raise web.HTTPBadRequest(text='{"error": "name and password"}',
+                                     content_type="application/json") from None
+        user = self.users.authenticate(name, password)
+        if user is None:
+            raise web.HTTPUnauthorized(text='{"error": "wrong name or password"}',
+                                       content_type="application/json")
+        response = web.json_response(_me(user))
+        response.set_cookie(COOKIE, self.sessions.issue(user.name), httponly=True,
+                            samesite="Strict", max_age=int(self.settings.desk_session_s))
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        response = web.json_response({"signed_out": True})
+        response.del_cookie(COOKIE)
+        return response
+
+    async def me(self, request: web.Request) -> web.Response:
+        return web.json_response(_me(request[USER]))
+
+    # --- the picture -----------------------------------------------------------------------
+    async def trucks(self, request: web.Request) -> web.Response:
+        user: User = request[USER]
+        out = []
+        for province in user.provinces:
+            worst: dict[str, int] = {}
+            for alert in await self.readmodel.open_alerts(province=province):
+                rank = SEVERITY_RANK[alert.severity.value]
+                worst[alert.vehicle_id] = max(worst.get(alert.vehicle_id, 0), rank)
+            for vehicle_id in await self.readmodel.vehicles_in(province):
+                latest = await self.readmodel.vehicle(vehicle_id)
+                if not latest or latest.get("province", "") != (province or ""):
+                    continue
+                out.append({
+                    "vehicle_id": vehicle_id, "ts": latest.get("ts"),
+                    "lat": float(latest["lat"]), "lon": float(latest["lon"]),
+                    "speed_kmh": float(latest.get("speed_kmh") or 0),
+                    "province": province, "city": latest.get("city_name") or None,
+                    "open_alerts": int(latest.get("open_alerts") or 0),
+                    "worst": {v: k for k, v in SEVERITY_RANK.items()}.get(worst.get(vehicle_id, 0)),
+                })
+        return web.json_response(out)
+
+    async def open_alerts(self, request: web.Request) -> web.Response:
+        user: User = request[USER]
+        out = []
+        for province in user.provinces:
+            for alert in await self.readmodel.open_alerts(province=province):
+                entry = msgspec.to_builtins(alert)
+                log_ = self.incidents.get(alert.incident_id)
+                entry["incident_log"] = msgspec.to_builtins(log_) if log_ else None
+                out.append(entry)
+        return web.json_response(out)
+
+    # --- the live feed -----------------------------------------------------------------------
+    def _alert(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None or not self.feeds:
+            return
+        try:
+            alert = _alert_decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        for feed in list(self.feeds):
+            if feed.wants(alert):
+                feed.push("alert", value)
+
+    def _incident_changed(self, entry: IncidentLog) -> None:
+        data = encode(entry)
+        for feed in list(self.feeds):
+            if feed.user.sees(entry.province):
+                feed.push("incident", data)
+
+    async def feed(self, request: web.Request) -> web.StreamResponse:
+        feed = Feed(request[USER], dict(request.query))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        self.feeds.add(feed)
+        try:
+            await response.write(b": connected\n\n")
+            while True:
+                try:
+                    event, data = await asyncio.wait_for(feed.queue.get(), 15)
+                except asyncio.TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                await response.write(b"event: " + event.encode() + b"\ndata: " + data + b"\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.feeds.discard(feed)
+        return response
+
+    # --- alert handling ----------------------------------------------------------------------
+    async def act(self, request: web.Request) -> web.Response:
+        user: User = request[USER]
+        incident_id = request.match_info["incident_id"]
+        alert = await self._visible_alert(user, incident_id)
+        if alert is None:  # unknown, or another jurisdiction's: the same answer
+            raise web.HTTPNotFound(text='{"error": "no such incident"}',
+                                   content_type="application/json")
+        try:
+            action = action_of(await request.json(), user.name, datetime.now(CHINA_TZ))
+        except (ValueError, msgspec.ValidationError) as exc:
+            raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}),
+                                     content_type="application/json") from None
+        entry = with_action(self.incidents.get(incident_id), alert, action)
+        assert self.producer is not None
+        await self.producer.send_and_wait(self.settings.topic_incidents, encode(entry),
+                                          key=incident_id.encode())
+        self.incidents.apply(incident_id.encode(), encode(entry))
+        return web.json_response(msgspec.to_builtins(entry))
+
+    async def _visible_alert(self, user: User, incident_id: str) -> Alert | None:
+        for province in user.provinces:
+            raw = await self.readmodel.redis.hget(
+                self.readmodel.keys.open_by_province(province), incident_id)
+            if raw is not None:
+                return _alert_decoder.decode(raw)
+        for alert in await self.readmodel.recent_alerts():
+            if alert.incident_id == incident_id and user.sees(alert.province):
+                return alert
+        return None
+
+
+def _me(user: User) -> dict[str, Any]:
+    return {"name": user.name, "jurisdiction": user.jurisdiction,
+            "provinces": [p or "none" for p in user.provinces]}
+
+
+def run(settings: Settings) -> None:
+    """Serve the desk until interrupted (the CLI's ``desk`` command)."""
+    if not settings.desk_users:
+        raise SystemExit("error: YRD_DESK_USERS: set it to the desk users file "
+                         "(yrd-hazmat desk-user prints an entry)")
+    desk = Desk(settings, Users.load(settings.desk_users))
+    web.run_app(desk.application(), host=settings.desk_host, port=settings.desk_port,
+                print=lambda text: log.info("%s", text))

@@ -1,0 +1,85 @@
+"""Desk users and their jurisdiction, from a JSON file with hashed passwords.
+
+``YRD_DESK_USERS`` names the file::
+
+    {"users": [{"name": "sh-duty", "jurisdiction": "SH",
+                "password": "pbkdf2_sha256$600000$<salt hex>$<hash hex>"}]}
+
+``jurisdiction`` is one province (SH, JS, ZJ, AH) or ``region`` (all four and trucks
+outside them). ``yrd-hazmat desk-user NAME --jurisdiction SH`` prints an entry with the
+password it reads hashed (PBKDF2-SHA256, 600,000 iterations, a random salt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from ..models import PROVINCES
+
+REGION = "region"
+Jurisdiction = Literal["SH", "JS", "ZJ", "AH", "region"]
+ITERATIONS = 600_000
+
+
+class User(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    jurisdiction: Jurisdiction
+    password: str
+
+    @property
+    def provinces(self) -> tuple[str | None, ...]:
+        """The provinces this user sees (None: trucks outside the region)."""
+        return (*PROVINCES, None) if self.jurisdiction == REGION else (self.jurisdiction,)
+
+    def sees(self, province: str | None) -> bool:
+        return province in self.provinces
+
+
+class UsersFile(msgspec.Struct, frozen=True):
+    users: list[User]
+
+
+def hash_password(password: str, iterations: int = ITERATIONS) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, iterations, salt, digest = stored.split("$")
+        if scheme != "pbkdf2_sha256":
+            return False
+        computed = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), bytes.fromhex(salt),
+                                       int(iterations))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(computed.hex(), digest)
+
+
+class Users:
+    def __init__(self, users: list[User]) -> None:
+        self._by_name = {u.name: u for u in users}
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Users":
+        return cls(msgspec.json.decode(Path(path).read_bytes(), type=UsersFile).users)
+
+    def get(self, name: str) -> User | None:
+        return self._by_name.get(name)
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user, if the password is theirs (the same work for unknown names)."""
+        user = self._by_name.get(name)
+        stored = user.password if user is not None else _DUMMY
+        ok = verify_password(password, stored)
+        return user if ok and user is not None else None
+
+
+_DUMMY = hash_password("not a password", 1_000)
