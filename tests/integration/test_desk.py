@@ -36,6 +36,7 @@ def users_file(tmp_path) -> str:
 def desk_settings(env: dict[str, str], users: str) -> Settings:
     return Settings(kafka_bootstrap=env["KAFKA_BOOTSTRAP"], redis_url=env["REDIS_URL"],
                     app_id=env["YRD_APP_ID"], topic_alerts=env["YRD_TOPIC_ALERTS"],
+                    topic_zones=env["YRD_TOPIC_ZONES"],
                     topic_incidents=env["YRD_TOPIC_PINGS"].replace("pings", "incidents"),
                     redis_prefix=env["YRD_REDIS_PREFIX"], desk_users=users,
                     desk_secret="test-secret")
@@ -161,3 +162,37 @@ async def test_jurisdictions_live_feed_and_actions_shared_between_desks(env, kaf
         assert {a["vehicle_id"] for a in js_open} == {"苏A61002"}
         bad = await desk_b.post("/api/login", json={"name": "js-duty", "password": "guess"})
         assert bad.status == 401
+
+
+async def test_the_page_and_its_map_layers_are_served_from_the_desk_itself(env, kafka, tmp_path):
+    settings = desk_settings(env, users_file(tmp_path))
+    zone = {"type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [[[121.40, 31.20], [121.42, 31.20],
+                                                             [121.42, 31.22], [121.40, 31.22],
+                                                             [121.40, 31.20]]]},
+            "properties": {"zone_id": "desk-night-ban", "name": "night ban", "kind": "school",
+                           "banned_classes": "all",
+                           "schedule": [{"days": "daily", "start": "00:00", "end": "00:01"}]}}
+    kafka.send(env["YRD_TOPIC_ZONES"], b"desk-night-ban", json.dumps(zone).encode())
+    kafka.flush()
+    async with desk_client(settings) as desk:
+        page = await desk.get("/")
+        html = await page.text()
+        assert page.status == 200 and "/static/vendor/leaflet/leaflet.js" in html
+        assert "http://" not in html and "https://" not in html  # no CDN
+        for asset in ("/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet/leaflet.css",
+                      "/static/desk.js"):
+            response = await desk.get(asset)
+            assert response.status == 200 and len(await response.read()) > 1000, asset
+        assert (await desk.get("/api/geo/provinces")).status == 401  # the data needs a session
+        await login(desk, "sh-duty")
+        provinces = await (await desk.get("/api/geo/provinces")).json()
+        assert {f["properties"]["abbr"] for f in provinces["features"]} == {"SH", "JS", "ZJ", "AH"}
+        for _ in range(100):
+            zones = await (await desk.get("/api/zones")).json()
+            if zones["features"]:
+                break
+            await asyncio.sleep(0.2)
+        [night] = [f for f in zones["features"] if f["properties"]["zone_id"] == "desk-night-ban"]
+        assert night["properties"]["banned_now"] is False  # one minute after midnight only
+        assert night["geometry"]["type"] == "Polygon"

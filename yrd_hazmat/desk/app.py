@@ -22,19 +22,26 @@ import json
 import logging
 import secrets
 from datetime import datetime
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import msgspec
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from shapely.geometry import mapping
 
-from ..codec import encode
+from ..codec import Rejection, encode
 from ..config import Settings
 from ..follow import follow_topic
 from ..models import Alert, IncidentLog
 from ..readmodel import ReadModel
 from ..timeutil import CHINA_TZ
 from ..topics import ensure_topics
+from ..zones.model import parse_zone_record
+from ..zones.registry import ZoneRegistry
+from ..zones.schedule import in_force
 from .actions import IncidentLogs, action_of, with_action
 from .sessions import Sessions
 from .users import User, Users
@@ -42,6 +49,7 @@ from .users import User, Users
 log = logging.getLogger(__name__)
 
 COOKIE = "yrd_desk"
+STATIC = Path(__file__).resolve().parent / "static"
 SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
 USER = web.RequestKey("user", User)
 _alert_decoder = msgspec.json.Decoder(Alert)
@@ -88,6 +96,9 @@ class Desk:
         self.incidents = IncidentLogs()
         self.incidents.listeners.append(self._incident_changed)
         self.feeds: set[Feed] = set()
+        self.zones = ZoneRegistry(settings.zone_margin_m)
+        if settings.zones_file:
+            self.zones.load_file(settings.zones_file)
         self.producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -98,15 +109,17 @@ class Desk:
         self.producer = AIOKafkaProducer(**settings.kafka_options(), acks="all",
                                          enable_idempotence=True)
         await self.producer.start()
-        loaded, live = asyncio.Event(), asyncio.Event()
+        loaded, live, zoned = asyncio.Event(), asyncio.Event(), asyncio.Event()
         options = settings.kafka_options()
         self._tasks = [
             asyncio.create_task(follow_topic(options, settings.topic_incidents,
                                              self.incidents.apply, loaded), name="incidents"),
             asyncio.create_task(follow_topic(options, settings.topic_alerts, self._alert, live,
                                              from_start=False), name="alerts"),
+            asyncio.create_task(follow_topic(options, settings.topic_zones, self._zone, zoned),
+                                name="zones"),
         ]
-        await asyncio.wait_for(asyncio.gather(loaded.wait(), live.wait()), 120)
+        await asyncio.wait_for(asyncio.gather(loaded.wait(), live.wait(), zoned.wait()), 120)
 
     async def stop(self, app: web.Application | None = None) -> None:
         for task in self._tasks:
@@ -125,6 +138,10 @@ class Desk:
         app.router.add_get("/api/alerts/open", self.open_alerts)
         app.router.add_get("/api/feed", self.feed)
         app.router.add_post("/api/incidents/{incident_id}/actions", self.act)
+        app.router.add_get("/api/geo/{layer:provinces|cities}", self.geo)
+        app.router.add_get("/api/zones", self.zones_now)
+        app.router.add_get("/", self.index)
+        app.router.add_static("/static/", STATIC, show_index=False)
         app.on_startup.append(self.start)
         app.on_cleanup.append(self.stop)
         return app
@@ -199,6 +216,36 @@ class Desk:
                 out.append(entry)
         return web.json_response(out)
 
+    # --- the map's layers ---------------------------------------------------------------------
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def geo(self, request: web.Request) -> web.Response:
+        """Province or city outlines (shipped with the package: no tiles needed)."""
+        return web.Response(body=_geo(request.match_info["layer"]),
+                            content_type="application/geo+json")
+
+    async def zones_now(self, request: web.Request) -> web.Response:
+        """Every zone in force (zones topic and YRD_ZONES_FILE) as GeoJSON, with whether
+        its ban applies now (its schedule, China time)."""
+        now_ms = int(datetime.now(CHINA_TZ).timestamp() * 1000)
+        features = []
+        for zone in self.zones.index.zones:
+            props = msgspec.to_builtins(zone.props)
+            props["banned_now"] = in_force(zone.windows, now_ms)
+            features.append({"type": "Feature", "geometry": mapping(zone.geometry),
+                             "properties": props})
+        return web.json_response({"type": "FeatureCollection", "features": features})
+
+    def _zone(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            if key is not None:
+                self.zones.delete(key.decode("utf-8", "replace"))
+            return
+        zone = parse_zone_record(key, value, self.settings.max_zone_bytes)
+        if not isinstance(zone, Rejection):
+            self.zones.put(zone)
+
     # --- the live feed -----------------------------------------------------------------------
     def _alert(self, key: bytes | None, value: bytes | None) -> None:
         if value is None or not self.feeds:
@@ -268,6 +315,11 @@ class Desk:
             if alert.incident_id == incident_id and user.sees(alert.province):
                 return alert
         return None
+
+
+@cache
+def _geo(layer: str) -> bytes:
+    return files("yrd_hazmat.data").joinpath(f"{layer}.geojson").read_bytes()
 
 
 def _me(user: User) -> dict[str, Any]:

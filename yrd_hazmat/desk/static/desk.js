@@ -1,0 +1,163 @@
+// The police desk page: trucks, zones and outlines on a map drawn from the desk's own
+// data (no tiles, no CDN), open alerts with their handling, and the live feed.
+"use strict";
+
+const COLOURS = { critical: "#c0392b", warning: "#e67e22", info: "#2e86c1" };
+const state = { map: null, trucks: null, feed: null, open: new Map() };
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { credentials: "same-origin", ...options });
+  if (response.status === 401 && path !== "/api/login") { showLogin(); throw new Error("signed out"); }
+  return response;
+}
+
+function showLogin(message = "") {
+  document.getElementById("desk").hidden = true;
+  document.getElementById("login").hidden = false;
+  document.getElementById("login-error").textContent = message;
+}
+
+document.getElementById("login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const response = await api("/api/login", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name: form.get("name"), password: form.get("password") }),
+  });
+  if (response.ok) start(await response.json());
+  else showLogin("Wrong name or password.");
+});
+
+document.getElementById("logout").addEventListener("click", async () => {
+  await api("/api/logout", { method: "POST" });
+  if (state.feed) state.feed.close();
+  showLogin();
+});
+
+function text(value) { return value === null || value === undefined ? "" : String(value); }
+
+function alertItem(alert) {
+  const li = document.createElement("li");
+  li.className = `alert ${alert.severity}`;
+  li.dataset.incident = alert.incident_id;
+  li.innerHTML = `<b></b> <span class="what"></span><br><small></small><div class="acts"></div>`;
+  li.querySelector("b").textContent = `${alert.type} ${alert.state}`;
+  li.querySelector(".what").textContent = `${alert.vehicle_id} · ${text(alert.province)} ${alert.city ? alert.city.name : ""}`;
+  li.querySelector("small").textContent = alert.ts;
+  return li;
+}
+
+function describeLog(log) {
+  if (!log || !log.actions.length) return "";
+  return log.actions.map((a) => `${a.kind} by ${a.by}${a.assignee ? " → " + a.assignee : ""}${a.text ? ": " + a.text : ""}`).join(" · ");
+}
+
+function actionButtons(li, incidentId) {
+  for (const kind of ["ack", "note"]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = kind === "ack" ? "Acknowledge" : "Note";
+    button.className = `do-${kind}`;
+    button.addEventListener("click", async () => {
+      const note = kind === "note" ? prompt("Note") : null;
+      if (kind === "note" && !note) return;
+      const response = await api(`/api/incidents/${incidentId}/actions`, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ kind, text: note }),
+      });
+      if (response.ok) showLog(await response.json());
+    });
+    li.appendChild(button);
+  }
+}
+
+function showLog(log) {
+  for (const li of document.querySelectorAll(`li[data-incident="${log.incident_id}"] .acts`)) {
+    li.textContent = describeLog(log);
+  }
+}
+
+async function loadOpen() {
+  const list = document.getElementById("open");
+  list.replaceChildren();
+  for (const alert of await (await api("/api/alerts/open")).json()) {
+    const li = alertItem(alert);
+    li.querySelector(".acts").textContent = describeLog(alert.incident_log);
+    actionButtons(li, alert.incident_id);
+    list.appendChild(li);
+  }
+}
+
+async function loadTrucks() {
+  const trucks = await (await api("/api/trucks")).json();
+  state.trucks.clearLayers();
+  for (const t of trucks) {
+    const colour = COLOURS[t.worst] || "#27ae60";
+    const marker = L.circleMarker([t.lat, t.lon], { radius: 6, color: "#222", weight: 1,
+                                                    fillColor: colour, fillOpacity: 0.9 });
+    marker.options.vehicle = t.vehicle_id;
+    marker.bindPopup(`<b>${t.vehicle_id}</b><br>${text(t.city)} · ${t.speed_kmh} km/h<br>` +
+                     `${t.ts}<br>open alerts: ${t.open_alerts}`);
+    marker.addTo(state.trucks);
+  }
+  document.getElementById("counts").textContent = `${trucks.length} trucks`;
+  document.body.dataset.trucks = trucks.map((t) => t.vehicle_id).join(",");
+}
+
+function connectFeed() {
+  if (state.feed) state.feed.close();
+  const query = new URLSearchParams();
+  for (const [id, key] of [["f-type", "type"], ["f-severity", "severity"], ["f-city", "city"]]) {
+    const value = document.getElementById(id).value.trim();
+    if (value) query.set(key, value);
+  }
+  state.feed = new EventSource(`/api/feed?${query}`);
+  state.feed.addEventListener("alert", (event) => {
+    const alert = JSON.parse(event.data);
+    const list = document.getElementById("feed");
+    const li = alertItem(alert);
+    if (alert.state === "raised") actionButtons(li, alert.incident_id);
+    list.prepend(li);
+    while (list.children.length > 200) list.lastChild.remove();
+  });
+  state.feed.addEventListener("incident", (event) => showLog(JSON.parse(event.data)));
+}
+
+async function drawLayers() {
+  const provinces = await (await api("/api/geo/provinces")).json();
+  const outline = L.geoJSON(provinces, { style: { color: "#1d2b3a", weight: 2, fill: false } }).addTo(state.map);
+  L.geoJSON(await (await api("/api/geo/cities")).json(),
+            { style: { color: "#8895a7", weight: 0.6, fill: false } }).addTo(state.map);
+  L.geoJSON(await (await api("/api/zones")).json(), {
+    style: (f) => ({ color: f.properties.banned_now ? "#c0392b" : "#7f8c8d", weight: 1,
+                     fillOpacity: f.properties.banned_now ? 0.25 : 0.08,
+                     dashArray: f.properties.banned_now ? null : "4" }),
+    onEachFeature: (f, layer) => layer.bindTooltip(
+      `${f.properties.name} (${f.properties.kind})${f.properties.banned_now ? " · ban in force" : ""}`),
+  }).addTo(state.map);
+  state.map.fitBounds(outline.getBounds());
+}
+
+async function start(me) {
+  document.getElementById("login").hidden = true;
+  document.getElementById("desk").hidden = false;
+  document.getElementById("who").textContent = `${me.name} · ${me.jurisdiction}`;
+  if (!state.map) {
+    state.map = L.map("map", { preferCanvas: true, zoomSnap: 0.25 }).setView([31.3, 119.8], 7);
+    state.trucks = L.layerGroup().addTo(state.map);
+    await drawLayers();
+    for (const id of ["f-type", "f-severity", "f-city"]) {
+      document.getElementById(id).addEventListener("change", connectFeed);
+    }
+    setInterval(() => { loadTrucks().catch(() => {}); }, 5000);
+    setInterval(() => { loadOpen().catch(() => {}); }, 15000);
+  }
+  connectFeed();
+  await Promise.all([loadTrucks(), loadOpen()]);
+}
+
+(async () => {
+  const response = await fetch("/api/me", { credentials: "same-origin" });
+  if (response.ok) start(await response.json());
+  else showLogin();
+})();
