@@ -9,6 +9,7 @@ to say goes to ``demo.log`` in the logs directory instead.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shlex
@@ -138,6 +139,25 @@ def _shield_clean_up() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
+DEMO_USERS = {"sh-demo": "SH", "js-demo": "JS", "zj-demo": "ZJ", "ah-demo": "AH",
+              "region-demo": "region"}
+DEMO_PASSWORD = "demo"
+"""The desk's demo users, one per province and one for the region (a demo, not a secret)."""
+
+
+def _demo_users(state: Path) -> Path:
+    """The demo's desk users file (written once, in the demo's state directory)."""
+    from .desk.users import hash_password
+
+    path = state / "desk-users.json"
+    if not path.exists():
+        state.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"users": [
+            {"name": name, "jurisdiction": where, "password": hash_password(DEMO_PASSWORD)}
+            for name, where in DEMO_USERS.items()]}), encoding="utf-8")
+    return path
+
+
 PLATFORM_TRUCKS = 6
 DEMO_LINK = {"YRD_JT809_USER_ID": "7001", "YRD_JT809_PASSWORD": "demo8090",
              "YRD_JT809_ACCESS_CODE": "30010001", "YRD_JT809_M1": "30000000",
@@ -156,7 +176,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
     _install_stop_handlers(logs)
     started_services = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
     env = dict(os.environ)
-    worker = gateway = fleet = platform = None
+    worker = gateway = fleet = platform = desk = None
     failed = False
     started = time.monotonic()
     try:
@@ -165,6 +185,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         os.environ.setdefault("YRD_ZONES_FILE", str(files("yrd_hazmat.data") / "zones.geojson"))
         for name, value in DEMO_LINK.items():  # the demo's enterprise platform (JT/T 809)
             os.environ.setdefault(name, value)
+        os.environ.setdefault("YRD_DESK_USERS", str(_demo_users(state_dir(repo))))
         env = dict(os.environ)
         settings = load_settings()
         asyncio.run(ensure_topics(settings))
@@ -177,6 +198,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         platform = _spawn([*cli, "simulate", "--vehicles", str(PLATFORM_TRUCKS), "--interval",
                            str(interval), "--protocol", "jt809", "--seed", "809"],
                           env, logs / "platform.log")
+        desk = _spawn([*cli, "desk"], env, logs / "desk.log")
         redis_url = env["REDIS_URL"]
         redis_cli = "redis-cli -u " + (redis_url if mask_url(redis_url) == redis_url else '"$REDIS_URL"')
         console.print(
@@ -186,6 +208,8 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
             f"(log {logs / 'simulator.log'}); an enterprise platform with {PLATFORM_TRUCKS} "
             f"more trucks on the JT/T 809 link (port {settings.jt809_port}), pid {platform.pid} "
             f"(log {logs / 'platform.log'})\n"
+            f"police desk pid {desk.pid}: http://127.0.0.1:{settings.desk_port}/ "
+            f"(users {', '.join(DEMO_USERS)}, password '{DEMO_PASSWORD}'; log {logs / 'desk.log'})\n"
             f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics   "
             f"read model: {redis_cli} hgetall {settings.redis_prefix}:vehicle:<plate>\n"
             f"zones: {env['YRD_ZONES_FILE']} (illustrative)\n"
@@ -193,7 +217,8 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         )
         feed = follow_alerts(settings.kafka_options(), settings.topic_alerts, AlertFilter())
         asyncio.run(_until_one_ends(feed, _watch({"worker": worker, "gateway": gateway,
-                                                   "simulator": fleet, "platform": platform})))
+                                                   "simulator": fleet, "platform": platform,
+                                                   "desk": desk})))
     except Stopped as stop:
         _say(f"\n[bold]{signal.Signals(stop.signum).name} received.[/]")
     except KeyboardInterrupt:
@@ -208,6 +233,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         _say(f"\n[bold]Stopping after {time.monotonic() - started:.0f} s...[/]")
         _stop(fleet, "simulator")
         _stop(platform, "platform")
+        _stop(desk, "desk")
         _stop(gateway, "gateway")
         _stop(worker, "worker")
         if started_services and not keep_services:  # each demo starts from a clean slate

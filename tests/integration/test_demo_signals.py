@@ -51,12 +51,12 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float) -> None:
 
 
 def children_of(screen: str) -> dict[str, int]:
-    """The worker's, the gateway's, the fleet's and the platform's pids, as the demo prints them."""
+    """The pids of the worker, gateway, fleet, platform and desk, as the demo prints them."""
     found = re.search(r"worker pid (\d+) .*?gateway pid (\d+) .*?fleet of \d+ trucks, pid (\d+)"
-                      r".*?JT/T 809 link .*?pid (\d+)", screen, re.S)
+                      r".*?JT/T 809 link .*?pid (\d+).*?police desk pid (\d+)", screen, re.S)
     assert found, screen[-3000:]
     return {"worker": int(found[1]), "gateway": int(found[2]), "simulator": int(found[3]),
-            "platform": int(found[4])}
+            "platform": int(found[4]), "desk": int(found[5])}
 
 
 def wait_until_running(screen: Callable[[], str], logs: Path, timeout: float = 150.0) -> dict[str, int]:

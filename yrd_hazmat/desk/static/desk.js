@@ -119,6 +119,8 @@ function connectFeed() {
     if (alert.state === "raised") actionButtons(li, alert.incident_id);
     list.prepend(li);
     while (list.children.length > 200) list.lastChild.remove();
+    clearTimeout(state.refresh);  // the open list and the trucks' colours follow the feed
+    state.refresh = setTimeout(() => { loadOpen().catch(() => {}); loadTrucks().catch(() => {}); }, 2000);
   });
   state.feed.addEventListener("incident", (event) => showLog(JSON.parse(event.data)));
 }

@@ -1,0 +1,30 @@
+"""Debian's Chromium for the browser tests: found on PATH, or installed with apt-get
+when missing and we are root (as deploy/local/services.py does for redis-server)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+"""Without the background-networking flags Chromium keeps trying Google's hosts, which a
+closed network refuses (many connections at a time)."""
+
+
+def chromium_executable() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise RuntimeError("Chromium is not installed (Debian: apt-get install chromium)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], env=env, check=True,
+                   capture_output=True)
+    found = shutil.which("chromium")
+    if not found:
+        raise RuntimeError("chromium is still not on PATH after installing it")
+    return found

@@ -1,0 +1,87 @@
+"""The police desk in a real browser (headless Chromium driven by Playwright): a truck
+appears, an alert arrives in the feed, acknowledging it shows on another desk user's
+screen, and a SH user never sees a JS alert. Screenshots go to docs/."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from playwright.async_api import async_playwright
+
+from yrd_hazmat.desk.app import Desk
+from yrd_hazmat.desk.users import Users
+from tests.integration.browser import FLAGS, chromium_executable
+from tests.integration.harness import free_port, latest_ts, wait_until
+from tests.integration.test_desk import PASSWORDS, collision, desk_settings, users_file
+from tests.integration.traces import XINJIEKOU, drive, start_time
+
+pytestmark = pytest.mark.integration
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+async def sign_in(page, url: str, name: str) -> None:
+    await page.goto(url)
+    await page.fill("input[name=name]", name)
+    await page.fill("input[name=password]", PASSWORDS[name])
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#desk:not([hidden])")
+
+
+async def test_the_desk_in_headless_chromium(env, kafka, worker, tmp_path):
+    settings = desk_settings(env, users_file(tmp_path))
+    t0 = start_time()
+    sh_truck = drive("沪A62001", t0, [62.0] * 6)
+    js_truck = drive("苏A62002", t0, [62.0] * 6, at=XINJIEKOU)
+    kafka.send_pings(env["YRD_TOPIC_PINGS"], sh_truck + js_truck)
+    for vehicle, last in (("沪A62001", sh_truck[-1]), ("苏A62002", js_truck[-1])):
+        await asyncio.to_thread(wait_until, lambda v=vehicle, t=last.ts.isoformat(): (
+            latest_ts(env["REDIS_URL"], env["YRD_REDIS_PREFIX"], v) or "") >= t,
+            f"{vehicle} in the read model")
+
+    desk = Desk(settings, Users.load(settings.desk_users))
+    runner = web.AppRunner(desk.application())
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium_executable(),
+                                                       args=FLAGS)
+            sh = await (await browser.new_context(viewport={"width": 1400, "height": 900})).new_page()
+            chief = await (await browser.new_context(viewport={"width": 1400, "height": 900})).new_page()
+            await sign_in(sh, url, "sh-duty")
+            await sign_in(chief, url, "chief")
+            # a truck appears (on the SH desk: only the SH one)
+            await sh.wait_for_function("(document.body.dataset.trucks || '').includes('沪A62001')")
+            assert "苏A62002" not in (await sh.evaluate("document.body.dataset.trucks"))
+            await chief.wait_for_function("(document.body.dataset.trucks || '').includes('苏A62002')")
+            await asyncio.sleep(1.0)  # the feeds are connected
+
+            # an alert arrives in the feed
+            kafka.send_pings(env["YRD_TOPIC_PINGS"], [collision(js_truck[-1]), collision(sh_truck[-1])])
+            sh_item = sh.locator("#feed li", has_text="沪A62001").first
+            await sh_item.wait_for(timeout=60_000)
+            await chief.locator("#feed li", has_text="苏A62002").first.wait_for(timeout=60_000)
+            await chief.locator("#feed li", has_text="沪A62001").first.wait_for(timeout=60_000)
+            # both collisions reached the region's desk: the SH desk had its chance at the JS one
+            assert await sh.locator("#feed li", has_text="苏A62002").count() == 0
+            assert "DEVICE_ALARM raised" in await sh_item.inner_text()
+
+            # acknowledged on the SH desk, it shows on the region's
+            await sh_item.locator("button.do-ack").click()
+            incident = await sh_item.get_attribute("data-incident")
+            acts = chief.locator(f'#feed li[data-incident="{incident}"] .acts')
+            await acts.filter(has_text="ack by sh-duty").first.wait_for(timeout=30_000)
+            # the open alerts follow the feed (from the read model)
+            await sh.locator("#open li", has_text="沪A62001").first.wait_for(timeout=30_000)
+            assert await sh.locator("#open li", has_text="苏A62002").count() == 0
+            DOCS.mkdir(exist_ok=True)
+            await sh.screenshot(path=str(DOCS / "desk-sh.png"))
+            await chief.screenshot(path=str(DOCS / "desk-region.png"))
+            await browser.close()
+    finally:
+        await runner.cleanup()
