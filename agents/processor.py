@@ -51,16 +51,22 @@ log = logging.getLogger(__name__)
 _LATE = Rejection(LATE, "ping is older than the vehicle's latest processed ping")
 
 
-def _update(state: VehicleState, previous: Observation | None) -> VehicleUpdate | None:
-    """The read-model update for a vehicle whose latest processed ping was ``previous``."""
-    if state.last is None:
+def _update(state: VehicleState, previous: Observation | None,
+            batch: list[Observation] = ()) -> VehicleUpdate | None:
+    """The read-model update for a vehicle whose latest processed ping was ``previous``;
+    the positions of ``batch`` that ran between it and the latest go to its track."""
+    last = state.last
+    if last is None:
         return None
+    after = previous.ts_ms if previous is not None else -1
     return VehicleUpdate(
         vehicle_id=state.vehicle_id,
-        latest=state.last,
+        latest=last,
         previous_province=previous.province if previous else None,
         previously_seen=previous is not None,
         open_alerts=len(state.open_incidents),
+        track=tuple(sorted((o for o in batch if after < o.ts_ms < last.ts_ms),
+                           key=lambda o: o.ts_ms)),
     )
 
 
@@ -232,7 +238,7 @@ class PingProcessor:
             metrics.PINGS_DUPLICATE.inc(outcome.duplicates)
         if outcome.implausible:
             metrics.PINGS_IMPLAUSIBLE.inc(outcome.implausible)
-        return _update(outcome.state, previous)
+        return _update(outcome.state, previous, batch)
 
     async def _publish(self, key: bytes, outcome: Outcome) -> None:
         send = self.outputs.send

@@ -166,6 +166,9 @@ class Settings(BaseSettings):
     desk_secret: SecretStr | None = Field(
         None, description="key that signs desk sessions (unset: a random one per start)")
     desk_session_s: float = Field(8 * 3600.0, gt=0, description="a desk session lasts this long")
+    desk_tile_url: str | None = Field(
+        None, description="a map tile URL template ({z}/{x}/{y}) the desk's page may load "
+                          "(unset: outlines only, no network needed)")
 
     # --- outputs ----------------------------------------------------------
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables /metrics")

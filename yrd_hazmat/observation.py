@@ -23,6 +23,8 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     y_m: float = 0.0
     zones: tuple[tuple[str, int], ...] = ()
     """(zone_id, level) of every zone the ping is in or near; see :mod:`.zones.index`."""
+    heading: int | None = None
+    """Degrees from north, clockwise (for the map; no rule reads it)."""
 
     def zone_level(self, zone_id: str) -> int | None:
         """This ping's level for the zone, or None when it is beyond the zone's margin."""
@@ -58,4 +60,5 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             x_m=x_m,
             y_m=y_m,
             zones=zones,
+            heading=ping.heading,
         )

@@ -96,6 +96,10 @@ CHUNK = 5_000
 _GEO_LAT = 85.05112878
 
 
+TRACK_POINTS = 720
+"""Positions of one vehicle held for the track between two flushes (an hour at 5 s)."""
+
+
 class Keys:
     """Key names of the read model under one prefix."""
 
@@ -109,6 +113,9 @@ class Keys:
 
     def vehicle(self, vehicle_id: str) -> str:
         return f"{self.prefix}:vehicle:{vehicle_id}"
+
+    def track(self, vehicle_id: str) -> str:
+        return f"{self.prefix}:track:{vehicle_id}"
 
     def vehicles_in(self, province: str | None) -> str:
         return f"{self.prefix}:vehicles:{province or 'none'}"
@@ -129,13 +136,16 @@ class VehicleUpdate(msgspec.Struct, frozen=True, gc=False):
     previously_seen: bool
     open_alerts: int
     """Not written: the hash's ``open_alerts`` counts the open-alert hash in Redis."""
+    track: tuple[Observation, ...] = ()
+    """The batch's other positions before ``latest`` (for the vehicle's last-hour track)."""
 
 
 # --- the outbox (pure: no I/O) --------------------------------------------------------------
 class PendingVehicle:
     """A vehicle's newest observation waiting for Redis, and the province it was shown in."""
 
-    __slots__ = ("vehicle_id", "latest", "previous_province", "previously_seen", "updated_at")
+    __slots__ = ("vehicle_id", "latest", "previous_province", "previously_seen", "updated_at",
+                 "track")
 
     def __init__(
         self,
@@ -150,6 +160,13 @@ class PendingVehicle:
         self.previous_province = previous_province
         self.previously_seen = previously_seen
         self.updated_at = updated_at
+        self.track: list[Observation] = []
+        """Earlier positions since the last flush (at most TRACK_POINTS)."""
+
+    def keep(self, points: Iterable[Observation]) -> None:
+        self.track.extend(points)
+        if len(self.track) > TRACK_POINTS:
+            del self.track[:-TRACK_POINTS]
 
     def row(self) -> list[Any]:
         """The script's arguments for this vehicle (numbers as text, written verbatim)."""
@@ -169,6 +186,9 @@ class PendingVehicle:
             self.previous_province or "",
             1 if self.previously_seen else 0,
             1 if geo_ok else 0,
+            "" if obs.heading is None else str(obs.heading),
+            ";".join(f"{o.ts_ms},{float(o.lat)!r},{float(o.lon)!r},{float(o.speed_kmh)!r}"
+                     for o in self.track if o.ts_ms < obs.ts_ms),
         ]
 
 
@@ -236,12 +256,14 @@ class Outbox:
         for u in updates:
             current = pending.get(u.vehicle_id)
             if current is None:
-                pending[u.vehicle_id] = PendingVehicle(
+                current = pending[u.vehicle_id] = PendingVehicle(
                     u.vehicle_id, u.latest, u.previous_province, u.previously_seen, stamp
                 )
             elif u.latest.ts_ms >= current.latest.ts_ms:
+                current.keep((current.latest,))
                 current.latest = u.latest
                 current.updated_at = stamp
+            current.keep(u.track)
         self.alerts.extend(PendingAlert(a) for a in alerts)
         if len(self.alerts) > self._compact_at:
             self.compact()
@@ -261,6 +283,7 @@ class Outbox:
                 continue
             current.previous_province = old.previous_province
             current.previously_seen = old.previously_seen
+            current.track[:0] = old.track + [old.latest]
             if old.latest.ts_ms > current.latest.ts_ms:
                 current.latest, current.updated_at = old.latest, old.updated_at
         self.alerts = alerts + self.alerts
@@ -316,7 +339,8 @@ def script_calls(
 # --- the write script ---------------------------------------------------------------------
 # ARGV: prefix, ttl_s, vehicles JSON, alerts JSON, recent list size, seen window.
 # vehicle row: id, ts_ms, ts (ISO), lat, lon, speed, province, city_code, city_name,
-#              updated_at, previous province (hint), previously seen (0/1), geo ok (0/1)
+#              updated_at, previous province (hint), previously seen (0/1), geo ok (0/1),
+#              heading ('' when unknown), earlier track points 'ts,lat,lon,speed;...' ('' none)
 # alert row:   alert_id, incident_id, vehicle_id, province, 'r'|'c', momentary, body, push,
 #              ts_ms (event time: the recent list keeps the latest by event time)
 # Returns {vehicles applied, vehicles stale (skipped), alerts new, alerts replayed (skipped)}.
@@ -330,6 +354,7 @@ local recent_max = tonumber(ARGV[5])
 local window = tonumber(ARGV[6])
 local PROVINCES = {__PROVINCES__}
 local BATCH = 999
+local TRACK_MS = 3600000
 local function prov(p)
   if (not p) or p == '' then return 'none' end
   return p
@@ -417,8 +442,17 @@ for _, v in ipairs(vehicles) do
     local new_prov = prov(v[7])
     redis.call('HSET', key, 'vehicle_id', vid, 'ts', v[3], 'ts_ms', v[2], 'lat', v[4],
       'lon', v[5], 'speed_kmh', v[6], 'province', v[7], 'city_code', v[8],
-      'city_name', v[9], 'open_alerts', open, 'updated_at', v[10])
+      'city_name', v[9], 'open_alerts', open, 'updated_at', v[10], 'heading', v[14])
     redis.call('EXPIRE', key, ttl)
+    -- the last hour of track: a point per applied update (time, lat, lon, speed)
+    local track = P .. ':track:' .. vid
+    redis.call('ZADD', track, ts, v[2] .. ',' .. v[4] .. ',' .. v[5] .. ',' .. v[6])
+    for point in string.gmatch(v[15], '([^;]+)') do
+      local at = tonumber(string.match(point, '^(%d+),'))
+      if at then redis.call('ZADD', track, at, point) end
+    end
+    redis.call('ZREMRANGEBYSCORE', track, '-inf', '(' .. (ts - TRACK_MS))
+    redis.call('EXPIRE', track, 7200)
     local old = cur[2]
     if (not old) and v[12] == 1 then old = v[11] end
     if old and prov(old) ~= new_prov then
@@ -759,6 +793,16 @@ class ReadModel:
         """The latest alerts by event time, newest first (raised and cleared)."""
         members = await self.redis.zrevrange(self.keys.recent, 0, limit - 1)
         return [msgspec.json.decode(m.split("\n", 1)[1], type=Alert) for m in members]
+
+    async def track(self, vehicle_id: str) -> list[tuple[int, float, float, float]]:
+        """The vehicle's last hour: (event time ms, lat, lon, speed km/h), oldest first
+        (a point per read-model update, so at most one per flush)."""
+        points = await self.redis.zrange(self.keys.track(vehicle_id), 0, -1)
+        out = []
+        for point in points:
+            ts, lat, lon, speed = point.split(",")
+            out.append((int(ts), float(lat), float(lon), float(speed)))
+        return out
 
     async def vehicles_in(self, province: str | None) -> list[str]:
         """Vehicles whose latest ping lies in the province."""

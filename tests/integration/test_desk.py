@@ -36,7 +36,7 @@ def users_file(tmp_path) -> str:
 def desk_settings(env: dict[str, str], users: str) -> Settings:
     return Settings(kafka_bootstrap=env["KAFKA_BOOTSTRAP"], redis_url=env["REDIS_URL"],
                     app_id=env["YRD_APP_ID"], topic_alerts=env["YRD_TOPIC_ALERTS"],
-                    topic_zones=env["YRD_TOPIC_ZONES"],
+                    topic_zones=env["YRD_TOPIC_ZONES"], topic_permits=env["YRD_TOPIC_PERMITS"],
                     topic_incidents=env["YRD_TOPIC_PINGS"].replace("pings", "incidents"),
                     redis_prefix=env["YRD_REDIS_PREFIX"], desk_users=users,
                     desk_secret="test-secret")
@@ -118,6 +118,11 @@ async def test_jurisdictions_live_feed_and_actions_shared_between_desks(env, kaf
         open_sh = await (await desk_a.get("/api/alerts/open")).json()
         assert {a["vehicle_id"] for a in open_sh} == {"沪A61001"}
         speeding = next(a for a in open_sh if a["type"] == "SPEEDING")
+        one = await (await desk_a.get("/api/trucks/沪A61001")).json()
+        assert len(one["track"]) >= 2 and one["permit"] is None  # its last hour
+        assert [p["ts_ms"] for p in one["track"]] == sorted(p["ts_ms"] for p in one["track"])
+        assert {a["type"] for a in one["open_alerts"]} >= {"SPEEDING"}
+        assert (await desk_a.get("/api/trucks/苏A61002")).status == 404  # another province
 
         await login(desk_b, "chief")
         region = Events(await desk_b.get("/api/feed"))

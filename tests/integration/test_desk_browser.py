@@ -5,6 +5,7 @@ screen, and a SH user never sees a JS alert. Screenshots go to docs/."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from tests.integration.browser import FLAGS, chromium_executable
 from tests.integration.harness import free_port, latest_ts, wait_until
 from tests.integration.test_desk import PASSWORDS, collision, desk_settings, users_file
 from tests.integration.traces import XINJIEKOU, drive, start_time
+from tests.permit_trips import permit_doc
 
 pytestmark = pytest.mark.integration
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -36,6 +38,9 @@ async def test_the_desk_in_headless_chromium(env, kafka, worker, tmp_path):
     sh_truck = drive("沪A62001", t0, [62.0] * 6)
     js_truck = drive("苏A62002", t0, [62.0] * 6, at=XINJIEKOU)
     kafka.send_pings(env["YRD_TOPIC_PINGS"], sh_truck + js_truck)
+    permit = permit_doc("沪A62001", t0)  # chlorine, Nanjing -> Shanghai
+    kafka.send(env["YRD_TOPIC_PERMITS"], "沪A62001".encode(), json.dumps(permit).encode())
+    kafka.flush()
     for vehicle, last in (("沪A62001", sh_truck[-1]), ("苏A62002", js_truck[-1])):
         await asyncio.to_thread(wait_until, lambda v=vehicle, t=last.ts.isoformat(): (
             latest_ts(env["REDIS_URL"], env["YRD_REDIS_PREFIX"], v) or "") >= t,
@@ -79,6 +84,12 @@ async def test_the_desk_in_headless_chromium(env, kafka, worker, tmp_path):
             # the open alerts follow the feed (from the read model)
             await sh.locator("#open li", has_text="沪A62001").first.wait_for(timeout=30_000)
             assert await sh.locator("#open li", has_text="苏A62002").count() == 0
+            # a truck on click: its permit (cargo, corridor) and its last hour of track
+            await sh.click('.truck span[data-vehicle="沪A62001"]')
+            await sh.locator("#d-permit", has_text="UN1017").wait_for(timeout=30_000)
+            assert "chlorine" in await sh.inner_text("#d-permit")
+            track = await sh.inner_text("#d-track")
+            assert int(track.split(":")[1].split()[0]) >= 2, track
             DOCS.mkdir(exist_ok=True)
             await sh.screenshot(path=str(DOCS / "desk-sh.png"))
             await chief.screenshot(path=str(DOCS / "desk-region.png"))

@@ -134,7 +134,7 @@ def test_script_rows_carry_exact_text():
     assert row[0] == "沪A1" and row[1] == str(observation(10).ts_ms)
     assert row[2] == (T0 + timedelta(seconds=10)).isoformat()
     assert float(row[3]) == pv.latest.lat and row[5] == "96.0"
-    assert row[6:9] == ["", "", ""] and row[10:] == ["SH", 1, 1]
+    assert row[6:9] == ["", "", ""] and row[10:] == ["SH", 1, 1, "", ""]  # heading, track
     a = PendingAlert(alert("沪A1", "i1"))
     assert msgspec.json.decode(a.row()[6], type=Alert).alert_id == "i1:raised"
 
@@ -171,3 +171,23 @@ def test_errors_are_logged_without_the_redis_password():
         model = ReadModel.from_url(url)
         text = model._text(ConnectionError(f"cannot AUTH with hunter2 at {url}"))
         assert "hunter2" not in text and "****" in text
+
+
+def test_the_track_keeps_every_position_between_flushes_in_time_order():
+    outbox = Outbox()
+    first = VehicleUpdate(vehicle_id="沪A1", latest=observation(20), previous_province=None,
+                          previously_seen=False, open_alerts=0,
+                          track=(observation(0), observation(10)))
+    second = VehicleUpdate(vehicle_id="沪A1", latest=observation(40), previous_province="SH",
+                           previously_seen=True, open_alerts=0, track=(observation(30),))
+    outbox.add([first], [], NOW)
+    outbox.add([second], [], NOW)
+    vehicles, alerts = outbox.take()
+    points = vehicles["沪A1"].row()[14].split(";")
+    assert [int(p.split(",")[0]) for p in points] == [observation(s).ts_ms for s in (0, 10, 20, 30)]
+    outbox.add([VehicleUpdate(vehicle_id="沪A1", latest=observation(50), previous_province="SH",
+                              previously_seen=True, open_alerts=0)], [], NOW)
+    outbox.restore(vehicles, alerts)  # a failed flush puts its points back, before the new
+    points = outbox.vehicles["沪A1"].row()[14].split(";")
+    assert [int(p.split(",")[0]) for p in points] == [
+        observation(s).ts_ms for s in (0, 10, 20, 30, 40)]

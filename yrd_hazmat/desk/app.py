@@ -6,8 +6,10 @@ ping lies there, alerts of that province, actions on those incidents. The browse
 gets another province's data to filter.
 
 - ``POST /api/login`` ``{"name", "password"}``, ``POST /api/logout``, ``GET /api/me``
-- ``GET /api/trucks``: every truck at its latest position, with its open alerts' worst
-  severity
+- ``GET /api/trucks``: every truck at its latest position and heading, with its open
+  alerts' worst severity
+- ``GET /api/trucks/{vehicle_id}``: one truck: latest position, its last hour of track,
+  its open alerts and its permit (cargo, UN number, route and corridor)
 - ``GET /api/alerts/open``: open alerts, each with its incident log
 - ``GET /api/feed?province=&city=&type=&severity=``: server-sent events, ``alert`` for
   each new alert, ``incident`` for each action taken on a visible incident
@@ -96,6 +98,8 @@ class Desk:
         self.incidents = IncidentLogs()
         self.incidents.listeners.append(self._incident_changed)
         self.feeds: set[Feed] = set()
+        self.permits: dict[str, bytes] = {}
+        """Vehicle id -> its permit as published (the compacted permits topic)."""
         self.zones = ZoneRegistry(settings.zone_margin_m)
         if settings.zones_file:
             self.zones.load_file(settings.zones_file)
@@ -109,7 +113,7 @@ class Desk:
         self.producer = AIOKafkaProducer(**settings.kafka_options(), acks="all",
                                          enable_idempotence=True)
         await self.producer.start()
-        loaded, live, zoned = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        loaded, live, zoned, permitted = (asyncio.Event() for _ in range(4))
         options = settings.kafka_options()
         self._tasks = [
             asyncio.create_task(follow_topic(options, settings.topic_incidents,
@@ -118,8 +122,11 @@ class Desk:
                                              from_start=False), name="alerts"),
             asyncio.create_task(follow_topic(options, settings.topic_zones, self._zone, zoned),
                                 name="zones"),
+            asyncio.create_task(follow_topic(options, settings.topic_permits, self._permit,
+                                             permitted), name="permits"),
         ]
-        await asyncio.wait_for(asyncio.gather(loaded.wait(), live.wait(), zoned.wait()), 120)
+        await asyncio.wait_for(asyncio.gather(loaded.wait(), live.wait(), zoned.wait(),
+                                              permitted.wait()), 120)
 
     async def stop(self, app: web.Application | None = None) -> None:
         for task in self._tasks:
@@ -135,6 +142,7 @@ class Desk:
         app.router.add_post("/api/logout", self.logout)
         app.router.add_get("/api/me", self.me)
         app.router.add_get("/api/trucks", self.trucks)
+        app.router.add_get("/api/trucks/{vehicle_id}", self.truck)
         app.router.add_get("/api/alerts/open", self.open_alerts)
         app.router.add_get("/api/feed", self.feed)
         app.router.add_post("/api/incidents/{incident_id}/actions", self.act)
@@ -180,7 +188,7 @@ class Desk:
         return response
 
     async def me(self, request: web.Request) -> web.Response:
-        return web.json_response(_me(request[USER]))
+        return web.json_response(_me(request[USER]) | {"tile_url": self.settings.desk_tile_url})
 
     # --- the picture -----------------------------------------------------------------------
     async def trucks(self, request: web.Request) -> web.Response:
@@ -201,9 +209,47 @@ class Desk:
                     "speed_kmh": float(latest.get("speed_kmh") or 0),
                     "province": province, "city": latest.get("city_name") or None,
                     "open_alerts": int(latest.get("open_alerts") or 0),
+                    "heading": int(latest["heading"]) if latest.get("heading") else None,
                     "worst": {v: k for k, v in SEVERITY_RANK.items()}.get(worst.get(vehicle_id, 0)),
                 })
         return web.json_response(out)
+
+    async def truck(self, request: web.Request) -> web.Response:
+        """One truck of the jurisdiction: its last hour, open alerts and permit."""
+        user: User = request[USER]
+        vehicle_id = request.match_info["vehicle_id"]
+        latest = await self.readmodel.vehicle(vehicle_id)
+        if not latest or not user.sees(latest.get("province") or None):
+            raise web.HTTPNotFound(text='{"error": "no such truck"}',
+                                   content_type="application/json")
+        permit = None
+        raw = self.permits.get(vehicle_id)
+        if raw is not None:
+            try:
+                doc = json.loads(raw)
+                permit = {k: doc.get(k) for k in (
+                    "permit_id", "un_number", "hazard_class", "cargo_name", "quantity_kg",
+                    "valid_from", "valid_until", "route", "corridor_m", "origin", "destination",
+                    "carrier", "provinces")}
+            except ValueError:
+                permit = None
+        return web.json_response({
+            "vehicle_id": vehicle_id, "latest": latest,
+            "track": [{"ts_ms": ts, "lat": lat, "lon": lon, "speed_kmh": speed}
+                      for ts, lat, lon, speed in await self.readmodel.track(vehicle_id)],
+            "open_alerts": [msgspec.to_builtins(a) for a in
+                            await self.readmodel.open_alerts(vehicle_id=vehicle_id)],
+            "permit": permit,
+        })
+
+    def _permit(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        vehicle_id = key.decode("utf-8", "replace")
+        if value is None:
+            self.permits.pop(vehicle_id, None)  # revoked
+        elif len(value) <= self.settings.max_permit_bytes:
+            self.permits[vehicle_id] = value
 
     async def open_alerts(self, request: web.Request) -> web.Response:
         user: User = request[USER]

@@ -3,7 +3,7 @@
 "use strict";
 
 const COLOURS = { critical: "#c0392b", warning: "#e67e22", info: "#2e86c1" };
-const state = { map: null, trucks: null, feed: null, open: new Map() };
+const state = { map: null, trucks: null, feed: null, selection: null };
 
 async function api(path, options = {}) {
   const response = await fetch(path, { credentials: "same-origin", ...options });
@@ -53,17 +53,19 @@ function describeLog(log) {
 }
 
 function actionButtons(li, incidentId) {
-  for (const kind of ["ack", "note"]) {
+  const labels = { ack: "Acknowledge", assign: "Assign", note: "Note" };
+  for (const kind of ["ack", "assign", "note"]) {
     const button = document.createElement("button");
     button.type = "button";
-    button.textContent = kind === "ack" ? "Acknowledge" : "Note";
+    button.textContent = labels[kind];
     button.className = `do-${kind}`;
     button.addEventListener("click", async () => {
       const note = kind === "note" ? prompt("Note") : null;
-      if (kind === "note" && !note) return;
+      const assignee = kind === "assign" ? prompt("Assign to") : null;
+      if ((kind === "note" && !note) || (kind === "assign" && !assignee)) return;
       const response = await api(`/api/incidents/${incidentId}/actions`, {
         method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ kind, text: note }),
+        body: JSON.stringify({ kind, text: note, assignee }),
       });
       if (response.ok) showLog(await response.json());
     });
@@ -93,15 +95,47 @@ async function loadTrucks() {
   state.trucks.clearLayers();
   for (const t of trucks) {
     const colour = COLOURS[t.worst] || "#27ae60";
-    const marker = L.circleMarker([t.lat, t.lon], { radius: 6, color: "#222", weight: 1,
-                                                    fillColor: colour, fillOpacity: 0.9 });
-    marker.options.vehicle = t.vehicle_id;
-    marker.bindPopup(`<b>${t.vehicle_id}</b><br>${text(t.city)} · ${t.speed_kmh} km/h<br>` +
-                     `${t.ts}<br>open alerts: ${t.open_alerts}`);
+    const arrow = t.heading === null ? "●" : "▲";
+    const icon = L.divIcon({
+      className: "truck", iconSize: [18, 18],
+      html: `<span data-vehicle="${t.vehicle_id}" title="${t.vehicle_id}" ` +
+            `style="color:${colour};transform:rotate(${t.heading || 0}deg)">${arrow}</span>`,
+    });
+    const marker = L.marker([t.lat, t.lon], { icon, keyboard: false });
+    marker.on("click", () => showTruck(t.vehicle_id).catch(() => {}));
     marker.addTo(state.trucks);
   }
   document.getElementById("counts").textContent = `${trucks.length} trucks`;
   document.body.dataset.trucks = trucks.map((t) => t.vehicle_id).join(",");
+}
+
+async function showTruck(vehicleId) {
+  const response = await api(`/api/trucks/${encodeURIComponent(vehicleId)}`);
+  if (!response.ok) return;
+  const truck = await response.json();
+  if (state.selection) state.selection.remove();
+  state.selection = L.layerGroup().addTo(state.map);
+  const permit = truck.permit;
+  if (permit && permit.route) {
+    L.geoJSON(permit.route, { style: { color: "#8e44ad", weight: 10, opacity: 0.2 } }).addTo(state.selection);
+    L.geoJSON(permit.route, { style: { color: "#8e44ad", weight: 2, dashArray: "6" } }).addTo(state.selection);
+  }
+  const points = truck.track.map((p) => [p.lat, p.lon]);
+  if (points.length) L.polyline(points, { color: "#2c3e50", weight: 3 }).addTo(state.selection);
+  const latest = truck.latest;
+  document.getElementById("details").hidden = false;
+  document.getElementById("d-vehicle").textContent = truck.vehicle_id;
+  document.getElementById("d-latest").textContent =
+    `${latest.ts} · ${latest.speed_kmh} km/h · ${text(latest.city_name)}` +
+    (latest.heading ? ` · heading ${latest.heading}°` : "");
+  document.getElementById("d-permit").textContent = permit
+    ? `Permit ${permit.permit_id}: ${permit.cargo_name}, ${permit.un_number} (class ${permit.hazard_class}), ` +
+      `${text(permit.quantity_kg)} kg, ${permit.origin} → ${permit.destination}, corridor ${permit.corridor_m} m`
+    : "No permit on record.";
+  document.getElementById("d-track").textContent = `Last hour: ${truck.track.length} positions.`;
+  const list = document.getElementById("d-alerts");
+  list.replaceChildren(...truck.open_alerts.map(alertItem));
+  document.body.dataset.selected = truck.vehicle_id;
 }
 
 function connectFeed() {
@@ -146,6 +180,7 @@ async function start(me) {
   document.getElementById("who").textContent = `${me.name} · ${me.jurisdiction}`;
   if (!state.map) {
     state.map = L.map("map", { preferCanvas: true, zoomSnap: 0.25 }).setView([31.3, 119.8], 7);
+    if (me.tile_url) L.tileLayer(me.tile_url, { maxZoom: 18 }).addTo(state.map);
     state.trucks = L.layerGroup().addTo(state.map);
     await drawLayers();
     for (const id of ["f-type", "f-severity", "f-city"]) {
