@@ -153,6 +153,12 @@ async def test_jurisdictions_live_feed_and_actions_shared_between_desks(env, kaf
             seen_by_b = await (await desk_b.get("/api/alerts/open")).json()
             entry = next(a for a in seen_by_b if a["incident_id"] == speeding["incident_id"])
             assert entry["incident_log"]["actions"][0]["text"] == "patrol car 12 on its way"
+            # a desk started afterwards (a restart) reads the actions back from the topic
+            async with desk_client(settings) as restarted:
+                await login(restarted, "sh-duty")
+                again = await (await restarted.get("/api/alerts/open")).json()
+                entry = next(a for a in again if a["incident_id"] == speeding["incident_id"])
+                assert [a["kind"] for a in entry["incident_log"]["actions"]] == ["ack"]
         finally:
             region.close()
             sh_feed.close()

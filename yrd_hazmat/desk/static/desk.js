@@ -141,7 +141,8 @@ async function showTruck(vehicleId) {
 function connectFeed() {
   if (state.feed) state.feed.close();
   const query = new URLSearchParams();
-  for (const [id, key] of [["f-type", "type"], ["f-severity", "severity"], ["f-city", "city"]]) {
+  for (const [id, key] of [["f-province", "province"], ["f-type", "type"],
+                           ["f-severity", "severity"], ["f-city", "city"]]) {
     const value = document.getElementById(id).value.trim();
     if (value) query.set(key, value);
   }
@@ -183,7 +184,7 @@ async function start(me) {
     if (me.tile_url) L.tileLayer(me.tile_url, { maxZoom: 18 }).addTo(state.map);
     state.trucks = L.layerGroup().addTo(state.map);
     await drawLayers();
-    for (const id of ["f-type", "f-severity", "f-city"]) {
+    for (const id of ["f-province", "f-type", "f-severity", "f-city"]) {
       document.getElementById(id).addEventListener("change", connectFeed);
     }
     setInterval(() => { loadTrucks().catch(() => {}); }, 5000);
