@@ -27,6 +27,7 @@ from yrd_hazmat.config import Settings
 from yrd_hazmat.engine import (
     Outcome, Reference, RulesConfig, advance, route_positions_of, silence, timer_due,
 )
+from yrd_hazmat.emergency.responders import ResourceIndex, load_resources
 from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.jurisdiction import (
     JurisdictionIndex, default_index, province_shapes_metric,
@@ -106,12 +107,18 @@ class PingProcessor:
         return province_shapes_metric()
 
     @functools.cached_property
+    def resources(self) -> ResourceIndex | None:
+        """Emergency resources (YRD_RESOURCES_FILE); None: critical alarms name none."""
+        path = self.settings.resources_file
+        return ResourceIndex(load_resources(path)) if path else None
+
+    @functools.cached_property
     def permit_cache(self) -> PermitCache:
         return PermitCache(self.places)
 
     def prepare(self) -> None:
         """Build the geography now (when the agent starts), not in the first batch."""
-        _ = self.places, self.provinces, self.permit_cache
+        _ = self.places, self.provinces, self.permit_cache, self.resources
 
     # --- one batch ----------------------------------------------------------
     async def handle(self, tp: TP, records: list) -> None:
@@ -166,7 +173,7 @@ class PingProcessor:
         reference = Reference(zones=zone_index.by_id, permits=permits,
                               provinces=self.provinces,
                               route_positions=route_positions_of(batches, permits),
-                              zone_index=zone_index,
+                              zone_index=zone_index, resources=self.resources,
                               crossings=crossings_of(batches, lasts, zone_index,
                                                      self.rules.segments))
         accepted = 0
@@ -282,7 +289,8 @@ class PingProcessor:
         status = self._permit_of(key)
         zone_index = self.zones.index
         reference = Reference(zones=zone_index.by_id, zone_index=zone_index,
-                              permits={state.vehicle_id: status}, provinces=self.provinces)
+                              permits={state.vehicle_id: status}, provinces=self.provinces,
+                              resources=self.resources)
         waiting, previous = len(state.pending), state.last
         outcome = silence(state, now_ms, self.rules, now, reference)
         if not outcome.alerts and len(state.pending) == waiting:

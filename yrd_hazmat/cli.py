@@ -66,9 +66,9 @@ def worker(loglevel: str) -> None:
     """Run the Faust worker (same as ``faust -A agents.app worker``)."""
     import faust
 
-    from .topics import ensure_topics
+    from .topics import ensure_topics_ready
 
-    asyncio.run(ensure_topics(get_settings()))
+    asyncio.run(ensure_topics_ready(get_settings()))
     from agents.app import app
 
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     topic_handovers: str = "yrd.handovers"
     topic_terminals: str = "yrd.terminals"
     topic_incidents: str = "yrd.incidents"
+    topic_resources: str = "yrd.resources"
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
 
@@ -158,6 +159,15 @@ class Settings(BaseSettings):
                                  "heartbeat every 60 s by default)")
     gateway_max_connections: int = Field(20_000, ge=1, description="more are refused")
     gateway_metrics_port: int = Field(9465, ge=0, le=65535, description="0 disables /metrics")
+
+    # --- emergency response ---------------------------------------------
+    resources_file: str | None = Field(
+        None, description="emergency resources loaded at start (JSON like "
+                          "yrd_hazmat/data/resources.json)")
+    responders_max: int = Field(5, ge=1, le=50, description="responders proposed per critical alert")
+    responder_road_factor: float = Field(
+        1.35, ge=1.0, le=3.0, description="road distance over straight-line distance")
+    responder_speed_kmh: float = Field(60.0, gt=0, description="average speed of a response")
 
     # --- police desk ------------------------------------------------------
     desk_host: str = Field("0.0.0.0", description="address the desk listens on")

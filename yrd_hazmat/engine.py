@@ -26,6 +26,7 @@ from .rules.context import StepContext
 from .rules.rule import Rule
 from .ruleset import RULES
 from .state import VehicleState
+from .emergency.responders import ResourceIndex
 from .zones.index import ZoneIndex
 from .zones.model import Zone
 from .zones.segments import Crossing, SegmentKey, SegmentLimits, crossings
@@ -60,6 +61,8 @@ class Reference(msgspec.Struct, frozen=True, kw_only=True):
     reorder buffer) are placed one by one, with the same result."""
     zone_index: ZoneIndex | None = None
     """The zones' spatial index: with it, the segments between fixes are checked too."""
+    resources: ResourceIndex | None = None
+    """Emergency resources: critical alarms propose the nearest responders."""
     crossings: Mapping[SegmentKey, tuple[Crossing, ...]] = {}
     """The zones each segment passes through, computed for a whole batch at once by
     :func:`yrd_hazmat.zones.segments.crossings_of`; segments absent here are checked one
@@ -177,7 +180,8 @@ def _context(state: VehicleState, ref: Reference, emitted_at: datetime,
     status = ref.permits.get(state.vehicle_id, NO_PERMIT)
     return StepContext(vehicle_id=state.vehicle_id, previous=state.last, emitted_at=emitted_at,
                        cargo=_cargo(status), permit=status, zones=ref.zones,
-                       provinces=ref.provinces, handovers=handovers, limits=limits)
+                       provinces=ref.provinces, handovers=handovers, limits=limits,
+                       resources=ref.resources)
 
 
 def _run(

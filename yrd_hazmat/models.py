@@ -157,6 +157,30 @@ class Terminal(msgspec.Struct, frozen=True, kw_only=True):
     registered_at: EventTime
 
 
+ResourceKind = Literal["fire_rescue", "chemical_rescue_base", "hospital", "env_monitoring",
+                       "equipment_depot"]
+Capability = Literal["leak", "fire", "toxic_gas", "decontamination", "medical", "monitoring"]
+
+
+class Resource(msgspec.Struct, frozen=True, kw_only=True):
+    """An emergency resource (compacted topic ``yrd.resources``, key = ``resource_id``)."""
+
+    resource_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    name: str
+    kind: ResourceKind
+    lat: Latitude
+    lon: Longitude
+    province: Province
+    city: str | None = None
+    hazard_classes: Literal["all"] | list[Annotated[str, Meta(pattern=r"^[1-9](\.[1-6])?$")]] = "all"
+    """GB 6944 classes or divisions it can handle ("2" covers 2.1-2.3), or all."""
+    capabilities: list[Capability]
+    contact: str | None = None
+    status: Literal["available", "deployed", "out_of_service"] = "available"
+    approximate: bool = False
+    """Illustrative data: position and capabilities approximate."""
+
+
 class IncidentAction(msgspec.Struct, frozen=True, kw_only=True):
     """One desk user's action on an incident."""
 

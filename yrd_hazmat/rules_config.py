@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .config import Settings
 from .engine import RulesConfig
+from .rules.device_alarm import DeviceAlarmConfig
 from .rules.fatigue import FatigueConfig
 from .rules.handover import HandoverConfig
 from .rules.permits import PermitsConfig
@@ -60,6 +61,9 @@ def rules_config(settings: Settings) -> RulesConfig:
         plausibility=PlausibilityConfig(max_speed_kmh=settings.implausible_speed_kmh),
         signal=SignalConfig(lost_after_ms=_ms(settings.signal_lost_s),
                             moving_kmh=settings.moving_kmh),
+        device_alarm=DeviceAlarmConfig(responders_max=settings.responders_max,
+                                       road_factor=settings.responder_road_factor,
+                                       speed_kmh=settings.responder_speed_kmh),
         lateness_ms=_ms(settings.lateness_s),
         segments=SegmentLimits(max_gap_ms=_ms(settings.segment_max_gap_s),
                                max_speed_kmh=settings.segment_max_speed_kmh),

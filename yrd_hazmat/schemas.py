@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from .config import Settings
-from .models import Alert, DeadLetter, Handover, IncidentLog, Ping, Terminal
+from .models import Alert, DeadLetter, Handover, IncidentLog, Ping, Resource, Terminal
 from .permits.model import Permit
 from .zones.model import ZoneFeature
 
@@ -18,7 +18,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 TOPICS: dict[str, str] = {
     suffix: Settings.model_fields[f"topic_{suffix}"].default
-    for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers", "terminals", "incidents")
+    for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers", "terminals", "incidents", "resources")
 }
 """Settings suffix -> default topic name, as the settings define it (the file is
 ``schemas/<name>.schema.json``)."""
@@ -27,6 +27,7 @@ TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
     "pings": Ping, "alerts": Alert, "deadletter": DeadLetter, "zones": ZoneFeature,
     "permits": Permit, "handovers": Handover, "terminals": Terminal,
     "incidents": IncidentLog,
+    "resources": Resource,
 }
 """Topic (settings suffix) -> the struct that is its value schema."""
 
@@ -38,6 +39,7 @@ _KEYS = {
                  "deregisters the terminal",
     "incidents": "incident id (equal to incident_id); compacted: the latest record holds "
                  "every action on the incident",
+    "resources": "resource id (equal to resource_id); compacted, a null value removes it",
 }
 def topic_schema(suffix: str) -> dict[str, Any]:
     """The schema document of one topic's value."""

@@ -34,6 +34,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_zones: compacted,
         settings.topic_terminals: compacted,
         settings.topic_incidents: compacted,
+        settings.topic_resources: compacted,
         settings.topic_ticks: {"retention.ms": str(3600 * 1000)},
     } | changelogs
 
@@ -63,6 +64,17 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def ensure_topics_ready(settings: Settings, timeout_s: float = 60.0) -> list[str]:
+    """:func:`ensure_topics`, then wait until the broker describes every topic with its
+    partitions. A worker that joined its group before a topic it subscribes to was in the
+    broker's metadata got no partition of it (seen right after a broker restart), and
+    aiokafka noticed only at its next metadata refresh, minutes later."""
+    created = await ensure_topics(settings)
+    await asyncio.wait_for(asyncio.gather(*(wait_for_partitions(settings, topic, 0.2)
+                                            for topic in topic_specs(settings))), timeout_s)
+    return created
 
 
 async def wait_for_partitions(settings: Settings, topic: str, poll_s: float = 1.0) -> list[int]:

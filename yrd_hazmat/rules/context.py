@@ -23,6 +23,7 @@ from ..permits.route import RoutePosition
 from ..permits.status import NO_PERMIT, PermitStatus
 from ..zones.model import Zone
 from ..zones.segments import Crossing, SegmentLimits
+from ..emergency.responders import ResourceIndex
 
 
 class StepContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,6 +48,8 @@ class StepContext(msgspec.Struct, frozen=True, kw_only=True):
     crossings: tuple[Crossing, ...] = ()
     """The zones the straight segment from ``previous`` to this ping passes through (only
     for a plausible segment: see :class:`~yrd_hazmat.zones.segments.SegmentLimits`)."""
+    resources: "ResourceIndex | None" = None
+    """Emergency resources (for the responders of critical alarms); None: none known."""
     handovers: list[Handover] = []
     """Where a step puts the handovers it confirms (published beside the alerts)."""
 

@@ -49,6 +49,13 @@ KINDS = {bit: Kind(alert_type=TYPE, severity=severity, subject=name)
 """Each alarm bit is its own incident (subject: the alarm's name)."""
 
 
+class DeviceAlarmConfig(msgspec.Struct, frozen=True, kw_only=True):
+    responders_max: int = 5
+    road_factor: float = 1.35
+    """Road distance over straight-line distance, for the responders' arrival times."""
+    speed_kmh: float = 60.0
+
+
 class AlarmState(msgspec.Struct, kw_only=True, gc=False):
     incidents: dict[int, str] = {}
     """Alarm bit -> open incident id."""
@@ -85,7 +92,8 @@ def nearest_responders(obs: Observation, provinces: Mapping[str, Any]) -> tuple[
 
 
 def step(
-    state: AlarmState, obs: Observation, ctx: StepContext, cfg: None = None
+    state: AlarmState, obs: Observation, ctx: StepContext,
+    cfg: DeviceAlarmConfig = DeviceAlarmConfig(),
 ) -> tuple[AlarmState, list[Alert]]:
     """Raise alarms whose bit went on and clear those whose bit went off."""
     alerts: list[Alert] = []
@@ -101,9 +109,25 @@ def step(
         details = _plain(bit)
         if severity is Severity.CRITICAL:
             details |= _responders(obs, ctx.permit, ctx.provinces)
+            if ctx.resources is not None:
+                details |= _resources(obs, ctx, cfg)
         state.incidents[bit], raised = incident.raise_once(None, ctx, KINDS[bit], obs, details)
         alerts += raised
     return state, alerts
+
+
+def _resources(obs: Observation, ctx: StepContext, cfg: DeviceAlarmConfig) -> dict[str, Any]:
+    """The nearest available responders for the cargo, from any province, and the
+    nearest hospital (see :mod:`yrd_hazmat.emergency.responders`)."""
+    assert ctx.resources is not None
+    cargo = ctx.permit.cargo_class(obs.ts_ms)
+    near = dict(limit=cfg.responders_max, road_factor=cfg.road_factor, speed_kmh=cfg.speed_kmh)
+    responders = ctx.resources.nearest(obs.x_m, obs.y_m, obs.province, cargo, **near)
+    hospitals = ctx.resources.nearest(obs.x_m, obs.y_m, obs.province, cargo,
+                                      capabilities=frozenset({"medical"}), **(near | {"limit": 1}))
+    return {"responders": msgspec.to_builtins(responders),
+            "hospital": msgspec.to_builtins(hospitals[0]) if hospitals else None,
+            "responders_cross_border": sum(r.crosses_border for r in responders)}
 
 
 def _plain(bit: int) -> dict[str, Any]:
@@ -126,5 +150,6 @@ def _responders(obs: Observation, status: PermitStatus, provinces: Mapping[str, 
     }
 
 
-RULE = Rule(name="device_alarm", state_field="alarms", state=AlarmState, raises=(TYPE,),
-            step=step, open_incidents=lambda state: state.open_incidents)
+RULE = Rule(name="device_alarm", state_field="alarms", state=AlarmState,
+            config=DeviceAlarmConfig, raises=(TYPE,), step=step,
+            open_incidents=lambda state: state.open_incidents)

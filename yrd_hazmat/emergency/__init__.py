@@ -1,0 +1,1 @@
+"""Emergency response across the four provinces: resources and the nearest responders."""
