@@ -9,7 +9,7 @@ from importlib.resources import files
 import pytest
 
 from yrd_hazmat.models import Ping
-from tests.integration.harness import WorkerProcess, run_env
+from tests.integration.harness import run_env
 from tests.integration.traces import drive, of, start_time
 
 pytestmark = pytest.mark.integration
