@@ -107,10 +107,11 @@ class PingProcessor:
         return province_shapes_metric()
 
     @functools.cached_property
-    def resources(self) -> ResourceIndex | None:
-        """Emergency resources (YRD_RESOURCES_FILE); None: critical alarms name none."""
+    def resources(self) -> ResourceIndex:
+        """Emergency resources: YRD_RESOURCES_FILE, then the resources topic
+        (:mod:`agents.resources`); while empty, critical alarms name no responders."""
         path = self.settings.resources_file
-        return ResourceIndex(load_resources(path)) if path else None
+        return ResourceIndex(load_resources(path) if path else ())
 
     @functools.cached_property
     def permit_cache(self) -> PermitCache:

@@ -146,6 +146,41 @@ def desk_user(name: str, jurisdiction: str, password: str) -> None:
                            "password": hash_password(password)}, ensure_ascii=False))
 
 
+@main.group()
+def resources() -> None:
+    """Emergency resources on the resources topic."""
+
+
+@resources.command("publish")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def resources_publish(path: str) -> None:
+    """Publish every resource of a file like yrd_hazmat/data/resources.json (key: id)."""
+    from .emergency.responders import load_resources
+    from .topics import ensure_topics
+
+    settings = get_settings()
+    asyncio.run(ensure_topics(settings))
+    items = load_resources(path)
+
+    async def publish() -> None:
+        from aiokafka import AIOKafkaProducer
+
+        import msgspec
+
+        producer = AIOKafkaProducer(**settings.kafka_options(), acks="all")
+        await producer.start()
+        try:
+            for resource in items:
+                await producer.send(settings.topic_resources, msgspec.json.encode(resource),
+                                    key=resource.resource_id.encode())
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(publish())
+    click.echo(f"published {len(items)} resource(s) to {settings.topic_resources}")
+
+
 @main.command()
 def gateway() -> None:
     """Run the gateway: JT/T 808 terminals on YRD_JT808_PORT, a JT/T 809 platform link on

@@ -109,7 +109,7 @@ def step(
         details = _plain(bit)
         if severity is Severity.CRITICAL:
             details |= _responders(obs, ctx.permit, ctx.provinces)
-            if ctx.resources is not None:
+            if ctx.resources:  # known resources (an empty index names no responders)
                 details |= _resources(obs, ctx, cfg)
         state.incidents[bit], raised = incident.raise_once(None, ctx, KINDS[bit], obs, details)
         alerts += raised

@@ -1,0 +1,44 @@
+"""Emergency resources at run time: every worker follows the compacted resources topic.
+
+A task on every worker reads ``yrd.resources`` from its start with a group-less
+consumer and keeps following it, so a resource put out of service (or back) is
+proposed, or no longer, from the next batch on; a null value removes the resource.
+Invalid records are logged and leave the resources untouched. ``YRD_RESOURCES_FILE``
+(read at start) gives the first set; the topic adds to and overrides it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from yrd_hazmat.follow import follow_topic
+from yrd_hazmat.models import Resource
+
+from agents.app import app, settings
+from agents.pings import processor
+
+log = logging.getLogger(__name__)
+_decoder = msgspec.json.Decoder(Resource)
+
+
+def apply(key: bytes | None, value: bytes | None) -> None:
+    """One record of the resources topic into the worker's resource index."""
+    index = processor.resources
+    if value is None:
+        if key is not None:
+            index.remove(key.decode("utf-8", "replace"))
+        return
+    try:
+        resource = _decoder.decode(value)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        log.warning("resource record %r rejected: %s", key, exc)
+        return
+    index.put(resource)
+
+
+@app.task
+async def follow_resources() -> None:
+    """Follow the resources topic for as long as the worker runs."""
+    await follow_topic(settings.kafka_options(), settings.topic_resources, apply)
