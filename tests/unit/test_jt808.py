@@ -192,3 +192,13 @@ def test_unknown_and_unreadable_frames_get_negative_answers_never_an_exception()
     short = s.handle(frame_2013(0x0200, PHONE, 4, location_body()[:20])[1:-1])
     assert general(short) == [m.BAD_MESSAGE] and short.rejected[0].reason == "truncated"
     assert s.handle(b"\x00\x01")  # too short for a header: rejected, no answer possible
+
+
+def test_a_2019_frame_cut_inside_its_header_is_truncated_not_an_exception():
+    data = struct.pack(">HH", 0x0002, 0x4000) + b"\x01" + bytes.fromhex("0000000001391234")
+    data += bytes([xor(data)])
+    with pytest.raises(FrameError) as cut:
+        parse(data)
+    assert cut.value.reason == "truncated"
+    handled = session().handle(data)
+    assert handled.rejected[0].reason == "truncated" and handled.answers == []

@@ -21,7 +21,7 @@ import msgspec
 from ..models import Ping, Terminal
 from . import codes
 from ..jt808 import messages as m
-from ..jt808.frame import Frame, FrameError, Header, build, parse
+from ..jt808.frame import Frame, FrameError, Header, build, parse, read_header, unescape
 
 MAX_PENDING_PACKETS = 256
 """Sub-packets held per connection while a long message is reassembled."""
@@ -215,16 +215,6 @@ def _ping(vehicle_id: str, position: m.Position) -> Ping:
 def _loose_header(content: bytes) -> Header | None:
     """The header of a frame that failed its checks, if readable (to answer it)."""
     try:
-        data = content.replace(b"\x7d\x02", b"\x7e").replace(b"\x7d\x01", b"\x7d")
-        if len(data) < 12:
-            return None
-        msg_id = int.from_bytes(data[0:2], "big")
-        props = int.from_bytes(data[2:4], "big")
-        if props & 0x4000:
-            if len(data) < 17:
-                return None
-            return Header(msg_id=msg_id, version=data[4], phone=data[5:15],
-                          serial=int.from_bytes(data[15:17], "big"))
-        return Header(msg_id=msg_id, phone=data[4:10], serial=int.from_bytes(data[10:12], "big"))
-    except Exception:  # only a courtesy answer: never let it fail the connection
+        return read_header(unescape(content)[:-1])[0]
+    except FrameError:  # unreadable even so: no answer
         return None

@@ -120,9 +120,25 @@ def parse(content: bytes) -> Frame:
         raise FrameError("bad_check_code", f"check code 0x{data[-1]:02x}, computed "
                                            f"0x{check_code(data[:-1]):02x}")
     data = data[:-1]
+    header, offset, length = read_header(data)
+    body = data[offset:]
+    if len(body) != length:
+        raise FrameError("truncated", f"body is {len(body)} bytes, header says {length}")
+    if not all((b >> 4) < 10 and (b & 0xF) < 10 for b in header.phone):
+        raise FrameError("bad_header", f"phone number {header.phone.hex()} is not BCD")
+    return Frame(header, body)
+
+
+def read_header(data: bytes) -> tuple[Header, int, int]:
+    """(header, where the body starts, the body length the header gives) of unescaped
+    frame bytes (without the check code); the body is not checked."""
+    if len(data) < 12:
+        raise FrameError("truncated", f"frame of {len(data)} bytes is shorter than a header")
     msg_id, props = struct.unpack_from(">HH", data)
-    length = props & MAX_BODY
     if props & 0x4000:  # 2019
+        if len(data) < 17:
+            raise FrameError("truncated", f"2019 frame of {len(data)} bytes is shorter than "
+                                          "its header")
         version, phone, serial = data[4], data[5:15], struct.unpack_from(">H", data, 15)[0]
         offset = 17
     else:
@@ -134,14 +150,9 @@ def parse(content: bytes) -> Frame:
             raise FrameError("truncated", "sub-packet fields missing")
         packets, index = struct.unpack_from(">HH", data, offset)
         offset += 4
-    body = data[offset:]
-    if len(body) != length:
-        raise FrameError("truncated", f"body is {len(body)} bytes, header says {length}")
-    if not all((b >> 4) < 10 and (b & 0xF) < 10 for b in phone):
-        raise FrameError("bad_header", f"phone number {phone.hex()} is not BCD")
     header = Header(msg_id=msg_id, phone=phone, serial=serial, version=version,
                     encryption=(props >> 10) & 0x7, packets=packets, index=index)
-    return Frame(header, body)
+    return header, offset, props & MAX_BODY
 
 
 def build(msg_id: int, phone: bytes, serial: int, body: bytes, version: int | None = None,
