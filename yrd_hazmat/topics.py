@@ -72,21 +72,29 @@ async def ensure_topics_ready(settings: Settings, timeout_s: float = 60.0) -> li
     broker's metadata got no partition of it (seen right after a broker restart), and
     aiokafka noticed only at its next metadata refresh, minutes later."""
     created = await ensure_topics(settings)
-    await asyncio.wait_for(asyncio.gather(*(wait_for_partitions(settings, topic, 0.2)
-                                            for topic in topic_specs(settings))), timeout_s)
+    await asyncio.wait_for(wait_for_partitions(settings, *topic_specs(settings), poll_s=0.2),
+                           timeout_s)
     return created
 
 
-async def wait_for_partitions(settings: Settings, topic: str, poll_s: float = 1.0) -> list[int]:
-    """The partition ids of ``topic``, waiting until it exists."""
+async def wait_for_partitions(settings: Settings, topic: str, *more: str,
+                              poll_s: float = 1.0) -> list[int]:
+    """The partition ids of ``topic``, waiting until it (and every topic of ``more``)
+    exists with its partitions; one admin client for them all."""
     admin = AIOKafkaAdminClient(**settings.kafka_options())
     await admin.start()
     try:
-        while True:
-            [description] = await admin.describe_topics([topic])
-            if description["error_code"] == 0 and description["partitions"]:
-                return sorted(p["partition"] for p in description["partitions"])
-            log.warning("topic %s does not exist yet", topic)
-            await asyncio.sleep(poll_s)
+        waiting = [topic, *more]
+        found: dict[str, list[int]] = {}
+        while waiting:
+            for description in await admin.describe_topics(waiting):
+                if description["error_code"] == 0 and description["partitions"]:
+                    found[description["topic"]] = sorted(
+                        p["partition"] for p in description["partitions"])
+            waiting = [t for t in waiting if t not in found]
+            if waiting:
+                log.warning("topic %s does not exist yet", ", ".join(waiting))
+                await asyncio.sleep(poll_s)
+        return found[topic]
     finally:
         await admin.close()

@@ -7,13 +7,11 @@ other. A registration is on the topic before the terminal gets its code.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator, Mapping
 
 import msgspec
 
-from ..follow import follow_topic
 from ..models import Terminal
 
 log = logging.getLogger(__name__)
@@ -53,10 +51,3 @@ class Registry(Mapping[str, Terminal]):
             self.put(_decoder.decode(value))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("unreadable terminal registration %r: %s", key, exc)
-
-
-async def follow(registry: Registry, kafka_options: dict, topic: str,
-                 loaded: asyncio.Event) -> None:
-    """Read ``topic`` from its start into ``registry``; set ``loaded`` once at its end,
-    then keep following it (runs until cancelled)."""
-    await follow_topic(kafka_options, topic, registry.apply, loaded)

@@ -24,11 +24,11 @@ from ..codec import Rejection, dead_letter, encode
 from ..config import Settings
 from ..jt808.frame import Splitter
 from ..jt809 import frame as jt809_frame
-from ..models import Terminal
 from ..timeutil import CHINA_TZ
 from ..topics import ensure_topics
-from . import codes, metrics
-from .registry import Registry, follow
+from . import metrics
+from ..follow import follow_topic
+from .registry import Registry
 from .link import LinkConfig, LinkSession
 from .session import Handled, Session
 
@@ -123,7 +123,8 @@ class Gateway:
         self.publisher = Publisher(self.producer)
         self.publisher.start()
         self._follower = asyncio.create_task(
-            follow(self.registry, settings.kafka_options(), settings.topic_terminals, self.loaded),
+            follow_topic(settings.kafka_options(), settings.topic_terminals, self.registry.apply,
+                         self.loaded),
             name="terminal-registrations")
         loaded = asyncio.create_task(self.loaded.wait())
         await asyncio.wait({loaded, self._follower}, return_when=asyncio.FIRST_COMPLETED)
@@ -279,5 +280,3 @@ async def run(settings: Settings) -> None:
     finally:
         await gateway.stop()
 
-
-__all__ = ["Gateway", "Terminal", "codes", "run"]
