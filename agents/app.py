@@ -93,4 +93,4 @@ def _vehicle_table(name: str, help: str) -> faust.Table:
 vehicle_table = _vehicle_table("vehicle-state", "per-vehicle rule state (msgpack VehicleState)")
 permits_table = _vehicle_table("permits", "latest valid permit record (msgpack PermitEntry)")
 
-from agents import permits, pings, resources, zones  # noqa: E402,F401  (registers the agents on ``app``)
+from agents import incidents, permits, pings, resources, zones  # noqa: E402,F401  (registers the agents on ``app``)

@@ -11,6 +11,7 @@ the input offsets durable, in an order that survives a kill -9 at any moment.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -27,12 +28,14 @@ from yrd_hazmat.config import Settings
 from yrd_hazmat.engine import (
     Outcome, Reference, RulesConfig, advance, route_positions_of, silence, timer_due,
 )
+from yrd_hazmat.emergency.incidents import command_for
 from yrd_hazmat.emergency.responders import ResourceIndex, load_resources
+from yrd_hazmat.emergency.scene import is_emergency, with_trucks
 from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.jurisdiction import (
     JurisdictionIndex, default_index, province_shapes_metric,
 )
-from yrd_hazmat.models import Alert, Ping
+from yrd_hazmat.models import Alert, AlertState, Ping
 from yrd_hazmat.observation import Observation
 from yrd_hazmat.permits.status import NO_PERMIT, PermitStatus
 from yrd_hazmat.permits.store import PermitCache
@@ -49,6 +52,8 @@ from agents.vehicles import VehicleStates
 
 log = logging.getLogger(__name__)
 
+EXPOSURE_TIMEOUT_S = 0.5
+"""At most this long for the read model's trucks around an emergency."""
 _LATE = Rejection(LATE, "ping is older than the vehicle's latest processed ping")
 
 
@@ -250,12 +255,35 @@ class PingProcessor:
 
     async def _publish(self, key: bytes, outcome: Outcome) -> None:
         send = self.outputs.send
-        for alert in outcome.alerts:
+        for i, alert in enumerate(outcome.alerts):
+            if is_emergency(alert):
+                if alert.state is AlertState.RAISED:
+                    alert = outcome.alerts[i] = await self._exposed(alert)
+                    metrics.EMERGENCIES.labels(type=alert.type).inc()
+                await send(self.settings.topic_incident_actions, alert.incident_id.encode(),
+                           encode(command_for(alert)))
             await send(self.settings.topic_alerts, key, encode(alert))
         for handover in outcome.handovers:
             await send(self.settings.topic_handovers, key, encode(handover))
             metrics.HANDOVERS.labels(from_province=handover.from_province or "none",
                                      to_province=handover.to_province or "none").inc()
+
+    async def _exposed(self, alert: Alert) -> Alert:
+        """The emergency alert with the other trucks the read model places within its
+        isolation distance; if Redis is down or slow, said so instead (never waits long)."""
+        max_age_s = self.settings.exposure_max_age_s
+        if not self.readmodel.healthy:
+            return with_trucks(alert, None, max_age_s=max_age_s,
+                               unknown="read model unavailable (Redis down)")
+        radius = float(alert.details["isolation_distance_m"])
+        try:
+            near = await asyncio.wait_for(
+                self.readmodel.nearby(alert.lon, alert.lat, radius), EXPOSURE_TIMEOUT_S)
+        except Exception as exc:  # a view never stops the stream
+            log.warning("exposure of %s: read model: %s", alert.incident_id, type(exc).__name__)
+            return with_trucks(alert, None, max_age_s=max_age_s,
+                               unknown=f"read model unavailable ({type(exc).__name__})")
+        return with_trucks(alert, near, max_age_s=max_age_s)
 
     def _last_fix(self, vehicle_id: str) -> Observation | None:
         state = self.states.get(vehicle_id.encode("utf-8"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -179,6 +180,91 @@ def resources_publish(path: str) -> None:
 
     asyncio.run(publish())
     click.echo(f"published {len(items)} resource(s) to {settings.topic_resources}")
+
+
+@main.command()
+@click.argument("incident_id")
+@click.argument("kind", required=False,
+                type=click.Choice(["dispatch", "arrive", "release", "close", "note", "ack"]))
+@click.argument("resource_id", required=False)
+@click.option("--by", default=lambda: os.environ.get("USER") or "operator",
+              help="who does it (default: $USER)")
+@click.option("--at", "at_", default=None, help="when (RFC 3339; default: now)")
+@click.option("--text", default=None, help="a note or remark")
+@click.option("--timeout", default=30.0, show_default=True, help="seconds to wait for the keeper")
+def respond(incident_id: str, kind: str | None, resource_id: str | None, by: str,
+            at_: str | None, text: str | None, timeout: float) -> None:
+    """Show an incident's record, or record a response: dispatch, arrive or release a
+    resource (RESOURCE_ID), close the incident, or note something on it."""
+    import uuid
+    from datetime import datetime
+
+    import msgspec
+
+    from .emergency.respond import describe, read_records, record_action
+    from .models import IncidentAction
+    from .timeutil import CHINA_TZ
+
+    settings = get_settings()
+    now = datetime.now(CHINA_TZ)
+    if kind is None:
+        record = asyncio.run(read_records(settings)).get(incident_id)
+        if record is None:
+            raise click.ClickException(f"no incident record {incident_id}")
+        click.echo(describe(record, now))
+        return
+    if kind in ("dispatch", "arrive", "release") and not resource_id:
+        raise click.UsageError(f"{kind} needs a RESOURCE_ID")
+    try:
+        action = msgspec.convert({"kind": kind, "by": by, "at": at_ or now, "text": text,
+                                  "resource_id": resource_id, "action_id": uuid.uuid4().hex},
+                                 IncidentAction)
+    except msgspec.ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        record, refused = asyncio.run(record_action(settings, incident_id, action, timeout))
+    except LookupError:
+        raise click.ClickException(f"no incident record {incident_id}") from None
+    except TimeoutError:
+        raise click.ClickException(f"sent, but no incident keeper recorded it in {timeout:g} s: "
+                                   "is a worker running?") from None
+    click.echo(describe(record, now))
+    if refused:
+        raise click.ClickException(f"{kind} refused: {refused}")
+
+
+@main.command()
+@click.option("--month", required=True, help="YYYY-MM (China time)")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table",
+              show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="write the CSV here too")
+def ledger(month: str, fmt: str, output: str | None) -> None:
+    """The regional fund's ledger: per province pair, incidents, responses and
+    resource-hours given and received in one month."""
+    from datetime import datetime
+
+    from .emergency import ledger as books
+    from .emergency.respond import read_records
+    from .timeutil import CHINA_TZ
+
+    try:
+        books.month_bounds(month)
+    except ValueError:
+        raise click.BadParameter("expected YYYY-MM", param_hint="--month") from None
+    settings = get_settings()
+    logs = asyncio.run(read_records(settings)).all()
+    now = datetime.now(CHINA_TZ)
+    pairs = books.pairs(logs, month, now)
+    text = books.to_csv(pairs)
+    if output:
+        Path(output).write_text(text, "utf-8")
+    if fmt == "csv":
+        click.echo(text, nl=False)
+        return
+    from .console import ledger_tables
+
+    ledger_tables(month, pairs, books.provinces(logs, month, now))
 
 
 @main.command()

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     topic_handovers: str = "yrd.handovers"
     topic_terminals: str = "yrd.terminals"
     topic_incidents: str = "yrd.incidents"
+    topic_incident_actions: str = "yrd.incident-actions"
     topic_resources: str = "yrd.resources"
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
@@ -168,6 +169,9 @@ class Settings(BaseSettings):
     responder_road_factor: float = Field(
         1.35, ge=1.0, le=3.0, description="road distance over straight-line distance")
     responder_speed_kmh: float = Field(60.0, gt=0, description="average speed of a response")
+    exposure_max_age_s: float = Field(
+        3600.0, gt=0, description="a truck the read model saw longer ago before an emergency "
+                                  "is not listed as exposed")
 
     # --- police desk ------------------------------------------------------
     desk_host: str = Field("0.0.0.0", description="address the desk listens on")

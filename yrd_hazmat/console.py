@@ -96,3 +96,28 @@ async def follow_alerts(
     finally:
         await consumer.stop()
     return shown
+
+
+def ledger_tables(month: str, pairs: list, provinces: list) -> None:
+    """The ledger as two tables: per province pair (giver -> receiver), and each province's
+    balance across borders."""
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=f"Emergency responses {month}: per province pair (giver → receiver)")
+    for column in ("giver", "receiver", "incidents", "responses", "resource-hours", "still open"):
+        table.add_column(column, justify="left" if column in ("giver", "receiver") else "right")
+    for row in pairs:
+        table.add_row(row.giver, row.receiver + (" (own)" if row.giver == row.receiver else ""),
+                      str(row.incidents), str(row.responses), f"{row.resource_hours:.2f}",
+                      str(row.open_responses))
+    console.print(table)
+    balance = Table(title="Across borders: resource-hours given and received")
+    for column in ("province", "incidents", "responses given", "responses received",
+                   "hours given", "hours received", "net"):
+        balance.add_column(column, justify="left" if column == "province" else "right")
+    for row in provinces:
+        balance.add_row(row.province, str(row.incidents), str(row.responses_given),
+                        str(row.responses_received), f"{row.hours_given:.2f}",
+                        f"{row.hours_received:.2f}", f"{row.net_hours:+.2f}")
+    console.print(balance)

@@ -53,6 +53,11 @@ ZONES_REJECTED = Counter(
 )
 PERMITS_HELD = Gauge("yrd_permits_held", "Vehicles with a permit record on this worker")
 PERMIT_UPDATES = Counter("yrd_permit_updates", "Permit records stored or revoked", ["result"])
+INCIDENT_ACTIONS = Counter(
+    "yrd_incident_actions", "Incident actions applied by the keeper, by kind and result "
+    "(recorded, repeated, refused)", ["kind", "result"])
+EMERGENCIES = Counter("yrd_emergencies", "Emergency alerts raised (critical, with responders)",
+                      ["type"])
 PERMITS_REJECTED = Counter(
     "yrd_permits_rejected", "Permit records sent to the dead-letter topic, by reason", ["reason"]
 )

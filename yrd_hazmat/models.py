@@ -87,7 +87,9 @@ class Ping(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     mileage_km: Annotated[float, Meta(ge=0.0, description="odometer (JT/T 808 item 0x01)")] | None = None
     alarm_extra: Annotated[dict[str, int], Meta(
         description="JT/T 808 alarm extension items: overspeed_area_type/_id (0x11), "
-                    "area_type/_id/_direction (0x12), route_id/_time_s/_time_result (0x13)")
+                    "area_type/_id/_direction (0x12), route_id/_time_s/_time_result (0x13); "
+                    "tank_leak (0xE1, maker-defined: non-zero when the tank's leak sensor "
+                    "fires, a critical DEVICE_ALARM)")
     ] | None = None
 
 
@@ -177,31 +179,100 @@ class Resource(msgspec.Struct, frozen=True, kw_only=True):
     capabilities: list[Capability]
     contact: str | None = None
     status: Literal["available", "deployed", "out_of_service"] = "available"
+    deployed_to: str | None = None
+    """The incident it is deployed to (status deployed, set by the incident keeper)."""
     approximate: bool = False
     """Illustrative data: position and capabilities approximate."""
 
 
-class IncidentAction(msgspec.Struct, frozen=True, kw_only=True):
-    """One desk user's action on an incident."""
+ActionKind = Literal["raised", "cleared", "ack", "assign", "note", "dispatch", "arrive",
+                     "release", "close"]
 
-    kind: Literal["ack", "assign", "note"]
-    by: Annotated[str, Meta(description="the desk user")]
+
+class IncidentAction(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of an incident: the worker's (raised, cleared) or a person's (ack, assign,
+    note on the desk; dispatch, arrive, release, close with the desk or ``yrd-hazmat
+    respond``)."""
+
+    kind: ActionKind
+    by: Annotated[str, Meta(description="the desk user or operator; the worker for raised, cleared")]
     at: EventTime
+    action_id: Annotated[str, Meta(
+        description="unique: an action applied twice (a replay) counts once")] | None = None
     text: str | None = None
-    """The note (kind note), or a remark with an acknowledgement or assignment."""
+    """The note (kind note), or a remark with any other action."""
     assignee: str | None = None
     """Who the incident is assigned to (kind assign)."""
+    resource_id: str | None = None
+    """The resource dispatched, arrived or released."""
+
+
+class Response(msgspec.Struct, frozen=True, kw_only=True):
+    """One resource sent to an incident: from its dispatch to its release."""
+
+    resource_id: str
+    name: str
+    kind: str
+    province: Province
+    """The resource's province: the one giving the help."""
+    dispatched_at: EventTime
+    arrived_at: EventTime | None = None
+    released_at: EventTime | None = None
+    crosses_border: bool = False
 
 
 class IncidentLog(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything the desks did about one incident, oldest first (the latest record of an
-    incident holds its whole history: the topic is compacted)."""
+    """An incident's record (compacted topic ``yrd.incidents``, key = incident id): what
+    it is, and everything done about it, oldest first. The latest record of an incident
+    holds its whole history; one writer per incident (the worker's incident keeper)."""
 
     incident_id: str
     vehicle_id: VehicleId
     province: Province | None
     alert_type: str
     actions: list[IncidentAction]
+    severity: Severity | None = None
+    emergency: bool = False
+    """A critical incident with responders (SOS, collision, rollover, leak, a banned truck
+    inside a water-source zone...)."""
+    raised_at: EventTime | None = None
+    """The raising ping's time."""
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    subject: str | None = None
+    """The alarm or the zone."""
+    hazard_class: str | None = None
+    un_number: str | None = None
+    cargo_name: str | None = None
+    responders_province: Province | None = None
+    """The province whose responders are nearest (outside the region: the closest one)."""
+    isolation_distance_m: float | None = None
+    responders: list[dict[str, Any]] = []
+    """The responders proposed when it was raised, nearest first."""
+    exposure: dict[str, Any] = {}
+    """Zones and other trucks within the isolation distance when it was raised."""
+    responses: list[Response] = []
+    cleared_at: EventTime | None = None
+    """When the alert cleared (the alarm went off): the response may go on."""
+    closed_at: EventTime | None = None
+    rejected: list[dict[str, Any]] = []
+    """The latest actions refused (action_id, kind, reason), so whoever sent one learns why."""
+
+    @property
+    def home(self) -> str | None:
+        """The jurisdiction receiving help: the incident's province, else the nearest."""
+        return self.province or self.responders_province
+
+
+class IncidentCommand(msgspec.Struct, frozen=True, kw_only=True):
+    """A request to record an action (topic ``yrd.incident-actions``, key = incident id):
+    sent by the worker, the desk and ``yrd-hazmat respond``; the incident keeper applies
+    it and publishes the incident's record."""
+
+    incident_id: str
+    action: IncidentAction
+    alert: Alert | None = None
+    """The incident's alert: with the first action, it says what the incident is."""
 
 
 class Handover(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -7,6 +7,12 @@ import msgspec
 from .models import City, Ping
 
 
+TANK_LEAK = 1 << 32
+"""An alarm bit beyond the JT/T 808 DWORD: the tank's leak sensor fired (the ping's
+``alarm_extra`` item ``tank_leak`` is non-zero). JT/T 808 has no leak bit; hazmat
+terminals report tank sensors in maker-defined extension items (0xE0-0xFF)."""
+
+
 class Observation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One valid ping, converted to WGS-84 and located, ready for the rules."""
 
@@ -16,6 +22,7 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     speed_kmh: float
     road_class: str | None
     alarm_flags: int
+    """The JT/T 808 alarm DWORD, plus :data:`TANK_LEAK`."""
     status_flags: int
     province: str | None
     city: City | None
@@ -53,7 +60,8 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             lon=lon,
             speed_kmh=ping.speed_kmh,
             road_class=ping.road_class,
-            alarm_flags=ping.alarm_flags,
+            alarm_flags=ping.alarm_flags | (
+                TANK_LEAK if ping.alarm_extra and ping.alarm_extra.get("tank_leak") else 0),
             status_flags=ping.status_flags,
             province=province,
             city=city,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .config import Settings
 from .engine import RulesConfig
-from .rules.device_alarm import DeviceAlarmConfig
+from .emergency.scene import ResponseConfig
 from .rules.fatigue import FatigueConfig
 from .rules.handover import HandoverConfig
 from .rules.permits import PermitsConfig
@@ -21,6 +21,9 @@ def rules_config(settings: Settings) -> RulesConfig:
     """The rules' configuration from the settings."""
     limits = RoadLimits(expressway_kmh=settings.speed_limit_expressway_kmh,
                         other_kmh=settings.speed_limit_other_kmh)
+    response = ResponseConfig(responders_max=settings.responders_max,
+                              road_factor=settings.responder_road_factor,
+                              speed_kmh=settings.responder_speed_kmh)
     return RulesConfig(
         speeding=SpeedingConfig(
             limits=limits,
@@ -34,6 +37,7 @@ def rules_config(settings: Settings) -> RulesConfig:
             speeding_min_duration_ms=_ms(settings.speeding_min_duration_s),
             speeding_max_gap_ms=_ms(settings.speeding_max_gap_s),
             limits=limits,
+            response=response,
         ),
         permits=PermitsConfig(
             required_pattern=settings.permit_required_pattern,
@@ -61,9 +65,7 @@ def rules_config(settings: Settings) -> RulesConfig:
         plausibility=PlausibilityConfig(max_speed_kmh=settings.implausible_speed_kmh),
         signal=SignalConfig(lost_after_ms=_ms(settings.signal_lost_s),
                             moving_kmh=settings.moving_kmh),
-        device_alarm=DeviceAlarmConfig(responders_max=settings.responders_max,
-                                       road_factor=settings.responder_road_factor,
-                                       speed_kmh=settings.responder_speed_kmh),
+        device_alarm=response,
         lateness_ms=_ms(settings.lateness_s),
         segments=SegmentLimits(max_gap_ms=_ms(settings.segment_max_gap_s),
                                max_speed_kmh=settings.segment_max_speed_kmh),

@@ -9,7 +9,9 @@ from typing import Any
 import msgspec
 
 from .config import Settings
-from .models import Alert, DeadLetter, Handover, IncidentLog, Ping, Resource, Terminal
+from .models import (
+    Alert, DeadLetter, Handover, IncidentCommand, IncidentLog, Ping, Resource, Terminal,
+)
 from .permits.model import Permit
 from .zones.model import ZoneFeature
 
@@ -18,7 +20,8 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 TOPICS: dict[str, str] = {
     suffix: Settings.model_fields[f"topic_{suffix}"].default
-    for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers", "terminals", "incidents", "resources")
+    for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers", "terminals", "incidents",
+                   "incident_actions", "resources")
 }
 """Settings suffix -> default topic name, as the settings define it (the file is
 ``schemas/<name>.schema.json``)."""
@@ -27,6 +30,7 @@ TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
     "pings": Ping, "alerts": Alert, "deadletter": DeadLetter, "zones": ZoneFeature,
     "permits": Permit, "handovers": Handover, "terminals": Terminal,
     "incidents": IncidentLog,
+    "incident_actions": IncidentCommand,
     "resources": Resource,
 }
 """Topic (settings suffix) -> the struct that is its value schema."""
@@ -39,6 +43,8 @@ _KEYS = {
                  "deregisters the terminal",
     "incidents": "incident id (equal to incident_id); compacted: the latest record holds "
                  "every action on the incident",
+    "incident_actions": "incident id (equal to incident_id): one keeper per incident "
+                        "applies them in order",
     "resources": "resource id (equal to resource_id); compacted, a null value removes it",
 }
 def topic_schema(suffix: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_zones: compacted,
         settings.topic_terminals: compacted,
         settings.topic_incidents: compacted,
+        settings.topic_incident_actions: {"retention.ms": str(30 * _DAY_MS)},
         settings.topic_resources: compacted,
         settings.topic_ticks: {"retention.ms": str(3600 * 1000)},
     } | changelogs

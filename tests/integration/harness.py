@@ -59,6 +59,7 @@ def run_env(services: dict[str, str], **overrides: str) -> dict[str, str]:
         "YRD_TOPIC_HANDOVERS": f"t{run}.handovers",
         "YRD_TOPIC_RESOURCES": f"t{run}.resources",
         "YRD_TOPIC_INCIDENTS": f"t{run}.incidents",
+        "YRD_TOPIC_INCIDENT_ACTIONS": f"t{run}.incident-actions",
         "YRD_TOPIC_TERMINALS": f"t{run}.terminals",
         "YRD_REDIS_PREFIX": f"t{run}",
         "YRD_METRICS_PORT": str(free_port()),

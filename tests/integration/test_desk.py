@@ -37,7 +37,9 @@ def desk_settings(env: dict[str, str], users: str) -> Settings:
     return Settings(kafka_bootstrap=env["KAFKA_BOOTSTRAP"], redis_url=env["REDIS_URL"],
                     app_id=env["YRD_APP_ID"], topic_alerts=env["YRD_TOPIC_ALERTS"],
                     topic_zones=env["YRD_TOPIC_ZONES"], topic_permits=env["YRD_TOPIC_PERMITS"],
-                    topic_incidents=env["YRD_TOPIC_PINGS"].replace("pings", "incidents"),
+                    topic_incidents=env["YRD_TOPIC_INCIDENTS"],
+                    topic_incident_actions=env["YRD_TOPIC_INCIDENT_ACTIONS"],
+                    topic_resources=env["YRD_TOPIC_RESOURCES"],
                     redis_prefix=env["YRD_REDIS_PREFIX"], desk_users=users,
                     desk_secret="test-secret")
 
@@ -146,10 +148,26 @@ async def test_jurisdictions_live_feed_and_actions_shared_between_desks(env, kaf
             ack = await desk_a.post(f"/api/incidents/{speeding['incident_id']}/actions",
                                     json={"kind": "ack", "text": "patrol car 12 on its way"})
             assert ack.status == 200, await ack.text()
-            await region.until(lambda evs: any(e == "incident" for e, _ in evs),
-                               "the acknowledgement in the other desk's feed")
-            [(_, logged)] = [(e, d) for e, d in region.events if e == "incident"]
+            def acked(evs) -> list[dict]:
+                return [d for e, d in evs if e == "incident"
+                        and d["incident_id"] == speeding["incident_id"]]
+
+            await region.until(acked, "the acknowledgement in the other desk's feed")
+            [logged] = acked(region.events)
             assert logged["actions"][0]["kind"] == "ack" and logged["actions"][0]["by"] == "sh-duty"
+            # each collision is an emergency with its record (so is each barrier's SOS); the
+            # SH desk lists only its own
+            emergencies = await (await desk_a.get("/api/incidents")).json()
+            assert {e["vehicle_id"] for e in emergencies} == {"沪A61001"}
+            [crash_id] = [e["incident_id"] for e in emergencies if e["subject"] == "collision"]
+            nowhere = await desk_a.post(f"/api/incidents/{crash_id}/actions",
+                                        json={"kind": "dispatch", "resource_id": "no-such-team"})
+            assert nowhere.status == 409 and "unknown resource" in (await nowhere.json())["error"]
+            closed = await desk_a.post(f"/api/incidents/{crash_id}/actions",
+                                       json={"kind": "close", "text": "towed away"})
+            assert closed.status == 200 and (await closed.json())["closed_at"] is not None
+            assert crash_id not in {e["incident_id"]
+                                    for e in await (await desk_a.get("/api/incidents")).json()}
             seen_by_b = await (await desk_b.get("/api/alerts/open")).json()
             entry = next(a for a in seen_by_b if a["incident_id"] == speeding["incident_id"])
             assert entry["incident_log"]["actions"][0]["text"] == "patrol car 12 on its way"

@@ -7,7 +7,7 @@ from yrd_hazmat.engine import Reference, advance
 from yrd_hazmat.geo.jurisdiction import province_shapes_metric
 from yrd_hazmat.observation import Observation
 from yrd_hazmat.permits.status import PermitStatus
-from yrd_hazmat.rules.device_alarm import isolation_distance
+from yrd_hazmat.emergency.scene import isolation_distance
 from yrd_hazmat.timeutil import to_ms
 from tests.factories import RULES, T0, obs
 from tests.permit_trips import compiled

@@ -13,8 +13,12 @@ gets another province's data to filter.
 - ``GET /api/alerts/open``: open alerts, each with its incident log
 - ``GET /api/feed?province=&city=&type=&severity=``: server-sent events, ``alert`` for
   each new alert, ``incident`` for each action taken on a visible incident
-- ``POST /api/incidents/{incident_id}/actions`` ``{"kind": "ack"|"assign"|"note", "text",
-  "assignee"}``: recorded on ``yrd.incidents``, answered with the incident's log
+- ``POST /api/incidents/{incident_id}/actions`` ``{"kind": "ack"|"assign"|"note"|"dispatch"|
+  "arrive"|"release"|"close", "text", "assignee", "resource_id"}``: sent to
+  ``yrd.incident-actions``; answered with the incident's record once the keeper recorded
+  it (409 with the reason if it refused it, 504 if no keeper answered)
+- ``GET /api/incidents/{incident_id}``: the incident's record
+- ``GET /api/resources``: the emergency resources and their status
 """
 
 from __future__ import annotations
@@ -37,14 +41,14 @@ from shapely.geometry import mapping
 from ..codec import Rejection, encode
 from ..config import Settings
 from ..follow import follow_topic
-from ..models import Alert, IncidentLog
+from ..models import Alert, IncidentCommand, IncidentLog, Resource
 from ..readmodel import ReadModel
 from ..timeutil import CHINA_TZ
 from ..topics import ensure_topics
 from ..zones.model import parse_zone_record
 from ..zones.registry import ZoneRegistry
 from ..zones.schedule import in_force
-from .actions import IncidentLogs, action_of, with_action
+from .actions import IncidentLogs, action_of
 from .sessions import Sessions
 from .users import User, Users
 
@@ -54,7 +58,10 @@ COOKIE = "yrd_desk"
 STATIC = Path(__file__).resolve().parent / "static"
 SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
 USER = web.RequestKey("user", User)
+ANSWER_TIMEOUT_S = 15.0
+"""How long an action waits for the incident keeper's record."""
 _alert_decoder = msgspec.json.Decoder(Alert)
+_resource_decoder = msgspec.json.Decoder(Resource)
 
 
 class Feed:
@@ -99,6 +106,8 @@ class Desk:
         self.incidents.listeners.append(self._incident_changed)
         self.feeds: set[Feed] = set()
         self.permits: dict[str, bytes] = {}
+        self.resources: dict[str, Resource] = {}
+        """Resource id -> the resource (the compacted resources topic)."""
         """Vehicle id -> its permit as published (the compacted permits topic)."""
         self.zones = ZoneRegistry(settings.zone_margin_m)
         if settings.zones_file:
@@ -113,7 +122,7 @@ class Desk:
         self.producer = AIOKafkaProducer(**settings.kafka_options(), acks="all",
                                          enable_idempotence=True)
         await self.producer.start()
-        loaded, live, zoned, permitted = (asyncio.Event() for _ in range(4))
+        loaded, live, zoned, permitted, equipped = (asyncio.Event() for _ in range(5))
         options = settings.kafka_options()
         self._tasks = [
             asyncio.create_task(follow_topic(options, settings.topic_incidents,
@@ -124,9 +133,11 @@ class Desk:
                                 name="zones"),
             asyncio.create_task(follow_topic(options, settings.topic_permits, self._permit,
                                              permitted), name="permits"),
+            asyncio.create_task(follow_topic(options, settings.topic_resources, self._resource,
+                                             equipped), name="resources"),
         ]
         await asyncio.wait_for(asyncio.gather(loaded.wait(), live.wait(), zoned.wait(),
-                                              permitted.wait()), 120)
+                                              permitted.wait(), equipped.wait()), 120)
 
     async def stop(self, app: web.Application | None = None) -> None:
         for task in self._tasks:
@@ -146,6 +157,9 @@ class Desk:
         app.router.add_get("/api/alerts/open", self.open_alerts)
         app.router.add_get("/api/feed", self.feed)
         app.router.add_post("/api/incidents/{incident_id}/actions", self.act)
+        app.router.add_get("/api/incidents", self.emergencies)
+        app.router.add_get("/api/incidents/{incident_id}", self.incident)
+        app.router.add_get("/api/resources", self.resources_now)
         app.router.add_get("/api/geo/{layer:provinces|cities}", self.geo)
         app.router.add_get("/api/zones", self.zones_now)
         app.router.add_get("/", self.index)
@@ -262,6 +276,39 @@ class Desk:
                 out.append(entry)
         return web.json_response(out)
 
+    async def emergencies(self, request: web.Request) -> web.Response:
+        """The emergencies of the user's jurisdiction not closed yet (the alarm may have
+        cleared while the response goes on), newest first."""
+        user: User = request[USER]
+        out = [msgspec.to_builtins(r) for r in self.incidents.all()
+               if r.emergency and r.closed_at is None and user.sees(r.home)]
+        return web.json_response(sorted(out, key=lambda r: r["raised_at"] or "", reverse=True))
+
+    async def incident(self, request: web.Request) -> web.Response:
+        record = self.incidents.get(request.match_info["incident_id"])
+        if record is None or not request[USER].sees(record.home):
+            raise web.HTTPNotFound(text='{"error": "no such incident"}',
+                                   content_type="application/json")
+        return web.json_response(msgspec.to_builtins(record))
+
+    async def resources_now(self, request: web.Request) -> web.Response:
+        """Every emergency resource of the region with its status: help may come from any
+        province."""
+        return web.json_response([msgspec.to_builtins(r) for r in
+                                  sorted(self.resources.values(), key=lambda r: r.resource_id)])
+
+    def _resource(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:
+            self.resources.pop(key.decode("utf-8", "replace"), None)
+            return
+        try:
+            resource = _resource_decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        self.resources[resource.resource_id] = resource
+
     # --- the map's layers ---------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html")
@@ -307,7 +354,7 @@ class Desk:
     def _incident_changed(self, entry: IncidentLog) -> None:
         data = encode(entry)
         for feed in list(self.feeds):
-            if feed.user.sees(entry.province):
+            if feed.user.sees(entry.home):
                 feed.push("incident", data)
 
     async def feed(self, request: web.Request) -> web.StreamResponse:
@@ -336,7 +383,9 @@ class Desk:
         user: User = request[USER]
         incident_id = request.match_info["incident_id"]
         alert = await self._visible_alert(user, incident_id)
-        if alert is None:  # unknown, or another jurisdiction's: the same answer
+        record = self.incidents.get(incident_id)
+        if alert is None and (record is None or not user.sees(record.home)):
+            # unknown, or another jurisdiction's: the same answer
             raise web.HTTPNotFound(text='{"error": "no such incident"}',
                                    content_type="application/json")
         try:
@@ -344,11 +393,20 @@ class Desk:
         except (ValueError, msgspec.ValidationError) as exc:
             raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}),
                                      content_type="application/json") from None
-        entry = with_action(self.incidents.get(incident_id), alert, action)
-        assert self.producer is not None
-        await self.producer.send_and_wait(self.settings.topic_incidents, encode(entry),
+        command = IncidentCommand(incident_id=incident_id, action=action, alert=alert)
+        assert self.producer is not None and action.action_id is not None
+        await self.producer.send_and_wait(self.settings.topic_incident_actions, encode(command),
                                           key=incident_id.encode())
-        self.incidents.apply(incident_id.encode(), encode(entry))
+        try:
+            entry, refused = await self.incidents.answer(incident_id, action.action_id,
+                                                         ANSWER_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise web.HTTPGatewayTimeout(
+                text='{"error": "sent, but no incident keeper recorded it yet: is a worker '
+                     'running?"}', content_type="application/json") from None
+        if refused is not None:
+            raise web.HTTPConflict(text=json.dumps({"error": refused}),
+                                   content_type="application/json")
         return web.json_response(msgspec.to_builtins(entry))
 
     async def _visible_alert(self, user: User, incident_id: str) -> Alert | None:

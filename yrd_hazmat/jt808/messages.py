@@ -95,7 +95,13 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
     mileage_km: float | None = None
     alarm_extra: dict[str, int] | None = None
     """Alarm extension items: 0x11 overspeed (area type, area id), 0x12 area or route
-    entry/exit (type, id, direction), 0x13 route driving time (id, seconds, result)."""
+    entry/exit (type, id, direction), 0x13 route driving time (id, seconds, result), and
+    0xE1 (:data:`TANK_LEAK_ITEM`) the tank's leak sensor (``tank_leak``)."""
+
+
+TANK_LEAK_ITEM = 0xE1
+"""Additional item (one byte, non-zero: leaking) of the tank's leak sensor. JT/T 808 leaves
+0xE0-0xFF to the terminal maker; this is the project's choice, to be mapped per maker."""
 
 
 def bcd_time(data: bytes) -> datetime:
@@ -134,6 +140,8 @@ def read_location(body: bytes) -> Position:
         elif item == 0x13 and size == 7:
             extra["route_id"], extra["route_time_s"], extra["route_time_result"] = struct.unpack(
                 ">IHB", value)
+        elif item == TANK_LEAK_ITEM and size == 1:
+            extra["tank_leak"] = value[0]
         offset += 2 + size
     return Position(
         alarm=alarm, status=status,
@@ -194,7 +202,7 @@ def authentication(code: str, version: int | None = None, imei: str = "860000000
 
 def location(ts: datetime, lat: float, lon: float, speed_kmh: float, heading: int = 0,
              alarm: int = 0, status: int = 0b11, altitude_m: int = 10,
-             mileage_km: float | None = None) -> bytes:
+             mileage_km: float | None = None, tank_leak: bool = False) -> bytes:
     status = (status | (SOUTH if lat < 0 else 0) | (WEST if lon < 0 else 0))
     local = ts.astimezone(CHINA_TZ)
     body = struct.pack(">IIIIHHH", alarm, status, round(abs(lat) * 1e6), round(abs(lon) * 1e6),
@@ -202,6 +210,8 @@ def location(ts: datetime, lat: float, lon: float, speed_kmh: float, heading: in
     body += bytes.fromhex(local.strftime("%y%m%d%H%M%S"))
     if mileage_km is not None:
         body += bytes([0x01, 4]) + struct.pack(">I", round(mileage_km * 10))
+    if tank_leak:
+        body += bytes([TANK_LEAK_ITEM, 1, 1])
     return body
 
 

@@ -13,7 +13,8 @@ cannot raise and clear an alert on every ping.
 While confirmed inside:
 - ZONE_VIOLATION (critical) when the ban is in force at the ping's local time
   and the cargo class is banned (unknown cargo counts as banned, and the alert
-  says so); cleared on exit or when the ban window ends.
+  says so); cleared on exit or when the ban window ends. Inside a water-source
+  zone it is an emergency: it carries responders and exposure.
 - ZONE_DWELL (warning) once inside longer than the zone's ``max_dwell_s``.
 - ZONE_SPEEDING (warning) over the zone's own limit where it is lower than the
   road's legal limit (otherwise SPEEDING already covers it).
@@ -28,6 +29,7 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 
+from ..emergency.scene import EMERGENCY_ZONE_KINDS, ResponseConfig, emergency_details
 from ..hazard import is_banned
 from ..models import Alert, AlertType, Severity
 from ..observation import Observation
@@ -56,6 +58,8 @@ class ZonesConfig(msgspec.Struct, frozen=True, kw_only=True):
     speeding_max_gap_ms: int = SPEEDING_MAX_GAP_MS
     limits: RoadLimits = RoadLimits()
     """The legal limits: a zone's own limit applies only where it is lower."""
+    response: ResponseConfig = ResponseConfig()
+    """How responders are proposed for a banned truck inside a water-source zone."""
 
 
 class ZoneTrack(msgspec.Struct, kw_only=True, gc=False):
@@ -168,7 +172,7 @@ def _while_inside(
     ban = in_force(zone.windows, obs.ts_ms) and is_banned(cargo_class, zone.banned)
     track.violation, alerts = incident.settle(
         track.violation, ban, ctx, _kind(VIOLATION, zone_id), obs,
-        raised=lambda: details | ban_details(zone, cargo_class),
+        raised=lambda: details | ban_details(zone, cargo_class) | _emergency(zone, obs, ctx, cfg),
         cleared=lambda: details | {"reason": "ban_not_in_force"})
 
     max_dwell = zone.props.max_dwell_s
@@ -190,6 +194,12 @@ def _while_inside(
     else:
         track.speeding, raised = speed_episode.close(track.speeding, obs, ctx, rule, details)
     return alerts + raised
+
+
+def _emergency(zone: Zone, obs: Observation, ctx: StepContext, cfg: ZonesConfig) -> dict[str, Any]:
+    """A banned truck inside a water-source zone is an emergency: responders and exposure
+    (:mod:`yrd_hazmat.emergency.scene`); other bans are violations, not emergencies."""
+    return emergency_details(obs, ctx, cfg.response) if zone.props.kind in EMERGENCY_ZONE_KINDS else {}
 
 
 @lru_cache(maxsize=4096)
