@@ -151,8 +151,15 @@ def ping_records(topic: str, pings: list[Ping]) -> list[tuple[str, bytes, bytes]
 
 
 def content(alert: dict) -> dict:
-    """An alert without its wall-clock field."""
-    return {k: v for k, v in alert.items() if k != "emitted_at"}
+    """An alert without its wall-clock fields: ``emitted_at``, and an emergency's
+    ``exposure.trucks`` (a snapshot of the read model when the worker processed the ping,
+    not a function of the pings: the one part of an alert a replay may change)."""
+    out = {k: v for k, v in alert.items() if k != "emitted_at"}
+    exposure = out.get("details", {}).get("exposure")
+    if exposure is not None:
+        out["details"] = out["details"] | {"exposure": {
+            k: v for k, v in exposure.items() if k not in ("trucks", "trucks_unknown")}}
+    return out
 
 
 def _canon(value) -> str:

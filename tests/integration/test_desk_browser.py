@@ -1,11 +1,13 @@
 """The police desk in a real browser (headless Chromium driven by Playwright): a truck
 appears, an alert arrives in the feed, acknowledging it shows on another desk user's
-screen, and a SH user never sees a JS alert. Screenshots go to docs/."""
+screen, a SH user never sees a JS alert, and a collision's proposed responder is
+dispatched from the page. Screenshots go to docs/."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -15,13 +17,18 @@ from playwright.async_api import async_playwright
 from yrd_hazmat.desk.app import Desk
 from yrd_hazmat.desk.users import Users
 from tests.integration.browser import FLAGS, chromium_executable
-from tests.integration.harness import free_port, latest_ts, wait_until
+from tests.integration.harness import free_port, latest_ts, run_env, wait_until
 from tests.integration.test_desk import PASSWORDS, collision, desk_settings, users_file
 from tests.integration.traces import XINJIEKOU, drive, start_time
 from tests.permit_trips import permit_doc
 
 pytestmark = pytest.mark.integration
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+@pytest.fixture(scope="module")
+def env(services):
+    return run_env(services, YRD_RESOURCES_FILE=str(files("yrd_hazmat.data") / "resources.json"))
 
 
 async def sign_in(page, url: str, name: str) -> None:
@@ -90,6 +97,16 @@ async def test_the_desk_in_headless_chromium(env, kafka, worker, tmp_path):
             assert "chlorine" in await sh.inner_text("#d-permit")
             track = await sh.inner_text("#d-track")
             assert int(track.split(":")[1].split()[0]) >= 2, track
+            # the collision is an emergency: dispatch its nearest responder from the page;
+            # the region's desk sees the response
+            crash = sh.locator("#emergencies li.emergency", has_text="collision").first
+            await crash.wait_for(timeout=30_000)
+            first = crash.locator(".responders li").first
+            team = await first.get_attribute("data-resource")
+            await first.locator("button.do-dispatch").click()
+            await crash.locator(f'.responses li[data-resource="{team}"]').wait_for(timeout=30_000)
+            await chief.locator(f'#emergencies .responses li[data-resource="{team}"]').wait_for(
+                timeout=30_000)
             DOCS.mkdir(exist_ok=True)
             await sh.screenshot(path=str(DOCS / "desk-sh.png"))
             await chief.screenshot(path=str(DOCS / "desk-region.png"))

@@ -3,7 +3,7 @@
 "use strict";
 
 const COLOURS = { critical: "#c0392b", warning: "#e67e22", info: "#2e86c1" };
-const state = { map: null, trucks: null, feed: null, selection: null };
+const state = { map: null, trucks: null, feed: null, selection: null, scene: null, resources: {} };
 
 async function api(path, options = {}) {
   const response = await fetch(path, { credentials: "same-origin", ...options });
@@ -90,6 +90,101 @@ async function loadOpen() {
   }
 }
 
+// --- emergencies: responders proposed, dispatch / arrive / release / close -------------
+
+async function act(incidentId, body) {
+  const response = await api(`/api/incidents/${incidentId}/actions`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  if (!response.ok) alert(`${body.kind}: ${(await response.json()).error}`);
+  await loadEmergencies();
+}
+
+function button(label, className, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.className = className;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function line(textContent, className = "") {
+  const div = document.createElement("div");
+  div.className = className;
+  div.textContent = textContent;
+  return div;
+}
+
+function emergencyItem(r) {
+  const li = document.createElement("li");
+  li.className = "alert critical emergency";
+  li.dataset.emergency = r.incident_id;
+  const exposure = r.exposure || {};
+  const trucks = exposure.trucks;
+  li.append(
+    line(`${r.alert_type} ${text(r.subject)} · ${r.vehicle_id} · ${text(r.province || "outside → " + r.responders_province)}`, "head"),
+    line(`raised ${text(r.raised_at)}${r.cleared_at ? " · alarm cleared" : ""}`),
+    line(`cargo ${text(r.cargo_name) || "unknown"} ${text(r.un_number)} class ${text(r.hazard_class) || "?"} · isolate ${text(r.isolation_distance_m)} m`),
+    line(`exposed: ${(exposure.zones || []).map((z) => `${z.zone_name} (${z.zone_kind}, ${z.distance_m} m)`).join(", ") || "no zone"}; ` +
+         (trucks === null || trucks === undefined ? `trucks unknown (${text(exposure.trucks_unknown)})`
+           : `${trucks.length} truck(s)${trucks.length ? ": " + trucks.map((t) => `${t.vehicle_id} ${t.distance_m} m`).join(", ") : ""}`), "exposure"),
+  );
+  const sent = new Set(r.responses.filter((x) => !x.released_at).map((x) => x.resource_id));
+  const proposed = document.createElement("ol");
+  proposed.className = "responders";
+  for (const p of r.responders) {
+    const item = document.createElement("li");
+    item.dataset.resource = p.resource_id;
+    item.textContent = `${p.name} (${p.province}) ${p.distance_km} km, ${p.eta_min} min${p.crosses_border ? " · cross-border" : ""} `;
+    if (!sent.has(p.resource_id)) {
+      item.append(button("Dispatch", "do-dispatch", () => act(r.incident_id, { kind: "dispatch", resource_id: p.resource_id })));
+    }
+    proposed.append(item);
+  }
+  li.append(proposed);
+  const responses = document.createElement("ol");
+  responses.className = "responses";
+  for (const x of r.responses) {
+    const item = document.createElement("li");
+    item.dataset.resource = x.resource_id;
+    item.textContent = `${x.name} (${x.province}${x.crosses_border ? ", cross-border" : ""}) dispatched ${x.dispatched_at}` +
+      (x.arrived_at ? ` · arrived ${x.arrived_at}` : "") + (x.released_at ? ` · released ${x.released_at}` : " ");
+    if (!x.released_at) {
+      if (!x.arrived_at) item.append(button("Arrived", "do-arrive", () => act(r.incident_id, { kind: "arrive", resource_id: x.resource_id })));
+      item.append(button("Release", "do-release", () => act(r.incident_id, { kind: "release", resource_id: x.resource_id })));
+    }
+    responses.append(item);
+  }
+  li.append(responses);
+  li.append(button("Show", "do-show", () => showScene(r)));
+  li.append(button("Close incident", "do-close", () => {
+    const why = prompt("Closing remark");
+    if (why !== null) act(r.incident_id, { kind: "close", text: why || null });
+  }));
+  return li;
+}
+
+function showScene(r) {
+  if (state.scene) state.scene.remove();
+  state.scene = L.layerGroup().addTo(state.map);
+  L.circle([r.lat, r.lon], { radius: r.isolation_distance_m || 100, color: "#c0392b" }).addTo(state.scene);
+  for (const p of r.responders) {
+    const resource = state.resources[p.resource_id];
+    if (!resource) continue;
+    L.polyline([[resource.lat, resource.lon], [r.lat, r.lon]], { color: p.crosses_border ? "#8e44ad" : "#27ae60", weight: 1, dashArray: "4" })
+      .bindTooltip(`${p.name}: ${p.eta_min} min`).addTo(state.scene);
+  }
+  state.map.setView([r.lat, r.lon], 10);
+}
+
+async function loadEmergencies() {
+  const [records, resources] = await Promise.all([
+    (await api("/api/incidents")).json(), (await api("/api/resources")).json()]);
+  state.resources = Object.fromEntries(resources.map((x) => [x.resource_id, x]));
+  document.getElementById("emergencies").replaceChildren(...records.map(emergencyItem));
+}
+
 async function loadTrucks() {
   const trucks = await (await api("/api/trucks")).json();
   state.trucks.clearLayers();
@@ -157,7 +252,11 @@ function connectFeed() {
     clearTimeout(state.refresh);  // the open list and the trucks' colours follow the feed
     state.refresh = setTimeout(() => { loadOpen().catch(() => {}); loadTrucks().catch(() => {}); }, 2000);
   });
-  state.feed.addEventListener("incident", (event) => showLog(JSON.parse(event.data)));
+  state.feed.addEventListener("incident", (event) => {
+    const log = JSON.parse(event.data);
+    showLog(log);
+    if (log.emergency) loadEmergencies().catch(() => {});
+  });
 }
 
 async function drawLayers() {
@@ -188,10 +287,10 @@ async function start(me) {
       document.getElementById(id).addEventListener("change", connectFeed);
     }
     setInterval(() => { loadTrucks().catch(() => {}); }, 5000);
-    setInterval(() => { loadOpen().catch(() => {}); }, 15000);
+    setInterval(() => { loadOpen().catch(() => {}); loadEmergencies().catch(() => {}); }, 15000);
   }
   connectFeed();
-  await Promise.all([loadTrucks(), loadOpen()]);
+  await Promise.all([loadTrucks(), loadOpen(), loadEmergencies()]);
 }
 
 (async () => {
