@@ -90,8 +90,12 @@ def worker(loglevel: str) -> None:
               "127.0.0.1:YRD_JT808_PORT, or YRD_JT809_PORT with --protocol jt809)")
 @click.option("--jt808-version", type=click.Choice(["2013", "2019"]), default="2013",
               show_default=True)
+@click.option("--accident-every", type=float, default=None,
+              help="seconds: the third truck collides 90 s into every such period (an "
+                   "emergency with responders); default: no accident")
 def simulate(vehicles: int, interval: float, speeders: float, seed: int, duration: float | None,
-             protocol: str, gateway: str | None, jt808_version: str) -> None:
+             protocol: str, gateway: str | None, jt808_version: str,
+             accident_every: float | None) -> None:
     """Drive a simulated fleet along the YRD corridors, publishing pings."""
     settings = get_settings()
     try:
@@ -102,7 +106,8 @@ def simulate(vehicles: int, interval: float, speeders: float, seed: int, duratio
             sent = asyncio.run(run_terminals(
                 settings.kafka_options(), settings.topic_permits, host or "127.0.0.1", int(port),
                 size=vehicles, interval_s=interval, speeders=speeders, seed=seed,
-                duration_s=duration, version=None if jt808_version == "2013" else 1))
+                duration_s=duration, version=None if jt808_version == "2013" else 1,
+                accident_every_s=accident_every))
             click.echo(f"sent {sent} positions through the gateway", err=True)
             return
         if protocol == "jt809":
@@ -112,14 +117,14 @@ def simulate(vehicles: int, interval: float, speeders: float, seed: int, duratio
             sent = asyncio.run(run_platform(
                 settings, settings.kafka_options(), host or "127.0.0.1", int(port),
                 size=vehicles, interval_s=interval, speeders=speeders, seed=seed,
-                duration_s=duration))
+                duration_s=duration, accident_every_s=accident_every))
             click.echo(f"sent {sent} positions over the platform link", err=True)
             return
         from .simulator import run
 
         sent = asyncio.run(
             run(settings.kafka_options(), settings.topic_pings, settings.topic_permits, size=vehicles, interval_s=interval,
-                speeders=speeders, seed=seed, duration_s=duration)
+                speeders=speeders, seed=seed, duration_s=duration, accident_every_s=accident_every)
         )
         click.echo(f"sent {sent} pings", err=True)
     except KeyboardInterrupt:

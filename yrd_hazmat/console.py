@@ -39,7 +39,7 @@ def render_line(alert: Alert) -> Text:
     place = alert.province or "--"
     if alert.city:
         place = f"{place} {alert.city.name}"
-    details = ", ".join(f"{k}={v}" for k, v in alert.details.items())
+    details = _details(alert.details)
     line = Text()
     line.append(alert.ts.strftime("%m-%d %H:%M:%S "), style="dim")
     line.append(f"{alert.severity.value.upper():8} ", style=_STYLE[alert.severity.value])
@@ -50,6 +50,27 @@ def render_line(alert: Alert) -> Text:
     line.append(f"({alert.lat:.4f}, {alert.lon:.4f}) ", style="dim")
     line.append(details, style="dim")
     return line
+
+
+def _details(details: dict[str, Any]) -> str:
+    """``k=v`` pairs; an emergency's long lists (responders, exposure) in short."""
+    if not details.get("emergency"):
+        return ", ".join(f"{k}={v}" for k, v in details.items())
+    short = {k: v for k, v in details.items()
+             if k not in ("emergency", "responders", "hospital", "exposure",
+                          "responders_cross_border", "isolation_basis", "bit")}
+    text = "EMERGENCY " + ", ".join(f"{k}={v}" for k, v in short.items() if v is not None)
+    responders = details.get("responders") or []
+    if responders:
+        text += "; responders: " + "; ".join(
+            f"{r['name']} ({r['province']}{', cross-border' if r['crosses_border'] else ''}) "
+            f"{r['distance_km']} km {r['eta_min']:.0f} min" for r in responders[:3])
+    exposure = details.get("exposure") or {}
+    trucks = exposure.get("trucks")
+    text += (f"; exposed within {exposure.get('radius_m')} m: "
+             f"{len(exposure.get('zones') or [])} zone(s), "
+             + (f"{len(trucks)} truck(s)" if trucks is not None else "trucks unknown"))
+    return text
 
 
 async def follow_alerts(

@@ -159,6 +159,8 @@ def _demo_users(state: Path) -> Path:
 
 
 PLATFORM_TRUCKS = 6
+ACCIDENT_EVERY_S = 600
+"""The fleet's accident truck collides 90 s into every 10 minutes (an emergency on screen)."""
 DEMO_LINK = {"YRD_JT809_USER_ID": "7001", "YRD_JT809_PASSWORD": "demo8090",
              "YRD_JT809_ACCESS_CODE": "30010001", "YRD_JT809_M1": "30000000",
              "YRD_JT809_IA1": "20000000", "YRD_JT809_IC1": "10000000"}
@@ -195,7 +197,8 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         worker = _spawn([*cli, "worker"], env, logs / "worker.log")
         gateway = _spawn([*cli, "gateway"], env, logs / "gateway.log")
         fleet = _spawn([*cli, "simulate", "--vehicles", str(vehicles), "--interval", str(interval),
-                        "--protocol", "jt808"], env, logs / "simulator.log")
+                        "--protocol", "jt808", "--accident-every", str(ACCIDENT_EVERY_S)],
+                       env, logs / "simulator.log")
         platform = _spawn([*cli, "simulate", "--vehicles", str(PLATFORM_TRUCKS), "--interval",
                            str(interval), "--protocol", "jt809", "--seed", "809"],
                           env, logs / "platform.log")

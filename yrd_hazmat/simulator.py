@@ -4,8 +4,10 @@ The fleet model is deterministic for a seed: :meth:`Fleet.tick` moves every
 truck to a given time and returns its pings. Some trucks are *speeders*: they
 alternate legal driving with stretches over the limit, so the demo shows
 SPEEDING raised and cleared. Every truck but one in six holds a permit for its
-corridor (:meth:`Fleet.permits`); the others show NO_VALID_PERMIT. :func:`run`
-publishes the permits, then the pings in real time.
+corridor (:meth:`Fleet.permits`); the others show NO_VALID_PERMIT. With
+``accident_every_s``, the third truck has an accident: 90 s into every such period it
+stands still for a minute with the collision alarm on (an emergency, with responders).
+:func:`run` publishes the permits, then the pings in real time.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ DEPOT_START_M = 4_000.0
 """One truck in four starts this close to its origin, leaving a city-centre depot."""
 BEFORE_BORDER_M = 4_000.0
 """One truck in six starts this far before its corridor's first provincial border."""
+ACCIDENT_AT_S, ACCIDENT_S = 90.0, 60.0
+"""When, in each accident period, the accident truck collides, and for how long."""
+COLLISION = 1 << 29
+"""JT/T 808 alarm bit 29: collision."""
 
 
 CARGOES = (  # (UN number, GB 6944 class, name)
@@ -59,6 +65,11 @@ class Truck:
     phase_s: float
     permitted: bool = True
     last: datetime | None = None
+    accident_every_s: float | None = None
+
+    def crashed(self, elapsed_s: float) -> bool:
+        every = self.accident_every_s
+        return every is not None and ACCIDENT_AT_S <= elapsed_s % every < ACCIDENT_AT_S + ACCIDENT_S
 
     def speed_at(self, elapsed_s: float, road: str) -> float:
         """Cruise speed, or for a speeder a 90 s stretch over the limit every 4 min."""
@@ -72,7 +83,9 @@ class Truck:
         self.last = now
         near_end = min(self.distance_m, self.corridor.length_m - self.distance_m) < CITY_EDGE_M
         road = "other" if near_end else "expressway"
-        speed = self.speed_at((now - started).total_seconds(), road)
+        elapsed = (now - started).total_seconds()
+        crashed = self.crashed(elapsed)
+        speed = 0.0 if crashed else self.speed_at(elapsed, road)
         self.distance_m += speed / 3.6 * dt
         if self.distance_m >= self.corridor.length_m:  # arrived: turn round
             self.corridor = self.corridor.reversed()
@@ -85,7 +98,7 @@ class Truck:
             lon=round(lon, 6),
             speed_kmh=round(speed, 1),
             heading=heading,
-            alarm_flags=0,
+            alarm_flags=COLLISION if crashed else 0,
             status_flags=0b11,  # ACC on, position fixed
             road_class=road,
         )
@@ -95,7 +108,8 @@ class Fleet:
     """``size`` trucks spread over the corridors; ``speeders`` of them speed; one in four
     sets off from its origin city's centre, one in six just before a provincial border."""
 
-    def __init__(self, size: int, *, speeders: float = 0.25, seed: int = 7) -> None:
+    def __init__(self, size: int, *, speeders: float = 0.25, seed: int = 7,
+                 accident_every_s: float | None = None) -> None:
         rng = random.Random(seed)
         self.trucks: list[Truck] = []
         for i in range(size):
@@ -117,6 +131,7 @@ class Fleet:
                     distance_m=start,
                     phase_s=rng.uniform(0, 60),
                     permitted=i % 6 != 5,
+                    accident_every_s=accident_every_s if i == 2 else None,
                 )
             )
         self.started: datetime | None = None
@@ -175,6 +190,7 @@ async def run(
     speeders: float,
     seed: int,
     duration_s: float | None = None,
+    accident_every_s: float | None = None,
 ) -> int:
     """Publish the fleet's pings every ``interval_s`` seconds; returns pings sent.
 
@@ -182,7 +198,7 @@ async def run(
     """
     from aiokafka import AIOKafkaProducer
 
-    fleet = Fleet(size, speeders=speeders, seed=seed)
+    fleet = Fleet(size, speeders=speeders, seed=seed, accident_every_s=accident_every_s)
     producer = AIOKafkaProducer(**kafka, acks="all", linger_ms=20)
     await producer.start()
     loop = asyncio.get_running_loop()

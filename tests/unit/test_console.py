@@ -38,3 +38,15 @@ def test_line_shows_what_a_desk_reads():
     for part in ("CRITICAL", "raised", "ZONE_VIOLATION", "苏A12345", "JS 南京市", "zone_id=nj-core",
                  T0.strftime("%m-%d %H:%M:%S")):
         assert part in text
+
+
+def test_an_emergency_line_names_the_nearest_responders_and_the_exposure():
+    responder = {"resource_id": "js-1", "name": "Kunshan hazmat team", "province": "JS",
+                 "distance_km": 12.3, "eta_min": 12.3, "crosses_border": True}
+    details = {"emergency": True, "alarm": "collision", "un_number": "UN1017",
+               "isolation_distance_m": 60, "responders": [responder] * 5,
+               "exposure": {"radius_m": 60, "zones": [{"zone_id": "z"}], "trucks": []}}
+    text = render_line(alert(type="DEVICE_ALARM", details=details)).plain
+    assert "EMERGENCY alarm=collision, un_number=UN1017, isolation_distance_m=60" in text
+    assert text.count("Kunshan hazmat team (JS, cross-border) 12.3 km 12 min") == 3
+    assert "exposed within 60 m: 1 zone(s), 0 truck(s)" in text and "resource_id" not in text

@@ -74,3 +74,15 @@ def test_fleet_permits_are_valid_and_cover_their_corridor_provinces():
         assert isinstance(permit, CompiledPermit), permit
         crossed = {b.to_province for b in permit.borders} | {b.from_province for b in permit.borders}
         assert crossed - {None} <= set(doc["provinces"])
+
+
+def test_the_accident_truck_collides_for_a_minute_every_period():
+    fleet = Fleet(5, seed=4, accident_every_s=600)
+    pings = [fleet.tick(T0 + timedelta(seconds=s)) for s in range(0, 1300, 10)]
+    crashed = [(i * 10, p.vehicle_id) for i, tick in enumerate(pings) for p in tick
+               if p.alarm_flags & (1 << 29)]
+    assert {v for _, v in crashed} == {fleet.trucks[2].vehicle_id}
+    assert [s for s, _ in crashed] == [*range(90, 150, 10), *range(690, 750, 10), 1290]
+    assert all(p.speed_kmh == 0 for tick in pings for p in tick if p.alarm_flags)
+    quiet = Fleet(5, seed=4)
+    assert not any(p.alarm_flags for s in range(0, 1300, 10) for p in quiet.tick(T0 + timedelta(seconds=s)))

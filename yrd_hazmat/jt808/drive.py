@@ -50,12 +50,12 @@ async def _report(terminal: SimulatedTerminal, ping: Ping, out_of_signal: bool) 
 async def run_terminals(
     kafka: dict[str, Any], permits_topic: str, host: str, port: int, *, size: int,
     interval_s: float, speeders: float, seed: int, duration_s: float | None = None,
-    version: int | None = None,
+    version: int | None = None, accident_every_s: float | None = None,
 ) -> int:
     """Drive the fleet through the gateway at ``host:port``; returns positions sent."""
     from aiokafka import AIOKafkaProducer
 
-    fleet = Fleet(size, speeders=speeders, seed=seed)
+    fleet = Fleet(size, speeders=speeders, seed=seed, accident_every_s=accident_every_s)
     producer = AIOKafkaProducer(**kafka, acks="all")
     await producer.start()
     try:

@@ -34,11 +34,12 @@ CYCLE = 20
 
 async def run_platform(settings: Settings, kafka: dict[str, Any], host: str, port: int, *,
                        size: int, interval_s: float, speeders: float, seed: int,
-                       duration_s: float | None = None) -> int:
+                       duration_s: float | None = None,
+                       accident_every_s: float | None = None) -> int:
     """Drive the fleet through the platform link at ``host:port``; returns positions sent."""
     from aiokafka import AIOKafkaProducer
 
-    fleet = Fleet(size, speeders=speeders, seed=seed)
+    fleet = Fleet(size, speeders=speeders, seed=seed, accident_every_s=accident_every_s)
     producer = AIOKafkaProducer(**kafka, acks="all")
     await producer.start()
     try:
