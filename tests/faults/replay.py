@@ -238,6 +238,29 @@ def compare_records(expected: list[tuple[bytes | None, dict | None]],
     return problems
 
 
+def latest_records(records: list[tuple[bytes | None, dict | None]], id_field: str) -> dict[str, dict]:
+    """The latest value of each id on a compacted topic."""
+    return {value[id_field]: value for _, value in records if value is not None}
+
+
+def compare_incidents(expected: dict[str, dict], got: dict[str, dict], show: int = 10) -> list[str]:
+    """Problems if the incident records differ: other incidents, or another list of
+    actions (by action id, in order: none lost, none recorded twice)."""
+    problems = []
+    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    if missing:
+        problems.append(f"{len(missing)} of {len(expected)} incident records of the clean run "
+                        f"are missing: {missing[:show]}")
+    if extra:
+        problems.append(f"{len(extra)} incident records are not in the clean run: {extra[:show]}")
+    for incident in sorted(set(expected) & set(got)):
+        want = [a["action_id"] for a in expected[incident]["actions"]]
+        have = [a["action_id"] for a in got[incident]["actions"]]
+        if want != have:
+            problems.append(f"incident {incident}: actions {have} instead of {want}")
+    return problems
+
+
 def summary(alerts: list[dict]) -> str:
     counts = Counter((a["type"], a["state"]) for a in alerts)
     return ", ".join(f"{t}/{s} {n}" for (t, s), n in sorted(counts.items()))

@@ -33,8 +33,8 @@ from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
 from tests.faults.replay import (
-    SIGNAL_LOST_NEVER_S, SteadyProducer, compare_alerts, compare_records, core_outcome,
-    fleet_replay, ping_records, repeats, summary,
+    SIGNAL_LOST_NEVER_S, SteadyProducer, compare_alerts, compare_incidents, compare_records,
+    core_outcome, fleet_replay, latest_records, ping_records, repeats, summary,
 )
 from tests.faults.support import (
     compare_read_models, kill9, lag, metric, metric_sum, read_all, read_model, wait_for, wait_quiet,
@@ -96,14 +96,17 @@ def run_clean(services, pings, log: Path, workers: list[WorkerProcess]):
 
 def run_outputs(services, env: dict[str, str], pings, quiet_s: float):
     """What a run produced, once its alerts have gone quiet for ``quiet_s``: alert values,
-    handover and dead-letter records, and the read model's view of the run's vehicles."""
+    handover and dead-letter records, the read model's view of the run's vehicles, and the
+    latest record of each incident (the keeper's)."""
     bootstrap = services["KAFKA_BOOTSTRAP"]
     wait_quiet(bootstrap, env["YRD_TOPIC_ALERTS"], quiet_s=quiet_s, timeout=30)
     alerts = [v for _, v in read_all(bootstrap, env["YRD_TOPIC_ALERTS"])]
     handovers = read_all(bootstrap, env["YRD_TOPIC_HANDOVERS"])
     dead = read_all(bootstrap, env["YRD_TOPIC_DEADLETTER"])
     view = read_model(services["REDIS_URL"], env["YRD_REDIS_PREFIX"], vehicles_of(pings))
-    return alerts, handovers, dead, view
+    wait_quiet(bootstrap, env["YRD_TOPIC_INCIDENTS"], quiet_s=2, timeout=30)
+    incidents = latest_records(read_all(bootstrap, env["YRD_TOPIC_INCIDENTS"]), "incident_id")
+    return alerts, handovers, dead, view, incidents
 
 
 def vehicles_of(pings) -> list[str]:
@@ -118,7 +121,7 @@ def test_kill_9_at_random_moments_changes_no_alert(services, seed, workers, tmp_
     print(f"replay: {len(pings)} pings of {TRUCKS} trucks; core: {summary(core_alerts)}")
 
     # --- A: the clean run ----------------------------------------------------
-    alerts_a, handovers_a, dead_a, view_a = run_clean(services, pings, tmp_path / "clean.log", workers)
+    alerts_a, handovers_a, dead_a, view_a, incidents_a = run_clean(services, pings, tmp_path / "clean.log", workers)
     assert not dead_a, f"the clean run dead-lettered valid pings: {Counter(v['reason'] for _, v in dead_a)}"
     print(f"clean run: {len(alerts_a)} alerts ({summary(alerts_a)}), {len(handovers_a)} handovers")
     off_core = compare_alerts(core_alerts, alerts_a, expected_name="pure core",
@@ -165,7 +168,7 @@ def test_kill_9_at_random_moments_changes_no_alert(services, seed, workers, tmp_
         problems.append(f"committed offsets stalled short of the end of the pings topic "
                         f"{DRAIN_TIMEOUT_S:.0f} s after the last record: records left per "
                         f"partition {left}")
-    alerts_b, handovers_b, dead_b, view_b = run_outputs(services, env, pings, quiet_s=4)
+    alerts_b, handovers_b, dead_b, view_b, incidents_b = run_outputs(services, env, pings, quiet_s=4)
     replayed = metric_sum(env, "yrd_pings_replayed_total")
     duplicates = metric_sum(env, "yrd_pings_duplicate_total")
     print(f"killed run: {len(alerts_b)} alert records ({repeats(alerts_b)} repeats), "
@@ -180,6 +183,8 @@ def test_kill_9_at_random_moments_changes_no_alert(services, seed, workers, tmp_
                         f"({dict(reasons)}): replays judged late, not recognised as replays")
     problems += compare_records(handovers_a, handovers_b, "handover")
     problems += compare_read_models(view_a, view_b)
+    assert incidents_a, "the clean run's collisions made no incident record"
+    problems += compare_incidents(incidents_a, incidents_b)
 
     assert not problems, (
         f"seed {seed}: {KILLS} kill -9 of a {len(pings)}-ping replay changed the result:\n"
