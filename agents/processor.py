@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 EXPOSURE_TIMEOUT_S = 0.5
 """At most this long for the read model's trucks around an emergency."""
+EXPOSURE_PAUSE_S = 10.0
+"""After a failed lookup, emergencies say "trucks unknown" at once for this long."""
 _LATE = Rejection(LATE, "ping is older than the vehicle's latest processed ping")
 
 
@@ -99,6 +101,7 @@ class PingProcessor:
         self._places = places
         self.zones = zones
         self.readmodel = readmodel
+        self._exposure_paused_until = 0.0
         self.rules: RulesConfig = rules_config(settings)
         self.ticks_topic = settings.topic_ticks
 
@@ -272,15 +275,17 @@ class PingProcessor:
         """The emergency alert with the other trucks the read model places within its
         isolation distance; if Redis is down or slow, said so instead (never waits long)."""
         max_age_s = self.settings.exposure_max_age_s
-        if not self.readmodel.healthy:
+        if not self.readmodel.healthy or time.monotonic() < self._exposure_paused_until:
             return with_trucks(alert, None, max_age_s=max_age_s,
-                               unknown="read model unavailable (Redis down)")
+                               unknown="read model unavailable (Redis down or slow)")
         radius = float(alert.details["isolation_distance_m"])
         try:
             near = await asyncio.wait_for(
                 self.readmodel.nearby(alert.lon, alert.lat, radius), EXPOSURE_TIMEOUT_S)
         except Exception as exc:  # a view never stops the stream
             log.warning("exposure of %s: read model: %s", alert.incident_id, type(exc).__name__)
+            # the next emergencies do not wait for a Redis that just failed
+            self._exposure_paused_until = time.monotonic() + EXPOSURE_PAUSE_S
             return with_trucks(alert, None, max_age_s=max_age_s,
                                unknown=f"read model unavailable ({type(exc).__name__})")
         return with_trucks(alert, near, max_age_s=max_age_s)

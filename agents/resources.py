@@ -9,36 +9,14 @@ Invalid records are logged and leave the resources untouched. ``YRD_RESOURCES_FI
 
 from __future__ import annotations
 
-import logging
-
-import msgspec
-
 from yrd_hazmat.follow import follow_topic
-from yrd_hazmat.models import Resource
 
 from agents.app import app, settings
 from agents.pings import processor
-
-log = logging.getLogger(__name__)
-_decoder = msgspec.json.Decoder(Resource)
-
-
-def apply(key: bytes | None, value: bytes | None) -> None:
-    """One record of the resources topic into the worker's resource index."""
-    index = processor.resources
-    if value is None:
-        if key is not None:
-            index.remove(key.decode("utf-8", "replace"))
-        return
-    try:
-        resource = _decoder.decode(value)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        log.warning("resource record %r rejected: %s", key, exc)
-        return
-    index.put(resource)
 
 
 @app.task
 async def follow_resources() -> None:
     """Follow the resources topic for as long as the worker runs."""
-    await follow_topic(settings.kafka_options(), settings.topic_resources, apply)
+    await follow_topic(settings.kafka_options(), settings.topic_resources,
+                       processor.resources.apply)

@@ -33,7 +33,9 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_permits: compacted,
         settings.topic_zones: compacted,
         settings.topic_terminals: compacted,
-        settings.topic_incidents: compacted,
+        # compacted, and dropped after 400 days: the ledger's year, bounded memory for readers
+        settings.topic_incidents: compacted | {"cleanup.policy": "compact,delete",
+                                               "retention.ms": str(400 * _DAY_MS)},
         settings.topic_incident_actions: {"retention.ms": str(30 * _DAY_MS)},
         settings.topic_resources: compacted,
         settings.topic_ticks: {"retention.ms": str(3600 * 1000)},

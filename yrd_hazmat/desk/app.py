@@ -41,7 +41,8 @@ from shapely.geometry import mapping
 from ..codec import Rejection, encode
 from ..config import Settings
 from ..follow import follow_topic
-from ..models import Alert, IncidentCommand, IncidentLog, Resource
+from ..emergency.responders import ResourceIndex
+from ..models import Alert, IncidentCommand, IncidentLog
 from ..readmodel import ReadModel
 from ..timeutil import CHINA_TZ
 from ..topics import ensure_topics
@@ -61,7 +62,6 @@ USER = web.RequestKey("user", User)
 ANSWER_TIMEOUT_S = 15.0
 """How long an action waits for the incident keeper's record."""
 _alert_decoder = msgspec.json.Decoder(Alert)
-_resource_decoder = msgspec.json.Decoder(Resource)
 
 
 class Feed:
@@ -106,8 +106,8 @@ class Desk:
         self.incidents.listeners.append(self._incident_changed)
         self.feeds: set[Feed] = set()
         self.permits: dict[str, bytes] = {}
-        self.resources: dict[str, Resource] = {}
-        """Resource id -> the resource (the compacted resources topic)."""
+        self.resources = ResourceIndex()
+        """The emergency resources (the compacted resources topic)."""
         """Vehicle id -> its permit as published (the compacted permits topic)."""
         self.zones = ZoneRegistry(settings.zone_margin_m)
         if settings.zones_file:
@@ -133,7 +133,7 @@ class Desk:
                                 name="zones"),
             asyncio.create_task(follow_topic(options, settings.topic_permits, self._permit,
                                              permitted), name="permits"),
-            asyncio.create_task(follow_topic(options, settings.topic_resources, self._resource,
+            asyncio.create_task(follow_topic(options, settings.topic_resources, self.resources.apply,
                                              equipped), name="resources"),
         ]
         await asyncio.wait_for(asyncio.gather(loaded.wait(), live.wait(), zoned.wait(),
@@ -294,20 +294,7 @@ class Desk:
     async def resources_now(self, request: web.Request) -> web.Response:
         """Every emergency resource of the region with its status: help may come from any
         province."""
-        return web.json_response([msgspec.to_builtins(r) for r in
-                                  sorted(self.resources.values(), key=lambda r: r.resource_id)])
-
-    def _resource(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
-            return
-        if value is None:
-            self.resources.pop(key.decode("utf-8", "replace"), None)
-            return
-        try:
-            resource = _resource_decoder.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return
-        self.resources[resource.resource_id] = resource
+        return web.json_response([msgspec.to_builtins(r) for r in self.resources.all()])
 
     # --- the map's layers ---------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.FileResponse:

@@ -12,6 +12,7 @@ is an illustrative, approximate set).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import numpy as np
 from ..geo.projection import to_metric
 from ..models import Resource
 
+log = logging.getLogger(__name__)
+_decoder = msgspec.json.Decoder(Resource)
 RESPONSE = frozenset({"leak", "fire", "toxic_gas", "decontamination"})
 """Capabilities that make a resource a hazmat responder (hospitals are listed apart)."""
 
@@ -72,9 +75,26 @@ class ResourceIndex:
     def get(self, resource_id: str) -> Resource | None:
         return self._by_id.get(resource_id)
 
+    def all(self) -> list[Resource]:
+        return sorted(self._by_id.values(), key=lambda r: r.resource_id)
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """One record of the resources topic: a resource, or a null value removing one; an
+        invalid record is logged and changes nothing."""
+        if value is None:
+            if key is not None:
+                self.remove(key.decode("utf-8", "replace"))
+            return
+        try:
+            resource = _decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("resource record %r rejected: %s", key, exc)
+            return
+        self.put(resource)
+
     def _positions(self) -> tuple[list[Resource], np.ndarray, np.ndarray]:
         if self._arrays is None:
-            resources = sorted(self._by_id.values(), key=lambda r: r.resource_id)
+            resources = self.all()
             lon = np.array([r.lon for r in resources], dtype=float)
             lat = np.array([r.lat for r in resources], dtype=float)
             x, y = to_metric(lon, lat) if resources else (np.empty(0), np.empty(0))

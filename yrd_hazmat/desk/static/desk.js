@@ -35,6 +35,8 @@ document.getElementById("logout").addEventListener("click", async () => {
 });
 
 function text(value) { return value === null || value === undefined ? "" : String(value); }
+// "2026-11-29T16:33:23+08:00" -> "11-29 16:33:23" (times are China time, as sent)
+function when(ts) { return ts ? ts.replace("T", " ").slice(5, 19) : ""; }
 
 function alertItem(alert) {
   const li = document.createElement("li");
@@ -124,7 +126,7 @@ function emergencyItem(r) {
   const trucks = exposure.trucks;
   li.append(
     line(`${r.alert_type} ${text(r.subject)} · ${r.vehicle_id} · ${text(r.province || "outside → " + r.responders_province)}`, "head"),
-    line(`raised ${text(r.raised_at)}${r.cleared_at ? " · alarm cleared" : ""}`),
+    line(`raised ${when(r.raised_at)}${r.cleared_at ? " · alarm cleared" : ""}`),
     line(`cargo ${text(r.cargo_name) || "unknown"} ${text(r.un_number)} class ${text(r.hazard_class) || "?"} · isolate ${text(r.isolation_distance_m)} m`),
     line(`exposed: ${(exposure.zones || []).map((z) => `${z.zone_name} (${z.zone_kind}, ${z.distance_m} m)`).join(", ") || "no zone"}; ` +
          (trucks === null || trucks === undefined ? `trucks unknown (${text(exposure.trucks_unknown)})`
@@ -148,8 +150,8 @@ function emergencyItem(r) {
   for (const x of r.responses) {
     const item = document.createElement("li");
     item.dataset.resource = x.resource_id;
-    item.textContent = `${x.name} (${x.province}${x.crosses_border ? ", cross-border" : ""}) dispatched ${x.dispatched_at}` +
-      (x.arrived_at ? ` · arrived ${x.arrived_at}` : "") + (x.released_at ? ` · released ${x.released_at}` : " ");
+    item.textContent = `${x.name} (${x.province}${x.crosses_border ? ", cross-border" : ""}) dispatched ${when(x.dispatched_at)}` +
+      (x.arrived_at ? ` · arrived ${when(x.arrived_at)}` : "") + (x.released_at ? ` · released ${when(x.released_at)}` : " ");
     if (!x.released_at) {
       if (!x.arrived_at) item.append(button("Arrived", "do-arrive", () => act(r.incident_id, { kind: "arrive", resource_id: x.resource_id })));
       item.append(button("Release", "do-release", () => act(r.incident_id, { kind: "release", resource_id: x.resource_id })));
