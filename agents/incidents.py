@@ -12,7 +12,9 @@ published and its delivery awaited before the action is acked, so a kill -9 at a
 moment re-delivers the action, which an action id makes count once. A refused action
 (a resource already deployed, an arrival before the dispatch...) is noted in the
 record's ``rejected`` list, so whoever sent it learns why; an undecodable one, or one
-for an incident nobody raised, goes to the dead-letter topic.
+for an incident nobody raised, goes to the dead-letter topic. If Kafka fails meanwhile
+(reading the records, publishing one), the action is tried again with a capped backoff,
+never skipped.
 
 A dispatch deploys the resource (its record on ``yrd.resources`` says ``deployed`` and
 to which incident, so it is proposed no more); its release, or the incident's close,
@@ -21,13 +23,14 @@ makes it available again, unless it was put out of service meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 
 import msgspec
 
 from yrd_hazmat import metrics
-from yrd_hazmat.codec import INVALID, Rejection, decoded
+from yrd_hazmat.codec import INVALID, PROCESSING_ERROR, Rejection, decoded
 from yrd_hazmat.emergency.incidents import apply, encode, resource_status, touched
 from yrd_hazmat.follow import TopicReader
 from yrd_hazmat.emergency.records import IncidentLogs
@@ -43,6 +46,7 @@ actions_topic = app.topic(settings.topic_incident_actions, key_type=bytes, value
 records_topic = app.topic(settings.topic_incidents, key_type=bytes, value_type=bytes)
 resources_topic = app.topic(settings.topic_resources, key_type=bytes, value_type=bytes)
 _command = msgspec.json.Decoder(IncidentCommand)
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 10.0
 
 
 class Records:
@@ -71,11 +75,27 @@ async def keep_incidents(stream):
     manual = stream.noack()
     try:
         async for event in manual.events():
-            await _handle(event)
+            await _until_done(event)
             await manual.ack(event)  # only once the record (and resources) are delivered
     finally:
         if records.started:
             await records.reader.stop()
+
+
+async def _until_done(event) -> None:
+    """Handle the action, retrying (with a capped backoff) while Kafka fails: the action
+    is never skipped, and the ones after it wait."""
+    delay = RETRY_FIRST_S
+    while True:
+        try:
+            return await _handle(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broker away: try again, never lose the action
+            log.warning("incident action at %s:%s: %s: %s; again in %.1f s", event.message.topic,
+                        event.message.offset, type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
 
 
 async def _handle(event) -> None:
@@ -91,7 +111,14 @@ async def _handle(event) -> None:
     before = known.get(command.incident_id)
     index = processor.resources
     resource = index.get(action.resource_id) if action.resource_id else None
-    after, reason = apply(before, command, resource)
+    try:
+        after, reason = apply(before, command, resource)
+    except Exception as exc:  # a bug, not the broker: retrying would block the partition
+        log.exception("incident action %s could not be applied", action.action_id)
+        metrics.INCIDENT_ACTIONS.labels(kind=action.kind, result="refused").inc()
+        await dead_letters.send(event, Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"),
+                                now)
+        return
     if after is None:
         if action.kind != "cleared":  # a clear of an incident with no record is nothing to keep
             metrics.INCIDENT_ACTIONS.labels(kind=action.kind, result="refused").inc()
