@@ -331,6 +331,8 @@ def scaling_rows(results: dict[str, Any]) -> list[str]:
         if not cmp["equal"]:
             rows.append(f"    missing by type {cmp['missing_by_type']}; extra by type "
                         f"{cmp['extra_by_type']}; examples {cmp['examples']}")
+            if cmp.get("changed_fields"):
+                rows.append(f"    other content, by type and field: {cmp['changed_fields']}")
     rows.append("    E's rates include e2's cold start (it compiles the permit of each truck it "
                 "takes over on first sight), unlike C's")
     pinned = results.get("machine", {}).get("pinning")

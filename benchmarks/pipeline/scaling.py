@@ -68,8 +68,29 @@ class AssignmentWatch(threading.Thread):
 
 
 def content(alert: dict) -> dict:
-    """An alert without its wall-clock field."""
-    return {k: v for k, v in alert.items() if k != "emitted_at"}
+    """An alert without its wall-clock fields: ``emitted_at``, and an emergency's
+    ``exposure.trucks`` (a snapshot of the read model, as in the fault suite)."""
+    out = {k: v for k, v in alert.items() if k != "emitted_at"}
+    exposure = out.get("details", {}).get("exposure")
+    if exposure is not None:
+        out["details"] = out["details"] | {"exposure": {
+            k: v for k, v in exposure.items() if k not in ("trucks", "trucks_unknown")}}
+    return out
+
+
+def _differing(want: dict, have: list[dict]) -> set[str]:
+    """The fields (details by key) in which the copies of an alert differ from ``want``."""
+    fields: set[str] = set()
+    for got in have:
+        for key in set(want) | set(got):
+            if want.get(key) == got.get(key):
+                continue
+            if key == "details":
+                a, b = want.get(key) or {}, got.get(key) or {}
+                fields |= {f"details.{k}" for k in set(a) | set(b) if a.get(k) != b.get(k)}
+            else:
+                fields.add(key)
+    return fields
 
 
 def compare_alerts(expected: list[dict], got: list[dict], show: int = 5) -> dict[str, Any]:
@@ -95,6 +116,8 @@ def compare_alerts(expected: list[dict], got: list[dict], show: int = 5) -> dict
         "missing_by_type": dict(Counter(want[i]["type"] for i in missing)),
         "extra_by_type": dict(Counter(have[i][0]["type"] for i in extra)),
         "examples": {"missing": missing[:show], "extra": extra[:show], "changed": changed[:show]},
+        "changed_fields": dict(Counter(
+            f"{want[i]['type']}: {field}" for i in changed for field in _differing(want[i], have[i]))),
         "equal": not (missing or extra or changed),
     }
 

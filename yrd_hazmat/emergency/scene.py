@@ -26,7 +26,6 @@ from importlib.resources import files
 from typing import Any
 
 import msgspec
-import numpy as np
 import shapely
 
 from ..models import Alert, AlertState, AlertType, Severity
@@ -76,17 +75,35 @@ def responders_province(obs: Observation, provinces: Mapping[str, Any]) -> tuple
 
 def exposed_zones(zones: Mapping[str, Zone], obs: Observation, radius_m: float,
                   limit: int = EXPOSED_ZONES_MAX) -> list[dict[str, Any]]:
-    """The zones within ``radius_m`` of the observation (0: it is inside), nearest first."""
+    """The zones within ``radius_m`` of the observation (0: it is inside), nearest first
+    (ties by id)."""
     if not zones:
         return []
-    items = sorted(zones.values(), key=lambda z: z.zone_id)
-    distance = shapely.distance(np.array([z.metric for z in items], dtype=object),
-                                shapely.Point(obs.x_m, obs.y_m))
-    near = [i for i in np.lexsort((np.arange(len(items)), distance)).tolist()
-            if distance[i] <= radius_m]
+    items, tree = _tree(zones)
+    point = shapely.Point(obs.x_m, obs.y_m)
+    found = tree.query(point, predicate="dwithin", distance=radius_m)
+    distance = {int(i): float(shapely.distance(items[int(i)].metric, point)) for i in found}
+    near = sorted(distance, key=lambda i: (distance[i], items[i].zone_id))
     return [{"zone_id": items[i].zone_id, "zone_name": items[i].props.name,
-             "zone_kind": items[i].props.kind, "distance_m": round(float(distance[i]), 1)}
+             "zone_kind": items[i].props.kind, "distance_m": round(distance[i], 1)}
             for i in near[:limit]]
+
+
+_TREES: dict[int, tuple[Mapping[str, Zone], list[Zone], shapely.STRtree]] = {}
+
+
+def _tree(zones: Mapping[str, Zone]) -> tuple[list[Zone], shapely.STRtree]:
+    """The zones in id order and their STRtree, built once per set of zones (a new set of
+    zones is a new mapping)."""
+    hit = _TREES.get(id(zones))
+    if hit is not None and hit[0] is zones:
+        return hit[1], hit[2]
+    items = sorted(zones.values(), key=lambda z: z.zone_id)
+    tree = shapely.STRtree([z.metric for z in items])
+    if len(_TREES) >= 8:
+        _TREES.clear()
+    _TREES[id(zones)] = (zones, items, tree)
+    return items, tree
 
 
 def emergency_details(obs: Observation, ctx: Any, cfg: ResponseConfig) -> dict[str, Any]:
