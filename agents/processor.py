@@ -52,6 +52,9 @@ from agents.vehicles import VehicleStates
 
 log = logging.getLogger(__name__)
 
+Deferred = tuple[bytes, Outcome, list]
+"""A vehicle's outcome with an emergency, waiting for the batch's exposure lookup: (key,
+outcome, the vehicle's input records)."""
 EXPOSURE_TIMEOUT_S = 0.5
 """At most this long for the read model's trucks around an emergency."""
 EXPOSURE_PAUSE_S = 10.0
@@ -186,12 +189,13 @@ class PingProcessor:
                               crossings=crossings_of(batches, lasts, zone_index,
                                                      self.rules.segments))
         accepted = 0
+        deferred: list[Deferred] = []
         for vehicle_id, indices in fresh.items():
             accepted += len(indices)
             try:
                 update = await self._advance_vehicle(
                     vehicle_id, tp.partition, batches[vehicle_id],
-                    [origin[i] for i in indices], reference, published, now)
+                    [origin[i] for i in indices], reference, published, deferred, now)
             except Exception as exc:  # a bug must not stop the stream or lose the pings
                 log.exception("processing %s failed", vehicle_id)
                 failure = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
@@ -200,6 +204,7 @@ class PingProcessor:
                 continue
             if update is not None:
                 updates.append(update)
+        await self._publish_all(deferred, published, now)
         metrics.PINGS_ACCEPTED.inc(accepted)
         self._observe_latency(pings, origin, kept)
 
@@ -236,9 +241,11 @@ class PingProcessor:
         records: list,
         reference: Reference,
         published: list[Alert],
+        deferred: list[Deferred],
         now: datetime,
     ) -> VehicleUpdate | None:
-        """Run the core for one vehicle; keep its state, send its alerts."""
+        """Run the core for one vehicle; keep its state, send its alerts (an outcome with
+        an emergency goes to ``deferred``)."""
         key = vehicle_id.encode("utf-8")
         state = self.states.get(key)
         previous = state.last if state is not None else None
@@ -246,8 +253,11 @@ class PingProcessor:
         outcome.state.partition = partition
         outcome.state.offset = records[-1].offset
         self.states.put(key, outcome.state)
-        await self._publish(key, outcome)
-        published.extend(outcome.alerts)
+        if any(a.state is AlertState.RAISED and is_emergency(a) for a in outcome.alerts):
+            deferred.append((key, outcome, records))  # published with the batch's other emergencies
+        else:
+            await self._publish(key, outcome)
+            published.extend(outcome.alerts)
         for index in outcome.late:
             await self._dead_letter(records[index], _LATE, now)
         if outcome.duplicates:
@@ -258,11 +268,8 @@ class PingProcessor:
 
     async def _publish(self, key: bytes, outcome: Outcome) -> None:
         send = self.outputs.send
-        for i, alert in enumerate(outcome.alerts):
-            if is_emergency(alert):
-                if alert.state is AlertState.RAISED:
-                    alert = outcome.alerts[i] = await self._exposed(alert)
-                    metrics.EMERGENCIES.labels(type=alert.type).inc()
+        for alert in outcome.alerts:
+            if is_emergency(alert):  # the incident keeper records it
                 await send(self.settings.topic_incident_actions, alert.incident_id.encode(),
                            encode(command_for(alert)))
             await send(self.settings.topic_alerts, key, encode(alert))
@@ -271,24 +278,53 @@ class PingProcessor:
             metrics.HANDOVERS.labels(from_province=handover.from_province or "none",
                                      to_province=handover.to_province or "none").inc()
 
-    async def _exposed(self, alert: Alert) -> Alert:
-        """The emergency alert with the other trucks the read model places within its
-        isolation distance; if Redis is down or slow, said so instead (never waits long)."""
+    async def _exposed(self, alerts: list[Alert]) -> list[Alert]:
+        """The emergency alerts with the other trucks the read model places within their
+        isolation distances (one lookup for them all); if Redis is down or slow, said so
+        instead (never waits long)."""
         max_age_s = self.settings.exposure_max_age_s
         if not self.readmodel.healthy or time.monotonic() < self._exposure_paused_until:
-            return with_trucks(alert, None, max_age_s=max_age_s,
-                               unknown="read model unavailable (Redis down or slow)")
-        radius = float(alert.details["isolation_distance_m"])
+            return [with_trucks(a, None, max_age_s=max_age_s,
+                                unknown="read model unavailable (Redis down or slow)")
+                    for a in alerts]
+        places = [(a.lon, a.lat, float(a.details["isolation_distance_m"])) for a in alerts]
         try:
-            near = await asyncio.wait_for(
-                self.readmodel.nearby(alert.lon, alert.lat, radius), EXPOSURE_TIMEOUT_S)
+            found = await asyncio.wait_for(self.readmodel.nearby(places), EXPOSURE_TIMEOUT_S)
         except Exception as exc:  # a view never stops the stream
-            log.warning("exposure of %s: read model: %s", alert.incident_id, type(exc).__name__)
+            log.warning("exposure of %d emergencies: read model: %s", len(alerts),
+                        type(exc).__name__)
             # the next emergencies do not wait for a Redis that just failed
             self._exposure_paused_until = time.monotonic() + EXPOSURE_PAUSE_S
-            return with_trucks(alert, None, max_age_s=max_age_s,
-                               unknown=f"read model unavailable ({type(exc).__name__})")
-        return with_trucks(alert, near, max_age_s=max_age_s)
+            return [with_trucks(a, None, max_age_s=max_age_s,
+                                unknown=f"read model unavailable ({type(exc).__name__})")
+                    for a in alerts]
+        return [with_trucks(a, near, max_age_s=max_age_s) for a, near in zip(alerts, found)]
+
+    async def _publish_all(self, outcomes: list[Deferred], published: list[Alert],
+                           now: datetime) -> None:
+        """Publish outcomes whose emergencies wait for their exposed trucks: one read-model
+        lookup for all the emergencies of a batch, then each outcome in order (if that
+        fails, its pings are dead-lettered, as for any failure of a vehicle's step)."""
+        raised = [(outcome, i) for _, outcome, _ in outcomes
+                  for i, alert in enumerate(outcome.alerts)
+                  if alert.state is AlertState.RAISED and is_emergency(alert)]
+        if raised:
+            exposed = await self._exposed([outcome.alerts[i] for outcome, i in raised])
+            for (outcome, i), alert in zip(raised, exposed):
+                outcome.alerts[i] = alert
+                metrics.EMERGENCIES.labels(type=alert.type).inc()
+        for key, outcome, records in outcomes:
+            try:
+                await self._publish(key, outcome)
+            except Exception as exc:  # a bug must not stop the stream or lose the pings
+                if not records:  # the timer's: as before, the batch fails
+                    raise
+                log.exception("publishing %s failed", key)
+                failure = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+                for record in records:
+                    await self._dead_letter(record, failure, now)
+                continue
+            published.extend(outcome.alerts)
 
     def _last_fix(self, vehicle_id: str) -> Observation | None:
         state = self.states.get(vehicle_id.encode("utf-8"))
@@ -330,8 +366,7 @@ class PingProcessor:
         if not outcome.alerts and len(state.pending) == waiting:
             return
         self.states.put(key, state)
-        await self._publish(key, outcome)
-        published.extend(outcome.alerts)
+        await self._publish_all([(key, outcome, [])], published, now)
         update = _update(state, previous)
         if update is not None:
             updates.append(update)

@@ -804,28 +804,37 @@ class ReadModel:
             out.append((int(ts), float(lat), float(lon), float(speed)))
         return out
 
-    async def nearby(self, lon: float, lat: float, radius_m: float,
-                     limit: int = 50) -> list[dict[str, Any]]:
-        """Vehicles whose latest position lies within ``radius_m`` of (lon, lat), nearest
-        first: vehicle_id, distance_m, lat, lon, and from its hash ts_ms, province,
-        speed_kmh (None where the hash has expired)."""
-        found = await self.redis.geosearch(
-            self.keys.positions, longitude=lon, latitude=lat, radius=radius_m, unit="m",
-            sort="ASC", count=limit, withdist=True, withcoord=True)
+    async def nearby(self, places: list[tuple[float, float, float]],
+                     limit: int = 50) -> list[list[dict[str, Any]]]:
+        """For each (lon, lat, radius_m), the vehicles whose latest position lies within
+        the radius, nearest first: vehicle_id, distance_m, lat, lon, and from its hash
+        ts_ms, province, speed_kmh (None where the hash has expired). Two round trips
+        for all the places."""
         pipe = self.redis.pipeline(transaction=False)
-        for vehicle_id, _, _ in found:
-            pipe.hmget(self.keys.vehicle(vehicle_id), "ts_ms", "province", "speed_kmh")
-        fields = await pipe.execute() if found else []
-        return [{"vehicle_id": vehicle_id, "distance_m": round(float(dist), 1),
-                 "lon": round(float(coord[0]), 6), "lat": round(float(coord[1]), 6),
-                 "ts_ms": int(ts) if ts else None,
-                 "province": province if province not in (None, "", "none") else None,
-                 "speed_kmh": float(speed) if speed else None}
-                for (vehicle_id, dist, coord), (ts, province, speed) in zip(found, fields)]
+        for lon, lat, radius_m in places:
+            pipe.geosearch(self.keys.positions, longitude=lon, latitude=lat, radius=radius_m,
+                           unit="m", sort="ASC", count=limit, withdist=True, withcoord=True)
+        found = await pipe.execute() if places else []
+        pipe = self.redis.pipeline(transaction=False)
+        for near in found:
+            for vehicle_id, _, _ in near:
+                pipe.hmget(self.keys.vehicle(vehicle_id), "ts_ms", "province", "speed_kmh")
+        fields = iter(await pipe.execute() if any(found) else [])
+        return [[_truck(vehicle_id, dist, coord, *next(fields)) for vehicle_id, dist, coord in near]
+                for near in found]
 
     async def vehicles_in(self, province: str | None) -> list[str]:
         """Vehicles whose latest ping lies in the province."""
         return await self.redis.zrange(self.keys.vehicles_in(province), 0, -1)
+
+
+def _truck(vehicle_id: str, dist: float, coord: tuple[float, float], ts: str | None,
+           province: str | None, speed: str | None) -> dict[str, Any]:
+    return {"vehicle_id": vehicle_id, "distance_m": round(float(dist), 1),
+            "lon": round(float(coord[0]), 6), "lat": round(float(coord[1]), 6),
+            "ts_ms": int(ts) if ts else None,
+            "province": province if province not in (None, "", "none") else None,
+            "speed_kmh": float(speed) if speed else None}
 
 
 def _password_of(client: aioredis.Redis) -> str | None:

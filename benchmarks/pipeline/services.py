@@ -143,6 +143,8 @@ class Run:
             "YRD_TOPIC_ALERTS": f"{tag}.alerts",
             "YRD_TOPIC_DEADLETTER": f"{tag}.deadletter",
             "YRD_TOPIC_HANDOVERS": f"{tag}.handovers",
+            "YRD_TOPIC_INCIDENTS": f"{tag}.incidents",
+            "YRD_TOPIC_INCIDENT_ACTIONS": f"{tag}.incident-actions",
             "YRD_REDIS_PREFIX": tag,
         })
 
@@ -163,6 +165,10 @@ def new_run(opts: argparse.Namespace, addresses: dict[str, str]) -> Run:
         "YRD_TOPIC_PERMITS": f"{tag}.permits",
         "YRD_TOPIC_ZONES": f"{tag}.zones",
         "YRD_TOPIC_HANDOVERS": f"{tag}.handovers",
+        "YRD_TOPIC_INCIDENTS": f"{tag}.incidents",
+        "YRD_TOPIC_INCIDENT_ACTIONS": f"{tag}.incident-actions",
+        "YRD_TOPIC_RESOURCES": f"{tag}.resources",
+        "YRD_TOPIC_TERMINALS": f"{tag}.terminals",
         "YRD_TOPIC_PARTITIONS": str(opts.partitions),
         "YRD_REDIS_PREFIX": tag,
         "YRD_METRICS_HOST": "127.0.0.1",
