@@ -70,15 +70,22 @@ def _update(state: VehicleState, previous: Observation | None,
     if last is None:
         return None
     after = previous.ts_ms if previous is not None else -1
+    track: tuple[Observation, ...] = ()
+    if len(batch) > 1:  # (one ping of the vehicle in the batch, the usual case: no track)
+        track = tuple(sorted((o for o in batch if after < o.ts_ms < last.ts_ms),
+                             key=_event_time))
     return VehicleUpdate(
         vehicle_id=state.vehicle_id,
         latest=last,
         previous_province=previous.province if previous else None,
         previously_seen=previous is not None,
         open_alerts=len(state.open_incidents),
-        track=tuple(sorted((o for o in batch if after < o.ts_ms < last.ts_ms),
-                           key=lambda o: o.ts_ms)),
+        track=track,
     )
+
+
+def _event_time(obs: Observation) -> int:
+    return obs.ts_ms
 
 
 class PingProcessor:

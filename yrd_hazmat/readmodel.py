@@ -188,7 +188,7 @@ class PendingVehicle:
             1 if geo_ok else 0,
             "" if obs.heading is None else str(obs.heading),
             ";".join(f"{o.ts_ms},{float(o.lat)!r},{float(o.lon)!r},{float(o.speed_kmh)!r}"
-                     for o in self.track if o.ts_ms < obs.ts_ms),
+                     for o in self.track if o.ts_ms < obs.ts_ms) if self.track else "",
         ]
 
 
