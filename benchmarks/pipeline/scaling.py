@@ -29,6 +29,8 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
+from yrd_hazmat.emergency.scene import replayable
+
 from .kafka import group_assignment, group_lag, read_json_topic
 from .services import (
     METRICS_POLL_S, STALL_S, START_QUIET_S, Run, Worker, processed, say, wait_for,
@@ -67,15 +69,8 @@ class AssignmentWatch(threading.Thread):
         return None
 
 
-def content(alert: dict) -> dict:
-    """An alert without its wall-clock fields: ``emitted_at``, and an emergency's
-    ``exposure.trucks`` (a snapshot of the read model, as in the fault suite)."""
-    out = {k: v for k, v in alert.items() if k != "emitted_at"}
-    exposure = out.get("details", {}).get("exposure")
-    if exposure is not None:
-        out["details"] = out["details"] | {"exposure": {
-            k: v for k, v in exposure.items() if k not in ("trucks", "trucks_unknown")}}
-    return out
+content = replayable
+"""An alert without what a replay may change, as in the fault suite."""
 
 
 def _differing(want: dict, have: list[dict]) -> set[str]:

@@ -22,6 +22,7 @@ from confluent_kafka import Producer
 
 from yrd_hazmat.codec import encode
 from yrd_hazmat.engine import Reference, RulesConfig, advance
+from yrd_hazmat.emergency.scene import replayable
 from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.jurisdiction import default_index, province_shapes_metric
 from yrd_hazmat.models import Ping
@@ -150,16 +151,9 @@ def ping_records(topic: str, pings: list[Ping]) -> list[tuple[str, bytes, bytes]
 # --------------------------------------------------------------------------
 
 
-def content(alert: dict) -> dict:
-    """An alert without its wall-clock fields: ``emitted_at``, and an emergency's
-    ``exposure.trucks`` (a snapshot of the read model when the worker processed the ping,
-    not a function of the pings: the one part of an alert a replay may change)."""
-    out = {k: v for k, v in alert.items() if k != "emitted_at"}
-    exposure = out.get("details", {}).get("exposure")
-    if exposure is not None:
-        out["details"] = out["details"] | {"exposure": {
-            k: v for k, v in exposure.items() if k not in ("trucks", "trucks_unknown")}}
-    return out
+content = replayable
+"""An alert without what a replay may change (``emitted_at``, an emergency's exposed
+trucks): see :func:`yrd_hazmat.emergency.scene.replayable`."""
 
 
 def _canon(value) -> str:

@@ -67,3 +67,18 @@ def test_a_tank_leak_from_the_terminal_is_a_critical_alarm_with_the_zones_expose
     zones = leak.details["exposure"]["zones"]
     assert [z["zone_id"] for z in zones] == ["reservoir"]  # 250 m away; the tunnel 2.9 km
     assert abs(zones[0]["distance_m"] - 250) < 1 and zones[0]["zone_kind"] == "water_source"
+
+
+def test_what_a_replay_may_change_is_only_the_wall_clock_and_the_exposed_trucks():
+    from yrd_hazmat.emergency.scene import replayable
+
+    zones = [{"zone_id": "reservoir", "distance_m": 0.0}]
+    first = {"alert_id": "a:raised", "emitted_at": "10:00", "details": {
+        "alarm": "collision", "exposure": {"radius_m": 500, "zones": zones, "trucks": []}}}
+    replay = {"alert_id": "a:raised", "emitted_at": "10:05", "details": {
+        "alarm": "collision", "exposure": {"radius_m": 500, "zones": zones, "trucks": None,
+                                           "trucks_unknown": "read model unavailable"}}}
+    assert replayable(first) == replayable(replay)
+    assert replayable(first)["details"]["exposure"] == {"radius_m": 500, "zones": zones}
+    other_zone = {**first, "details": {**first["details"], "exposure": {"radius_m": 500, "zones": []}}}
+    assert replayable(other_zone) != replayable(first)

@@ -150,6 +150,18 @@ def is_emergency(alert: Alert) -> bool:
                 and alert.details.get("zone_kind") in EMERGENCY_ZONE_KINDS))
 
 
+def replayable(alert: dict[str, Any]) -> dict[str, Any]:
+    """An alert's JSON without what a replay may change: ``emitted_at`` (the wall clock) and
+    an emergency's ``exposure.trucks`` (a snapshot of the read model, not a function of the
+    pings). Two runs over the same pings give the same of this, alert by alert."""
+    out = {k: v for k, v in alert.items() if k != "emitted_at"}
+    exposure = out.get("details", {}).get("exposure")
+    if exposure is not None:
+        out["details"] = out["details"] | {"exposure": {
+            k: v for k, v in exposure.items() if k not in ("trucks", "trucks_unknown")}}
+    return out
+
+
 def with_trucks(alert: Alert, nearby: list[dict[str, Any]] | None, *, max_age_s: float,
                 unknown: str | None = None) -> Alert:
     """The emergency alert with ``exposure.trucks``: the other vehicles the read model
