@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,21 @@ def topic_schema(suffix: str) -> dict[str, Any]:
     name = TOPICS[suffix]
     model = TOPIC_MODELS[suffix]
     head: dict[str, Any] = {"$schema": DIALECT, "$id": f"urn:yrd-hazmat:topic:{name}", "title": name}
-    generated = msgspec.json.schema(model)
-    head["description"] = (model.__doc__ or "").strip()
+    generated = _clean(msgspec.json.schema(model))
+    head["description"] = inspect.cleandoc(model.__doc__ or "")
     head["x-kafka-key"] = _KEYS.get(suffix, _KEY)
     return head | generated
+
+
+def _clean(node: Any) -> Any:
+    """Every ``description`` with its docstring indentation removed (``inspect.cleandoc``),
+    whatever msgspec's version leaves there (0.23 cleans them, 0.22 did not)."""
+    if isinstance(node, dict):
+        return {k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _clean(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_clean(v) for v in node]
+    return node
 
 
 def render(suffix: str) -> str:
