@@ -99,7 +99,7 @@ def describe(record: IncidentLog, now: datetime) -> str:
                      f"{len(exposure.get('zones') or [])} zone(s) "
                      + ", ".join(f"{z['zone_name']} ({z['zone_kind']}, {z['distance_m']} m)"
                                  for z in exposure.get("zones") or [])
-                     + f"; trucks: "
+                     + "; trucks: "
                      + (", ".join(f"{t['vehicle_id']} ({t['distance_m']} m)" for t in trucks)
                         if trucks else ("unknown: " + str(exposure.get("trucks_unknown"))
                                         if trucks is None else "none")))
