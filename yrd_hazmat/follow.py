@@ -1,5 +1,6 @@
-"""Follow a topic without a consumer group: every partition, from its start (a compacted
-topic read whole) or from its end (a live feed), until cancelled."""
+"""Read a topic without a consumer group: every partition, from its start (a compacted
+topic read whole) or from its end (a live feed); followed until cancelled
+(:func:`follow_topic`), or read up to its end on demand (:class:`TopicReader`)."""
 
 from __future__ import annotations
 
@@ -16,30 +17,15 @@ async def follow_topic(kafka_options: dict, topic: str, apply: Apply,
                        from_start: bool = True) -> None:
     """Call ``apply(key, value)`` for every record of ``topic``; set ``caught_up`` once
     the records there at the start have been applied (at once when reading from the end)."""
-    consumer = AIOKafkaConsumer(**kafka_options, group_id=None, enable_auto_commit=False)
-    await consumer.start()
+    reader = TopicReader(kafka_options, topic, apply)
+    await reader.start(from_start=from_start, timeout_s=None)
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
-            await asyncio.sleep(0.5)
-            await consumer._client.force_metadata_update()  # the topic was just created
-            partitions = consumer.partitions_for_topic(topic)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        if from_start:
-            await consumer.seek_to_beginning(*tps)
-        else:
-            await consumer.seek_to_end(*tps)
-        ends = await consumer.end_offsets(tps)
-        while True:
-            if caught_up is not None and not caught_up.is_set() and await _at(consumer, ends):
-                caught_up.set()
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    apply(record.key, record.value)
+        await reader.catch_up()
+        if caught_up is not None:
+            caught_up.set()
+        await reader.follow()
     finally:
-        await consumer.stop()
+        await reader.stop()
 
 
 async def _at(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
@@ -62,32 +48,46 @@ class TopicReader:
         self._consumer: AIOKafkaConsumer | None = None
         self._tps: list[TopicPartition] = []
 
-    async def start(self, timeout_s: float = 30.0) -> None:
+    async def start(self, *, from_start: bool = True, timeout_s: float | None = 30.0) -> None:
+        """Assign every partition, at its start (or its end); wait at most ``timeout_s``
+        (None: as long as it takes) for a topic just created to have partitions."""
         consumer = self._consumer = AIOKafkaConsumer(**self._options, group_id=None,
                                                      enable_auto_commit=False)
         await consumer.start()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
+        deadline = None if timeout_s is None else loop.time() + timeout_s
         partitions = consumer.partitions_for_topic(self.topic)
         while not partitions:
-            if loop.time() > deadline:
+            if deadline is not None and loop.time() > deadline:
                 raise TimeoutError(f"topic {self.topic} has no partitions")
             await asyncio.sleep(0.2)
-            await consumer._client.force_metadata_update()
+            await consumer._client.force_metadata_update()  # the topic was just created
             partitions = consumer.partitions_for_topic(self.topic)
         self._tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         consumer.assign(self._tps)
-        await consumer.seek_to_beginning(*self._tps)
+        if from_start:
+            await consumer.seek_to_beginning(*self._tps)
+        else:
+            await consumer.seek_to_end(*self._tps)
 
     async def catch_up(self) -> None:
         consumer = self._consumer
         assert consumer is not None, "start() first"
         ends = await consumer.end_offsets(self._tps)
         while not await _at(consumer, ends):
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    self.apply(record.key, record.value)
+            await self._poll(200)
+
+    async def follow(self) -> None:
+        """Apply every record as it comes, until cancelled."""
+        while True:
+            await self._poll(500)
+
+    async def _poll(self, timeout_ms: int) -> None:
+        assert self._consumer is not None, "start() first"
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms)
+        for records in batches.values():
+            for record in records:
+                self.apply(record.key, record.value)
 
     async def stop(self) -> None:
         if self._consumer is not None:
