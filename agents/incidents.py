@@ -173,8 +173,8 @@ async def _handle(batch: list) -> None:
     step = _Step(await records.latest())
     for event in batch:
         step.take(event)
-    deliveries = [await records_topic.send(key=incident_id.encode(), value=encode(record))
-                  for incident_id, record in step.records.items()]
+    values = {incident_id.encode(): encode(record) for incident_id, record in step.records.items()}
+    deliveries = [await records_topic.send(key=key, value=value) for key, value in values.items()]
     deliveries += [await resources_topic.send(key=resource_id.encode(),
                                               value=msgspec.json.encode(resource))
                    for resource_id, resource in step.resources.items()]
@@ -182,8 +182,8 @@ async def _handle(batch: list) -> None:
     for event, rejection in step.dead:
         await dead_letters.send(event, rejection, now)
     await asyncio.gather(*deliveries)  # raises if the broker refused one: the batch again
-    for incident_id, record in step.records.items():
-        step.known.apply(incident_id.encode(), encode(record))
+    for key, value in values.items():
+        step.known.apply(key, value)
     for resource in step.resources.values():
         processor.resources.put(resource)
     for kind, result in step.counts:

@@ -88,6 +88,12 @@ def _event_time(obs: Observation) -> int:
     return obs.ts_ms
 
 
+def _emergencies(outcome: Outcome) -> list[int]:
+    """Where the outcome's alerts raise an emergency (they wait for their exposed trucks)."""
+    return [i for i, alert in enumerate(outcome.alerts)
+            if alert.state is AlertState.RAISED and is_emergency(alert)]
+
+
 class PingProcessor:
     """Processes batches of ``yrd.pings`` (and timer ticks) for one worker."""
 
@@ -260,7 +266,7 @@ class PingProcessor:
         outcome.state.partition = partition
         outcome.state.offset = records[-1].offset
         self.states.put(key, outcome.state)
-        if any(a.state is AlertState.RAISED and is_emergency(a) for a in outcome.alerts):
+        if _emergencies(outcome):
             deferred.append((key, outcome, records))  # published with the batch's other emergencies
         else:
             await self._publish(key, outcome)
@@ -290,21 +296,20 @@ class PingProcessor:
         isolation distances (one lookup for them all); if Redis is down or slow, said so
         instead (never waits long)."""
         max_age_s = self.settings.exposure_max_age_s
-        if not self.readmodel.healthy or time.monotonic() < self._exposure_paused_until:
-            return [with_trucks(a, None, max_age_s=max_age_s,
-                                unknown="read model unavailable (Redis down or slow)")
-                    for a in alerts]
-        places = [(a.lon, a.lat, float(a.details["isolation_distance_m"])) for a in alerts]
-        try:
-            found = await asyncio.wait_for(self.readmodel.nearby(places), EXPOSURE_TIMEOUT_S)
-        except Exception as exc:  # a view never stops the stream
-            log.warning("exposure of %d emergencies: read model: %s", len(alerts),
-                        type(exc).__name__)
-            # the next emergencies do not wait for a Redis that just failed
-            self._exposure_paused_until = time.monotonic() + EXPOSURE_PAUSE_S
-            return [with_trucks(a, None, max_age_s=max_age_s,
-                                unknown=f"read model unavailable ({type(exc).__name__})")
-                    for a in alerts]
+        found: list | None = None
+        unknown = "read model unavailable (Redis down or slow)"
+        if self.readmodel.healthy and time.monotonic() >= self._exposure_paused_until:
+            places = [(a.lon, a.lat, float(a.details["isolation_distance_m"])) for a in alerts]
+            try:
+                found = await asyncio.wait_for(self.readmodel.nearby(places), EXPOSURE_TIMEOUT_S)
+            except Exception as exc:  # a view never stops the stream
+                log.warning("exposure of %d emergencies: read model: %s", len(alerts),
+                            type(exc).__name__)
+                # the next emergencies do not wait for a Redis that just failed
+                self._exposure_paused_until = time.monotonic() + EXPOSURE_PAUSE_S
+                unknown = f"read model unavailable ({type(exc).__name__})"
+        if found is None:
+            return [with_trucks(a, None, max_age_s=max_age_s, unknown=unknown) for a in alerts]
         return [with_trucks(a, near, max_age_s=max_age_s) for a, near in zip(alerts, found)]
 
     async def _publish_all(self, outcomes: list[Deferred], published: list[Alert],
@@ -312,9 +317,7 @@ class PingProcessor:
         """Publish outcomes whose emergencies wait for their exposed trucks: one read-model
         lookup for all the emergencies of a batch, then each outcome in order (if that
         fails, its pings are dead-lettered, as for any failure of a vehicle's step)."""
-        raised = [(outcome, i) for _, outcome, _ in outcomes
-                  for i, alert in enumerate(outcome.alerts)
-                  if alert.state is AlertState.RAISED and is_emergency(alert)]
+        raised = [(outcome, i) for _, outcome, _ in outcomes for i in _emergencies(outcome)]
         if raised:
             exposed = await self._exposed([outcome.alerts[i] for outcome, i in raised])
             for (outcome, i), alert in zip(raised, exposed):

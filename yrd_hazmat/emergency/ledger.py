@@ -70,9 +70,13 @@ def in_month(logs: Iterable[IncidentLog], month: str) -> list[IncidentLog]:
 
 def pairs(logs: Iterable[IncidentLog], month: str, now: datetime) -> list[PairRow]:
     """One row per (giver, receiver) with responses in the month, in province order."""
+    return _pairs(in_month(logs, month), now)
+
+
+def _pairs(logs: list[IncidentLog], now: datetime) -> list[PairRow]:
     acc: dict[tuple[str, str], dict] = defaultdict(
         lambda: {"incidents": set(), "responses": 0, "hours": 0.0, "open": 0})
-    for log in in_month(logs, month):
+    for log in logs:
         receiver = log.home or OUTSIDE
         for response in log.responses:
             row = acc[(response.province, receiver)]
@@ -88,7 +92,7 @@ def pairs(logs: Iterable[IncidentLog], month: str, now: datetime) -> list[PairRo
 def provinces(logs: Iterable[IncidentLog], month: str, now: datetime) -> list[ProvinceRow]:
     """Each province's cross-border balance (own responses are in neither column)."""
     logs = in_month(logs, month)
-    rows = pairs(logs, month, now)
+    rows = _pairs(logs, now)
     out = []
     for p in PROVINCES:
         given = [r for r in rows if r.giver == p and r.receiver != p]

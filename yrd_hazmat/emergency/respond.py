@@ -19,6 +19,7 @@ from ..config import Settings
 from ..follow import TopicReader
 from ..models import IncidentAction, IncidentCommand, IncidentLog
 from ..timeutil import CHINA_TZ
+from .incidents import hours
 from .records import IncidentLogs
 
 
@@ -55,7 +56,7 @@ async def record_action(settings: Settings, incident_id: str, action: IncidentAc
                                          msgspec.json.encode(command), key=incident_id.encode())
         finally:
             await producer.stop()
-        follow = asyncio.create_task(_follow(reader))
+        follow = asyncio.create_task(reader.follow())
         try:
             return await logs.answer(incident_id, action.action_id, timeout_s)
         finally:
@@ -63,12 +64,6 @@ async def record_action(settings: Settings, incident_id: str, action: IncidentAc
             await asyncio.gather(follow, return_exceptions=True)
     finally:
         await reader.stop()
-
-
-async def _follow(reader: TopicReader) -> None:
-    while True:
-        await reader.catch_up()
-        await asyncio.sleep(0.1)
 
 
 def describe(record: IncidentLog, now: datetime) -> str:
@@ -110,7 +105,7 @@ def describe(record: IncidentLog, now: datetime) -> str:
                 f"    {r.resource_id:<28} {r.province}{' (cross-border)' if r.crosses_border else ''}"
                 f"  dispatched {_t(r.dispatched_at)}  arrived {_t(r.arrived_at)}"
                 f"  released {_t(r.released_at)}"
-                f"  {(( (r.released_at or now) - r.dispatched_at).total_seconds() / 3600):.2f} h")
+                f"  {hours(r, now):.2f} h")
     lines.append("  actions: " + "; ".join(f"{a.kind}{' ' + a.resource_id if a.resource_id else ''}"
                                            f" by {a.by} {_t(a.at)}" for a in record.actions))
     return "\n".join(lines)
