@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     topic_incidents: str = "yrd.incidents"
     topic_incident_actions: str = "yrd.incident-actions"
     topic_resources: str = "yrd.resources"
+    topic_vehicle_terminals: str = "yrd.vehicle-terminals"
+    topic_commands: str = "yrd.commands"
+    topic_command_results: str = "yrd.command-results"
+    topic_media: str = "yrd.media"
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
 
@@ -143,6 +147,12 @@ class Settings(BaseSettings):
     signal_lost_s: float = Field(300.0, gt=0, description="silence on a trip before SIGNAL_LOST")
     signal_check_interval_s: float = Field(10.0, gt=0, description="how often silence is checked")
     implausible_speed_kmh: float = Field(200.0, gt=0, description="faster between fixes: a bad fix")
+    future_tolerance_s: float = Field(
+        300.0, ge=0, description="a fix stamped further ahead of the clock (the record's time on "
+                                 "the broker) is refused as time_ahead, never the truck's present")
+    history_horizon_s: float = Field(
+        7 * 24 * 3600.0, gt=0, description="kept fixes (uploaded late) older than this, against "
+                                           "the truck's latest, are refused as too_old")
 
     # --- gateway (JT/T 808 terminals, JT/T 809 platforms) ------------------
     gateway_host: str = Field("0.0.0.0", description="address the gateway listens on")
@@ -159,6 +169,18 @@ class Settings(BaseSettings):
         180.0, gt=0, description="a connection silent this long is closed (terminals "
                                  "heartbeat every 60 s by default)")
     gateway_max_connections: int = Field(20_000, ge=1, description="more are refused")
+    gateway_auth_timeout_s: float = Field(
+        30.0, gt=0, description="a connection not authenticated (JT/T 808 0x0102 accepted, "
+                                "JT/T 809 login accepted) this long after it opened is closed")
+    gateway_max_per_address: int = Field(
+        256, ge=1, description="open connections from one source address; more are refused "
+                               "(mobile networks put many terminals behind one address)")
+    command_timeout_s: float = Field(
+        60.0, gt=0, description="a command sent to a terminal and not answered this long "
+                                "after is a timeout")
+    command_expiry_s: float = Field(
+        3600.0, gt=0, description="default life of a command for a truck not connected "
+                                  "(yrd-hazmat command --expires-in, the desk)")
     gateway_metrics_port: int = Field(9465, ge=0, le=65535, description="0 disables /metrics")
 
     # --- emergency response ---------------------------------------------

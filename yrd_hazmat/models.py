@@ -70,6 +70,13 @@ class AlertType(StrEnum):
     IMPLAUSIBLE_JUMP = "IMPLAUSIBLE_JUMP"
 
 
+QualityIssue = Literal["no_fix", "bad_position", "time_ahead", "time_behind", "bad_speed",
+                      "bad_direction", "bad_altitude", "unknown_plate", "malformed_item"]
+"""Why a record is not qualified (数据合格率): an invalid latitude/longitude, a fix without a
+valid position, a time far off the clock, a speed, direction or altitude out of range, a
+plate no registration knows, an additional item that could not be read."""
+
+
 class Ping(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One GNSS position report of a truck (JT/T 808 0x0200, decoded)."""
 
@@ -88,9 +95,23 @@ class Ping(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     alarm_extra: Annotated[dict[str, int], Meta(
         description="JT/T 808 alarm extension items: overspeed_area_type/_id (0x11), "
                     "area_type/_id/_direction (0x12), route_id/_time_s/_time_result (0x13); "
-                    "tank_leak (0xE1, maker-defined: non-zero when the tank's leak sensor "
-                    "fires, a critical DEVICE_ALARM)")
+                    "and what the terminal's maker profile reads from its items 0xE0-0xFF "
+                    "(e.g. tank_leak: non-zero when the tank's leak sensor fires, a critical "
+                    "DEVICE_ALARM; battery_pct)")
     ] | None = None
+    fix_valid: Annotated[bool, Meta(
+        description="false: the terminal had no valid satellite fix (JT/T 808 status bit 1 "
+                    "clear). Proof of life, not a position: lat/lon are not used, no rule "
+                    "sees it, the truck counts as online")] = True
+    blind: Annotated[bool, Meta(
+        description="a fix the terminal kept while out of coverage and uploaded later "
+                    "(JT/T 808 0x0704 type 1, JT/T 809 0x1203 history)")] = False
+    raw_items: Annotated[dict[str, str], Meta(
+        description="additional items 0xE0-0xFF that no maker profile gave a meaning to: "
+                    "item id (two hex digits) -> value (hex), kept as sent")] | None = None
+    quality: Annotated[list[QualityIssue], Meta(
+        description="data-quality findings on an accepted record (empty: qualified), for "
+                    "the monthly data-qualified rate")] = []
 
 
 class City(msgspec.Struct, frozen=True, gc=False):
@@ -157,6 +178,95 @@ class Terminal(msgspec.Struct, frozen=True, kw_only=True):
     auth_code: str
     protocol: Literal["2013", "2019"]
     registered_at: EventTime
+
+
+class VehicleTerminal(msgspec.Struct, frozen=True, kw_only=True):
+    """A carrier's declaration of the terminal fitted to one of its vehicles (compacted topic
+    ``yrd.vehicle-terminals``, key = plate): which maker profile reads its maker-defined
+    items. It overrides what the terminal's own registration (0x0100) says."""
+
+    vehicle_id: VehicleId
+    carrier: Annotated[str, Meta(min_length=1, max_length=64,
+                                 description="the carrier declaring it (a label of its metrics)")]
+    profile: Annotated[str, Meta(min_length=1, max_length=64,
+                                 description="a terminal profile name (README: Terminal "
+                                             "profiles)")] | None = None
+    maker: Annotated[str, Meta(max_length=32)] | None = None
+    model: Annotated[str, Meta(max_length=32)] | None = None
+
+
+CommandKind = Literal["text", "position_query", "alarm_confirm", "photo"]
+CommandStatus = Literal["claimed", "sent", "ok", "failed", "wrong", "unsupported", "timeout",
+                        "expired", "refused"]
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True):
+    """A message down to a truck's terminal (topic ``yrd.commands``, key = plate): sent by
+    ``yrd-hazmat command`` and the desk, delivered by the gateway holding the terminal's
+    connection (JT/T 808 0x8300 text, 0x8201 position query, 0x8203 alarm confirmation,
+    0x8801 photo), or when the terminal next authenticates, until ``expires_at``."""
+
+    command_id: Annotated[str, Meta(min_length=1, max_length=64,
+                                    pattern=r"^[0-9A-Za-z_.:\-]+$")]
+    vehicle_id: VehicleId
+    kind: CommandKind
+    text: Annotated[str, Meta(min_length=1, max_length=400,
+                              description="the text (kind text), GBK on the wire")] | None = None
+    emergency: bool = False
+    """0x8300 flag bit 0: an emergency message."""
+    display: bool = True
+    """0x8300 flag bit 2: shown on the terminal's display."""
+    tts: bool = False
+    """0x8300 flag bit 3: read aloud (TTS)."""
+    alarm_serial: Annotated[int, Meta(ge=0, le=0xFFFF, description="0x8203: the serial of the "
+                                      "alarm's location report (0: all)")] = 0
+    alarm_types: Annotated[DWord, Meta(description="0x8203: the alarm bits confirmed")] = 0
+    camera: Annotated[int, Meta(ge=1, le=255, description="0x8801: the camera channel")] = 1
+    issued_by: Annotated[str, Meta(min_length=1, max_length=64)]
+    issued_at: EventTime
+    expires_at: EventTime
+    incident_id: str | None = None
+    """The incident it was sent about (an emergency's exposed trucks)."""
+
+
+class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What became of a command (topic ``yrd.command-results``, key = plate), one record per
+    step: claimed by a gateway, sent, then the terminal's answer (ok, failed, wrong,
+    unsupported: its 0x0001 general response), a timeout, or expired undelivered."""
+
+    command_id: str
+    vehicle_id: VehicleId
+    status: CommandStatus
+    at: EventTime
+    gateway: str | None = None
+    """The gateway instance that holds the truck's connection (the one that sends)."""
+    detail: str | None = None
+    serial: int | None = None
+    """The platform's serial of the message sent (the terminal's answer echoes it)."""
+    position: dict[str, Any] | None = None
+    """0x8201's answer (0x0201): lat, lon, ts, speed_kmh, heading."""
+    media_id: str | None = None
+    """0x8801's answer: the picture on ``yrd.media`` (0x0801)."""
+
+
+class Media(msgspec.Struct, frozen=True, kw_only=True):
+    """A picture (or other multimedia) a terminal uploaded (JT/T 808 0x0801; topic
+    ``yrd.media``, key = media id)."""
+
+    media_id: str
+    vehicle_id: VehicleId
+    terminal_media_id: Annotated[int, Meta(ge=0, le=0xFFFFFFFF)]
+    format: Literal["jpeg", "tif", "mp3", "wav", "wmv", "unknown"]
+    channel: int
+    event: int
+    """0x0801 event code: 0 platform command, 1 timer, 2 robbery alarm, 3 collision..."""
+    received_at: EventTime
+    data: Annotated[str, Meta(description="the file, base64")]
+    size: Annotated[int, Meta(ge=0)]
+    command_id: str | None = None
+    taken_at: EventTime | None = None
+    lat: Latitude | None = None
+    lon: Longitude | None = None
 
 
 ResourceKind = Literal["fire_rescue", "chemical_rescue_base", "hospital", "env_monitoring",

@@ -11,7 +11,8 @@ import msgspec
 
 from .config import Settings
 from .models import (
-    Alert, DeadLetter, Handover, IncidentCommand, IncidentLog, Ping, Resource, Terminal,
+    Alert, Command, CommandResult, DeadLetter, Handover, IncidentCommand, IncidentLog, Media, Ping,
+    Resource, Terminal, VehicleTerminal,
 )
 from .permits.model import Permit
 from .zones.model import ZoneFeature
@@ -22,7 +23,8 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 TOPICS: dict[str, str] = {
     suffix: Settings.model_fields[f"topic_{suffix}"].default
     for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers", "terminals", "incidents",
-                   "incident_actions", "resources")
+                   "incident_actions", "resources", "vehicle_terminals", "commands",
+                   "command_results", "media")
 }
 """Settings suffix -> default topic name, as the settings define it (the file is
 ``schemas/<name>.schema.json``)."""
@@ -33,6 +35,10 @@ TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
     "incidents": IncidentLog,
     "incident_actions": IncidentCommand,
     "resources": Resource,
+    "vehicle_terminals": VehicleTerminal,
+    "commands": Command,
+    "command_results": CommandResult,
+    "media": Media,
 }
 """Topic (settings suffix) -> the struct that is its value schema."""
 
@@ -47,6 +53,9 @@ _KEYS = {
     "incident_actions": "incident id (equal to incident_id): one keeper per incident "
                         "applies them in order",
     "resources": "resource id (equal to resource_id); compacted, a null value removes it",
+    "vehicle_terminals": "vehicle id (equal to vehicle_id); compacted, a null value removes "
+                         "the declaration",
+    "media": "media id (equal to media_id)",
 }
 def topic_schema(suffix: str) -> dict[str, Any]:
     """The schema document of one topic's value."""

@@ -33,6 +33,11 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_permits: compacted,
         settings.topic_zones: compacted,
         settings.topic_terminals: compacted,
+        settings.topic_vehicle_terminals: compacted,
+        settings.topic_commands: {"retention.ms": str(7 * _DAY_MS)},
+        settings.topic_command_results: {"retention.ms": str(30 * _DAY_MS)},
+        settings.topic_media: {"retention.ms": str(30 * _DAY_MS),
+                               "max.message.bytes": str(4 * 1024 * 1024)},
         # compacted, and dropped after 400 days: the ledger's year, bounded memory for readers
         settings.topic_incidents: compacted | {"cleanup.policy": "compact,delete",
                                                "retention.ms": str(400 * _DAY_MS)},
