@@ -37,6 +37,11 @@ class LinkSession:
         self.logged_in = False
         self._serial = 0
 
+    @property
+    def authenticated(self) -> bool:
+        """Whether the lower platform has logged in (UP_CONNECT_REQ accepted)."""
+        return self.logged_in
+
     def dead_letter_key(self) -> str | None:
         return f"809:{self.config.access_code}"
 

@@ -61,6 +61,11 @@ class Session:
         self._serial = 0
         self._packets: dict[tuple[int, int], dict[int, bytes]] = {}
 
+    @property
+    def authenticated(self) -> bool:
+        """Whether this connection's terminal has authenticated (0x0102 accepted)."""
+        return self.terminal is not None
+
     def dead_letter_key(self) -> str | None:
         """The key of this connection's dead letters: the authenticated terminal."""
         return self.terminal.terminal if self.terminal is not None else None
