@@ -23,7 +23,9 @@ import numpy as np
 from faust.types import TP
 
 from yrd_hazmat import metrics
-from yrd_hazmat.codec import LATE, PROCESSING_ERROR, Rejection, decode_ping, encode
+from yrd_hazmat.codec import (
+    PROCESSING_ERROR, TOO_OLD, Rejection, decode_ping, encode, time_ahead,
+)
 from yrd_hazmat.config import Settings
 from yrd_hazmat.engine import (
     Outcome, Reference, RulesConfig, advance, route_positions_of, silence, timer_due,
@@ -42,7 +44,7 @@ from yrd_hazmat.permits.store import PermitCache
 from yrd_hazmat.readmodel import ReadModel, VehicleUpdate
 from yrd_hazmat.rules_config import rules_config
 from yrd_hazmat.state import VehicleState
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.timeutil import CHINA_TZ, to_ms
 from yrd_hazmat.zones.registry import ZoneRegistry
 from yrd_hazmat.zones.segments import crossings_of
 
@@ -59,7 +61,8 @@ EXPOSURE_TIMEOUT_S = 0.5
 """At most this long for the read model's trucks around an emergency."""
 EXPOSURE_PAUSE_S = 10.0
 """After a failed lookup, emergencies say "trucks unknown" at once for this long."""
-_LATE = Rejection(LATE, "ping is older than the vehicle's latest processed ping")
+_TOO_OLD = Rejection(TOO_OLD, "fix older than the history horizon (YRD_HISTORY_HORIZON_S) "
+                             "before the vehicle's latest")
 
 
 def _update(state: VehicleState, previous: Observation | None,
@@ -82,6 +85,16 @@ def _update(state: VehicleState, previous: Observation | None,
         open_alerts=len(state.open_incidents),
         track=track,
     )
+
+
+def _heard(pings: list[Ping], fresh: dict[str, list[int]]) -> dict[str, int]:
+    """Per vehicle, the time of its latest report without a valid fix (proof of life)."""
+    heard: dict[str, int] = {}
+    for vehicle_id, indices in fresh.items():
+        times = [to_ms(pings[i].ts) for i in indices if not pings[i].fix_valid]
+        if times:
+            heard[vehicle_id] = max(times)
+    return heard
 
 
 def _event_time(obs: Observation) -> int:
@@ -168,10 +181,15 @@ class PingProcessor:
                      published: list[Alert], now: datetime) -> None:
         metrics.PINGS_CONSUMED.inc(len(records))
         max_bytes = self.settings.max_ping_bytes
+        tolerance_ms = int(self.settings.future_tolerance_s * 1000)
+        now_ms = int(now.timestamp() * 1000)
         pings: list[Ping] = []
         origin: list = []
         for record in records:
             result = decode_ping(record.key, record.value, max_bytes)
+            if not isinstance(result, Rejection):
+                received_ms = record.timestamp if record.timestamp is not None else now_ms
+                result = time_ahead(result, received_ms, tolerance_ms) or result
             if isinstance(result, Rejection):
                 await self._dead_letter(record, result, now)
             else:
@@ -189,9 +207,14 @@ class PingProcessor:
         if not fresh:
             return
         kept = [i for indices in fresh.values() for i in indices]
-        observed = observe([pings[i] for i in kept], self.places, self.zones.index)
-        observations = dict(zip(kept, observed))
-        batches = {v: [observations[i] for i in indices] for v, indices in fresh.items()}
+        located = [i for i in kept if pings[i].fix_valid]
+        heard = _heard(pings, fresh)
+        if len(located) < len(kept):
+            metrics.PINGS_WITHOUT_FIX.inc(len(kept) - len(located))
+        observed = observe([pings[i] for i in located], self.places, self.zones.index)
+        observations = dict(zip(located, observed))
+        positions = {v: [i for i in indices if i in observations] for v, indices in fresh.items()}
+        batches = {v: [observations[i] for i in indices] for v, indices in positions.items()}
         permits = {v: self._permit_of(v.encode("utf-8")) for v in fresh}
         zone_index = self.zones.index
         lasts = {v: self._last_fix(v) for v in fresh}
@@ -208,7 +231,8 @@ class PingProcessor:
             try:
                 update = await self._advance_vehicle(
                     vehicle_id, tp.partition, batches[vehicle_id],
-                    [origin[i] for i in indices], reference, published, deferred, now)
+                    [origin[i] for i in indices], [origin[i] for i in positions[vehicle_id]],
+                    reference, published, deferred, now, heard.get(vehicle_id))
             except Exception as exc:  # a bug must not stop the stream or lose the pings
                 log.exception("processing %s failed", vehicle_id)
                 failure = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
@@ -252,17 +276,22 @@ class PingProcessor:
         partition: int,
         batch: list[Observation],
         records: list,
+        located: list,
         reference: Reference,
         published: list[Alert],
         deferred: list[Deferred],
         now: datetime,
+        heard_ms: int | None = None,
     ) -> VehicleUpdate | None:
         """Run the core for one vehicle; keep its state, send its alerts (an outcome with
-        an emergency goes to ``deferred``)."""
+        an emergency goes to ``deferred``). ``records``: the vehicle's records of the batch;
+        ``batch``: the observations of those with a valid fix (``located``, in the same
+        order); the latest report without a fix: ``heard_ms``."""
         key = vehicle_id.encode("utf-8")
         state = self.states.get(key)
         previous = state.last if state is not None else None
-        outcome = advance(state, vehicle_id, batch, self.rules, now, reference)
+        outcome = advance(state, vehicle_id, batch, self.rules, now, reference,
+                          heard_ms=heard_ms)
         outcome.state.partition = partition
         outcome.state.offset = records[-1].offset
         self.states.put(key, outcome.state)
@@ -272,7 +301,9 @@ class PingProcessor:
             await self._publish(key, outcome)
             published.extend(outcome.alerts)
         for index in outcome.late:
-            await self._dead_letter(records[index], _LATE, now)
+            await self._dead_letter(located[index], _TOO_OLD, now)
+        if outcome.uploaded_late:
+            metrics.PINGS_UPLOADED_LATE.inc(outcome.uploaded_late)
         if outcome.duplicates:
             metrics.PINGS_DUPLICATE.inc(outcome.duplicates)
         if outcome.implausible:

@@ -23,10 +23,12 @@ TOO_LARGE: Final = "too_large"
 BAD_JSON: Final = "bad_json"
 INVALID: Final = "invalid"
 BAD_KEY: Final = "bad_key"
-LATE: Final = "late"
+TOO_OLD: Final = "too_old"
+TIME_AHEAD: Final = "time_ahead"
 PROCESSING_ERROR: Final = "processing_error"
 BAD_GEOMETRY: Final = "bad_geometry"
-REASONS: Final = (TOO_LARGE, BAD_JSON, INVALID, BAD_KEY, LATE, PROCESSING_ERROR, BAD_GEOMETRY)
+REASONS: Final = (TOO_LARGE, BAD_JSON, INVALID, BAD_KEY, TOO_OLD, TIME_AHEAD, PROCESSING_ERROR,
+                  BAD_GEOMETRY)
 
 T = TypeVar("T")
 _ping_decoder = msgspec.json.Decoder(Ping)
@@ -75,6 +77,18 @@ def decode_ping(key: bytes | None, value: bytes | None, max_bytes: int) -> Ping 
     if key_text != ping.vehicle_id:
         return Rejection(BAD_KEY, f"key {key_text!r} differs from vehicle_id {ping.vehicle_id!r}")
     return ping
+
+
+def time_ahead(ping: Ping, received_ms: int, tolerance_ms: int) -> Rejection | None:
+    """The rejection of a fix stamped more than ``tolerance_ms`` ahead of the moment the
+    record reached the broker (``received_ms``): a terminal's clock fault (China time
+    applied twice is 8 h ahead). Judged against the record's own time, not the worker's
+    clock, so a replay decides the same."""
+    ahead_ms = int(ping.ts.timestamp() * 1000) - received_ms
+    if ahead_ms <= tolerance_ms:
+        return None
+    return Rejection(TIME_AHEAD, f"fix stamped {ping.ts.isoformat()}, {ahead_ms / 1000:.0f} s "
+                                 f"ahead of its arrival (bound {tolerance_ms / 1000:.0f} s)")
 
 
 def encode(obj: msgspec.Struct) -> bytes:

@@ -2,10 +2,18 @@
 
 Pings are put in event-time order before the rules see them. A ping whose
 time equals one already processed (the last accepted fix, a suspect fix that
-jumped implausibly far, or one waiting in the reorder buffer) is a duplicate
-and changes nothing; a ping older than the vehicle's latest processed time is
-late and handed back to the caller to be recorded (it never silently
-disappears).
+jumped implausibly far, one waiting in the reorder buffer, or a kept fix
+already judged) is a duplicate and changes nothing.
+
+A fix older than the vehicle's latest processed one is the truck's history: a
+terminal back from a dead zone reports where it is, then uploads the fixes it
+kept (JT/T 808 0x0704), and a platform re-sends what its link lost. Those fixes
+are judged as of their own time by the rules (:func:`_judge_history`): the
+zones, permit and limits at their times, the path between them, with their own
+event time, without rewinding the truck's live state; what they raise is marked
+``uploaded_late`` and closed at the last kept fix. Only a fix older than the
+horizon (``cfg.history_horizon_ms`` before the truck's latest) is handed back
+to the caller to be refused (it never silently disappears).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import msgspec
 import numpy as np
 
 from .alerts import Cargo
-from .models import Alert, Handover
+from .models import Alert, AlertState, Handover
 from .observation import Observation
 from .permits.route import RoutePosition, route_position, route_positions
 from .permits.status import NO_PERMIT, PermitStatus
@@ -26,6 +34,7 @@ from .rules.context import StepContext
 from .rules.rule import Rule
 from .ruleset import RULES
 from .state import VehicleState
+from .timeutil import from_ms
 from .emergency.responders import ResourceIndex
 from .zones.index import ZoneIndex
 from .zones.model import Zone
@@ -34,7 +43,8 @@ from .zones.segments import Crossing, SegmentKey, SegmentLimits, crossings
 RulesConfig = msgspec.defstruct(
     "RulesConfig",
     [(rule.name, rule.config, rule.config()) for rule in RULES if rule.config is not None]
-    + [("lateness_ms", int, 0), ("segments", SegmentLimits, SegmentLimits())],
+    + [("lateness_ms", int, 0), ("segments", SegmentLimits, SegmentLimits()),
+       ("history_horizon_ms", int, 7 * 24 * 3600_000), ("coverage_gap_ms", int, 60_000)],
     frozen=True,
     kw_only=True,
     module=__name__,
@@ -42,7 +52,10 @@ RulesConfig = msgspec.defstruct(
     (one field per rule, named as the rule, its defaults the rule's), and ``lateness_ms``: how
     late (event time) a ping may arrive and still be put back in order; pings wait that long in
     the reorder buffer before the rules see them; ``segments``: when the straight line between
-    two fixes is taken as the path (for the zones it passed through).
+    two fixes is taken as the path (for the zones it passed through); ``history_horizon_ms``:
+    how far before the truck's latest fix a kept fix is still judged; ``coverage_gap_ms``:
+    judged fixes closer together than this cover the time between them (a fix uploaded
+    late inside is not judged again).
     :func:`yrd_hazmat.rules_config.rules_config` builds it from the settings."""},
 )
 
@@ -76,7 +89,9 @@ class Outcome(msgspec.Struct, kw_only=True):
     state: VehicleState
     alerts: list[Alert]
     late: list[int]
-    """Indices (into the input batch) of pings older than the vehicle's latest."""
+    """Indices (into the input batch) of fixes older than the history horizon (refused)."""
+    uploaded_late: int = 0
+    """Kept fixes judged as history (older than the truck's latest)."""
     duplicates: int
     implausible: int
     """Pings a gate rule stopped: fixes that jumped implausibly far and did not move the truck."""
@@ -92,6 +107,7 @@ def advance(
     ref: Reference = NO_REFERENCE,
     now_ms: int | None = None,
     rules: Sequence[Rule] = RULES,
+    heard_ms: int | None = None,
 ) -> Outcome:
     """Admit a batch of pings and run ``rules`` (in order) over those whose turn has come.
 
@@ -99,46 +115,149 @@ def advance(
     newer has arrived (or, with ``now_ms``, until the clock is that far past
     them), then run in event-time order. So a trace shuffled within the
     lateness bound, or with duplicates, yields the same alerts as in order.
-    A ping older than one already run is *late* (its batch index is returned).
+    A fix older than one already run is judged as history; one beyond the history
+    horizon is *late* (its batch index is returned). ``heard_ms``: the latest report
+    without a valid fix (proof of life, not a position: the truck is not silent).
     """
     if state is None:
         state = VehicleState(vehicle_id=vehicle_id)
     out = Outcome(state=state, alerts=[], late=[], duplicates=0, implausible=0, handovers=[])
-    _admit(state, batch, out)
+    if heard_ms is not None and (state.heard_ms is None or heard_ms > state.heard_ms):
+        state.heard_ms = heard_ms
+    kept = _admit(state, batch, out, cfg.history_horizon_ms)
     horizon = state.pending[-1].ts_ms - cfg.lateness_ms if state.pending else None
     if now_ms is not None and horizon is not None:
         horizon = max(horizon, now_ms - cfg.lateness_ms)
     ready = [o for o in state.pending if horizon is not None and o.ts_ms <= horizon]
     state.pending = state.pending[len(ready):]
     _run(state, ready, _configured(rules, cfg), cfg.segments, emitted_at, ref, out)
+    covered = state.covered
+    if covered and (len(covered) > MAX_SPANS
+                    or covered[0][1] < covered[-1][1] - cfg.history_horizon_ms):
+        state.covered = _merged(covered, [], covered[-1][1] - cfg.history_horizon_ms)
+    if kept:
+        _judge_history(state, kept, _configured(_for_history(rules), cfg), cfg, emitted_at,
+                       ref, out)
     state.duplicates += out.duplicates
     state.late += len(out.late)
     state.implausible += out.implausible
     return out
 
 
-def _admit(state: VehicleState, batch: list[Observation], out: Outcome) -> None:
-    """Put new pings into the reorder buffer; count duplicates, note late ones.
+def _admit(state: VehicleState, batch: list[Observation], out: Outcome,
+           history_horizon_ms: int) -> list[Observation]:
+    """Put new pings into the reorder buffer; count duplicates; return the kept fixes.
 
-    The pings already run are ``state.last`` and, after it, a ``state.suspect``
-    (a fix that jumped implausibly far: it ran through the rules but did not
-    move the truck). A ping at the time of either, or of one waiting in the
-    buffer, is a duplicate: it changes nothing (a second copy of a suspect fix
-    must not count as the fix that confirms it). One older than the newest
-    already run is late.
+    A ping at the time of one waiting in the buffer, or inside a span the rules have
+    judged already (``state.covered``: every fix run, the suspect ones that jumped
+    implausibly far included, and the kept fixes judged), is a duplicate: it changes
+    nothing (a second copy of a suspect fix must not count as the fix that confirms
+    it). One older than the newest already run is a kept fix, judged as history, unless
+    it is older than the horizon: then it is late.
     """
-    seen = {o.ts_ms for o in (state.last, state.suspect) if o is not None}
-    newest_run = max(seen, default=None)
+    if not state.covered and state.last is not None:  # a state kept before spans were
+        state.covered = sorted((o.ts_ms, o.ts_ms) for o in (state.last, state.suspect) if o)
+    newest_run = state.covered[-1][1] if state.covered else None
     waiting = {o.ts_ms for o in state.pending}
+    kept: list[Observation] = []
     for index, obs in enumerate(batch):
-        if obs.ts_ms in waiting or obs.ts_ms in seen:
+        if obs.ts_ms in waiting or _covered(state.covered, obs.ts_ms):
             out.duplicates += 1
-        elif newest_run is not None and obs.ts_ms < newest_run:
+        elif newest_run is not None and obs.ts_ms < newest_run - history_horizon_ms:
             out.late.append(index)
+        elif newest_run is not None and obs.ts_ms < newest_run:
+            waiting.add(obs.ts_ms)
+            kept.append(obs)
         else:
             waiting.add(obs.ts_ms)
             state.pending.append(obs)
     state.pending.sort(key=lambda o: o.ts_ms)
+    return kept
+
+
+def _covered(spans: list[tuple[int, int]], ts_ms: int) -> bool:
+    """Whether ``ts_ms`` lies in one of the (sorted, disjoint) judged spans."""
+    for start, end in reversed(spans):  # (the newest first: a re-sent ping is usually recent)
+        if start <= ts_ms <= end:
+            return True
+        if end < ts_ms:
+            return False
+    return False
+
+
+MAX_SPANS = 256
+"""Judged spans remembered per vehicle (beyond them, the oldest are forgotten)."""
+
+
+def _cover(spans: list[tuple[int, int]], ts_ms: int, gap_ms: int) -> None:
+    """Add a fix run in event-time order to the judged spans (it extends the newest span
+    when it follows it closely)."""
+    if spans and spans[-1][0] <= ts_ms and ts_ms - spans[-1][1] <= gap_ms:
+        if ts_ms > spans[-1][1]:
+            spans[-1] = (spans[-1][0], ts_ms)
+    else:
+        spans.append((ts_ms, ts_ms))
+
+
+def _merged(spans: list[tuple[int, int]], added: list[tuple[int, int]], floor_ms: int
+            ) -> list[tuple[int, int]]:
+    """Judged spans with ``added`` merged in, sorted; those ending before ``floor_ms``
+    dropped, and at most :data:`MAX_SPANS` (the newest) kept."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans + added):
+        if end < floor_ms:
+            continue
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out[-MAX_SPANS:]
+
+
+_NOT_FOR_HISTORY = frozenset({"handover", "signal"})
+"""Rules that do not judge kept fixes: a handover is confirmed live (across the gap, with
+its interpolated crossing); a silence is over once the fixes arrive."""
+_HISTORY_RULES: dict[int, tuple[Sequence[Rule], tuple[Rule, ...]]] = {}
+
+
+def _for_history(rules: Sequence[Rule]) -> tuple[Rule, ...]:
+    """``rules`` without those that do not judge kept fixes (made once per rule list)."""
+    known = _HISTORY_RULES.get(id(rules))
+    if known is None or known[0] is not rules:
+        known = _HISTORY_RULES[id(rules)] = (
+            rules, tuple(r for r in rules if r.name not in _NOT_FOR_HISTORY))
+    return known[1]
+
+
+def _judge_history(state: VehicleState, kept: list[Observation], plan: "_Plan", cfg: RulesConfig,
+                   emitted_at: datetime, ref: Reference, out: Outcome) -> None:
+    """Judge kept fixes as of their own time: the rules over them in event-time order, in a
+    state of their own (the live state is not rewound); every alert marked
+    ``uploaded_late``, every incident still open at the last kept fix closed there (the
+    truck's present is known to be later)."""
+    kept.sort(key=lambda o: o.ts_ms)
+    past = VehicleState(vehicle_id=state.vehicle_id)
+    judged = Outcome(state=past, alerts=[], late=[], duplicates=0, implausible=0, handovers=[])
+    _run(past, kept, plan, cfg.segments, emitted_at, ref, judged)
+    end = kept[-1]
+    still_open = set(past.open_incidents)
+    closed = [_closed_at(alert, end) for alert in judged.alerts
+              if alert.state is AlertState.RAISED and alert.incident_id in still_open]
+    out.alerts.extend(msgspec.structs.replace(alert, details=alert.details | {"uploaded_late": True})
+                      for alert in judged.alerts + closed)
+    out.implausible += judged.implausible
+    out.uploaded_late += len(kept)
+    newest = state.covered[-1][1] if state.covered else end.ts_ms
+    state.covered = _merged(state.covered, past.covered, newest - cfg.history_horizon_ms)
+
+
+def _closed_at(alert: Alert, end: Observation) -> Alert:
+    """The clear of an incident raised by kept fixes and open at the last of them."""
+    return msgspec.structs.replace(
+        alert, alert_id=f"{alert.incident_id}:{AlertState.CLEARED.value}",
+        state=AlertState.CLEARED, ts=from_ms(end.ts_ms), lat=end.lat, lon=end.lon,
+        province=end.province, city=end.city,
+        details={"closed": "at the last of the fixes uploaded late"})
 
 
 def _cargo(status: PermitStatus) -> Cargo | None:
@@ -153,6 +272,8 @@ class _Plan(msgspec.Struct, frozen=True):
     """Each rule with its configuration (``None`` for a rule without one)."""
     steps: tuple[tuple[str, Any, Any, bool], ...]
     """(state field, step, configuration, gate) per rule, in order."""
+    coverage_gap_ms: int
+    """See :class:`RulesConfig`."""
 
 
 _PLANS: dict[tuple[int, int], tuple[Sequence[Rule], RulesConfig, _Plan]] = {}
@@ -167,7 +288,7 @@ def _configured(rules: Sequence[Rule], cfg: RulesConfig) -> _Plan:
         return known[2]
     paired = tuple((rule, getattr(cfg, rule.name) if rule.config else None) for rule in rules)
     plan = _Plan(paired, tuple((rule.field, rule.step, rule_cfg, rule.gate)
-                               for rule, rule_cfg in paired))
+                               for rule, rule_cfg in paired), cfg.coverage_gap_ms)
     if len(_PLANS) > 64:
         _PLANS.clear()
     _PLANS[key] = (rules, cfg, plan)  # (holding both keeps their ids from being reused)
@@ -181,7 +302,7 @@ def _context(state: VehicleState, ref: Reference, emitted_at: datetime,
     return StepContext(vehicle_id=state.vehicle_id, previous=state.last, emitted_at=emitted_at,
                        cargo=_cargo(status), permit=status, zones=ref.zones,
                        provinces=ref.provinces, handovers=handovers, limits=limits,
-                       resources=ref.resources)
+                       resources=ref.resources, heard_ms=state.heard_ms)
 
 
 def _run(
@@ -203,7 +324,9 @@ def _run(
     zoned = ref.zone_index is not None and len(ref.zone_index) > 0
     base = _context(state, ref, emitted_at, out.handovers, limits)
     status = base.permit
+    covered, gap_ms = state.covered, plan.coverage_gap_ms
     for obs in ready:
+        _cover(covered, obs.ts_ms, gap_ms)
         where = ref.route_positions.get((vehicle_id, obs.ts_ms))
         if where is None:
             where = route_position(status, obs)
@@ -292,6 +415,6 @@ def timer_due(state: VehicleState, now_ms: int, cfg: RulesConfig, status: Permit
     if last is None:
         return False
     ctx = StepContext(vehicle_id=state.vehicle_id, previous=last, emitted_at=_TIMER,
-                      permit=status)
+                      permit=status, heard_ms=state.heard_ms)
     return any(rule.due(getattr(state, rule.field), last, now_ms, ctx, rule_cfg)
                for rule, rule_cfg in _configured(rules, cfg).rules if rule.due is not None)

@@ -16,6 +16,12 @@ PINGS_REJECTED = Counter(
     "yrd_pings_rejected", "Ping records sent to the dead-letter topic, by reason", ["reason"]
 )
 PINGS_DUPLICATE = Counter("yrd_pings_duplicate", "Pings whose event time was already processed")
+PINGS_WITHOUT_FIX = Counter(
+    "yrd_pings_without_fix", "Reports without a valid fix: proof of life, not a position"
+)
+PINGS_UPLOADED_LATE = Counter(
+    "yrd_pings_uploaded_late", "Kept fixes (older than the truck's latest) judged as history"
+)
 PINGS_IMPLAUSIBLE = Counter(
     "yrd_pings_implausible", "Pings that jumped farther than a truck can drive (data quality)"
 )

@@ -67,6 +67,7 @@ def rules_config(settings: Settings) -> RulesConfig:
                             moving_kmh=settings.moving_kmh),
         device_alarm=response,
         lateness_ms=_ms(settings.lateness_s),
+        history_horizon_ms=_ms(settings.history_horizon_s),
         segments=SegmentLimits(max_gap_ms=_ms(settings.segment_max_gap_s),
                                max_speed_kmh=settings.segment_max_speed_kmh),
     )

@@ -11,7 +11,12 @@ state (named by the rule's ``state_field``). The engine's fields:
 - ``partition``: partition of the vehicle's pings (where its timer ticks go);
 - ``offset``: offset (in ``partition`` of the pings topic) of the newest ping
   this state holds: after a restart, pings at or below it are replays of what
-  the state already reflects, not late pings.
+  the state already reflects, not late pings;
+- ``heard_ms``: the latest report without a valid fix (proof of life: the truck is
+  online, not silent, though it gave no position);
+- ``covered``: the spans of event time the rules have judged, live or from kept fixes
+  (uploaded late), within the history horizon, oldest first: a fix inside one is a
+  duplicate (a re-sent ping, a second upload of the same fixes) and raises nothing.
 
 The changelog record is the struct as a msgpack map keyed by field name, so a
 rule added later reads an older record with its state at its default.
@@ -36,6 +41,8 @@ _ENGINE_FIELDS: list[tuple[str, Any, Any]] = [
     ("pending", list[Observation], msgspec.field(default_factory=list)),
     ("partition", int | None, None),
     ("offset", int, -1),
+    ("heard_ms", int | None, None),
+    ("covered", list[tuple[int, int]], msgspec.field(default_factory=list)),
 ]
 
 

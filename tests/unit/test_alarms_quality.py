@@ -106,9 +106,12 @@ def test_a_duplicate_of_an_implausible_fix_is_not_its_own_confirmation():
     assert twice.last == once.last and twice.last.x_m == obs(15).x_m
 
 
-def test_a_fix_older_than_a_suspect_one_is_late():
-    """The suspect fix ran through the rules: a fix older than it arrives out of order."""
+def test_a_fix_older_than_a_suspect_one_does_not_move_the_truck():
+    """The suspect fix ran through the rules: a fix older than it arrives out of order. It
+    lies between two judged fixes 10 s apart (covered: nothing to judge again), and
+    does not move the truck."""
     far = with_(obs(10), x_m=obs(10).x_m + 50_000)
     first = advance(None, V, [obs(0), far], RULES, T0, Reference())
     out = advance(first.state, V, [obs(5)], RULES, T0, Reference())
-    assert out.late == [0] and out.alerts == [] and out.state.last.ts_ms == obs(0).ts_ms
+    assert out.late == [] and out.uploaded_late == 0 and out.duplicates == 1
+    assert out.alerts == [] and out.state.last.ts_ms == obs(0).ts_ms

@@ -5,7 +5,10 @@ import os
 import random
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
+
+import msgspec
 
 from yrd_hazmat.alerts import incident_id
 from yrd_hazmat.engine import advance
@@ -44,11 +47,43 @@ def test_duplicates_never_raise_twice():
     assert out.duplicates == len(TRACE) and out.late == []
 
 
-def test_late_pings_are_returned_not_dropped():
-    first = advance(None, "苏A00001", TRACE[5:], CFG, T0)
-    second = advance(first.state, "苏A00001", TRACE[:5], CFG, T0)
-    assert second.late == [0, 1, 2, 3, 4]
-    assert second.state.late == 5 and second.alerts == []
+def test_kept_fixes_are_judged_as_of_their_own_time_without_rewinding_the_truck():
+    """A terminal back from a dead zone reports where it is now, then uploads the fixes it
+    kept: they speed for 80 s and raise SPEEDING at their own time, marked as uploaded
+    late; the truck's present stays where it is."""
+    present = [obs(t, 60) for t in range(600, 700, 10)]
+    first = advance(None, "苏A00001", present, CFG, T0)
+    uploaded = advance(first.state, "苏A00001", TRACE, CFG, T0)
+    assert uploaded.late == [] and uploaded.uploaded_late == len(TRACE)
+    assert [(a.type, a.state.value) for a in uploaded.alerts] == [
+        ("SPEEDING", "raised"), ("SPEEDING", "cleared")]
+    assert [a.alert_id for a in uploaded.alerts] == alert_ids(TRACE)  # as if they had come live
+    assert all(a.details["uploaded_late"] for a in uploaded.alerts)
+    assert uploaded.state.last == present[-1] and uploaded.state.pings == len(present)
+
+
+def test_a_second_upload_of_the_same_kept_fixes_raises_nothing():
+    first = advance(None, "苏A00001", [obs(600, 60)], CFG, T0)
+    once = advance(first.state, "苏A00001", TRACE, CFG, T0)
+    again = advance(load_state(dump_state(once.state)), "苏A00001", TRACE[3:], CFG, T0)
+    assert again.alerts == [] and again.duplicates == len(TRACE) - 3
+
+
+def test_an_episode_open_at_the_last_kept_fix_is_closed_there():
+    first = advance(None, "苏A00001", [obs(600, 60)], CFG, T0)
+    speeding = [obs(t, 95) for t in range(0, 100, 10)]  # never slows down before the gap ends
+    out = advance(first.state, "苏A00001", speeding, CFG, T0)
+    raised, cleared = out.alerts
+    assert raised.incident_id == cleared.incident_id and cleared.state.value == "cleared"
+    assert cleared.ts == T0 + timedelta(seconds=90) and cleared.details["uploaded_late"]
+    assert out.state.open_incidents == []  # nothing of the past stays open on the truck
+
+
+def test_a_fix_older_than_the_history_horizon_is_returned_as_late():
+    cfg = msgspec.structs.replace(CFG, history_horizon_ms=3600_000)
+    first = advance(None, "苏A00001", [obs(7200, 60)], cfg, T0)
+    out = advance(first.state, "苏A00001", [obs(0, 60), obs(3700, 60)], cfg, T0)
+    assert out.late == [0] and out.uploaded_late == 1 and out.state.late == 1
 
 
 def test_alert_ids_are_deterministic_across_runs():

@@ -51,3 +51,36 @@ def test_a_parked_truck_with_a_permit_in_force_is_on_a_trip():
     state = advance(None, V, [obs(t, 0.0) for t in range(0, 900, 60)], RULES, T0, ref).state
     [lost] = silence(state, to_ms(T0 + timedelta(hours=2)), RULES, T0, ref).alerts
     assert lost.permit_id == "JS-2026-12345"
+
+
+# --- reports without a valid fix (issue #21): proof of life, not a position ---------------
+
+def heard_at(seconds: float) -> int:
+    return to_ms(T0 + timedelta(seconds=seconds))
+
+
+def test_a_report_without_a_fix_keeps_the_truck_from_being_silent():
+    state = advance(None, V, [obs(0, 60), obs(30, 60)], RULES, T0).state
+    state = advance(state, V, [], RULES, T0, heard_ms=heard_at(300)).state
+    assert state.last.ts_ms == obs(30).ts_ms  # no position taken from it
+    assert silence(state, heard_at(500), RULES, T0).alerts == []  # 470 s since the fix
+    [lost] = silence(state, heard_at(601), RULES, T0).alerts  # 5 min since it was heard
+    assert lost.ts == T0 + timedelta(seconds=600) and lost.details["last_ping"] == \
+        (T0 + timedelta(seconds=30)).isoformat()
+
+
+def test_the_next_fix_after_reports_without_a_fix_raises_nothing():
+    state = advance(None, V, [obs(0, 60), obs(30, 60)], RULES, T0).state
+    for t in range(60, 420, 30):
+        state = advance(state, V, [], RULES, T0, heard_ms=heard_at(t)).state
+    out = advance(state, V, [obs(420, 60)], RULES, T0)
+    assert [a for a in out.alerts if a.type == "SIGNAL_LOST"] == []
+
+
+def test_a_loss_raised_before_the_truck_was_heard_again_is_cleared_by_its_next_fix():
+    state = advance(None, V, [obs(0, 60), obs(30, 60)], RULES, T0).state
+    [lost] = silence(state, heard_at(400), RULES, T0).alerts
+    state = advance(state, V, [], RULES, T0, heard_ms=heard_at(420)).state
+    [cleared] = [a for a in advance(state, V, [obs(450, 60)], RULES, T0).alerts
+                 if a.type == "SIGNAL_LOST"]
+    assert cleared.state.value == "cleared" and cleared.incident_id == lost.incident_id

@@ -52,6 +52,8 @@ class StepContext(msgspec.Struct, frozen=True, kw_only=True):
     """Emergency resources (for the responders of critical alarms); None: none known."""
     handovers: list[Handover] = []
     """Where a step puts the handovers it confirms (published beside the alerts)."""
+    heard_ms: int | None = None
+    """The vehicle's latest report without a valid fix (proof of life, not a position)."""
 
     def straight_to(self, obs: Observation) -> bool:
         """Whether the straight segment from ``previous`` to ``obs`` is taken as the path

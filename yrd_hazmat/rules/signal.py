@@ -2,7 +2,8 @@
 
 A vehicle whose trip is in progress (it moved within ``trip_recent_ms`` of
 its last ping, or holds a permit in force) and sends nothing for
-``lost_after_ms`` is SIGNAL_LOST, with the event time at which the silence
+``lost_after_ms`` is SIGNAL_LOST (a report without a valid fix counts as being heard:
+the truck is online, only without a position), with the event time at which the silence
 passed the limit and the last known position. The worker's timer raises it
 while no ping arrives (:func:`on_silence`); the next ping (:func:`step`) clears it, with the
 gap and the distance jumped, and the zones the straight line across the gap
@@ -49,9 +50,20 @@ def _on_trip(state: SignalState, last: Observation, status: PermitStatus, cfg: S
     return moved_recently or status.validity(last.ts_ms) == "ok"
 
 
-def _raise(state: SignalState, last: Observation, ctx: StepContext, cfg: SignalConfig) -> list[Alert]:
-    """SIGNAL_LOST at the moment the silence after ``last`` passed the limit."""
-    silent_at = msgspec.structs.replace(last, ts_ms=last.ts_ms + cfg.lost_after_ms)
+def _silent_since(last: Observation, ctx: StepContext, until_ms: int) -> int:
+    """When the truck was last heard before ``until_ms``: its last fix, or a later report
+    without a valid fix (proof of life: online, though without a position)."""
+    heard = ctx.heard_ms
+    if heard is not None and last.ts_ms < heard <= until_ms:
+        return heard
+    return last.ts_ms
+
+
+def _raise(state: SignalState, last: Observation, since_ms: int, ctx: StepContext,
+           cfg: SignalConfig) -> list[Alert]:
+    """SIGNAL_LOST at the moment the silence since ``since_ms`` passed the limit, at the
+    last known position (``last``)."""
+    silent_at = msgspec.structs.replace(last, ts_ms=since_ms + cfg.lost_after_ms)
     state.incident, raised = incident.raise_once(state.incident, ctx, KIND, silent_at, {
         "last_ping": from_ms(last.ts_ms).isoformat(),
         "silent_for_s": cfg.lost_after_ms / 1000,
@@ -65,9 +77,10 @@ def step(
     """A ping arrived: clear a signal loss (raising it first if no timer did)."""
     alerts: list[Alert] = []
     last = ctx.previous
-    if last is not None and obs.ts_ms - last.ts_ms >= cfg.lost_after_ms:
-        if _on_trip(state, last, ctx.permit, cfg):
-            alerts += _raise(state, last, ctx, cfg)
+    if last is not None:
+        since = _silent_since(last, ctx, obs.ts_ms)
+        if obs.ts_ms - since >= cfg.lost_after_ms and _on_trip(state, last, ctx.permit, cfg):
+            alerts += _raise(state, last, since, ctx, cfg)
         _, cleared = incident.clear(state.incident, ctx, KIND, obs, lambda: {
             "restored": True,
             "gap_s": (obs.ts_ms - last.ts_ms) / 1000,
@@ -96,7 +109,8 @@ def due(
     state: SignalState, last: Observation, now_ms: int, ctx: StepContext, cfg: SignalConfig
 ) -> bool:
     """Whether a truck on a trip has been silent too long at ``now_ms`` and is not yet flagged."""
-    return (state.incident is None and now_ms - last.ts_ms >= cfg.lost_after_ms
+    return (state.incident is None
+            and now_ms - _silent_since(last, ctx, now_ms) >= cfg.lost_after_ms
             and _on_trip(state, last, ctx.permit, cfg))
 
 
@@ -106,7 +120,7 @@ def on_silence(
     """The timer's check: raise SIGNAL_LOST if the truck has been silent too long at ``now_ms``."""
     if not due(state, last, now_ms, ctx, cfg):
         return state, []
-    return state, _raise(state, last, ctx, cfg)
+    return state, _raise(state, last, _silent_since(last, ctx, now_ms), ctx, cfg)
 
 
 RULE = Rule(name="signal", state=SignalState, config=SignalConfig, raises=(TYPE,), step=step,
