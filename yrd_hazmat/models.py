@@ -176,7 +176,8 @@ class Terminal(msgspec.Struct, frozen=True, kw_only=True):
     maker: str
     model: str
     auth_code: str
-    protocol: Literal["2013", "2019"]
+    protocol: Annotated[Literal["2011", "2013", "2019"], Meta(
+        description="the layout of its registration (2011 and 2013 share the 2013 header)")]
     registered_at: EventTime
 
 

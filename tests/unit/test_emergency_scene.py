@@ -12,6 +12,7 @@ from yrd_hazmat.engine import Reference, advance
 from yrd_hazmat.enrich import observe
 from yrd_hazmat.geo.jurisdiction import default_index, province_shapes_metric
 from yrd_hazmat.jt808 import messages as m
+from yrd_hazmat.jt808 import profiles
 from yrd_hazmat.models import Resource
 from tests.unit.test_zones import CFG, MONDAY_10AM, at, feature, registry, ring
 
@@ -56,7 +57,7 @@ def test_an_ordinary_ban_is_a_violation_not_an_emergency():
 
 def test_a_tank_leak_from_the_terminal_is_a_critical_alarm_with_the_zones_exposed():
     body = m.location(MONDAY_10AM, 31.2, 121.4, 0, tank_leak=True)
-    assert m.read_location(body).alarm_extra == {"tank_leak": 1}
+    assert m.read_location(body, profiles.by_name("yrd-tank-sensor")).alarm_extra == {"tank_leak": 1}
     reg = registry(zone("reservoir", "water_source", 200, 450), zone("far", "tunnel", 100, 3000))
     leaking = msgspec.structs.replace(at(5, 0, speed=0), alarm_extra={"tank_leak": 1})
     alerts = run(reg, [at(0, 0, speed=0), leaking, at(10, 0, speed=0)])

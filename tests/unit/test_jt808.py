@@ -202,3 +202,21 @@ def test_a_2019_frame_cut_inside_its_header_is_truncated_not_an_exception():
     assert cut.value.reason == "truncated"
     handled = session().handle(data)
     assert handled.rejected[0].reason == "truncated" and handled.answers == []
+
+
+def test_the_header_layout_is_the_one_whose_body_length_fits_the_frame():
+    # a 2013 header (BCD[6] phone) with bit 14 set, as some 2013 firmware sends
+    data = struct.pack(">HH", 0x0002, 0x4000) + bytes.fromhex(PHONE) + struct.pack(">H", 4)
+    header = parse(data + bytes([xor(data)])).header
+    assert (header.version, header.flagged, header.terminal, header.serial) == (
+        None, True, "13912345678", 4)
+    # a true 2019 header of the same message is still read as 2019
+    data = (struct.pack(">HH", 0x0002, 0x4000) + b"\x01" + bytes.fromhex("0" * 8 + PHONE)
+            + struct.pack(">H", 4))
+    header = parse(data + bytes([xor(data)])).header
+    assert (header.version, header.flagged, header.terminal) == (1, False, "13912345678")
+    # neither fits: the 2019 reading's complaint
+    data = struct.pack(">HH", 0x0002, 0x4000 | 9) + bytes.fromhex(PHONE) + struct.pack(">H", 4)
+    with pytest.raises(FrameError) as bad:
+        parse(data + b"\x00" * 10 + bytes([xor(data + b"\x00" * 10)]))
+    assert bad.value.reason == "truncated"

@@ -10,9 +10,11 @@ from datetime import datetime
 import pytest
 
 from yrd_hazmat.gateway.link import LinkConfig, LinkSession
+from yrd_hazmat.gateway.session import Classified
 from yrd_hazmat.jt808.frame import FrameError
 from yrd_hazmat.jt809 import frame as f
 from yrd_hazmat.jt809 import messages as m
+from yrd_hazmat.models import VehicleTerminal
 from yrd_hazmat.timeutil import CHINA_TZ
 
 ACCESS = 30010001
@@ -137,3 +139,28 @@ def test_another_access_code_or_an_unknown_message_is_rejected():
     assert unknown.rejected[0].reason == "unsupported"
     broken = link.handle(b"\x00\x01\x02")
     assert broken.rejected[0].reason == "truncated"
+
+
+def test_history_positions_are_blind_and_every_position_is_classified():
+    link = LinkSession(CONFIG, {"沪A12345": VehicleTerminal(vehicle_id="沪A12345",
+                                                            carrier="acme")})
+    link.handle(frame_by_hand(m.UP_CONNECT_REQ, login_by_hand())[1:-1])
+    history = bytes([3]) + gnss_by_hand() + gnss_by_hand(state=0b01) + gnss_by_hand(speed=400)
+    handled = link.handle(frame_by_hand(m.UP_EXG_MSG, exg_by_hand(
+        "沪A12345", m.HISTORY_LOCATION, history))[1:-1])
+    assert [p.blind for p in handled.pings] == [True, True] and handled.blind == 2
+    assert [p.fix_valid for p in handled.pings] == [True, False]
+    assert handled.quality == [Classified("沪A12345", "acme", "qualified"),
+                               Classified("沪A12345", "acme", "no_fix"),
+                               Classified("沪A12345", "acme", "bad_speed")]
+    assert handled.rejected[0].reason == "invalid"
+    realtime = link.handle(frame_by_hand(m.UP_EXG_MSG, exg_by_hand(
+        "沪A12345", m.REAL_LOCATION, gnss_by_hand(direction=361, altitude=9999)))[1:-1])
+    [ping] = realtime.pings
+    assert ping.blind is False and ping.heading is None and ping.altitude_m is None
+    assert ping.quality == ["bad_direction", "bad_altitude"]
+
+
+def test_a_refused_link_frame_is_classified_by_its_reason():
+    handled = LinkSession(CONFIG).handle(frame_by_hand(0x1300, b"\x00")[1:-1])
+    assert handled.quality == [Classified(None, None, "unsupported")]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge
+
+if TYPE_CHECKING:
+    from .session import Handled
 
 CONNECTIONS = Gauge("yrd_gateway_open_connections", "Open connections", ["protocol"])
 CONNECTIONS_TOTAL = Counter(
@@ -22,3 +27,33 @@ REJECTED = Counter(
 )
 JUNK_BYTES = Counter("yrd_gateway_junk_bytes_total", "Bytes outside any frame, discarded",
                      ["protocol"])
+RECORDS = Counter(
+    "yrd_gateway_records_total",
+    "Records accepted or refused, by carrier (from its declaration; 'none' without one) and "
+    "data-quality classification: qualified, the first quality finding of an accepted ping "
+    "(no_fix, bad_direction, bad_altitude, malformed_item), or a refused record's finding "
+    "(bad_position, bad_speed) or dead-letter reason; the monthly data-qualified rate is "
+    "qualified / all", ["protocol", "carrier", "quality"],
+)
+MAKER_ITEMS_RAW = Counter(
+    "yrd_gateway_maker_items_raw_total",
+    "Maker items (0x0200 additional items 0xE0-0xFF) no terminal profile reads, kept raw on "
+    "the ping", ["protocol"],
+)
+MALFORMED_ITEMS = Counter(
+    "yrd_gateway_malformed_items_total",
+    "Malformed trailing additional items dropped (the position kept)", ["protocol"],
+)
+
+NO_CARRIER = "none"
+
+
+def count_quality(handled: Handled, protocol: str) -> None:
+    """Count what one handled frame produced into the data-quality metrics (the server
+    calls it once the frame's records are durable)."""
+    for record in handled.quality:
+        RECORDS.labels(protocol, record.carrier or NO_CARRIER, record.quality).inc()
+    if handled.maker_items:
+        MAKER_ITEMS_RAW.labels(protocol).inc(handled.maker_items)
+    if handled.malformed_items:
+        MALFORMED_ITEMS.labels(protocol).inc(handled.malformed_items)

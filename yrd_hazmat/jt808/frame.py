@@ -6,6 +6,11 @@ attributes WORD (bits 0-9 body length, 10-12 encryption, 13 sub-packet, 14 the
 2019 version flag), then in 2019 a protocol version BYTE, the terminal's phone
 number in BCD (6 bytes in 2013, 10 in 2019), a serial number WORD, and with
 bit 13 the sub-packet count and index WORDs. Integers are big-endian.
+
+Terminals in the field do not all follow it: some 2013 firmware sets the 2019 version
+flag (bit 14) on a 2013 header. The header layout is the one that makes the body length
+in the header match the frame (:func:`read_header`), and answers mirror what the terminal
+sent (:attr:`Header.flagged`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ class Header(msgspec.Struct, frozen=True, kw_only=True):
     packets: int | None = None
     """With sub-packets: how many, and this one's index (1-based)."""
     index: int | None = None
+    flagged: bool = False
+    """Bit 14 (the 2019 flag) was set on a 2013 header: answers set it too, with a 2013
+    header, as the terminal's own frames do."""
 
     @property
     def terminal(self) -> str:
@@ -131,11 +139,31 @@ def parse(content: bytes) -> Frame:
 
 def read_header(data: bytes) -> tuple[Header, int, int]:
     """(header, where the body starts, the body length the header gives) of unescaped
-    frame bytes (without the check code); the body is not checked."""
+    frame bytes (without the check code); the body is not checked.
+
+    With bit 14 set, the 2019 layout is read unless only the 2013 layout makes the
+    header's body length match the frame: 2013 firmware that sets the flag."""
+    if len(data) < 4 or not data[2] & 0x40:
+        return _read_header(data, as_2019=False)
+    try:
+        found = _read_header(data, as_2019=True)
+    except FrameError:
+        found = None
+    if found is None or len(data) - found[1] != found[2]:
+        try:
+            flagged = _read_header(data, as_2019=False)
+        except FrameError:
+            flagged = None
+        if flagged is not None and len(data) - flagged[1] == flagged[2]:
+            return flagged
+    return found if found is not None else _read_header(data, as_2019=True)
+
+
+def _read_header(data: bytes, as_2019: bool) -> tuple[Header, int, int]:
     if len(data) < 12:
         raise FrameError("truncated", f"frame of {len(data)} bytes is shorter than a header")
     msg_id, props = struct.unpack_from(">HH", data)
-    if props & 0x4000:  # 2019
+    if as_2019:
         if len(data) < 17:
             raise FrameError("truncated", f"2019 frame of {len(data)} bytes is shorter than "
                                           "its header")
@@ -151,16 +179,19 @@ def read_header(data: bytes) -> tuple[Header, int, int]:
         packets, index = struct.unpack_from(">HH", data, offset)
         offset += 4
     header = Header(msg_id=msg_id, phone=phone, serial=serial, version=version,
-                    encryption=(props >> 10) & 0x7, packets=packets, index=index)
+                    encryption=(props >> 10) & 0x7, packets=packets, index=index,
+                    flagged=not as_2019 and bool(props & 0x4000))
     return header, offset, props & MAX_BODY
 
 
 def build(msg_id: int, phone: bytes, serial: int, body: bytes, version: int | None = None,
-          packets: tuple[int, int] | None = None) -> bytes:
-    """A complete frame, flags included (``version``: 2019's version byte, or None for 2013)."""
+          packets: tuple[int, int] | None = None, flagged: bool = False) -> bytes:
+    """A complete frame, flags included (``version``: 2019's version byte, or None for 2013;
+    ``flagged``: a 2013 header with the 2019 flag, see :attr:`Header.flagged`)."""
     if len(body) > MAX_BODY:
         raise ValueError(f"body of {len(body)} bytes: split it into sub-packets")
-    props = len(body) | (0x2000 if packets else 0) | (0x4000 if version is not None else 0)
+    props = (len(body) | (0x2000 if packets else 0)
+             | (0x4000 if version is not None or flagged else 0))
     header = struct.pack(">HH", msg_id, props)
     if version is not None:
         header += bytes([version]) + phone

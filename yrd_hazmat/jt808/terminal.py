@@ -18,12 +18,20 @@ class GatewayRefused(RuntimeError):
 
 
 class SimulatedTerminal(TcpClient):
+    """``maker`` and ``model`` go in its registration (the default matches the project's
+    tank-sensor profile); ``layout`` "2011" registers as the older terminals in the field
+    do (the default: the header version's layout)."""
+
     def __init__(self, phone: str, plate: str, terminal_id: str | None = None,
-                 version: int | None = None, timeout_s: float = 10.0) -> None:
+                 version: int | None = None, timeout_s: float = 10.0, maker: str = "YRD",
+                 model: str = "SIM-808", layout: str | None = None) -> None:
         self.phone = phone
         self.plate = plate
         self.terminal_id = terminal_id or phone[-7:]
         self.version = version
+        self.maker = maker
+        self.model = model
+        self.layout = layout
         self.timeout_s = timeout_s
         self._bcd = bcd(phone, 10 if version is not None else 6)
         self._serial = 0
@@ -67,7 +75,9 @@ class SimulatedTerminal(TcpClient):
 
     async def register(self) -> str:
         answer_id, body = await self.request(
-            m.REGISTRATION, m.registration(self.plate, self.terminal_id, self.version))
+            m.REGISTRATION, m.registration(self.plate, self.terminal_id, self.version,
+                                           maker=self.maker, model=self.model,
+                                           layout=self.layout))
         if answer_id != m.REGISTRATION_RESPONSE or body[2] != m.REGISTERED:
             raise GatewayRefused(f"registration refused: {body.hex()}")
         self.auth_code = body[3:].decode("gbk")

@@ -37,7 +37,8 @@ NAMES = {UP_CONNECT_REQ: "connect", UP_DISCONNECT_REQ: "disconnect",
 OK, BAD_IP, BAD_ACCESS_CODE, NO_SUCH_USER, BAD_PASSWORD, BUSY, OTHER = range(7)
 
 GNSS = struct.Struct(">B4s3sIIHHIHHII")
-SOUTH, WEST = 1 << 2, 1 << 3
+FIXED, SOUTH, WEST = 1 << 1, 1 << 2, 1 << 3
+"""STATE bits, as JT/T 808's status: 1 a valid satellite fix, 2 south, 3 west."""
 
 
 class Login(msgspec.Struct, frozen=True):
