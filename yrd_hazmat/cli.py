@@ -238,6 +238,119 @@ def respond(incident_id: str, kind: str | None, resource_id: str | None, by: str
         raise click.ClickException(f"{kind} refused: {refused}")
 
 
+@main.group()
+@click.argument("plate")
+@click.pass_context
+def command(ctx: click.Context, plate: str) -> None:
+    """Send a command to a truck's terminal (JT/T 808) and follow what becomes of it:
+    delivered by the gateway holding the truck, or when it next connects, until it
+    expires. Exit status 0 when the terminal carried it out, 1 otherwise."""
+    ctx.obj = plate
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in the environment nor the user database
+        return "operator"
+
+
+def _command_options(f):
+    """The options every kind of command takes."""
+    f = click.option("--by", default=_os_user, help="who sends it (default: the OS user)")(f)
+    f = click.option("--expires-in", type=float, default=None,
+                     help="seconds it may wait for the truck to connect "
+                          "(default: YRD_COMMAND_EXPIRY_S)")(f)
+    f = click.option("--wait", type=float, default=None,
+                     help="seconds to follow its results (default: YRD_COMMAND_TIMEOUT_S "
+                          "plus 10, twice that for a photo)")(f)
+    return click.pass_obj(f)
+
+
+@command.command("text")
+@click.argument("message")
+@click.option("--tts", is_flag=True, help="read it aloud")
+@click.option("--emergency", is_flag=True, help="an emergency message")
+@_command_options
+def command_text(plate: str, message: str, tts: bool, emergency: bool, by: str,
+                 expires_in: float | None, wait: float | None) -> None:
+    """Show MESSAGE on the truck's display (0x8300)."""
+    _send_command(plate, "text", by, expires_in, wait, text=message, tts=tts,
+                  emergency=emergency)
+
+
+@command.command("position")
+@_command_options
+def command_position(plate: str, by: str, expires_in: float | None,
+                     wait: float | None) -> None:
+    """Ask the terminal where it is now (0x8201)."""
+    _send_command(plate, "position_query", by, expires_in, wait)
+
+
+@command.command("confirm-alarm")
+@click.option("--serial", type=int, required=True,
+              help="serial of the alarm's location report (0: every alarm of those types)")
+@click.option("--types", "mask", required=True,
+              help="the alarm bits confirmed, e.g. 0x20000000 or 536870912")
+@_command_options
+def command_confirm_alarm(plate: str, serial: int, mask: str, by: str,
+                          expires_in: float | None, wait: float | None) -> None:
+    """Confirm alarms by hand (0x8203), so the terminal clears them."""
+    try:
+        alarm_types = int(mask, 0)
+    except ValueError:
+        raise click.BadParameter(f"{mask!r} is not a number", param_hint="--types") from None
+    _send_command(plate, "alarm_confirm", by, expires_in, wait, alarm_serial=serial,
+                  alarm_types=alarm_types)
+
+
+@command.command("photo")
+@click.option("--camera", type=int, default=1, show_default=True, help="camera channel")
+@_command_options
+def command_photo(plate: str, camera: int, by: str, expires_in: float | None,
+                  wait: float | None) -> None:
+    """Take a photo now (0x8801); it arrives on the media topic."""
+    _send_command(plate, "photo", by, expires_in, wait, camera=camera)
+
+
+def _send_command(plate: str, kind: str, by: str, expires_in: float | None,
+                  wait: float | None, **fields) -> None:
+    """Publish the command, print each result as it arrives; exit 0 on ``ok``."""
+    from datetime import datetime
+
+    from aiokafka.errors import KafkaError
+
+    from .commands import make_command, print_step, send_command
+    from .timeutil import CHINA_TZ
+    from .topics import ensure_topics
+
+    _quiet_kafka_client()
+    settings = get_settings()
+    try:
+        command = make_command(plate, kind, by=by, now=datetime.now(CHINA_TZ),
+                               expires_in_s=(settings.command_expiry_s if expires_in is None
+                                             else expires_in), **fields)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if wait is None:
+        wait = (settings.command_timeout_s + 10) * (2 if kind == "photo" else 1)
+    try:
+        asyncio.run(ensure_topics(settings))
+        click.echo(f"command {command.command_id} to {plate}")
+        outcome = asyncio.run(send_command(settings, command, wait, print_step))
+    except KafkaError as exc:
+        raise click.ClickException(f"Kafka ({settings.kafka_bootstrap}): {exc}") from None
+    final = outcome.final
+    if final is None:
+        click.echo(f"no result after {wait:g} s: "
+                   f"{outcome.unfinished(datetime.now(CHINA_TZ), settings.command_timeout_s)}",
+                   err=True)
+        raise SystemExit(1)
+    raise SystemExit(0 if final.status == "ok" else 1)
+
+
 @main.command()
 @click.option("--month", required=True, help="YYYY-MM (China time)")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table",
