@@ -12,7 +12,10 @@ if TYPE_CHECKING:
 CONNECTIONS = Gauge("yrd_gateway_open_connections", "Open connections", ["protocol"])
 CONNECTIONS_TOTAL = Counter(
     "yrd_gateway_connections_total",
-    "Connections accepted, refused (over YRD_GATEWAY_MAX_CONNECTIONS) or closed idle",
+    "Connections accepted, refused (over YRD_GATEWAY_MAX_CONNECTIONS), refused over "
+    "YRD_GATEWAY_MAX_PER_ADDRESS (address_limit), or closed: not authenticated in time "
+    "(auth_timeout), without a readable frame for YRD_GATEWAY_IDLE_S (idle), too many "
+    "dead letters (too_many_rejections)",
     ["protocol", "result"],
 )
 MESSAGES = Counter("yrd_gateway_messages_total", "Frames handled, by message", ["protocol", "message"])

@@ -23,14 +23,21 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from ..jt808 import downlink
 from ..jt808 import messages as m
 from ..jt808 import profiles
 from ..jt808.frame import Frame, FrameError, Header, build, parse, read_header
 from ..models import Ping, Terminal, VehicleTerminal
 from . import codes
 
-MAX_PENDING_PACKETS = 256
-"""Sub-packets held per connection while a long message is reassembled."""
+MAX_PENDING_PACKETS = 1024
+"""Sub-packets held per connection while a long message is reassembled (a photo of 1 MB
+in 1,023-byte packets); only an authenticated terminal's are held."""
+
+CommandAnswers = Callable[[str, int, bytes], None]
+"""Where a terminal's answers to platform commands go: (plate, message id, body), the
+gateway's command delivery (:class:`yrd_hazmat.gateway.courier.Courier`). It raises
+``FrameError`` for a body it cannot read."""
 
 MAX_SPEED_KMH = 300.0
 """The contract's speed limit (``Ping.speed_kmh``): above it a report is refused."""
@@ -102,7 +109,8 @@ class Session:
 
     def __init__(self, terminals: Mapping[str, Terminal], new_code: Callable[[], str],
                  clock: Callable[[], datetime],
-                 declarations: Mapping[str, VehicleTerminal] | None = None) -> None:
+                 declarations: Mapping[str, VehicleTerminal] | None = None,
+                 command_answers: CommandAnswers | None = None) -> None:
         self.terminals = terminals
         self.new_code = new_code
         self.clock = clock
@@ -110,6 +118,7 @@ class Session:
             declarations if declarations is not None else {})
         """Carriers' declarations of their vehicles' terminals, by plate: they choose the
         profile that reads maker items, and name the carrier of the quality metrics."""
+        self.command_answers = command_answers
         self.terminal: Terminal | None = None
         """The authenticated terminal of this connection."""
         self.header: Header | None = None
@@ -150,6 +159,10 @@ class Session:
             return self._refuse(out, header, raw, m.NOT_SUPPORTED, "encrypted",
                                 "RSA-encrypted bodies are not supported")
         if header.packets:
+            if not self.authenticated:  # (an unauthenticated peer holds no memory here)
+                return self._refuse(out, header, raw, m.FAILURE, codes.NOT_AUTHENTICATED,
+                                    f"terminal {header.terminal} sent sub-packets before "
+                                    "authenticating")
             frame = self._reassemble(frame, out)
             if frame is None:
                 return out
@@ -188,6 +201,8 @@ class Session:
             out.answers.append(self._general(header, m.OK))
         elif msg_id in (m.LOCATION, m.BATCH):
             self._positions(header, body, raw, out)
+        elif msg_id in downlink.ANSWERS and self.command_answers is not None:
+            self._command_answer(header, body, raw, out)
         elif msg_id == m.TERMINAL_RESPONSE:
             pass  # the terminal acknowledging a platform command: nothing to answer
         else:
@@ -259,6 +274,18 @@ class Session:
             out.blind = len(out.pings)
         result = m.OK if out.pings or not bodies else m.BAD_MESSAGE
         out.answers.append(self._general(header, result))
+
+    def _command_answer(self, header: Header, body: bytes, raw: bytes, out: Handled) -> None:
+        """A terminal's answer to a platform command (0x0001, 0x0201, 0x0805, or a whole
+        0x0801 upload): to the command delivery, which answers what needs answering (the
+        upload's 0x8800); the others are answers themselves and get none."""
+        terminal = self.terminal
+        if terminal is None or terminal.terminal != header.terminal:
+            self._refuse(out, header, raw, m.FAILURE, codes.NOT_AUTHENTICATED,
+                         f"terminal {header.terminal} answered a command before authenticating")
+            return
+        assert self.command_answers is not None
+        self.command_answers(terminal.vehicle_id, header.msg_id, body)
 
     # --- answers --------------------------------------------------------------------------
     def _refuse(self, out: Handled, header: Header, raw: bytes, result: int, reason: str,
