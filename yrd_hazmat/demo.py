@@ -109,6 +109,27 @@ async def _until_one_ends(*coroutines) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def _show_texts(log: Path) -> None:
+    """Print the texts the fleet's drivers receive (their terminals log them to the
+    simulator's log): the desk's messages reaching the trucks, among the alerts."""
+    from rich.markup import escape
+
+    from .jt808.terminal import DISPLAY_LOG
+
+    marker = f" {DISPLAY_LOG}: "
+    with log.open(encoding="utf-8", errors="replace") as lines:
+        lines.seek(0, os.SEEK_END)
+        pending = ""
+        while True:
+            pending += lines.readline()
+            if not pending.endswith("\n"):  # nothing new, or a line still being written
+                await asyncio.sleep(0.5)
+                continue
+            if marker in pending:
+                _say(f"[bold cyan]{escape(pending.split(marker, 1)[1].rstrip())}[/]")
+            pending = ""
+
+
 def _redirect_output(log: Path) -> None:
     """Point stdout and stderr (ours and future children's) at ``log``: the terminal is gone."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -220,9 +241,10 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
             "[bold]Alerts (speeding needs 30 s over the limit before it fires). Ctrl-C to stop.[/]"
         )
         feed = follow_alerts(settings.kafka_options(), settings.topic_alerts, AlertFilter())
-        asyncio.run(_until_one_ends(feed, _watch({"worker": worker, "gateway": gateway,
-                                                   "simulator": fleet, "platform": platform,
-                                                   "desk": desk})))
+        asyncio.run(_until_one_ends(feed, _show_texts(logs / "simulator.log"),
+                                    _watch({"worker": worker, "gateway": gateway,
+                                            "simulator": fleet, "platform": platform,
+                                            "desk": desk})))
     except Stopped as stop:
         _say(f"\n[bold]{signal.Signals(stop.signum).name} received.[/]")
     except KeyboardInterrupt:

@@ -377,9 +377,7 @@ class Babbler(SimulatedTerminal):
         return ended.result()
 
     async def _until_eof(self) -> float:
-        """Reads (and drops) the gateway's answers to the bad frames until the end."""
-        assert self._reader is not None
-        with contextlib.suppress(ConnectionError):
-            while await self._reader.read(4096):
-                pass
+        """Waits until the gateway closes the connection (the terminal's own reader drops
+        the answers to the bad frames)."""
+        await self.until_closed()
         return asyncio.get_running_loop().time()

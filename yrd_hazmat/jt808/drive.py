@@ -6,6 +6,11 @@ reports a position (0x0200) every interval and heartbeats. The first truck loses
 for a while every few minutes (a tunnel): it keeps its positions and, back in signal,
 uploads them in a blind-area batch (0x0704) before its next report. Permits still go
 to the permits topic (they come from the carriers' systems, not the terminals).
+
+From connection to close every terminal also answers the platform's commands (see
+:mod:`yrd_hazmat.jt808.terminal`): a text a truck receives is logged at INFO on
+:data:`~yrd_hazmat.jt808.terminal.DISPLAY_LOG`, its driver's display, which the demo
+shows next to the alerts.
 """
 
 from __future__ import annotations
