@@ -196,13 +196,13 @@ class Delivery:
     def apply_command(self, key: bytes | None, value: bytes | None,
                       now: datetime) -> list[Action]:
         """One ``yrd.commands`` record; an unreadable one is logged and skipped."""
-        command = _decoded(_command_decoder, key, value)
+        command = plate_record(_command_decoder, key, value)
         return self.command(command, now) if command is not None else []
 
     def apply_result(self, key: bytes | None, value: bytes | None,
                      now: datetime) -> list[Action]:
         """One ``yrd.command-results`` record; an unreadable one is logged and skipped."""
-        result = _decoded(_result_decoder, key, value)
+        result = plate_record(_result_decoder, key, value)
         return self.result(result, now) if result is not None else []
 
     def command(self, command: Command, now: datetime) -> list[Action]:
@@ -464,7 +464,7 @@ _command_decoder = msgspec.json.Decoder(Command)
 _result_decoder = msgspec.json.Decoder(CommandResult)
 
 
-def _decoded(decoder: msgspec.json.Decoder, key: bytes | None, value: bytes | None):
+def plate_record(decoder: msgspec.json.Decoder, key: bytes | None, value: bytes | None):
     """The record's struct, or None (logged) when it is unreadable or its key is not its
     plate (a record away from its plate's partition would break the log's order)."""
     if value is None:

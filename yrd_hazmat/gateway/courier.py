@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -41,8 +42,10 @@ def _now() -> datetime:
 
 
 def gateway_id() -> str:
-    """This process's name in the claims it publishes: unique per process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """A gateway's name in the claims it publishes: its host and process, and a random
+    part, so that two gateways are never one (also in one process, or a restart that gets
+    the same pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class Courier:
