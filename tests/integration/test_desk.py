@@ -40,6 +40,9 @@ def desk_settings(env: dict[str, str], users: str) -> Settings:
                     topic_incidents=env["YRD_TOPIC_INCIDENTS"],
                     topic_incident_actions=env["YRD_TOPIC_INCIDENT_ACTIONS"],
                     topic_resources=env["YRD_TOPIC_RESOURCES"],
+                    topic_commands=env["YRD_TOPIC_COMMANDS"],
+                    topic_command_results=env["YRD_TOPIC_COMMAND_RESULTS"],
+                    topic_media=env["YRD_TOPIC_MEDIA"],
                     redis_prefix=env["YRD_REDIS_PREFIX"], desk_users=users,
                     desk_secret="test-secret")
 

@@ -1,7 +1,8 @@
 """The police desk in a real browser (headless Chromium driven by Playwright): a truck
 appears, an alert arrives in the feed, acknowledging it shows on another desk user's
-screen, a SH user never sees a JS alert, and a collision's proposed responder is
-dispatched from the page. Screenshots go to docs/."""
+screen, a SH user never sees a JS alert, a text sent to a truck from its panel is listed
+with its status as the results arrive, a collision's proposed responder is dispatched
+from the page and the truck parked beside it is warned. Screenshots go to docs/."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from yrd_hazmat.desk.users import Users
 from tests.integration.browser import FLAGS, chromium_executable
 from tests.integration.harness import free_port, latest_ts, run_env, wait_until
 from tests.integration.test_desk import PASSWORDS, collision, desk_settings, users_file
+from tests.integration.test_desk_commands import as_gateway
 from tests.integration.traces import XINJIEKOU, drive, start_time
 from tests.permit_trips import permit_doc
 
@@ -44,11 +46,14 @@ async def test_the_desk_in_headless_chromium(env, kafka, worker, tmp_path):
     t0 = start_time()
     sh_truck = drive("沪A62001", t0, [62.0] * 6)
     js_truck = drive("苏A62002", t0, [62.0] * 6, at=XINJIEKOU)
-    kafka.send_pings(env["YRD_TOPIC_PINGS"], sh_truck + js_truck)
+    beside = drive("沪A62003", t0, [0.0] * 6, step_deg=0,  # 20 m from where 沪A62001 stops
+                   at=(sh_truck[-1].lon, sh_truck[-1].lat + 0.0002))
+    kafka.send_pings(env["YRD_TOPIC_PINGS"], sh_truck + js_truck + beside)
     permit = permit_doc("沪A62001", t0)  # chlorine, Nanjing -> Shanghai
     kafka.send(env["YRD_TOPIC_PERMITS"], "沪A62001".encode(), json.dumps(permit).encode())
     kafka.flush()
-    for vehicle, last in (("沪A62001", sh_truck[-1]), ("苏A62002", js_truck[-1])):
+    for vehicle, last in (("沪A62001", sh_truck[-1]), ("苏A62002", js_truck[-1]),
+                          ("沪A62003", beside[-1])):
         await asyncio.to_thread(wait_until, lambda v=vehicle, t=last.ts.isoformat(): (
             latest_ts(env["REDIS_URL"], env["YRD_REDIS_PREFIX"], v) or "") >= t,
             f"{vehicle} in the read model")
@@ -97,6 +102,27 @@ async def test_the_desk_in_headless_chromium(env, kafka, worker, tmp_path):
             assert "chlorine" in await sh.inner_text("#d-permit")
             track = await sh.inner_text("#d-track")
             assert int(track.split(":")[1].split()[0]) >= 2, track
+            # a text to the truck from its panel: one no terminal could show is refused, saying
+            # why; a good one is listed, then its status as results arrive
+            await sh.fill("#d-message textarea[name=text]", "🚒")
+            await sh.click("#d-message button.do-send-text")
+            await sh.locator("#d-message .error", has_text="no GBK code").wait_for(timeout=30_000)
+            assert await sh.locator("#d-commands li.command").count() == 0
+            await sh.fill("#d-message textarea[name=text]", "前方500米事故，请减速<b>慢行</b>")
+            await sh.click("#d-message button.do-send-text")
+            sent = sh.locator("#d-commands li.command", has_text="请减速<b>慢行</b>")  # as text
+            await sent.wait_for(timeout=30_000)
+            assert "WAITING FOR THE TRUCK" in await sent.inner_text()
+            assert "read aloud" in await sent.inner_text() and "by sh-duty" in await sent.inner_text()
+            assert await sh.input_value("#d-message textarea[name=text]") == ""
+            assert await sh.inner_text("#d-message .error") == ""
+            command = {"command_id": await sent.get_attribute("data-command"),
+                       "vehicle_id": "沪A62001"}
+            as_gateway(env, kafka, command, ("claimed", {"gateway": "gw-1"}),
+                       ("sent", {"gateway": "gw-1", "serial": 9}),
+                       ("ok", {"gateway": "gw-1", "serial": 9}))
+            await sh.locator('#d-commands li.command[data-status="ok"]').wait_for(timeout=30_000)
+            assert "claimed" in await sent.inner_text() and "(gw-1)" in await sent.inner_text()
             # the collision is an emergency: dispatch its nearest responder from the page;
             # the region's desk sees the response
             crash = sh.locator("#emergencies li.emergency", has_text="collision").first
@@ -107,6 +133,19 @@ async def test_the_desk_in_headless_chromium(env, kafka, worker, tmp_path):
             await crash.locator(f'.responses li[data-resource="{team}"]').wait_for(timeout=30_000)
             await chief.locator(f'#emergencies .responses li[data-resource="{team}"]').wait_for(
                 timeout=30_000)
+            # the truck parked beside it is warned: a form with the default warning, edited
+            await crash.locator("button.do-tell").click()
+            tell = sh.locator("#tell")
+            await tell.wait_for(timeout=30_000)
+            assert "沪A62003" in await tell.locator(".about").inner_text()
+            warning = await sh.input_value("#tell textarea[name=text]")
+            assert "UN1017" in warning and "60米" in warning, warning
+            await sh.fill("#tell textarea[name=text]", warning + "请向东撤离。")
+            await sh.click("#tell button.do-tell-send")
+            told = crash.locator("ol.told li.command", has_text="沪A62003")
+            await told.wait_for(timeout=30_000)
+            assert "请向东撤离。" in await told.inner_text() and "emergency" in await told.inner_text()
+            await tell.wait_for(state="hidden", timeout=30_000)
             DOCS.mkdir(exist_ok=True)
             await sh.screenshot(path=str(DOCS / "desk-sh.png"))
             await chief.screenshot(path=str(DOCS / "desk-region.png"))

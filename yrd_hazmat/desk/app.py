@@ -19,6 +19,18 @@ gets another province's data to filter.
   it (409 with the reason if it refused it, 504 if no keeper answered)
 - ``GET /api/incidents/{incident_id}``: the incident's record
 - ``GET /api/resources``: the emergency resources and their status
+- ``POST /api/trucks/{vehicle_id}/commands`` ``{"kind": "text"|"position_query"|"photo",
+  "text", "tts", "emergency", "camera"}``: a command to the truck's terminal, sent to
+  ``yrd.commands`` (issued by the desk user, expiring after ``command_expiry_s``);
+  answered (201) with the command and its status, 400 with the reason when invalid
+- ``GET /api/trucks/{vehicle_id}/commands``: the truck's commands, newest first, each with
+  its status and the steps that counted (:mod:`.commands`)
+- ``GET /api/media/{media_id}``: a picture a truck of the jurisdiction uploaded
+- ``GET /api/incidents/{incident_id}/tell-exposed``: the default warning to the trucks the
+  emergency exposed, and which of them the user may command;
+  ``POST`` ``{"text"}`` (optional): one text command (emergency, read aloud) per exposed
+  truck of the jurisdiction, with the incident's id
+- the feed also carries ``command``: a command to a visible truck, sent or moved on
 """
 
 from __future__ import annotations
@@ -36,13 +48,14 @@ from typing import Any
 import msgspec
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from redis.exceptions import RedisError
 from shapely.geometry import mapping
 
 from ..codec import Rejection, encode
 from ..config import Settings
 from ..follow import follow_topic
 from ..emergency.responders import ResourceIndex
-from ..models import Alert, IncidentCommand, IncidentLog
+from ..models import Alert, Command, IncidentCommand, IncidentLog
 from ..readmodel import ReadModel
 from ..timeutil import CHINA_TZ
 from ..topics import ensure_topics
@@ -50,6 +63,8 @@ from ..zones.model import parse_zone_record
 from ..zones.registry import ZoneRegistry
 from ..zones.schedule import in_force
 from .actions import IncidentLogs, action_of
+from .commands import CommandBook, command_of, exposed_trucks, warning_of, warning_text
+from .media import MediaStore
 from .sessions import Sessions
 from .users import User, Users
 
@@ -61,6 +76,8 @@ SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
 USER = web.RequestKey("user", User)
 ANSWER_TIMEOUT_S = 15.0
 """How long an action waits for the incident keeper's record."""
+PRUNE_EVERY_S = 600.0
+"""How often the desk forgets commands the commands topic no longer keeps."""
 _alert_decoder = msgspec.json.Decoder(Alert)
 
 
@@ -112,8 +129,13 @@ class Desk:
         self.zones = ZoneRegistry(settings.zone_margin_m)
         if settings.zones_file:
             self.zones.load_file(settings.zones_file)
+        self.commands = CommandBook()
+        self.commands.listeners.append(self._command_changed)
+        self.media = MediaStore()
         self.producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task] = []
+        self._pushes: set[asyncio.Task] = set()
+        """Commands on their way to the feeds (each looks the truck's province up first)."""
 
     # --- life cycle -----------------------------------------------------------------
     async def start(self, app: web.Application | None = None) -> None:
@@ -122,27 +144,27 @@ class Desk:
         self.producer = AIOKafkaProducer(**settings.kafka_options(), acks="all",
                                          enable_idempotence=True)
         await self.producer.start()
-        loaded, live, zoned, permitted, equipped = (asyncio.Event() for _ in range(5))
+        followed = [(settings.topic_incidents, self.incidents.apply, True),
+                    (settings.topic_alerts, self._alert, False),
+                    (settings.topic_zones, self._zone, True),
+                    (settings.topic_permits, self._permit, True),
+                    (settings.topic_resources, self.resources.apply, True),
+                    (settings.topic_commands, self.commands.apply_command, True),
+                    (settings.topic_command_results, self.commands.apply_result, True),
+                    (settings.topic_media, self.media.apply, True)]
+        caught_up = [asyncio.Event() for _ in followed]
         options = settings.kafka_options()
-        self._tasks = [
-            asyncio.create_task(follow_topic(options, settings.topic_incidents,
-                                             self.incidents.apply, loaded), name="incidents"),
-            asyncio.create_task(follow_topic(options, settings.topic_alerts, self._alert, live,
-                                             from_start=False), name="alerts"),
-            asyncio.create_task(follow_topic(options, settings.topic_zones, self._zone, zoned),
-                                name="zones"),
-            asyncio.create_task(follow_topic(options, settings.topic_permits, self._permit,
-                                             permitted), name="permits"),
-            asyncio.create_task(follow_topic(options, settings.topic_resources, self.resources.apply,
-                                             equipped), name="resources"),
-        ]
-        await asyncio.wait_for(asyncio.gather(loaded.wait(), live.wait(), zoned.wait(),
-                                              permitted.wait(), equipped.wait()), 120)
+        self._tasks = [asyncio.create_task(follow_topic(options, topic, apply, event,
+                                                        from_start=from_start), name=topic)
+                       for (topic, apply, from_start), event in zip(followed, caught_up)]
+        self._tasks.append(asyncio.create_task(self._prune_commands(), name="prune commands"))
+        await asyncio.wait_for(asyncio.gather(*(event.wait() for event in caught_up)), 120)
 
     async def stop(self, app: web.Application | None = None) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._pushes]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.producer is not None:
             await self.producer.stop()
         await self.readmodel.close()
@@ -154,11 +176,16 @@ class Desk:
         app.router.add_get("/api/me", self.me)
         app.router.add_get("/api/trucks", self.trucks)
         app.router.add_get("/api/trucks/{vehicle_id}", self.truck)
+        app.router.add_post("/api/trucks/{vehicle_id}/commands", self.command_truck)
+        app.router.add_get("/api/trucks/{vehicle_id}/commands", self.truck_commands)
+        app.router.add_get("/api/media/{media_id}", self.picture)
         app.router.add_get("/api/alerts/open", self.open_alerts)
         app.router.add_get("/api/feed", self.feed)
         app.router.add_post("/api/incidents/{incident_id}/actions", self.act)
         app.router.add_get("/api/incidents", self.emergencies)
         app.router.add_get("/api/incidents/{incident_id}", self.incident)
+        app.router.add_get("/api/incidents/{incident_id}/tell-exposed", self.warning)
+        app.router.add_post("/api/incidents/{incident_id}/tell-exposed", self.tell_exposed)
         app.router.add_get("/api/resources", self.resources_now)
         app.router.add_get("/api/geo/{layer:provinces|cities}", self.geo)
         app.router.add_get("/api/zones", self.zones_now)
@@ -230,12 +257,8 @@ class Desk:
 
     async def truck(self, request: web.Request) -> web.Response:
         """One truck of the jurisdiction: its last hour, open alerts and permit."""
-        user: User = request[USER]
         vehicle_id = request.match_info["vehicle_id"]
-        latest = await self.readmodel.vehicle(vehicle_id)
-        if not latest or not user.sees(latest.get("province") or None):
-            raise web.HTTPNotFound(text='{"error": "no such truck"}',
-                                   content_type="application/json")
+        latest = await self._visible_truck(request[USER], vehicle_id)
         permit = None
         raw = self.permits.get(vehicle_id)
         if raw is not None:
@@ -255,6 +278,18 @@ class Desk:
                             await self.readmodel.open_alerts(vehicle_id=vehicle_id)],
             "permit": permit,
         })
+
+    async def _visible_truck(self, user: User, vehicle_id: str) -> dict[str, str]:
+        """The truck's latest state if its latest ping lies in the user's jurisdiction
+        (the rule of ``/api/trucks``); 404 otherwise, unknown or another's alike."""
+        latest = await self._latest_in(user, vehicle_id)
+        if latest is None:
+            raise _error(web.HTTPNotFound, "no such truck")
+        return latest
+
+    async def _latest_in(self, user: User, vehicle_id: str) -> dict[str, str] | None:
+        latest = await self.readmodel.vehicle(vehicle_id)
+        return latest if latest and user.sees(latest.get("province") or None) else None
 
     def _permit(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
@@ -280,16 +315,21 @@ class Desk:
         """The emergencies of the user's jurisdiction not closed yet (the alarm may have
         cleared while the response goes on), newest first."""
         user: User = request[USER]
-        out = [msgspec.to_builtins(r) for r in self.incidents.all()
+        out = [msgspec.to_builtins(r) | {"commands": self.commands.of_incident(r.incident_id)}
+               for r in self.incidents.all()
                if r.emergency and r.closed_at is None and user.sees(r.home)]
         return web.json_response(sorted(out, key=lambda r: r["raised_at"] or "", reverse=True))
 
     async def incident(self, request: web.Request) -> web.Response:
-        record = self.incidents.get(request.match_info["incident_id"])
-        if record is None or not request[USER].sees(record.home):
-            raise web.HTTPNotFound(text='{"error": "no such incident"}',
-                                   content_type="application/json")
+        record = self._visible_incident(request[USER], request.match_info["incident_id"])
         return web.json_response(msgspec.to_builtins(record))
+
+    def _visible_incident(self, user: User, incident_id: str) -> IncidentLog:
+        """The incident's record if it belongs to the user's jurisdiction; 404 otherwise."""
+        record = self.incidents.get(incident_id)
+        if record is None or not user.sees(record.home):
+            raise _error(web.HTTPNotFound, "no such incident")
+        return record
 
     async def resources_now(self, request: web.Request) -> web.Response:
         """Every emergency resource of the region with its status: help may come from any
@@ -365,6 +405,122 @@ class Desk:
             self.feeds.discard(feed)
         return response
 
+    # --- commands to trucks ------------------------------------------------------------------
+    async def command_truck(self, request: web.Request) -> web.Response:
+        """A text, a position request or a photo request to a truck of the jurisdiction."""
+        user: User = request[USER]
+        vehicle_id = request.match_info["vehicle_id"]
+        await self._visible_truck(user, vehicle_id)
+        body = await _json_body(request)
+        try:
+            command = command_of(body, vehicle_id, by=user.name, now=datetime.now(CHINA_TZ),
+                                 expires_in_s=self.settings.command_expiry_s)
+        except ValueError as exc:
+            raise _error(web.HTTPBadRequest, str(exc)) from None
+        return web.json_response(await self._publish(command), status=201)
+
+    async def truck_commands(self, request: web.Request) -> web.Response:
+        vehicle_id = request.match_info["vehicle_id"]
+        await self._visible_truck(request[USER], vehicle_id)
+        return web.json_response(self.commands.of_vehicle(vehicle_id))
+
+    async def picture(self, request: web.Request) -> web.Response:
+        """A picture, if its truck is in the user's jurisdiction now (the rule of the
+        truck's commands, which link to it)."""
+        picture = self.media.get(request.match_info["media_id"])
+        if picture is None or await self._latest_in(request[USER], picture.vehicle_id) is None:
+            raise _error(web.HTTPNotFound, "no such picture")
+        return web.Response(body=picture.data, content_type=picture.content_type,
+                            headers={"Cache-Control": "private, max-age=3600",
+                                     "X-Content-Type-Options": "nosniff"})
+
+    async def warning(self, request: web.Request) -> web.Response:
+        """What "tell them all" would send, and to whom: the page's form starts from it."""
+        user: User = request[USER]
+        record = self._visible_incident(user, request.match_info["incident_id"])
+        trucks = [{"vehicle_id": t["vehicle_id"], "distance_m": t.get("distance_m"),
+                   "yours": await self._latest_in(user, t["vehicle_id"]) is not None}
+                  for t in record.exposure.get("trucks") or []]
+        return web.json_response({"incident_id": record.incident_id,
+                                  "text": warning_text(record), "trucks": trucks})
+
+    async def tell_exposed(self, request: web.Request) -> web.Response:
+        """One text command (emergency, read aloud) per truck the emergency exposed and the
+        user may command; the others are named, not sent to. Every command is checked
+        before the first is sent: a text no terminal could show sends none."""
+        user: User = request[USER]
+        record = self._visible_incident(user, request.match_info["incident_id"])
+        body = await _json_body(request, empty={})
+        now = datetime.now(CHINA_TZ)
+        try:
+            text = warning_of(body, record)
+            trucks = exposed_trucks(record)
+        except ValueError as exc:
+            raise _error(web.HTTPBadRequest, str(exc)) from None
+        commands, elsewhere = [], []
+        for truck in trucks:
+            vehicle_id = truck["vehicle_id"]
+            if await self._latest_in(user, vehicle_id) is None:
+                elsewhere.append(vehicle_id)
+                continue
+            try:
+                commands.append(command_of(
+                    {"kind": "text", "text": text, "tts": True, "emergency": True},
+                    vehicle_id, by=user.name, now=now, incident_id=record.incident_id,
+                    expires_in_s=self.settings.command_expiry_s))
+            except ValueError as exc:
+                raise _error(web.HTTPBadRequest, str(exc)) from None
+        if not commands:
+            raise _error(web.HTTPForbidden, "every exposed truck is outside your "
+                                            f"jurisdiction: {', '.join(elsewhere)}")
+        sent = [await self._publish(command) for command in commands]
+        return web.json_response({"incident_id": record.incident_id, "text": text,
+                                  "commands": sent, "not_yours": elsewhere}, status=201)
+
+    async def _publish(self, command: Command) -> dict[str, Any]:
+        """Put the command on ``yrd.commands`` (key: the plate) and in the desk's book at
+        once (its follower reads it back later), so the next listing shows it."""
+        assert self.producer is not None
+        await self.producer.send_and_wait(self.settings.topic_commands, encode(command),
+                                          key=command.vehicle_id.encode())
+        self.commands.add(command)
+        view = self.commands.view(command.command_id)
+        assert view is not None
+        return view
+
+    async def _prune_commands(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            self.commands.prune(datetime.now(CHINA_TZ))
+
+    def _command_changed(self, command_id: str) -> None:
+        if not self.feeds:
+            return
+        task = asyncio.get_running_loop().create_task(self._push_command(command_id))
+        self._pushes.add(task)
+        task.add_done_callback(self._pushes.discard)
+
+    async def _push_command(self, command_id: str) -> None:
+        """Push the command to the feeds of users who see its truck now. The view is taken
+        after the look-up, so of two pushes of one command the later never shows an older
+        state."""
+        view = self.commands.view(command_id)
+        if view is None:
+            return
+        try:
+            latest = await self.readmodel.vehicle(view["vehicle_id"])
+        except RedisError as exc:
+            log.warning("command %s not pushed: read model: %s", command_id, exc)
+            return
+        view = self.commands.view(command_id)
+        if not latest or view is None:
+            return
+        province = latest.get("province") or None
+        data = msgspec.json.encode(view)
+        for feed in list(self.feeds):
+            if feed.user.sees(province):
+                feed.push("command", data)
+
     # --- alert handling ----------------------------------------------------------------------
     async def act(self, request: web.Request) -> web.Response:
         user: User = request[USER]
@@ -406,6 +562,22 @@ class Desk:
             if alert.incident_id == incident_id and user.sees(alert.province):
                 return alert
         return None
+
+
+def _error(kind: type[web.HTTPError], message: str) -> web.HTTPError:
+    return kind(text=json.dumps({"error": message}, ensure_ascii=False),
+                content_type="application/json")
+
+
+async def _json_body(request: web.Request, empty: Any = None) -> Any:
+    """The request's JSON (``empty`` for no body at all, where that is allowed); 400 when
+    it is not JSON."""
+    if empty is not None and not await request.read():
+        return empty
+    try:
+        return await request.json()
+    except ValueError:
+        raise _error(web.HTTPBadRequest, "the body is not JSON") from None
 
 
 @cache

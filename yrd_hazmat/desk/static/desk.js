@@ -1,9 +1,12 @@
 // The police desk page: trucks, zones and outlines on a map drawn from the desk's own
-// data (no tiles, no CDN), open alerts with their handling, and the live feed.
+// data (no tiles, no CDN), open alerts with their handling, commands to trucks, and the
+// live feed.
 "use strict";
 
 const COLOURS = { critical: "#c0392b", warning: "#e67e22", info: "#2e86c1" };
-const state = { map: null, trucks: null, feed: null, selection: null, scene: null, resources: {} };
+const state = { map: null, trucks: null, feed: null, selection: null, scene: null, resources: {},
+                vehicle: null };
+const JSON_HEADERS = { "Content-Type": "application/json" };
 
 async function api(path, options = {}) {
   const response = await fetch(path, { credentials: "same-origin", ...options });
@@ -159,12 +162,159 @@ function emergencyItem(r) {
     responses.append(item);
   }
   li.append(responses);
+  const told = document.createElement("ol");
+  told.className = "commands told";
+  told.append(...(r.commands || []).map(commandItem));
+  li.append(told);
   li.append(button("Show", "do-show", () => showScene(r)));
+  if (trucks && trucks.length) li.append(button("Tell them all", "do-tell", () => openTell(r)));
   li.append(button("Close incident", "do-close", () => {
     const why = prompt("Closing remark");
     if (why !== null) act(r.incident_id, { kind: "close", text: why || null });
   }));
   return li;
+}
+
+// --- commands to trucks: a text, a position, a photo; each listed with what became of it --
+
+const KINDS = { position_query: "position request", alarm_confirm: "alarm confirmation" };
+
+function commandWhat(c) {
+  if (c.kind === "text") {
+    return `text “${c.text}”${c.tts ? " · read aloud" : ""}${c.emergency ? " · emergency" : ""}`;
+  }
+  return c.kind === "photo" ? `photo request (camera ${c.camera})` : KINDS[c.kind] || c.kind;
+}
+
+function positionText(p) {
+  if (!p.fix_valid) return `no satellite fix (${when(p.ts)})`;
+  return `at ${p.lat.toFixed(5)}, ${p.lon.toFixed(5)} · ${when(p.ts)} · ${text(p.speed_kmh)} km/h`;
+}
+
+function commandItem(c) {
+  const li = document.createElement("li");
+  li.className = `command ${c.status}`;
+  li.dataset.command = c.command_id;
+  li.dataset.status = c.status;
+  const status = document.createElement("b");
+  status.className = "status";
+  status.textContent = c.status === "waiting" ? `waiting for the truck until ${when(c.expires_at)}` : c.status;
+  li.append(status, line(commandWhat(c), "what"),
+            line(`${c.vehicle_id} · by ${c.issued_by} at ${when(c.issued_at)}`, "who"));
+  if (c.steps.length) {
+    li.append(line(c.steps.map((s) => `${s.status} ${when(s.at).slice(6)}${s.gateway ? ` (${s.gateway})` : ""}`)
+                     .join(" → "), "steps"));
+  }
+  const last = c.steps[c.steps.length - 1];
+  if (last && last.detail && !["claimed", "sent"].includes(last.status)) li.append(line(last.detail, "detail"));
+  if (last && last.position) li.append(line(positionText(last.position), "position"));
+  if (last && last.media_id) {
+    const link = document.createElement("a");
+    link.href = `/api/media/${encodeURIComponent(last.media_id)}`;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.className = "photo";
+    link.textContent = "photo";
+    li.append(link);
+  }
+  return li;
+}
+
+// the command's item replaces its older one, or comes first
+function upsertCommand(list, c) {
+  const item = commandItem(c);
+  const old = [...list.children].find((li) => li.dataset.command === c.command_id);
+  if (old) old.replaceWith(item);
+  else list.prepend(item);
+}
+
+async function answerOf(response) {
+  return response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
+}
+
+// a form's buttons are off while its request runs: one click, one command
+async function busy(form, work) {
+  const buttons = [...form.querySelectorAll("button")];
+  for (const b of buttons) b.disabled = true;
+  try { return await work(); } finally { for (const b of buttons) b.disabled = false; }
+}
+
+async function loadCommands(vehicleId) {
+  const response = await api(`/api/trucks/${encodeURIComponent(vehicleId)}/commands`);
+  if (!response.ok || state.vehicle !== vehicleId) return;
+  document.getElementById("d-commands").replaceChildren(...(await response.json()).map(commandItem));
+}
+
+async function sendCommand(body) {
+  const form = document.getElementById("d-message");
+  const vehicleId = state.vehicle;
+  return busy(form, async () => {
+    const response = await api(`/api/trucks/${encodeURIComponent(vehicleId)}/commands`, {
+      method: "POST", headers: JSON_HEADERS, body: JSON.stringify(body),
+    });
+    const answer = await answerOf(response);
+    form.querySelector(".error").textContent = response.ok ? "" : answer.error;
+    if (response.ok && state.vehicle === vehicleId) upsertCommand(document.getElementById("d-commands"), answer);
+    return response.ok;
+  });
+}
+
+document.getElementById("d-message").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const data = new FormData(form);
+  const sent = await sendCommand({ kind: "text", text: data.get("text"), tts: data.get("tts") === "on",
+                                   emergency: data.get("emergency") === "on" });
+  if (sent) form.elements.text.value = "";
+});
+document.querySelector("#d-message .do-position").addEventListener("click", () => sendCommand({ kind: "position_query" }));
+document.querySelector("#d-message .do-photo").addEventListener("click", () => sendCommand({ kind: "photo" }));
+
+// "tell them all": one warning to every exposed truck of the jurisdiction, from a form
+// the server fills with its default text
+async function openTell(r) {
+  const response = await api(`/api/incidents/${encodeURIComponent(r.incident_id)}/tell-exposed`);
+  if (!response.ok) return;
+  const plan = await response.json();
+  const names = (trucks) => trucks.map((t) => `${t.vehicle_id} (${text(t.distance_m)} m)`).join(", ");
+  const yours = plan.trucks.filter((t) => t.yours);
+  const others = plan.trucks.filter((t) => !t.yours);
+  const form = document.getElementById("tell");
+  form.dataset.incident = r.incident_id;
+  form.querySelector(".about").textContent =
+    `Warn the trucks exposed to ${r.alert_type} ${text(r.subject)} · ${r.vehicle_id}: ${names(yours) || "none of yours"}` +
+    (others.length ? `; outside your jurisdiction, not told: ${names(others)}` : "");
+  form.elements.text.value = plan.text;
+  form.querySelector(".error").textContent = "";
+  form.hidden = false;
+  form.elements.text.focus();
+}
+
+document.getElementById("tell").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  await busy(form, async () => {
+    const response = await api(`/api/incidents/${encodeURIComponent(form.dataset.incident)}/tell-exposed`, {
+      method: "POST", headers: JSON_HEADERS, body: JSON.stringify({ text: form.elements.text.value }),
+    });
+    if (!response.ok) {
+      form.querySelector(".error").textContent = (await answerOf(response)).error;
+      return;
+    }
+    form.hidden = true;
+    await loadEmergencies();
+  });
+});
+document.querySelector("#tell .do-tell-cancel").addEventListener("click", () => {
+  document.getElementById("tell").hidden = true;
+});
+
+function commandArrived(c) {
+  if (c.vehicle_id === state.vehicle) upsertCommand(document.getElementById("d-commands"), c);
+  if (!c.incident_id) return;
+  for (const li of document.querySelectorAll("#emergencies li.emergency")) {
+    if (li.dataset.emergency === c.incident_id) upsertCommand(li.querySelector("ol.told"), c);
+  }
 }
 
 function showScene(r) {
@@ -232,6 +382,12 @@ async function showTruck(vehicleId) {
   document.getElementById("d-track").textContent = `Last hour: ${truck.track.length} positions.`;
   const list = document.getElementById("d-alerts");
   list.replaceChildren(...truck.open_alerts.map(alertItem));
+  if (state.vehicle !== truck.vehicle_id) {
+    state.vehicle = truck.vehicle_id;
+    document.getElementById("d-commands").replaceChildren();
+    document.querySelector("#d-message .error").textContent = "";
+  }
+  await loadCommands(truck.vehicle_id);
   document.body.dataset.selected = truck.vehicle_id;
 }
 
@@ -254,6 +410,7 @@ function connectFeed() {
     clearTimeout(state.refresh);  // the open list and the trucks' colours follow the feed
     state.refresh = setTimeout(() => { loadOpen().catch(() => {}); loadTrucks().catch(() => {}); }, 2000);
   });
+  state.feed.addEventListener("command", (event) => commandArrived(JSON.parse(event.data)));
   state.feed.addEventListener("incident", (event) => {
     const log = JSON.parse(event.data);
     showLog(log);
