@@ -168,23 +168,62 @@ def resources_publish(path: str) -> None:
     asyncio.run(ensure_topics(settings))
     items = load_resources(path)
 
-    async def publish() -> None:
-        from aiokafka import AIOKafkaProducer
+    import msgspec
 
-        import msgspec
+    from .produce import publish
 
-        producer = AIOKafkaProducer(**settings.kafka_options(), acks="all")
-        await producer.start()
-        try:
-            for resource in items:
-                await producer.send(settings.topic_resources, msgspec.json.encode(resource),
-                                    key=resource.resource_id.encode())
-            await producer.flush()
-        finally:
-            await producer.stop()
-
-    asyncio.run(publish())
+    asyncio.run(publish(settings, settings.topic_resources,
+                        [(r.resource_id, msgspec.json.encode(r)) for r in items]))
     click.echo(f"published {len(items)} resource(s) to {settings.topic_resources}")
+
+
+@main.command("terminal-profile")
+@click.argument("plate", required=False)
+@click.option("--carrier", help="the carrier declaring the vehicle's terminal")
+@click.option("--profile", "profile_name", help="a terminal profile (see --list)")
+@click.option("--maker", help="the terminal's maker id (its profile is looked up)")
+@click.option("--model", help="the terminal's model")
+@click.option("--remove", is_flag=True, help="withdraw the vehicle's declaration")
+@click.option("--list", "list_profiles", is_flag=True, help="list the terminal profiles known")
+def terminal_profile(plate: str | None, carrier: str | None, profile_name: str | None,
+                     maker: str | None, model: str | None, remove: bool,
+                     list_profiles: bool) -> None:
+    """Declare which terminal a carrier's vehicle has (yrd.vehicle-terminals): its profile
+    says what the terminal's maker items mean; it overrides the terminal's registration."""
+    import msgspec
+
+    from .jt808 import profiles
+    from .models import VehicleTerminal
+    from .produce import publish
+
+    if list_profiles:
+        for known in profiles.PROFILES:
+            matched = (f"maker {known.maker}, model {known.model_prefix or 'any'}*"
+                       if known.maker else "by declaration only")
+            items = ", ".join(f"0x{i.item:02X} ({i.size} B) {i.field}" for i in known.items)
+            click.echo(f"{known.name}: {matched}: {items}")
+        return
+    if plate is None:
+        raise click.UsageError("give the vehicle's plate (or --list)")
+    settings = get_settings()
+    if remove:
+        asyncio.run(publish(settings, settings.topic_vehicle_terminals, [(plate, None)]))
+        click.echo(f"{plate}: declaration withdrawn")
+        return
+    if profile_name is not None and profiles.by_name(profile_name) is None:
+        raise click.BadParameter(f"no profile {profile_name!r} (see --list)", param_hint="--profile")
+    try:
+        declared = msgspec.convert({"vehicle_id": plate, "carrier": carrier, "profile": profile_name,
+                                    "maker": maker, "model": model}, VehicleTerminal)
+    except msgspec.ValidationError as exc:
+        raise click.UsageError(f"declaration: {exc}") from None
+    if declared.profile is None and declared.maker is None:
+        raise click.UsageError("give --profile, or --maker (and --model)")
+    asyncio.run(publish(settings, settings.topic_vehicle_terminals,
+                        [(plate, msgspec.json.encode(declared))]))
+    chosen = profiles.select(declared, None)
+    click.echo(f"{plate} ({declared.carrier}): profile "
+               f"{chosen.name if chosen else 'none: its maker items stay raw'}")
 
 
 @main.command()

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import msgspec
-from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from rich.text import Text
 
 from .codec import encode
 from .config import Settings
 from .follow import TopicReader
+from .produce import publish
 from .gateway.commands import FINAL, Track
 from .jt808.downlink import DownlinkError, command_body
 from .models import Command, CommandResult
@@ -127,13 +127,7 @@ async def send_command(settings: Settings, command: Command, wait_s: float,
 
 async def publish_command(settings: Settings, command: Command) -> None:
     """Put the command on ``yrd.commands`` (key: the plate); returns once acknowledged."""
-    producer = AIOKafkaProducer(**settings.kafka_options(), acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        await producer.send_and_wait(settings.topic_commands, encode(command),
-                                     key=command.vehicle_id.encode())
-    finally:
-        await producer.stop()
+    await publish(settings, settings.topic_commands, [(command.vehicle_id, encode(command))])
 
 
 async def _follow(reader: TopicReader, finished: asyncio.Event, wait_s: float) -> None:

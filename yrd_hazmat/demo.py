@@ -182,6 +182,15 @@ def _demo_users(state: Path) -> Path:
 PLATFORM_TRUCKS = 6
 ACCIDENT_EVERY_S = 600
 """The fleet's accident truck collides 90 s into every 10 minutes (an emergency on screen)."""
+
+
+def _first_plate(vehicles: int) -> str:
+    """The plate of the simulated fleet's first truck (as ``simulate`` builds the fleet)."""
+    from .simulator import Fleet
+
+    return Fleet(vehicles, speeders=0.25, seed=7).trucks[0].vehicle_id
+
+
 DEMO_LINK = {"YRD_JT809_USER_ID": "7001", "YRD_JT809_PASSWORD": "demo8090",
              "YRD_JT809_ACCESS_CODE": "30010001", "YRD_JT809_M1": "30000000",
              "YRD_JT809_IA1": "20000000", "YRD_JT809_IC1": "10000000"}
@@ -238,6 +247,8 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
             f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics   "
             f"read model: {redis_cli} hgetall {settings.redis_prefix}:vehicle:<plate>\n"
             f"zones: {env['YRD_ZONES_FILE']} (illustrative)\n"
+            f"message a driver: yrd-hazmat command {_first_plate(vehicles)} text \"...\" --tts "
+            "(or from a truck's panel on the desk); what drivers receive shows below\n"
             "[bold]Alerts (speeding needs 30 s over the limit before it fires). Ctrl-C to stop.[/]"
         )
         feed = follow_alerts(settings.kafka_options(), settings.topic_alerts, AlertFilter())

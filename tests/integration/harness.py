@@ -28,8 +28,9 @@ from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from yrd_hazmat.codec import encode
-from yrd_hazmat.models import Ping
+from yrd_hazmat.models import CommandResult, Ping
 from yrd_hazmat.readmodel import ReadModel
+from yrd_hazmat.timeutil import CHINA_TZ
 
 
 def free_port() -> int:
@@ -267,3 +268,14 @@ def wait_processed(env: dict[str, str], vehicle: str, ping: Ping, timeout: float
         lambda: latest_ts(env["REDIS_URL"], env["YRD_REDIS_PREFIX"], vehicle) == ping.ts.isoformat(),
         f"{vehicle} processed up to {ping.ts.isoformat()}", timeout,
     )
+
+
+def write_results(env: dict[str, str], kafka: "Kafka", command: dict,
+                  *steps: tuple[str, dict]) -> None:
+    """Write result records for ``command`` (key: its plate), as gateways would."""
+    for status, fields in steps:
+        result = CommandResult(command_id=command["command_id"], vehicle_id=command["vehicle_id"],
+                               status=status, at=datetime.now(CHINA_TZ), **fields)
+        kafka.send(env["YRD_TOPIC_COMMAND_RESULTS"], command["vehicle_id"].encode(),
+                   encode(result))
+    kafka.flush()

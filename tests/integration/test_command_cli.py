@@ -6,14 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from datetime import datetime
 
 import pytest
 
-from tests.integration.harness import Kafka, run_env
-from yrd_hazmat.codec import encode
-from yrd_hazmat.models import CommandResult
-from yrd_hazmat.timeutil import CHINA_TZ
+from tests.integration.harness import Kafka, run_env, write_results
 
 
 @pytest.fixture(scope="module")
@@ -49,22 +45,12 @@ def issued(env, kafka, plate: str) -> dict:
     return [r for r in records if r and r["vehicle_id"] == plate][-1]
 
 
-def answer(env, kafka, command: dict, *steps: tuple[str, dict]) -> None:
-    """Write result records for ``command``, as gateways would."""
-    for status, fields in steps:
-        result = CommandResult(command_id=command["command_id"], vehicle_id=command["vehicle_id"],
-                               status=status, at=datetime.now(CHINA_TZ), **fields)
-        kafka.send(env["YRD_TOPIC_COMMAND_RESULTS"], command["vehicle_id"].encode(),
-                   encode(result))
-    kafka.flush()
-
-
 def test_a_position_query_prints_each_step_and_the_position(env, kafka):
     proc = start_cli(env, "command", "沪A90001", "position", "--by", "duty-sh", "--wait", "60")
     try:
         command = issued(env, kafka, "沪A90001")
         assert (command["kind"], command["issued_by"]) == ("position_query", "duty-sh")
-        answer(env, kafka, command,
+        write_results(env, kafka, command,
                ("claimed", {"gateway": "gw-1", "detail": "to deliver"}),
                ("sent", {"gateway": "gw-1", "serial": 7, "detail": "0x8201"}),
                ("ok", {"gateway": "gw-1", "serial": 7, "position": {
@@ -86,7 +72,7 @@ def test_a_losing_claim_is_not_shown_and_a_refusal_exits_1(env, kafka):
     try:
         command = issued(env, kafka, "沪A90002")
         assert (command["text"], command["tts"]) == ("前方事故，请绕行", True)
-        answer(env, kafka, command,
+        write_results(env, kafka, command,
                ("claimed", {"gateway": "gw-1"}),
                ("claimed", {"gateway": "gw-2"}),  # second in the log: loses
                ("sent", {"gateway": "gw-1", "serial": 3}),

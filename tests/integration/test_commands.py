@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 from datetime import datetime
 
 import msgspec
@@ -13,11 +12,11 @@ import pytest
 
 from yrd_hazmat.commands import make_command, send_command
 from yrd_hazmat.config import Settings
-from yrd_hazmat.gateway.server import Gateway
 from yrd_hazmat.jt808.terminal import SimulatedTerminal
 from yrd_hazmat.models import CommandResult, Media
 from yrd_hazmat.timeutil import CHINA_TZ
-from tests.integration.harness import free_port, run_env
+from tests.integration.harness import run_env
+from tests.integration.test_gateway import gateway_settings, running
 from tests.integration.traces import PEOPLES_SQUARE
 
 pytestmark = pytest.mark.integration
@@ -26,26 +25,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def cenv(services):
     return run_env(services)
-
-
-def settings_of(env: dict[str, str], **overrides) -> Settings:
-    """One gateway's (or the command line's) settings: the run's topics, its own ports."""
-    topics = {f"topic_{name}": env[f"YRD_TOPIC_{name.upper()}"] for name in (
-        "pings", "deadletter", "terminals", "vehicle_terminals", "commands",
-        "command_results", "media")}
-    return Settings(kafka_bootstrap=env["KAFKA_BOOTSTRAP"], app_id=env["YRD_APP_ID"],
-                    jt808_port=free_port(), jt809_port=free_port(), gateway_metrics_port=0,
-                    **topics, **overrides)
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings):
-    gateway = Gateway(settings)
-    await asyncio.wait_for(gateway.start(), 60)
-    try:
-        yield gateway
-    finally:
-        await gateway.stop()
 
 
 async def truck(port: int, phone: str, plate: str, **options) -> SimulatedTerminal:
@@ -68,7 +47,7 @@ def statuses(outcome) -> list[str]:
 
 @pytest.mark.parametrize("version", [None, 1], ids=["2013", "2019"])
 async def test_a_text_reaches_the_driver_and_the_answer_is_recorded(cenv, version):
-    settings = settings_of(cenv)
+    settings = gateway_settings(cenv)
     async with running(settings) as gateway:
         driver = await truck(gateway.port, "13900003001", "沪A30001", version=version)
         text = command("沪A30001", "text", text="前方泄漏，请停车熄火", tts=True, emergency=True)
@@ -82,7 +61,7 @@ async def test_a_text_reaches_the_driver_and_the_answer_is_recorded(cenv, versio
 
 
 async def test_a_position_query_and_a_photo_come_back(cenv):
-    settings = settings_of(cenv)
+    settings = gateway_settings(cenv)
     async with running(settings) as gateway:
         driver = await truck(gateway.port, "13900003002", "沪A30002")
         where = await send_command(settings, command("沪A30002", "position_query"), wait_s=30)
@@ -103,7 +82,7 @@ async def test_a_position_query_and_a_photo_come_back(cenv):
 
 
 async def test_a_terminal_that_does_not_answer_is_a_timeout(cenv):
-    settings = settings_of(cenv, command_timeout_s=2)
+    settings = gateway_settings(cenv, command_timeout_s=2)
     async with running(settings) as gateway:
         driver = await truck(gateway.port, "13900003003", "沪A30003", answers=False)
         outcome = await send_command(settings, command("沪A30003", "text", text="收到请回复"),
@@ -114,7 +93,7 @@ async def test_a_terminal_that_does_not_answer_is_a_timeout(cenv):
 
 
 async def test_a_truck_not_connected_gets_its_command_when_it_returns(cenv):
-    settings = settings_of(cenv)
+    settings = gateway_settings(cenv)
     async with running(settings) as gateway:
         away = await truck(gateway.port, "13900003004", "沪A30004")
         await away.close()  # out of coverage
@@ -133,7 +112,7 @@ async def test_a_truck_not_connected_gets_its_command_when_it_returns(cenv):
 
 
 async def test_with_two_gateways_the_one_holding_the_truck_sends_once(cenv):
-    first_settings, second_settings = settings_of(cenv), settings_of(cenv)
+    first_settings, second_settings = gateway_settings(cenv), gateway_settings(cenv)
     async with running(first_settings) as first, running(second_settings) as second:
         driver = await truck(second.port, "13900003005", "沪A30005")
         texts = [command("沪A30005", "text", text=f"第{i}条调度消息") for i in range(5)]

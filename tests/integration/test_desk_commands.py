@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from yrd_hazmat.codec import encode
-from yrd_hazmat.models import CommandResult, Media, Ping
+from yrd_hazmat.models import Media, Ping
 from yrd_hazmat.timeutil import CHINA_TZ
-from tests.integration.harness import latest_ts, wait_until
+from tests.integration.harness import latest_ts, wait_until, write_results
 from tests.integration.test_desk import (Events, collision, desk_client, desk_settings, login,
                                          users_file)
 from tests.integration.traces import XINJIEKOU, drive, start_time
@@ -32,16 +32,6 @@ async def in_read_model(env, *trips: list[Ping]) -> None:
         await asyncio.to_thread(wait_until, lambda: (latest_ts(
             env["REDIS_URL"], env["YRD_REDIS_PREFIX"], last.vehicle_id) or "") >= last.ts.isoformat(),
             f"{last.vehicle_id} in the read model")
-
-
-def as_gateway(env, kafka, command: dict, *steps: tuple[str, dict]) -> None:
-    """Write result records for ``command`` (key: its plate), as gateways would."""
-    for status, fields in steps:
-        result = CommandResult(command_id=command["command_id"], vehicle_id=command["vehicle_id"],
-                               status=status, at=datetime.now(CHINA_TZ), **fields)
-        kafka.send(env["YRD_TOPIC_COMMAND_RESULTS"], command["vehicle_id"].encode(),
-                   encode(result))
-    kafka.flush()
 
 
 def published(env, kafka, vehicle: str, count: int) -> list[dict]:
@@ -98,7 +88,7 @@ async def test_a_text_and_a_photo_to_a_truck_of_the_jurisdiction(env, kafka, wor
             assert (listed["command_id"], listed["status"]) == (command["command_id"], "waiting")
 
             # a gateway claims it, a second one's claim loses, the first sends, the truck answers
-            as_gateway(env, kafka, command, ("claimed", {"gateway": "gw-1"}),
+            write_results(env, kafka, command, ("claimed", {"gateway": "gw-1"}),
                        ("claimed", {"gateway": "gw-2"}),
                        ("sent", {"gateway": "gw-1", "serial": 5, "detail": "0x8300"}),
                        ("ok", {"gateway": "gw-1", "serial": 5}))
@@ -124,7 +114,7 @@ async def test_a_text_and_a_photo_to_a_truck_of_the_jurisdiction(env, kafka, wor
                       data=base64.b64encode(JPEG).decode(), size=len(JPEG),
                       command_id=photo["command_id"])
         kafka.send(env["YRD_TOPIC_MEDIA"], media_id.encode(), encode(media))
-        as_gateway(env, kafka, photo, ("claimed", {"gateway": "gw-1"}),
+        write_results(env, kafka, photo, ("claimed", {"gateway": "gw-1"}),
                    ("sent", {"gateway": "gw-1", "serial": 6}),
                    ("ok", {"gateway": "gw-1", "serial": 6, "media_id": media_id}))
         listed = await listed_until(sh, "沪A63001", lambda ls: ls[0]["status"] == "ok",
@@ -215,7 +205,7 @@ async def test_tell_them_all_warns_each_truck_the_emergency_exposed(env, kafka, 
 
         # each truck's result shows with the emergency
         one = next(c for c in answer["commands"] if c["vehicle_id"] == "沪A63101")
-        as_gateway(env, kafka, one, ("claimed", {"gateway": "gw-1"}),
+        write_results(env, kafka, one, ("claimed", {"gateway": "gw-1"}),
                    ("sent", {"gateway": "gw-1", "serial": 1}),
                    ("failed", {"gateway": "gw-1", "serial": 1}))
         deadline = asyncio.get_running_loop().time() + 30

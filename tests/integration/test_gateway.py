@@ -24,13 +24,16 @@ from tests.integration.traces import PEOPLES_SQUARE, of
 pytestmark = pytest.mark.integration
 
 
+GATEWAY_TOPICS = ("pings", "deadletter", "terminals", "vehicle_terminals", "commands",
+                  "command_results", "media")
+
+
 def gateway_settings(env: dict[str, str], **overrides) -> Settings:
+    """One gateway's (or a command line's) settings: the run's topics, its own ports."""
+    topics = {f"topic_{name}": env[f"YRD_TOPIC_{name.upper()}"] for name in GATEWAY_TOPICS}
     return Settings(kafka_bootstrap=env["KAFKA_BOOTSTRAP"], app_id=env["YRD_APP_ID"],
-                    topic_pings=env["YRD_TOPIC_PINGS"],
-                    topic_deadletter=env["YRD_TOPIC_DEADLETTER"],
-                    topic_terminals=env["YRD_TOPIC_PINGS"].replace("pings", "terminals"),
                     jt808_port=free_port(), jt809_port=free_port(), gateway_metrics_port=0,
-                    **overrides)
+                    **topics | overrides)
 
 
 @contextlib.asynccontextmanager

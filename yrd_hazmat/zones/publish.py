@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
-from aiokafka import AIOKafkaProducer
 
 from ..codec import TOO_LARGE, Rejection
 from ..config import Settings
+from ..produce import publish
 from .model import parse_collection
 
 
@@ -38,11 +38,4 @@ async def delete(settings: Settings, zone_ids: Iterable[str]) -> None:
 
 
 async def _send(settings: Settings, records: list[tuple[str, bytes | None]]) -> None:
-    producer = AIOKafkaProducer(**settings.kafka_options(), acks="all")
-    await producer.start()
-    try:
-        for zone_id, value in records:
-            await producer.send(settings.topic_zones, key=zone_id.encode("utf-8"), value=value)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await publish(settings, settings.topic_zones, records)
