@@ -18,9 +18,8 @@ from playwright.async_api import async_playwright
 from yrd_hazmat.desk.app import Desk
 from yrd_hazmat.desk.users import Users
 from tests.integration.browser import FLAGS, chromium_executable
-from tests.integration.harness import free_port, latest_ts, run_env, wait_until
+from tests.integration.harness import free_port, latest_ts, run_env, wait_until, write_results
 from tests.integration.test_desk import PASSWORDS, collision, desk_settings, users_file
-from tests.integration.test_desk_commands import as_gateway
 from tests.integration.traces import XINJIEKOU, drive, start_time
 from tests.permit_trips import permit_doc
 
@@ -118,7 +117,7 @@ async def test_the_desk_in_headless_chromium(env, kafka, worker, tmp_path):
             assert await sh.inner_text("#d-message .error") == ""
             command = {"command_id": await sent.get_attribute("data-command"),
                        "vehicle_id": "沪A62001"}
-            as_gateway(env, kafka, command, ("claimed", {"gateway": "gw-1"}),
+            write_results(env, kafka, command, ("claimed", {"gateway": "gw-1"}),
                        ("sent", {"gateway": "gw-1", "serial": 9}),
                        ("ok", {"gateway": "gw-1", "serial": 9}))
             await sh.locator('#d-commands li.command[data-status="ok"]').wait_for(timeout=30_000)
