@@ -1,9 +1,11 @@
 """The main job on one machine: services, worker, simulated fleet, alerts on screen.
 
-Ctrl-C, SIGTERM (``kill``, a supervisor) and SIGHUP (the terminal was closed)
-all stop it the same way: the fleet, then the worker, then the services the
-demo started. After a hangup the terminal is gone, so what the demo still has
-to say goes to ``demo.log`` in the logs directory instead.
+Ctrl-C, SIGTERM (``kill``, a supervisor), SIGHUP (the terminal was closed)
+and a closed output (the reader of ``make demo | tee demo.log`` died) all stop
+it the same way: the fleet, then the worker, then the services the demo
+started. Once its terminal or pipe is gone, what the demo still has to say
+goes to ``demo.log`` in the logs directory instead; no write to a lost output
+interrupts the clean-up.
 """
 
 from __future__ import annotations
@@ -17,14 +19,32 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from .config import get_settings, load_settings, mask_url
 
-console = Console(highlight=False)
+
+class OutputClosed(Exception):
+    """The demo's output is gone (a closed pipe or terminal): the demo stops, as on a signal."""
+
+
+class _Screen(Console):
+    """The demo's console. On a closed pipe Rich's own answer is ``SystemExit``, raised from
+    whatever write found it, which skipped the clean-up; here it is :class:`OutputClosed`."""
+
+    after_close = Path(os.devnull)
+    """Where the demo's output goes once its own is gone (``run_demo`` names ``demo.log``)."""
+
+    def on_broken_pipe(self) -> None:
+        raise OutputClosed
+
+
+console = _Screen(highlight=False)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 """Signals that stop the demo like Ctrl-C does (SIGINT keeps Python's own handler)."""
@@ -55,11 +75,23 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _say(message: str) -> None:
-    """Print, unless the terminal is gone (a hangup must not stop the clean-up)."""
+def _show(message: str | Text, *, soft_wrap: bool = False) -> None:
+    """Print; if the output is gone (EPIPE, or EIO from a closed terminal), send ours and
+    our future children's to ``demo.log`` and raise :class:`OutputClosed`, which stops the demo."""
     try:
-        console.print(message)
-    except OSError:
+        console.print(message, soft_wrap=soft_wrap)
+    except (OutputClosed, OSError) as exc:
+        _redirect_output(console.after_close)
+        console.print(end="")  # the failed message, still in the console's buffer, goes there now
+        raise OutputClosed from exc
+
+
+def _say(message: str) -> None:
+    """Print while stopping: a lost output (or even a log that cannot be written) must not
+    stop the clean-up; from then on the demo's words go to ``demo.log``."""
+    try:
+        _show(message)
+    except (OutputClosed, OSError):
         pass
 
 
@@ -126,22 +158,23 @@ async def _show_texts(log: Path) -> None:
                 await asyncio.sleep(0.5)
                 continue
             if marker in pending:
-                _say(f"[bold cyan]{escape(pending.split(marker, 1)[1].rstrip())}[/]")
+                _show(f"[bold cyan]{escape(pending.split(marker, 1)[1].rstrip())}[/]")
             pending = ""
 
 
 def _redirect_output(log: Path) -> None:
-    """Point stdout and stderr (ours and future children's) at ``log``: the terminal is gone."""
+    """Point stdout and stderr (ours and future children's) at ``log``: the terminal or
+    pipe is gone. What was still buffered for it goes there first, in order."""
     log.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
 
 
 def _install_stop_handlers(logs: Path) -> None:
@@ -155,8 +188,9 @@ def _install_stop_handlers(logs: Path) -> None:
 
 
 def _shield_clean_up() -> None:
-    """No signal interrupts the clean-up (each of its steps has a timeout)."""
-    for signum in (signal.SIGINT, *STOP_SIGNALS):
+    """No signal interrupts the clean-up (each of its steps has a timeout): neither a second
+    Ctrl-C nor SIGPIPE from a closed output (ignored, a write there fails with EPIPE)."""
+    for signum in (signal.SIGINT, signal.SIGPIPE, *STOP_SIGNALS):
         signal.signal(signum, signal.SIG_IGN)
 
 
@@ -181,7 +215,8 @@ def _demo_users(state: Path) -> Path:
 
 PLATFORM_TRUCKS = 6
 ACCIDENT_EVERY_S = 600
-"""The fleet's accident truck collides 90 s into every 10 minutes (an emergency on screen)."""
+"""A truck of the fleet collides 90 s into every 10 minutes (an emergency on screen), in
+Shanghai, Jiangsu, Zhejiang and Anhui in turn: each province's desk sees one."""
 
 
 def _first_plate(vehicles: int) -> str:
@@ -205,6 +240,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
     get_settings()  # an invalid setting stops the demo before it starts anything
     logs = state_dir(repo) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    console.after_close = logs / "demo.log"
     _install_stop_handlers(logs)
     started_services = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
     env = dict(os.environ)
@@ -212,14 +248,14 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
     failed = False
     started = time.monotonic()
     try:
-        console.print("[bold]Starting Kafka (KRaft) and Redis...[/]")
+        _show("[bold]Starting Kafka (KRaft) and Redis...[/]")
         os.environ.update(services(repo, env, "up"))
         os.environ.setdefault("YRD_ZONES_FILE", str(files("yrd_hazmat.data") / "zones.geojson"))
         for name, value in DEMO_LINK.items():  # the demo's enterprise platform (JT/T 809)
             os.environ.setdefault(name, value)
         os.environ.setdefault("YRD_DESK_USERS", str(_demo_users(state_dir(repo))))
         os.environ.setdefault("YRD_RESOURCES_FILE", str(files("yrd_hazmat.data") / "resources.json"))
-        env = dict(os.environ)
+        env = dict(os.environ)  # every process's: the desk loads the worker's zones and resources
         settings = load_settings()
         asyncio.run(ensure_topics(settings))
 
@@ -235,7 +271,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         desk = _spawn([*cli, "desk"], env, logs / "desk.log")
         redis_url = env["REDIS_URL"]
         redis_cli = "redis-cli -u " + (redis_url if mask_url(redis_url) == redis_url else '"$REDIS_URL"')
-        console.print(
+        _show(
             f"worker pid {worker.pid} (log {logs / 'worker.log'}), JT/T 808 gateway pid "
             f"{gateway.pid} on port {settings.jt808_port} (log {logs / 'gateway.log'}), "
             f"fleet of {vehicles} trucks, pid {fleet.pid}, each a simulated terminal "
@@ -251,7 +287,8 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
             "(or from a truck's panel on the desk); what drivers receive shows below\n"
             "[bold]Alerts (speeding needs 30 s over the limit before it fires). Ctrl-C to stop.[/]"
         )
-        feed = follow_alerts(settings.kafka_options(), settings.topic_alerts, AlertFilter())
+        feed = follow_alerts(settings.kafka_options(), settings.topic_alerts, AlertFilter(),
+                             emit=partial(_show, soft_wrap=True))  # one line an alert
         asyncio.run(_until_one_ends(feed, _show_texts(logs / "simulator.log"),
                                     _watch({"worker": worker, "gateway": gateway,
                                             "simulator": fleet, "platform": platform,
@@ -260,6 +297,8 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         _say(f"\n[bold]{signal.Signals(stop.signum).name} received.[/]")
     except KeyboardInterrupt:
         pass
+    except OutputClosed:
+        _say("[bold]The output is closed (its reader is gone).[/]")
     except ChildExited as exc:
         _say(f"[bold red]{exc}; see its log in {logs}[/]")
     except subprocess.CalledProcessError:

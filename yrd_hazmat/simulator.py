@@ -5,8 +5,10 @@ truck to a given time and returns its pings. Some trucks are *speeders*: they
 alternate legal driving with stretches over the limit, so the demo shows
 SPEEDING raised and cleared. Every truck but one in six holds a permit for its
 corridor (:meth:`Fleet.permits`); the others show NO_VALID_PERMIT. With
-``accident_every_s``, the third truck has an accident: 90 s into every such period it
-stands still for a minute with the collision alarm on (an emergency, with responders).
+``accident_every_s``, 90 s into every such period a truck has an accident: it stands
+still for a minute with the collision alarm on (an emergency, with responders). The
+accidents happen in Shanghai, Jiangsu, Zhejiang and Anhui in turn, so that every
+province's desk sees one.
 :func:`run` publishes the permits, then the pings in real time.
 """
 
@@ -41,7 +43,9 @@ DEPOT_START_M = 4_000.0
 BEFORE_BORDER_M = 4_000.0
 """One truck in six starts this far before its corridor's first provincial border."""
 ACCIDENT_AT_S, ACCIDENT_S = 90.0, 60.0
-"""When, in each accident period, the accident truck collides, and for how long."""
+"""When, in each accident period, a truck collides, and for how long."""
+ACCIDENT_PROVINCES = ("SH", "JS", "ZJ", "AH")
+"""The provinces of the accidents, in turn (the next one when no truck is in a province)."""
 COLLISION = 1 << 29
 """JT/T 808 alarm bit 29: collision."""
 
@@ -65,11 +69,11 @@ class Truck:
     phase_s: float
     permitted: bool = True
     last: datetime | None = None
-    accident_every_s: float | None = None
 
-    def crashed(self, elapsed_s: float) -> bool:
-        every = self.accident_every_s
-        return every is not None and ACCIDENT_AT_S <= elapsed_s % every < ACCIDENT_AT_S + ACCIDENT_S
+    def road(self) -> str:
+        """Near either end a truck is on city roads ("other"), elsewhere on the expressway."""
+        near_end = min(self.distance_m, self.corridor.length_m - self.distance_m) < CITY_EDGE_M
+        return "other" if near_end else "expressway"
 
     def speed_at(self, elapsed_s: float, road: str) -> float:
         """Cruise speed, or for a speeder a 90 s stretch over the limit every 4 min."""
@@ -78,13 +82,12 @@ class Truck:
             return base + 18.0
         return base
 
-    def move(self, now: datetime, started: datetime) -> Ping:
+    def move(self, now: datetime, started: datetime, crashed: bool = False) -> Ping:
+        """Drive on to ``now`` (or, ``crashed``, stand still since the last ping, alarm on)."""
         dt = (now - self.last).total_seconds() if self.last else 0.0
         self.last = now
-        near_end = min(self.distance_m, self.corridor.length_m - self.distance_m) < CITY_EDGE_M
-        road = "other" if near_end else "expressway"
+        road = self.road()
         elapsed = (now - started).total_seconds()
-        crashed = self.crashed(elapsed)
         speed = 0.0 if crashed else self.speed_at(elapsed, road)
         self.distance_m += speed / 3.6 * dt
         if self.distance_m >= self.corridor.length_m:  # arrived: turn round
@@ -131,9 +134,11 @@ class Fleet:
                     distance_m=start,
                     phase_s=rng.uniform(0, 60),
                     permitted=i % 6 != 5,
-                    accident_every_s=accident_every_s if i == 2 else None,
                 )
             )
+        self.accident_every_s = accident_every_s
+        self._accident: tuple[int, Truck | None] | None = None
+        """The latest accident period and its truck."""
         self.started: datetime | None = None
 
     def permits(self, now: datetime) -> list[dict[str, Any]]:
@@ -168,7 +173,34 @@ class Fleet:
         """Move every truck to ``now`` and return one ping per truck."""
         if self.started is None:
             self.started = now
-        return [truck.move(now, self.started) for truck in self.trucks]
+        crashed = self._crashed((now - self.started).total_seconds())
+        return [truck.move(now, self.started, truck is crashed) for truck in self.trucks]
+
+    def _crashed(self, elapsed_s: float) -> Truck | None:
+        """The truck in an accident ``elapsed_s`` after the start, if any: chosen where it
+        is when its period's accident begins, and kept for the accident's minute."""
+        every = self.accident_every_s
+        if every is None or not ACCIDENT_AT_S <= elapsed_s % every < ACCIDENT_AT_S + ACCIDENT_S:
+            return None
+        period = int(elapsed_s // every)
+        if self._accident is None or self._accident[0] != period:
+            self._accident = (period, self._accident_truck(period))
+        return self._accident[1]
+
+    def _accident_truck(self, period: int) -> Truck | None:
+        """A truck in the period's province (:data:`ACCIDENT_PROVINCES` in turn; the next
+        one for a fleet too small to be in every province), one on the expressway if any.
+        The first truck comes last: the JT/T 808 and 809 drives delay its positions (a
+        tunnel, a platform's backlog), which would delay its collision too."""
+        trucks = self.trucks[1:] + self.trucks[:1]
+        where = np.array([t.corridor.position(t.distance_m)[:2] for t in trucks]).reshape(-1, 2)
+        provinces, _, _ = default_index().locate(where[:, 0], where[:, 1])
+        for turn in range(len(ACCIDENT_PROVINCES)):
+            province = ACCIDENT_PROVINCES[(period + turn) % len(ACCIDENT_PROVINCES)]
+            there = [t for t, p in zip(trucks, provinces) if p == province]
+            if there:
+                return min(there, key=lambda t: t.road() != "expressway")
+        return None
 
 
 def provinces_on(corridor: Corridor) -> list[str]:

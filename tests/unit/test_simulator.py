@@ -5,6 +5,7 @@ from datetime import timedelta
 from yrd_hazmat import codec
 from yrd_hazmat.geo.corridors import CITIES, CORRIDORS, GEOD
 from yrd_hazmat.geo.jurisdiction import default_index
+from yrd_hazmat.models import Ping
 from yrd_hazmat.simulator import Fleet
 from tests.factories import T0
 
@@ -76,13 +77,40 @@ def test_fleet_permits_are_valid_and_cover_their_corridor_provinces():
         assert crossed - {None} <= set(doc["provinces"])
 
 
-def test_the_accident_truck_collides_for_a_minute_every_period():
+def collisions(fleet: Fleet, seconds: int, every_s: int = 10) -> list[tuple[int, Ping]]:
+    """(second, ping) of every ping with the collision alarm over ``seconds`` of driving."""
+    return [(s, p) for s in range(0, seconds, every_s)
+            for p in fleet.tick(T0 + timedelta(seconds=s)) if p.alarm_flags & (1 << 29)]
+
+
+def test_a_truck_collides_for_a_minute_every_period_standing_still():
     fleet = Fleet(5, seed=4, accident_every_s=600)
-    pings = [fleet.tick(T0 + timedelta(seconds=s)) for s in range(0, 1300, 10)]
-    crashed = [(i * 10, p.vehicle_id) for i, tick in enumerate(pings) for p in tick
-               if p.alarm_flags & (1 << 29)]
-    assert {v for _, v in crashed} == {fleet.trucks[2].vehicle_id}
+    crashed = collisions(fleet, 1300)
     assert [s for s, _ in crashed] == [*range(90, 150, 10), *range(690, 750, 10), 1290]
-    assert all(p.speed_kmh == 0 for tick in pings for p in tick if p.alarm_flags)
+    for start in (90, 690):  # one truck per accident, standing still where it stopped
+        pings = [p for s, p in crashed if start <= s < start + 60]
+        assert len({p.vehicle_id for p in pings}) == 1
+        assert {(p.lon, p.lat, p.speed_kmh) for p in pings} == {(pings[0].lon, pings[0].lat, 0)}
     quiet = Fleet(5, seed=4)
     assert not any(p.alarm_flags for s in range(0, 1300, 10) for p in quiet.tick(T0 + timedelta(seconds=s)))
+
+
+def test_the_demo_fleet_has_one_accident_in_each_province_in_turn():
+    """The demo's fleet (30 trucks, seed 7, an accident every 10 minutes): the first four
+    accidents are in Shanghai, Jiangsu, Zhejiang and Anhui, the next four again."""
+    crashed = collisions(Fleet(30, seed=7, accident_every_s=600), 4800, every_s=5)
+    firsts = [next(p for s, p in crashed if s >= start) for start in range(90, 4800, 600)]
+    provinces, _, _ = default_index().locate([p.lon for p in firsts], [p.lat for p in firsts])
+    assert list(provinces) == ["SH", "JS", "ZJ", "AH"] * 2
+    assert all(p.road_class == "expressway" for p in firsts)
+    again = collisions(Fleet(30, seed=7, accident_every_s=600), 4800, every_s=5)
+    assert [(s, p.vehicle_id) for s, p in again] == [(s, p.vehicle_id) for s, p in crashed]
+
+
+def test_a_small_fleet_has_its_accidents_where_its_trucks_are():
+    """Three trucks, none in Shanghai or Anhui: an accident due there takes the next
+    province in turn that has a truck (Jiangsu), rather than none."""
+    crashed = collisions(Fleet(3, seed=7, accident_every_s=600), 2400, every_s=5)
+    firsts = [next(p for s, p in crashed if s >= start) for start in range(90, 2400, 600)]
+    provinces, _, _ = default_index().locate([p.lon for p in firsts], [p.lat for p in firsts])
+    assert list(provinces) == ["JS", "JS", "ZJ", "JS"]
