@@ -402,9 +402,9 @@ class PingProcessor:
         reference = Reference(zones=zone_index.by_id, zone_index=zone_index,
                               permits={state.vehicle_id: status}, provinces=self.provinces,
                               resources=self.resources)
-        waiting, previous = len(state.pending), state.last
+        waiting, previous = (len(state.pending), len(state.kept)), state.last
         outcome = silence(state, now_ms, self.rules, now, reference)
-        if not outcome.alerts and len(state.pending) == waiting:
+        if not outcome.alerts and (len(state.pending), len(state.kept)) == waiting:
             return
         self.states.put(key, state)
         await self._publish_all([(key, outcome, [])], published, now)

@@ -8,9 +8,11 @@ already judged) is a duplicate and changes nothing.
 A fix older than the vehicle's latest processed one is the truck's history: a
 terminal back from a dead zone reports where it is, then uploads the fixes it
 kept (JT/T 808 0x0704), and a platform re-sends what its link lost. Those fixes
-are judged as of their own time by the rules (:func:`_judge_history`): the
-zones, permit and limits at their times, the path between them, with their own
-event time, without rewinding the truck's live state; what they raise is marked
+wait (``state.kept``) until a live fix follows them, or ``cfg.history_settle_ms``,
+so that an upload split over several batches is judged whole; then they are
+judged as of their own time by the rules (:func:`_judge_history`): the zones,
+permit and limits at their times, the path between them, with their own event
+time, without rewinding the truck's live state; what they raise is marked
 ``uploaded_late`` and closed at the last kept fix. Only a fix older than the
 horizon (``cfg.history_horizon_ms`` before the truck's latest) is handed back
 to the caller to be refused (it never silently disappears).
@@ -34,7 +36,7 @@ from .rules.context import StepContext
 from .rules.rule import Rule
 from .ruleset import RULES
 from .state import VehicleState
-from .timeutil import from_ms
+from .timeutil import from_ms, to_ms
 from .emergency.responders import ResourceIndex
 from .zones.index import ZoneIndex
 from .zones.model import Zone
@@ -44,7 +46,8 @@ RulesConfig = msgspec.defstruct(
     "RulesConfig",
     [(rule.name, rule.config, rule.config()) for rule in RULES if rule.config is not None]
     + [("lateness_ms", int, 0), ("segments", SegmentLimits, SegmentLimits()),
-       ("history_horizon_ms", int, 7 * 24 * 3600_000), ("coverage_gap_ms", int, 60_000)],
+       ("history_horizon_ms", int, 7 * 24 * 3600_000), ("coverage_gap_ms", int, 60_000),
+       ("history_settle_ms", int, 30_000)],
     frozen=True,
     kw_only=True,
     module=__name__,
@@ -55,7 +58,8 @@ RulesConfig = msgspec.defstruct(
     two fixes is taken as the path (for the zones it passed through); ``history_horizon_ms``:
     how far before the truck's latest fix a kept fix is still judged; ``coverage_gap_ms``:
     judged fixes closer together than this cover the time between them (a fix uploaded
-    late inside is not judged again).
+    late inside is not judged again); ``history_settle_ms``: kept fixes wait for the rest of
+    their upload until a live fix follows them, or this long (processing time).
     :func:`yrd_hazmat.rules_config.rules_config` builds it from the settings."""},
 )
 
@@ -124,7 +128,11 @@ def advance(
     out = Outcome(state=state, alerts=[], late=[], duplicates=0, implausible=0, handovers=[])
     if heard_ms is not None and (state.heard_ms is None or heard_ms > state.heard_ms):
         state.heard_ms = heard_ms
-    kept = _admit(state, batch, out, cfg.history_horizon_ms)
+    live_after = _admit(state, batch, out, cfg.history_horizon_ms, to_ms(emitted_at))
+    if state.kept and (live_after or (now_ms is not None and
+                                      now_ms - state.kept_at_ms >= cfg.history_settle_ms)):
+        # (before the live fixes: the past's alerts come before the present's)
+        _judge_history(state, _configured(_for_history(rules), cfg), cfg, emitted_at, ref, out)
     horizon = state.pending[-1].ts_ms - cfg.lateness_ms if state.pending else None
     if now_ms is not None and horizon is not None:
         horizon = max(horizon, now_ms - cfg.lateness_ms)
@@ -135,9 +143,6 @@ def advance(
     if covered and (len(covered) > MAX_SPANS
                     or covered[0][1] < covered[-1][1] - cfg.history_horizon_ms):
         state.covered = _merged(covered, [], covered[-1][1] - cfg.history_horizon_ms)
-    if kept:
-        _judge_history(state, kept, _configured(_for_history(rules), cfg), cfg, emitted_at,
-                       ref, out)
     state.duplicates += out.duplicates
     state.late += len(out.late)
     state.implausible += out.implausible
@@ -145,10 +150,13 @@ def advance(
 
 
 def _admit(state: VehicleState, batch: list[Observation], out: Outcome,
-           history_horizon_ms: int) -> list[Observation]:
-    """Put new pings into the reorder buffer; count duplicates; return the kept fixes.
+           history_horizon_ms: int, arrived_ms: int) -> bool:
+    """Put new pings into the reorder buffer and kept fixes into theirs (``state.kept``);
+    count duplicates. Returns whether a live fix came after the kept fixes waiting: the
+    upload they belong to is over (a terminal resumes reporting live once it has sent
+    what it kept), so they can be judged together.
 
-    A ping at the time of one waiting in the buffer, or inside a span the rules have
+    A ping at the time of one waiting in a buffer, or inside a span the rules have
     judged already (``state.covered``: every fix run, the suspect ones that jumped
     implausibly far included, and the kept fixes judged), is a duplicate: it changes
     nothing (a second copy of a suspect fix must not count as the fix that confirms
@@ -158,8 +166,8 @@ def _admit(state: VehicleState, batch: list[Observation], out: Outcome,
     if not state.covered and state.last is not None:  # a state kept before spans were
         state.covered = sorted((o.ts_ms, o.ts_ms) for o in (state.last, state.suspect) if o)
     newest_run = state.covered[-1][1] if state.covered else None
-    waiting = {o.ts_ms for o in state.pending}
-    kept: list[Observation] = []
+    waiting = {o.ts_ms for o in state.pending} | {o.ts_ms for o in state.kept}
+    live_after = False
     for index, obs in enumerate(batch):
         if obs.ts_ms in waiting or _covered(state.covered, obs.ts_ms):
             out.duplicates += 1
@@ -167,12 +175,16 @@ def _admit(state: VehicleState, batch: list[Observation], out: Outcome,
             out.late.append(index)
         elif newest_run is not None and obs.ts_ms < newest_run:
             waiting.add(obs.ts_ms)
-            kept.append(obs)
+            if not state.kept:
+                state.kept_at_ms = arrived_ms
+            state.kept.append(obs)
+            live_after = False
         else:
             waiting.add(obs.ts_ms)
             state.pending.append(obs)
+            live_after = True
     state.pending.sort(key=lambda o: o.ts_ms)
-    return kept
+    return live_after
 
 
 def _covered(spans: list[tuple[int, int]], ts_ms: int) -> bool:
@@ -229,13 +241,14 @@ def _for_history(rules: Sequence[Rule]) -> tuple[Rule, ...]:
     return known[1]
 
 
-def _judge_history(state: VehicleState, kept: list[Observation], plan: "_Plan", cfg: RulesConfig,
-                   emitted_at: datetime, ref: Reference, out: Outcome) -> None:
-    """Judge kept fixes as of their own time: the rules over them in event-time order, in a
-    state of their own (the live state is not rewound); every alert marked
-    ``uploaded_late``, every incident still open at the last kept fix closed there (the
-    truck's present is known to be later)."""
-    kept.sort(key=lambda o: o.ts_ms)
+def _judge_history(state: VehicleState, plan: "_Plan", cfg: RulesConfig, emitted_at: datetime,
+                   ref: Reference, out: Outcome) -> None:
+    """Judge the kept fixes waiting (``state.kept``) as of their own time: the rules over
+    them in event-time order, in a state of their own (the live state is not rewound);
+    every alert marked ``uploaded_late``, every incident still open at the last kept fix
+    closed there (the truck's present is known to be later)."""
+    kept = sorted(state.kept, key=lambda o: o.ts_ms)
+    state.kept, state.kept_at_ms = [], None
     past = VehicleState(vehicle_id=state.vehicle_id)
     judged = Outcome(state=past, alerts=[], late=[], duplicates=0, implausible=0, handovers=[])
     _run(past, kept, plan, cfg.segments, emitted_at, ref, judged)
@@ -409,6 +422,8 @@ _TIMER = datetime.min
 def timer_due(state: VehicleState, now_ms: int, cfg: RulesConfig, status: PermitStatus,
               rules: Sequence[Rule] = RULES) -> bool:
     """Whether the timer should prompt this vehicle: buffered pings due, or a silence."""
+    if state.kept and now_ms - state.kept_at_ms >= cfg.history_settle_ms:
+        return True
     if state.pending:
         return now_ms - cfg.lateness_ms >= state.pending[0].ts_ms
     last = state.last

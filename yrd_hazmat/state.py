@@ -16,7 +16,10 @@ state (named by the rule's ``state_field``). The engine's fields:
   online, not silent, though it gave no position);
 - ``covered``: the spans of event time the rules have judged, live or from kept fixes
   (uploaded late), within the history horizon, oldest first: a fix inside one is a
-  duplicate (a re-sent ping, a second upload of the same fixes) and raises nothing.
+  duplicate (a re-sent ping, a second upload of the same fixes) and raises nothing;
+- ``kept``: fixes older than ``last`` (a terminal's upload of what it kept out of
+  coverage) waiting to be judged together, once a live fix follows them or
+  ``history_settle_ms`` after ``kept_at_ms`` (processing time of the first of them).
 
 The changelog record is the struct as a msgpack map keyed by field name, so a
 rule added later reads an older record with its state at its default.
@@ -43,6 +46,8 @@ _ENGINE_FIELDS: list[tuple[str, Any, Any]] = [
     ("offset", int, -1),
     ("heard_ms", int | None, None),
     ("covered", list[tuple[int, int]], msgspec.field(default_factory=list)),
+    ("kept", list[Observation], msgspec.field(default_factory=list)),
+    ("kept_at_ms", int | None, None),
 ]
 
 

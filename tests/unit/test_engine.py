@@ -11,7 +11,8 @@ from pathlib import Path
 import msgspec
 
 from yrd_hazmat.alerts import incident_id
-from yrd_hazmat.engine import advance
+from yrd_hazmat.engine import advance, silence, timer_due
+from yrd_hazmat.permits.status import NO_PERMIT
 from yrd_hazmat.state import dump_state, load_state
 from tests.factories import RULES, T0, obs
 
@@ -53,26 +54,53 @@ def test_kept_fixes_are_judged_as_of_their_own_time_without_rewinding_the_truck(
     late; the truck's present stays where it is."""
     present = [obs(t, 60) for t in range(600, 700, 10)]
     first = advance(None, "苏A00001", present, CFG, T0)
-    uploaded = advance(first.state, "苏A00001", TRACE, CFG, T0)
+    waiting = advance(first.state, "苏A00001", TRACE, CFG, T0)
+    assert waiting.alerts == [] and len(waiting.state.kept) == len(TRACE)  # the upload goes on?
+    uploaded = advance(waiting.state, "苏A00001", [obs(700, 60)], CFG, T0)  # live again: over
     assert uploaded.late == [] and uploaded.uploaded_late == len(TRACE)
     assert [(a.type, a.state.value) for a in uploaded.alerts] == [
         ("SPEEDING", "raised"), ("SPEEDING", "cleared")]
     assert [a.alert_id for a in uploaded.alerts] == alert_ids(TRACE)  # as if they had come live
     assert all(a.details["uploaded_late"] for a in uploaded.alerts)
-    assert uploaded.state.last == present[-1] and uploaded.state.pings == len(present)
+    assert uploaded.state.last == obs(700, 60) and uploaded.state.pings == len(present) + 1
+
+
+def test_an_upload_split_over_batches_is_judged_whole():
+    """The same kept fixes in batches of two: nothing is judged before the live fix that
+    follows them, then the same alerts as from one batch (an episode needs 30 s)."""
+    first = advance(None, "苏A00001", [obs(600, 60)], CFG, T0)
+    state = first.state
+    for i in range(0, len(TRACE), 2):
+        out = advance(state, "苏A00001", TRACE[i:i + 2], CFG, T0)
+        assert out.alerts == []
+        state = load_state(dump_state(out.state))  # through the table's bytes
+    judged = advance(state, "苏A00001", [obs(610, 60)], CFG, T0)
+    assert [a.alert_id for a in judged.alerts] == alert_ids(TRACE)
+
+
+def test_kept_fixes_with_no_live_fix_after_them_are_judged_once_they_settle():
+    first = advance(None, "苏A00001", [obs(600, 60)], CFG, T0)
+    waiting = advance(first.state, "苏A00001", TRACE, CFG, T0).state
+    arrived = waiting.kept_at_ms
+    assert silence(waiting, arrived + 10_000, CFG, T0).alerts == []  # still settling
+    assert timer_due(waiting, arrived + 30_000, CFG, NO_PERMIT)
+    judged = silence(waiting, arrived + 30_000, CFG, T0)
+    assert [a.alert_id for a in judged.alerts] == alert_ids(TRACE) and waiting.kept == []
 
 
 def test_a_second_upload_of_the_same_kept_fixes_raises_nothing():
     first = advance(None, "苏A00001", [obs(600, 60)], CFG, T0)
-    once = advance(first.state, "苏A00001", TRACE, CFG, T0)
-    again = advance(load_state(dump_state(once.state)), "苏A00001", TRACE[3:], CFG, T0)
+    once = advance(first.state, "苏A00001", TRACE + [obs(610, 60)], CFG, T0)
+    assert once.uploaded_late == len(TRACE)
+    again = advance(load_state(dump_state(once.state)), "苏A00001", TRACE[3:] + [obs(620, 60)],
+                    CFG, T0)
     assert again.alerts == [] and again.duplicates == len(TRACE) - 3
 
 
 def test_an_episode_open_at_the_last_kept_fix_is_closed_there():
     first = advance(None, "苏A00001", [obs(600, 60)], CFG, T0)
     speeding = [obs(t, 95) for t in range(0, 100, 10)]  # never slows down before the gap ends
-    out = advance(first.state, "苏A00001", speeding, CFG, T0)
+    out = advance(first.state, "苏A00001", speeding + [obs(610, 60)], CFG, T0)
     raised, cleared = out.alerts
     assert raised.incident_id == cleared.incident_id and cleared.state.value == "cleared"
     assert cleared.ts == T0 + timedelta(seconds=90) and cleared.details["uploaded_late"]
@@ -82,7 +110,7 @@ def test_an_episode_open_at_the_last_kept_fix_is_closed_there():
 def test_a_fix_older_than_the_history_horizon_is_returned_as_late():
     cfg = msgspec.structs.replace(CFG, history_horizon_ms=3600_000)
     first = advance(None, "苏A00001", [obs(7200, 60)], cfg, T0)
-    out = advance(first.state, "苏A00001", [obs(0, 60), obs(3700, 60)], cfg, T0)
+    out = advance(first.state, "苏A00001", [obs(0, 60), obs(3700, 60), obs(7210, 60)], cfg, T0)
     assert out.late == [0] and out.uploaded_late == 1 and out.state.late == 1
 
 

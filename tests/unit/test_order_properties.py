@@ -75,7 +75,7 @@ def test_a_ping_later_than_the_bound_is_judged_as_a_kept_fix_not_run_live():
     trace = [obs(t, 60.0) for t in range(0, 200, 10)]
     first = advance(None, "沪A99999", trace[5:], CFG, T0, REF)  # up to 190 s: runs up to 160 s
     out = advance(first.state, "沪A99999", trace[:2], CFG, T0, REF)  # 0 and 10 s: > 30 s late
-    assert out.late == [] and out.uploaded_late == 2
+    assert out.late == [] and [o.ts_ms for o in out.state.kept] == [o.ts_ms for o in trace[:2]]
     assert out.state.last == first.state.last and out.state.pings == first.state.pings
 
 
