@@ -39,3 +39,16 @@ def services() -> dict[str, str]:
     yield env
     if started_here:
         svc.down(state_dir, wipe=True)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """A skipped test fails the run: on a machine set up by ``make test`` every test must
+    run (a test that skips for a tool the setup installs hides a failure). Deselected
+    tests (``-k``, ``-m``) are not skips."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and exitstatus == 0:
+        reporter.ensure_newline()
+        reporter.write_line(f"{len(skipped)} test(s) skipped: every test must run here "
+                            "(the reasons: in the summary)", red=True)
+        session.exitstatus = 1

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from . import __version__
 from .config import InvalidSettings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,7 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands)
+@click.version_option(__version__, prog_name="yrd-hazmat")
 def main() -> None:
     """YRD Hazmat: hazmat-truck pings in, alerts out."""
     try:
