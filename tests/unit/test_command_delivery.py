@@ -120,6 +120,17 @@ class World:
         return track.sent
 
 
+def sent(*args, **fields) -> tuple["World", int]:
+    """Gateway A holding the truck and the command (``command(*args, **fields)``) sent to
+    it: the world and the serial of the frame."""
+    world = World("A")
+    world.start()
+    world.execute("A", world["A"].authenticated(PLATE, None, NOW))
+    world.issue(command(*args, **fields))
+    world.settle()
+    return world, world.frames[0][1].serial
+
+
 def test_a_command_is_delivered_when_the_truck_authenticates():
     world = World("A")
     world.start()
@@ -296,12 +307,7 @@ def test_a_position_query_is_answered_with_the_position():
 
 
 def test_a_position_without_a_fix_carries_no_coordinates():
-    world = World("A")
-    world.start()
-    world.execute("A", world["A"].authenticated(PLATE, None, NOW))
-    world.issue(command("position_query"))
-    world.settle()
-    serial = world.frames[0][1].serial
+    world, serial = sent("position_query")
     world.answer("A", 0x0201, struct.pack(">H", serial) + location_body(status=0b01))
     assert world.log[-1].position["fix_valid"] is False
     assert world.log[-1].position["lat"] is None
@@ -324,12 +330,7 @@ def test_the_terminals_general_response_results():
 
 
 def test_no_answer_within_the_timeout_is_a_timeout_and_a_late_answer_changes_nothing():
-    world = World("A")
-    world.start()
-    world.execute("A", world["A"].authenticated(PLATE, None, NOW))
-    world.issue(command())
-    world.settle()
-    serial = world.frames[0][1].serial
+    world, serial = sent()
     world.tick(t(59))
     assert world.log[-1].status == "sent"
     world.tick(t(60))
@@ -383,12 +384,7 @@ def test_a_photo_answered_by_0805_then_uploaded_becomes_media_and_the_result():
 
 
 def test_the_media_is_published_before_the_result_that_names_it():
-    world = World("A")
-    world.start()
-    world.execute("A", world["A"].authenticated(PLATE, None, NOW))
-    world.issue(command("photo"))
-    world.settle()
-    serial = world.frames[0][1].serial
+    world, serial = sent("photo")
     world.answer("A", 0x0805, struct.pack(">HBHI", serial, 0, 1, 5))
     actions = world["A"].terminal_message(PLATE, 0x0801, photo_upload(5), t(1))
     assert [type(a).__name__ for a in actions] == ["PublishMedia", "PublishResult",
@@ -396,12 +392,7 @@ def test_the_media_is_published_before_the_result_that_names_it():
 
 
 def test_an_old_terminal_acknowledges_a_photo_with_0001_and_uploads_it():
-    world = World("A")
-    world.start()
-    world.execute("A", world["A"].authenticated(PLATE, None, NOW))
-    world.issue(command("photo"))
-    world.settle()
-    serial = world.frames[0][1].serial
+    world, serial = sent("photo")
     world.answer("A", 0x0001, struct.pack(">HHB", serial, 0x8801, 0))
     world.answer("A", 0x0801, photo_upload(9, event=1))  # a timer's photo: not it
     assert world.log[-1].status == "sent"
@@ -410,24 +401,14 @@ def test_an_old_terminal_acknowledges_a_photo_with_0001_and_uploads_it():
 
 
 def test_a_photo_the_camera_cannot_take():
-    world = World("A")
-    world.start()
-    world.execute("A", world["A"].authenticated(PLATE, None, NOW))
-    world.issue(command("photo", camera=4))
-    world.settle()
-    serial = world.frames[0][1].serial
+    world, serial = sent("photo", camera=4)
     world.answer("A", 0x0805, struct.pack(">HB", serial, 2))
     assert world.log[-1].status == "unsupported"
     assert world.log[-1].detail == "camera channel 4 not supported"
 
 
 def test_a_photo_taken_but_never_uploaded_times_out():
-    world = World("A")
-    world.start()
-    world.execute("A", world["A"].authenticated(PLATE, None, NOW))
-    world.issue(command("photo"))
-    world.settle()
-    serial = world.frames[0][1].serial
+    world, serial = sent("photo")
     world.answer("A", 0x0805, struct.pack(">HBHI", serial, 0, 1, 5), t(10))
     world.tick(t(70))
     assert world.log[-1].status == "timeout"
