@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo bench soak schemas clean
+.PHONY: setup test demo bench soak schemas screenshots clean
 
 ## setup: create .venv and install the project with its test dependencies
 setup: $(STAMP)
@@ -38,6 +38,10 @@ soak: setup
 ## schemas: regenerate schemas/ from the models
 schemas: setup
 	$(VENV)/bin/yrd-hazmat schemas
+
+## screenshots: the desk's screenshots in docs/ renewed by its browser test (make test leaves docs/ alone)
+screenshots: setup
+	YRD_SCREENSHOTS_DIR=docs $(VENV)/bin/python -m pytest tests/integration/test_desk_browser.py
 
 ## clean: stop local services and remove their data and the venv
 clean:

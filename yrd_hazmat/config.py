@@ -202,6 +202,21 @@ class Settings(BaseSettings):
     desk_secret: SecretStr | None = Field(
         None, description="key that signs desk sessions (unset: a random one per start)")
     desk_session_s: float = Field(8 * 3600.0, gt=0, description="a desk session lasts this long")
+    desk_idle_s: float = Field(
+        1800.0, gt=0, description="a desk session unused this long ends (every call the page "
+                                  "makes counts as use)")
+    desk_secure_cookie: bool = Field(
+        False, description="mark the session cookie Secure and expect https:// origins (set it "
+                           "when the desk is served over HTTPS, e.g. behind a TLS proxy)")
+    desk_stale_s: float = Field(
+        600.0, gt=0, description="a truck whose latest ping is older than this is shown stale")
+    desk_login_failures: int = Field(
+        5, ge=1, description="failed logins for one name, or from one address, within "
+                             "YRD_DESK_LOGIN_WINDOW_S before logins from it are refused (429)")
+    desk_login_window_s: float = Field(300.0, gt=0, description="see YRD_DESK_LOGIN_FAILURES")
+    desk_lockout_s: float = Field(
+        60.0, gt=0, description="the first refusal's length; each further one doubles it, up "
+                                "to an hour")
     desk_tile_url: str | None = Field(
         None, description="a map tile URL template ({z}/{x}/{y}) the desk's page may load "
                           "(unset: outlines only, no network needed)")

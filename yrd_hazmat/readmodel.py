@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
@@ -95,6 +96,11 @@ CHUNK = 5_000
 """Vehicles or alerts per script call: a flush of more is several calls, one round trip."""
 _GEO_LAT = 85.05112878
 
+
+VEHICLE_FIELDS = ("ts", "ts_ms", "lat", "lon", "speed_kmh", "heading", "province", "city_name",
+                  "open_alerts")
+"""The fields of a vehicle's hash a list of trucks needs."""
+_alert_decoder = msgspec.json.Decoder(Alert)
 
 TRACK_POINTS = 720
 """Positions of one vehicle held for the track between two flushes (an hour at 5 s)."""
@@ -336,6 +342,22 @@ def script_calls(
     ]
 
 
+# --- a read script -------------------------------------------------------------------------
+# ARGV: the vehicle key prefix, the number of fields n, n field names, then vehicle ids.
+# Returns one array per vehicle: its fields (nil where missing), as HMGET answers.
+READ_LATEST_SCRIPT = r"""
+local prefix = ARGV[1]
+local n = tonumber(ARGV[2])
+local fields = {}
+for i = 1, n do fields[i] = ARGV[2 + i] end
+local out = {}
+for i = 3 + n, #ARGV do
+  out[#out + 1] = redis.call('HMGET', prefix .. ARGV[i], unpack(fields))
+end
+return out
+"""
+
+
 # --- the write script ---------------------------------------------------------------------
 # ARGV: prefix, ttl_s, vehicles JSON, alerts JSON, recent list size, seen window.
 # vehicle row: id, ts_ms, ts (ISO), lat, lon, speed, province, city_code, city_name,
@@ -540,6 +562,7 @@ class ReadModel:
         self._poison_failures = 0
         self._submit_errors = 0
         self._secret = _password_of(client)
+        self._read_latest: AsyncScript | None = None
 
     @classmethod
     def from_url(
@@ -827,6 +850,39 @@ class ReadModel:
         """Vehicles whose latest ping lies in the province."""
         return await self.redis.zrange(self.keys.vehicles_in(province), 0, -1)
 
+    async def vehicles_in_each(self, provinces: Iterable[str | None]
+                               ) -> dict[str | None, list[str]]:
+        """For each province, the vehicles whose latest ping lies there (one round trip)."""
+        provinces = list(provinces)
+        pipe = self.redis.pipeline(transaction=False)
+        for province in provinces:
+            pipe.zrange(self.keys.vehicles_in(province), 0, -1)
+        return dict(zip(provinces, await pipe.execute()))
+
+    async def open_alerts_in(self, provinces: Iterable[str | None]
+                             ) -> dict[str | None, list[Alert]]:
+        """For each province, its open alerts, oldest first (one round trip)."""
+        provinces = list(provinces)
+        pipe = self.redis.pipeline(transaction=False)
+        for province in provinces:
+            pipe.hvals(self.keys.open_by_province(province))
+        return {province: sorted(map(_alert_decoder.decode, values), key=lambda a: a.ts)
+                for province, values in zip(provinces, await pipe.execute())}
+
+    async def latest_of(self, vehicle_ids: list[str],
+                        fields: tuple[str, ...] = VEHICLE_FIELDS) -> list[dict[str, str] | None]:
+        """Those fields of each vehicle's latest state, in the order asked (None for a vehicle
+        whose hash has expired): one script call per :data:`CHUNK` vehicles (a pipeline of
+        one HMGET per vehicle costs the client ten times more)."""
+        if self._read_latest is None:
+            self._read_latest = self.redis.register_script(READ_LATEST_SCRIPT)
+        out: list[dict[str, str] | None] = []
+        for chunk in chunked(vehicle_ids, self.chunk) if vehicle_ids else []:
+            rows = await self._read_latest(args=[f"{self.keys.prefix}:vehicle:", len(fields),
+                                                 *fields, *chunk])
+            out += [dict(zip(fields, row)) if any(v is not None for v in row) else None
+                    for row in rows]
+        return out
 
 def _truck(vehicle_id: str, dist: float, coord: tuple[float, float], ts: str | None,
            province: str | None, speed: str | None) -> dict[str, Any]:

@@ -52,6 +52,8 @@ async def desk_client(settings: Settings):
     desk = Desk(settings, Users.load(settings.desk_users))
     client = TestClient(TestServer(desk.application()))
     await client.start_server()
+    # a browser sends its page's origin with every POST; the desk refuses any other
+    client.session.headers["Origin"] = str(client.make_url("")).rstrip("/")
     try:
         yield client
     finally:

@@ -6,19 +6,31 @@ ping lies there, alerts of that province, actions on those incidents. The browse
 gets another province's data to filter.
 
 - ``POST /api/login`` ``{"name", "password"}``, ``POST /api/logout``, ``GET /api/me``
-- ``GET /api/trucks``: every truck at its latest position and heading, with its open
-  alerts' worst severity
+- ``GET /api/trucks?q=``: every truck at its latest position and heading, with its open
+  alerts' worst severity, its age and whether it is stale; ``q``: a plate search (part of
+  the plate, any case, at most :data:`SEARCH_MAX` trucks)
 - ``GET /api/trucks/{vehicle_id}``: one truck: latest position, its last hour of track,
   its open alerts and its permit (cargo, UN number, route and corridor)
 - ``GET /api/alerts/open``: open alerts, each with its incident log
+- ``GET /api/triage``: what needs handling, critical first, then the oldest
+  (:mod:`.triage`), with the count of each severity
+- ``GET /api/history?from=&to=&province=&type=&severity=&vehicle=&limit=&format=csv``:
+  alerts of any period from the alerts topic (:mod:`.history`), newest first, or as CSV
+- ``GET /api/handover?since=``: what came, what the desks did, what stays open
+- ``GET /api/region``: per province: open alerts, emergencies, cross-border responses and
+  handling times
 - ``GET /api/feed?province=&city=&type=&severity=``: server-sent events, ``alert`` for
-  each new alert, ``incident`` for each action taken on a visible incident
+  each new alert, ``incident`` for each action taken on a visible incident, ``command``
+  for a command to a visible truck, sent or moved on; ``signed-out`` before the stream
+  ends because the session did
 - ``POST /api/incidents/{incident_id}/actions`` ``{"kind": "ack"|"assign"|"note"|"dispatch"|
   "arrive"|"release"|"close", "text", "assignee", "resource_id"}``: sent to
   ``yrd.incident-actions``; answered with the incident's record once the keeper recorded
   it (409 with the reason if it refused it, 504 if no keeper answered)
-- ``GET /api/incidents/{incident_id}``: the incident's record
-- ``GET /api/resources``: the emergency resources and their status
+- ``GET /api/incidents``: the emergencies not closed; ``GET /api/incidents/{incident_id}``:
+  the incident's record
+- ``GET /api/resources``: the emergency resources and their status (``YRD_RESOURCES_FILE``,
+  then the resources topic: what the worker proposes from)
 - ``POST /api/trucks/{vehicle_id}/commands`` ``{"kind": "text"|"position_query"|"photo",
   "text", "tts", "emergency", "camera"}``: a command to the truck's terminal, sent to
   ``yrd.commands`` (issued by the desk user, expiring after ``command_expiry_s``);
@@ -30,16 +42,27 @@ gets another province's data to filter.
   emergency exposed, and which of them the user may command;
   ``POST`` ``{"text"}`` (optional): one text command (emergency, read aloud) per exposed
   truck of the jurisdiction, with the incident's id
-- the feed also carries ``command``: a command to a visible truck, sent or moved on
+
+Safety (:mod:`.security`, :mod:`.bodies`, :mod:`.sessions`): passwords are checked in a
+thread of their own, failed logins throttled and audited; sessions end on logout and
+when idle; a state-changing request must come from the desk's own origin; every body is
+bounded and checked (400 otherwise); every response carries the security headers; JSON
+and the page are gzipped when the browser accepts it. Names and texts are only ever
+JSON strings: the page shows them as text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+import math
+import mimetypes
 import secrets
-from datetime import datetime
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -47,14 +70,15 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
+from aiohttp.web_response import ContentCoding
 from aiokafka import AIOKafkaProducer
 from redis.exceptions import RedisError
 from shapely.geometry import mapping
 
 from ..codec import Rejection, encode
 from ..config import Settings
+from ..emergency.responders import ResourceIndex, load_resources
 from ..follow import follow_topic
-from ..emergency.responders import ResourceIndex
 from ..models import Alert, Command, IncidentCommand, IncidentLog
 from ..readmodel import ReadModel
 from ..timeutil import CHINA_TZ
@@ -62,10 +86,14 @@ from ..topics import ensure_topics
 from ..zones.model import parse_zone_record
 from ..zones.registry import ZoneRegistry
 from ..zones.schedule import in_force
-from .actions import IncidentLogs, action_of
-from .commands import CommandBook, command_of, exposed_trucks, warning_of, warning_text
+from . import history, triage
+from .actions import ActionRequest, IncidentLogs, action_of
+from .bodies import LoginRequest, http_error, read_json
+from .commands import (CommandBook, CommandRequest, WarningRequest, command_of, exposed_trucks,
+                       warning_of, warning_text)
 from .media import MediaStore
-from .sessions import Sessions
+from .security import (STATE_CHANGING, Throttle, audit_login, same_origin, security_headers)
+from .sessions import Session, Sessions, SessionStore
 from .users import User, Users
 
 log = logging.getLogger(__name__)
@@ -74,18 +102,32 @@ COOKIE = "yrd_desk"
 STATIC = Path(__file__).resolve().parent / "static"
 SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
 USER = web.RequestKey("user", User)
+SESSION = web.RequestKey("session", Session)
 ANSWER_TIMEOUT_S = 15.0
 """How long an action waits for the incident keeper's record."""
 PRUNE_EVERY_S = 600.0
 """How often the desk forgets commands the commands topic no longer keeps."""
+SEARCH_MAX = 50
+"""Trucks a plate search answers at most."""
+HANDOVER_SPAN = timedelta(hours=8)
+HISTORY_READS = 2
+"""History reads (Kafka consumers) at once per desk; more wait their turn."""
+HISTORY_TIMEOUT_S = 60.0
+FEED_CHECK_S = 15.0
+"""A live feed checks this often that its session is still open (and keeps alive)."""
+COMPRESSIBLE = ("application/json", "application/geo+json", "application/javascript",
+                "text/", "image/svg+xml")
+COMPRESS_FROM = 1024
+"""Bytes of a body worth compressing."""
 _alert_decoder = msgspec.json.Decoder(Alert)
 
 
 class Feed:
-    """One browser's live feed: its user, its filters, its queue of events."""
+    """One browser's live feed: its user and session, its filters, its queue of events."""
 
-    def __init__(self, user: User, query: dict[str, str]) -> None:
+    def __init__(self, user: User, query: dict[str, str], session: Session | None = None) -> None:
         self.user = user
+        self.session = session
         self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=10_000)
         self.provinces = _set(query.get("province"))
         self.cities = _set(query.get("city"))
@@ -119,19 +161,29 @@ class Desk:
         self.sessions = Sessions(secret.get_secret_value().encode() if secret else
                                  secrets.token_bytes(32), settings.desk_session_s)
         self.readmodel = ReadModel.from_settings(settings)
+        self.open_sessions = SessionStore(self.readmodel.redis, settings.redis_prefix,
+                                          settings.desk_idle_s)
+        self.throttle = Throttle(settings.desk_login_failures, settings.desk_login_window_s,
+                                 settings.desk_lockout_s)
+        self.headers = security_headers(settings.desk_tile_url)
+        self._hashing = ThreadPoolExecutor(max_workers=2, thread_name_prefix="desk-login")
+        """Password checks (PBKDF2, slow on purpose) run here, never on the event loop."""
+        self._history_reads = asyncio.Semaphore(HISTORY_READS)
         self.incidents = IncidentLogs()
         self.incidents.listeners.append(self._incident_changed)
         self.feeds: set[Feed] = set()
         self.permits: dict[str, bytes] = {}
-        self.resources = ResourceIndex()
-        """The emergency resources (the compacted resources topic)."""
         """Vehicle id -> its permit as published (the compacted permits topic)."""
+        path = settings.resources_file
+        self.resources = ResourceIndex(load_resources(path) if path else ())
+        """The emergency resources: the file the worker loads, then the resources topic."""
         self.zones = ZoneRegistry(settings.zone_margin_m)
         if settings.zones_file:
             self.zones.load_file(settings.zones_file)
         self.commands = CommandBook()
         self.commands.listeners.append(self._command_changed)
         self.media = MediaStore()
+        self.static = StaticFiles(STATIC)
         self.producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task] = []
         self._pushes: set[asyncio.Task] = set()
@@ -168,9 +220,10 @@ class Desk:
         if self.producer is not None:
             await self.producer.stop()
         await self.readmodel.close()
+        self._hashing.shutdown(wait=False, cancel_futures=True)
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[self._authenticate])
+        app = web.Application(middlewares=[self._guard, self._authenticate])
         app.router.add_post("/api/login", self.login)
         app.router.add_post("/api/logout", self.logout)
         app.router.add_get("/api/me", self.me)
@@ -180,6 +233,10 @@ class Desk:
         app.router.add_get("/api/trucks/{vehicle_id}/commands", self.truck_commands)
         app.router.add_get("/api/media/{media_id}", self.picture)
         app.router.add_get("/api/alerts/open", self.open_alerts)
+        app.router.add_get("/api/triage", self.triage)
+        app.router.add_get("/api/history", self.history)
+        app.router.add_get("/api/handover", self.handover)
+        app.router.add_get("/api/region", self.region)
         app.router.add_get("/api/feed", self.feed)
         app.router.add_post("/api/incidents/{incident_id}/actions", self.act)
         app.router.add_get("/api/incidents", self.emergencies)
@@ -190,70 +247,139 @@ class Desk:
         app.router.add_get("/api/geo/{layer:provinces|cities}", self.geo)
         app.router.add_get("/api/zones", self.zones_now)
         app.router.add_get("/", self.index)
-        app.router.add_static("/static/", STATIC, show_index=False)
+        app.router.add_get("/static/{path:.+}", self.static_file)
+        app.on_response_prepare.append(self._secure_headers)
         app.on_startup.append(self.start)
         app.on_cleanup.append(self.stop)
         return app
 
-    # --- authentication ----------------------------------------------------------------
+    # --- every request ---------------------------------------------------------------
+    @web.middleware
+    async def _guard(self, request: web.Request, handler):
+        """The same-origin rule for state-changing requests; an unreachable Redis is a 503
+        saying so (not a 500); a large JSON or text answer gzipped if the browser accepts."""
+        if request.method in STATE_CHANGING and not self._own_origin(request):
+            raise http_error(web.HTTPForbidden, "refused: the request does not come from the "
+                                                "desk's own page (Origin)")
+        try:
+            response = await handler(request)
+        except RedisError as exc:
+            log.warning("%s %s: read model unavailable: %s", request.method, request.path,
+                        type(exc).__name__)
+            raise http_error(web.HTTPServiceUnavailable,
+                             "the read model (Redis) is unavailable: try again") from None
+        if (isinstance(response, web.Response) and not response.prepared
+                and "gzip" in request.headers.get("Accept-Encoding", "").lower()
+                and (response.content_type or "").startswith(COMPRESSIBLE)
+                and len(response.body or b"") >= COMPRESS_FROM):
+            response.enable_compression(ContentCoding.gzip)
+        return response
+
+    def _own_origin(self, request: web.Request) -> bool:
+        scheme = "https" if self.settings.desk_secure_cookie else request.scheme
+        return same_origin(request.headers.get("Origin"), request.headers.get("Referer"),
+                           request.host, scheme)
+
+    async def _secure_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        for name, value in self.headers.items():
+            response.headers.setdefault(name, value)
+        if request.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+
     @web.middleware
     async def _authenticate(self, request: web.Request, handler):
         if request.path == "/api/login" or not request.path.startswith("/api/"):
             return await handler(request)
-        name = self.sessions.user_of(request.cookies.get(COOKIE))
-        user = self.users.get(name) if name is not None else None
-        if user is None:
-            raise web.HTTPUnauthorized(text='{"error": "sign in"}', content_type="application/json")
+        session = self.sessions.parse(request.cookies.get(COOKIE))
+        user = self.users.get(session.name) if session is not None else None
+        if user is None or session is None or not await self.open_sessions.use(session):
+            raise http_error(web.HTTPUnauthorized, "sign in")
         request[USER] = user
+        request[SESSION] = session
         return await handler(request)
 
+    # --- signing in and out --------------------------------------------------------------
     async def login(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-            name, password = str(body["name"]), str(body["password"])
-        except (ValueError, KeyError, TypeError):
-            raise web.HTTPBadRequest(text='{"error": "name and password"}',
-                                     content_type="application/json") from None
-        user = self.users.authenticate(name, password)
+        """Sign in: throttled per name and per address (429 with Retry-After while locked),
+        the password checked off the event loop, every attempt audited."""
+        body = await read_json(request, LoginRequest)
+        address = request.remote or "-"
+        keys = (f"name:{body.name}", f"address:{address}")
+        wait = self.throttle.retry_after(*keys)
+        if wait > 0:
+            audit_login(body.name, address, "throttled")
+            raise http_error(web.HTTPTooManyRequests, "too many failed logins: try again later",
+                             **{"Retry-After": str(math.ceil(wait))})
+        user = await asyncio.get_running_loop().run_in_executor(
+            self._hashing, self.users.authenticate, body.name, body.password)
         if user is None:
-            raise web.HTTPUnauthorized(text='{"error": "wrong name or password"}',
-                                       content_type="application/json")
-        response = web.json_response(_me(user))
-        response.set_cookie(COOKIE, self.sessions.issue(user.name), httponly=True,
-                            samesite="Strict", max_age=int(self.settings.desk_session_s))
+            self.throttle.failed(*keys)
+            audit_login(body.name, address, "failed")
+            raise http_error(web.HTTPUnauthorized, "wrong name or password")
+        self.throttle.succeeded(keys[0])
+        token, session = self.sessions.issue(user.name)
+        await self.open_sessions.open(session)
+        audit_login(user.name, address, "ok")
+        response = _json(_me(user))
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict",
+                            secure=self.settings.desk_secure_cookie,
+                            max_age=int(self.settings.desk_session_s))
         return response
 
     async def logout(self, request: web.Request) -> web.Response:
-        response = web.json_response({"signed_out": True})
+        """End the session on the server (every desk sharing the Redis refuses it from now
+        on) and this desk's live feeds of it."""
+        session = request[SESSION]
+        await self.open_sessions.revoke(session)
+        for feed in list(self.feeds):
+            if feed.session == session:
+                feed.push("signed-out", b"{}")
+        response = _json({"signed_out": True})
         response.del_cookie(COOKIE)
         return response
 
     async def me(self, request: web.Request) -> web.Response:
-        return web.json_response(_me(request[USER]) | {"tile_url": self.settings.desk_tile_url})
+        return _json(_me(request[USER]) | {"tile_url": self.settings.desk_tile_url,
+                                           "idle_s": self.settings.desk_idle_s,
+                                           "stale_s": self.settings.desk_stale_s})
 
     # --- the picture -----------------------------------------------------------------------
     async def trucks(self, request: web.Request) -> web.Response:
+        """The jurisdiction's trucks (three round trips to Redis however many): each with
+        its worst open severity, its age and whether it is stale; ``q`` searches plates."""
         user: User = request[USER]
-        out = []
-        for province in user.provinces:
-            worst: dict[str, int] = {}
-            for alert in await self.readmodel.open_alerts(province=province):
+        search = request.query.get("q", "").strip().casefold()
+        if len(search) > history.FILTER_MAX:
+            raise http_error(web.HTTPBadRequest, f"q: at most {history.FILTER_MAX} characters")
+        ids, open_alerts = await asyncio.gather(self.readmodel.vehicles_in_each(user.provinces),
+                                                self.readmodel.open_alerts_in(user.provinces))
+        worst: dict[str, int] = {}
+        for alerts in open_alerts.values():
+            for alert in alerts:
                 rank = SEVERITY_RANK[alert.severity.value]
                 worst[alert.vehicle_id] = max(worst.get(alert.vehicle_id, 0), rank)
-            for vehicle_id in await self.readmodel.vehicles_in(province):
-                latest = await self.readmodel.vehicle(vehicle_id)
-                if not latest or latest.get("province", "") != (province or ""):
-                    continue
-                out.append({
-                    "vehicle_id": vehicle_id, "ts": latest.get("ts"),
-                    "lat": float(latest["lat"]), "lon": float(latest["lon"]),
-                    "speed_kmh": float(latest.get("speed_kmh") or 0),
-                    "province": province, "city": latest.get("city_name") or None,
-                    "open_alerts": int(latest.get("open_alerts") or 0),
-                    "heading": int(latest["heading"]) if latest.get("heading") else None,
-                    "worst": {v: k for k, v in SEVERITY_RANK.items()}.get(worst.get(vehicle_id, 0)),
-                })
-        return web.json_response(out)
+        listed = [(province, vehicle_id) for province, vehicles in ids.items()
+                  for vehicle_id in vehicles]
+        if search:
+            listed = sorted((p, v) for p, v in listed if search in v.casefold())[:SEARCH_MAX]
+        latest = await self.readmodel.latest_of([v for _, v in listed])
+        now_s, names = time.time(), {v: k for k, v in SEVERITY_RANK.items()}
+        out = []
+        for (province, vehicle_id), state in zip(listed, latest):
+            if not state or (state.get("province") or "") != (province or ""):
+                continue  # expired, or moved between the two reads
+            age_s = max(0.0, now_s - int(state.get("ts_ms") or 0) / 1000)
+            out.append({
+                "vehicle_id": vehicle_id, "ts": state.get("ts"),
+                "lat": float(state["lat"] or 0), "lon": float(state["lon"] or 0),
+                "speed_kmh": float(state.get("speed_kmh") or 0),
+                "province": province, "city": state.get("city_name") or None,
+                "open_alerts": int(state.get("open_alerts") or 0),
+                "heading": int(state["heading"]) if state.get("heading") else None,
+                "worst": names.get(worst.get(vehicle_id, 0)),
+                "age_s": round(age_s), "stale": age_s > self.settings.desk_stale_s,
+            })
+        return _json(out)
 
     async def truck(self, request: web.Request) -> web.Response:
         """One truck of the jurisdiction: its last hour, open alerts and permit."""
@@ -268,14 +394,13 @@ class Desk:
                     "permit_id", "un_number", "hazard_class", "cargo_name", "quantity_kg",
                     "valid_from", "valid_until", "route", "corridor_m", "origin", "destination",
                     "carrier", "provinces")}
-            except ValueError:
+            except (ValueError, AttributeError):
                 permit = None
-        return web.json_response({
+        return _json({
             "vehicle_id": vehicle_id, "latest": latest,
             "track": [{"ts_ms": ts, "lat": lat, "lon": lon, "speed_kmh": speed}
                       for ts, lat, lon, speed in await self.readmodel.track(vehicle_id)],
-            "open_alerts": [msgspec.to_builtins(a) for a in
-                            await self.readmodel.open_alerts(vehicle_id=vehicle_id)],
+            "open_alerts": await self.readmodel.open_alerts(vehicle_id=vehicle_id),
             "permit": permit,
         })
 
@@ -284,7 +409,7 @@ class Desk:
         (the rule of ``/api/trucks``); 404 otherwise, unknown or another's alike."""
         latest = await self._latest_in(user, vehicle_id)
         if latest is None:
-            raise _error(web.HTTPNotFound, "no such truck")
+            raise http_error(web.HTTPNotFound, "no such truck")
         return latest
 
     async def _latest_in(self, user: User, vehicle_id: str) -> dict[str, str] | None:
@@ -303,13 +428,83 @@ class Desk:
     async def open_alerts(self, request: web.Request) -> web.Response:
         user: User = request[USER]
         out = []
-        for province in user.provinces:
-            for alert in await self.readmodel.open_alerts(province=province):
+        for alerts in (await self.readmodel.open_alerts_in(user.provinces)).values():
+            for alert in alerts:
                 entry = msgspec.to_builtins(alert)
                 log_ = self.incidents.get(alert.incident_id)
                 entry["incident_log"] = msgspec.to_builtins(log_) if log_ else None
                 out.append(entry)
-        return web.json_response(out)
+        return _json(out)
+
+    # --- a duty shift ---------------------------------------------------------------------
+    async def triage(self, request: web.Request) -> web.Response:
+        return _json(await self._triage(request[USER]))
+
+    async def _triage(self, user: User) -> dict[str, Any]:
+        open_alerts = await self.readmodel.open_alerts_in(user.provinces)
+        return triage.triage((a for alerts in open_alerts.values() for a in alerts),
+                             self.incidents.all(), self.incidents.get, user.sees)
+
+    async def history(self, request: web.Request) -> web.Response:
+        """Alerts of a period from the alerts topic, newest first; ``format=csv`` for a
+        spreadsheet."""
+        user: User = request[USER]
+        args = dict(request.query)
+        form = args.pop("format", "json")
+        if form not in ("json", "csv"):
+            raise http_error(web.HTTPBadRequest, "format: json or csv")
+        try:
+            query = history.query_of(args, datetime.now(CHINA_TZ))
+        except ValueError as exc:
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
+        newest = history.Newest(query.limit)
+        await self._read_period(query.since, query.until,
+                                lambda a: user.sees(a.province) and query.wants(a), newest.add)
+        alerts = newest.alerts()
+        if form == "csv":
+            name = f"yrd-alerts-{query.since:%Y%m%d-%H%M}-{query.until:%Y%m%d-%H%M}.csv"
+            body = await asyncio.to_thread(history.csv_of, alerts)
+            return web.Response(body=body, content_type="text/csv", charset="utf-8",
+                                headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return _json({"from": query.since, "to": query.until, "items": alerts,
+                      "truncated": newest.truncated})
+
+    async def handover(self, request: web.Request) -> web.Response:
+        """A shift's handover: the alerts that came since ``since`` (8 h ago by default),
+        what the desks did, and what stays open."""
+        user: User = request[USER]
+        until = datetime.now(CHINA_TZ)
+        text = request.query.get("since", "")
+        try:
+            since = history.parse_time(text, "since") if text else until - HANDOVER_SPAN
+        except ValueError as exc:
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
+        if since >= until:
+            raise http_error(web.HTTPBadRequest, "since must be in the past")
+        came = triage.Came()
+        await self._read_period(since, until, lambda a: user.sees(a.province), came.add)
+        records = self.incidents.all()
+        return _json({"since": since, "until": until, "came": came.view(),
+                      "handled": triage.handled(records, user.sees, since, until),
+                      "open": (await self._triage(user))["items"]})
+
+    async def _read_period(self, since: datetime, until: datetime, keep, sink) -> None:
+        """Read the alerts topic over a period (a few reads at once per desk; 503 when one
+        takes longer than a minute)."""
+        try:
+            async with self._history_reads, asyncio.timeout(HISTORY_TIMEOUT_S):
+                await history.read_period(self.settings.kafka_options(),
+                                          self.settings.topic_alerts, since, until, keep, sink)
+        except TimeoutError:
+            raise http_error(web.HTTPServiceUnavailable,
+                             "reading the alerts took too long: ask for a shorter period "
+                             "or fewer alerts") from None
+
+    async def region(self, request: web.Request) -> web.Response:
+        user: User = request[USER]
+        open_alerts = await self.readmodel.open_alerts_in(user.provinces)
+        return _json(triage.region(open_alerts, self.incidents.all(), user.provinces,
+                                   datetime.now(CHINA_TZ)))
 
     async def emergencies(self, request: web.Request) -> web.Response:
         """The emergencies of the user's jurisdiction not closed yet (the alarm may have
@@ -318,32 +513,36 @@ class Desk:
         out = [msgspec.to_builtins(r) | {"commands": self.commands.of_incident(r.incident_id)}
                for r in self.incidents.all()
                if r.emergency and r.closed_at is None and user.sees(r.home)]
-        return web.json_response(sorted(out, key=lambda r: r["raised_at"] or "", reverse=True))
+        return _json(sorted(out, key=lambda r: r["raised_at"] or "", reverse=True))
 
     async def incident(self, request: web.Request) -> web.Response:
-        record = self._visible_incident(request[USER], request.match_info["incident_id"])
-        return web.json_response(msgspec.to_builtins(record))
+        return _json(self._visible_incident(request[USER], request.match_info["incident_id"]))
 
     def _visible_incident(self, user: User, incident_id: str) -> IncidentLog:
         """The incident's record if it belongs to the user's jurisdiction; 404 otherwise."""
         record = self.incidents.get(incident_id)
         if record is None or not user.sees(record.home):
-            raise _error(web.HTTPNotFound, "no such incident")
+            raise http_error(web.HTTPNotFound, "no such incident")
         return record
 
     async def resources_now(self, request: web.Request) -> web.Response:
         """Every emergency resource of the region with its status: help may come from any
         province."""
-        return web.json_response([msgspec.to_builtins(r) for r in self.resources.all()])
+        return _json(self.resources.all())
 
-    # --- the map's layers ---------------------------------------------------------------------
-    async def index(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "index.html")
+    # --- the page and the map's layers ---------------------------------------------------------
+    async def index(self, request: web.Request) -> web.Response:
+        return self.static.answer(request, "index.html")
+
+    async def static_file(self, request: web.Request) -> web.Response:
+        return self.static.answer(request, request.match_info["path"])
 
     async def geo(self, request: web.Request) -> web.Response:
-        """Province or city outlines (shipped with the package: no tiles needed)."""
+        """Province or city outlines (shipped with the package: no tiles needed); they never
+        change while the desk runs."""
         return web.Response(body=_geo(request.match_info["layer"]),
-                            content_type="application/geo+json")
+                            content_type="application/geo+json",
+                            headers={"Cache-Control": "private, max-age=86400"})
 
     async def zones_now(self, request: web.Request) -> web.Response:
         """Every zone in force (zones topic and YRD_ZONES_FILE) as GeoJSON, with whether
@@ -355,7 +554,7 @@ class Desk:
             props["banned_now"] = in_force(zone.windows, now_ms)
             features.append({"type": "Feature", "geometry": mapping(zone.geometry),
                              "properties": props})
-        return web.json_response({"type": "FeatureCollection", "features": features})
+        return _json({"type": "FeatureCollection", "features": features})
 
     def _zone(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:
@@ -385,7 +584,10 @@ class Desk:
                 feed.push("incident", data)
 
     async def feed(self, request: web.Request) -> web.StreamResponse:
-        feed = Feed(request[USER], dict(request.query))
+        """The live feed, until the browser leaves or the session ends (logout here at
+        once; logout on another desk, or idle, within :data:`FEED_CHECK_S`)."""
+        session = request[SESSION]
+        feed = Feed(request[USER], dict(request.query), session)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -394,12 +596,17 @@ class Desk:
             await response.write(b": connected\n\n")
             while True:
                 try:
-                    event, data = await asyncio.wait_for(feed.queue.get(), 15)
+                    event, data = await asyncio.wait_for(feed.queue.get(), FEED_CHECK_S)
                 except asyncio.TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
+                    if not await self.open_sessions.is_open(session):
+                        event, data = "signed-out", b"{}"
+                    else:
+                        await response.write(b": keep-alive\n\n")
+                        continue
                 await response.write(b"event: " + event.encode() + b"\ndata: " + data + b"\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
+                if event == "signed-out":
+                    break
+        except (ConnectionResetError, asyncio.CancelledError, RedisError):
             pass
         finally:
             self.feeds.discard(feed)
@@ -411,28 +618,27 @@ class Desk:
         user: User = request[USER]
         vehicle_id = request.match_info["vehicle_id"]
         await self._visible_truck(user, vehicle_id)
-        body = await _json_body(request)
+        body = await read_json(request, CommandRequest)
         try:
             command = command_of(body, vehicle_id, by=user.name, now=datetime.now(CHINA_TZ),
                                  expires_in_s=self.settings.command_expiry_s)
         except ValueError as exc:
-            raise _error(web.HTTPBadRequest, str(exc)) from None
-        return web.json_response(await self._publish(command), status=201)
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
+        return _json(await self._publish(command), status=201)
 
     async def truck_commands(self, request: web.Request) -> web.Response:
         vehicle_id = request.match_info["vehicle_id"]
         await self._visible_truck(request[USER], vehicle_id)
-        return web.json_response(self.commands.of_vehicle(vehicle_id))
+        return _json(self.commands.of_vehicle(vehicle_id))
 
     async def picture(self, request: web.Request) -> web.Response:
         """A picture, if its truck is in the user's jurisdiction now (the rule of the
         truck's commands, which link to it)."""
         picture = self.media.get(request.match_info["media_id"])
         if picture is None or await self._latest_in(request[USER], picture.vehicle_id) is None:
-            raise _error(web.HTTPNotFound, "no such picture")
+            raise http_error(web.HTTPNotFound, "no such picture")
         return web.Response(body=picture.data, content_type=picture.content_type,
-                            headers={"Cache-Control": "private, max-age=3600",
-                                     "X-Content-Type-Options": "nosniff"})
+                            headers={"Cache-Control": "private, max-age=3600"})
 
     async def warning(self, request: web.Request) -> web.Response:
         """What "tell them all" would send, and to whom: the page's form starts from it."""
@@ -441,8 +647,8 @@ class Desk:
         trucks = [{"vehicle_id": t["vehicle_id"], "distance_m": t.get("distance_m"),
                    "yours": await self._latest_in(user, t["vehicle_id"]) is not None}
                   for t in record.exposure.get("trucks") or []]
-        return web.json_response({"incident_id": record.incident_id,
-                                  "text": warning_text(record), "trucks": trucks})
+        return _json({"incident_id": record.incident_id, "text": warning_text(record),
+                      "trucks": trucks})
 
     async def tell_exposed(self, request: web.Request) -> web.Response:
         """One text command (emergency, read aloud) per truck the emergency exposed and the
@@ -450,13 +656,13 @@ class Desk:
         before the first is sent: a text no terminal could show sends none."""
         user: User = request[USER]
         record = self._visible_incident(user, request.match_info["incident_id"])
-        body = await _json_body(request, empty={})
+        body = await read_json(request, WarningRequest, empty=WarningRequest())
         now = datetime.now(CHINA_TZ)
         try:
             text = warning_of(body, record)
             trucks = exposed_trucks(record)
         except ValueError as exc:
-            raise _error(web.HTTPBadRequest, str(exc)) from None
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
         commands, elsewhere = [], []
         for truck in trucks:
             vehicle_id = truck["vehicle_id"]
@@ -465,17 +671,17 @@ class Desk:
                 continue
             try:
                 commands.append(command_of(
-                    {"kind": "text", "text": text, "tts": True, "emergency": True},
+                    CommandRequest(kind="text", text=text, tts=True, emergency=True),
                     vehicle_id, by=user.name, now=now, incident_id=record.incident_id,
                     expires_in_s=self.settings.command_expiry_s))
             except ValueError as exc:
-                raise _error(web.HTTPBadRequest, str(exc)) from None
+                raise http_error(web.HTTPBadRequest, str(exc)) from None
         if not commands:
-            raise _error(web.HTTPForbidden, "every exposed truck is outside your "
-                                            f"jurisdiction: {', '.join(elsewhere)}")
+            raise http_error(web.HTTPForbidden, "every exposed truck is outside your "
+                                                f"jurisdiction: {', '.join(elsewhere)}")
         sent = [await self._publish(command) for command in commands]
-        return web.json_response({"incident_id": record.incident_id, "text": text,
-                                  "commands": sent, "not_yours": elsewhere}, status=201)
+        return _json({"incident_id": record.incident_id, "text": text, "commands": sent,
+                      "not_yours": elsewhere}, status=201)
 
     async def _publish(self, command: Command) -> dict[str, Any]:
         """Put the command on ``yrd.commands`` (key: the plate) and in the desk's book at
@@ -529,13 +735,9 @@ class Desk:
         record = self.incidents.get(incident_id)
         if alert is None and (record is None or not user.sees(record.home)):
             # unknown, or another jurisdiction's: the same answer
-            raise web.HTTPNotFound(text='{"error": "no such incident"}',
-                                   content_type="application/json")
-        try:
-            action = action_of(await request.json(), user.name, datetime.now(CHINA_TZ))
-        except (ValueError, msgspec.ValidationError) as exc:
-            raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}),
-                                     content_type="application/json") from None
+            raise http_error(web.HTTPNotFound, "no such incident")
+        body = await read_json(request, ActionRequest)
+        action = action_of(body, user.name, datetime.now(CHINA_TZ))
         command = IncidentCommand(incident_id=incident_id, action=action, alert=alert)
         assert self.producer is not None and action.action_id is not None
         await self.producer.send_and_wait(self.settings.topic_incident_actions, encode(command),
@@ -544,13 +746,11 @@ class Desk:
             entry, refused = await self.incidents.answer(incident_id, action.action_id,
                                                          ANSWER_TIMEOUT_S)
         except asyncio.TimeoutError:
-            raise web.HTTPGatewayTimeout(
-                text='{"error": "sent, but no incident keeper recorded it yet: is a worker '
-                     'running?"}', content_type="application/json") from None
+            raise http_error(web.HTTPGatewayTimeout, "sent, but no incident keeper recorded it "
+                                                     "yet: is a worker running?") from None
         if refused is not None:
-            raise web.HTTPConflict(text=json.dumps({"error": refused}),
-                                   content_type="application/json")
-        return web.json_response(msgspec.to_builtins(entry))
+            raise http_error(web.HTTPConflict, refused)
+        return _json(entry)
 
     async def _visible_alert(self, user: User, incident_id: str) -> Alert | None:
         for province in user.provinces:
@@ -564,20 +764,48 @@ class Desk:
         return None
 
 
-def _error(kind: type[web.HTTPError], message: str) -> web.HTTPError:
-    return kind(text=json.dumps({"error": message}, ensure_ascii=False),
-                content_type="application/json")
+class StaticFiles:
+    """The page's files, served from memory (read again when changed on disk), gzipped when
+    the browser accepts it, with an ETag; the map library (``vendor/``) cached for a week,
+    the page's own files revalidated each time (a new version shows at once)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._files: dict[Path, tuple[int, bytes, str]] = {}
+
+    def answer(self, request: web.Request, relative: str) -> web.Response:
+        try:
+            path = (self.root / relative).resolve()
+            found = path.is_relative_to(self.root) and path.is_file()
+        except (OSError, ValueError):  # a name no file system has (a NUL byte...)
+            found = False
+        if not found:
+            raise http_error(web.HTTPNotFound, "no such file")
+        body, etag = self._read(path)
+        vendor = path.is_relative_to(self.root / "vendor")
+        headers = {"ETag": etag,
+                   "Cache-Control": "public, max-age=604800" if vendor else "no-cache"}
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers=headers)
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return web.Response(body=body, content_type=content_type, headers=headers,
+                            charset="utf-8" if content_type.startswith("text/")
+                            or content_type.endswith("javascript") else None)
+
+    def _read(self, path: Path) -> tuple[bytes, str]:
+        mtime = path.stat().st_mtime_ns
+        known = self._files.get(path)
+        if known is None or known[0] != mtime:
+            body = path.read_bytes()
+            known = self._files[path] = (mtime, body,
+                                         f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+        return known[1], known[2]
 
 
-async def _json_body(request: web.Request, empty: Any = None) -> Any:
-    """The request's JSON (``empty`` for no body at all, where that is allowed); 400 when
-    it is not JSON."""
-    if empty is not None and not await request.read():
-        return empty
-    try:
-        return await request.json()
-    except ValueError:
-        raise _error(web.HTTPBadRequest, "the body is not JSON") from None
+def _json(data: Any, status: int = 200) -> web.Response:
+    """A JSON answer (msgspec: structs, datetimes as RFC 3339)."""
+    return web.Response(body=msgspec.json.encode(data), status=status,
+                        content_type="application/json")
 
 
 @cache

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -21,6 +21,9 @@ from ..commands import make_command
 from ..gateway.commands import Track, plate_record
 from ..models import Command, CommandResult, IncidentLog
 
+TEXT_MAX = 400
+"""Characters of a text to a driver (the contract's limit; the terminal's GBK limit is
+checked when the command is made)."""
 KEPT_FOR = timedelta(days=7)
 """How long the desk remembers a command: as long as ``yrd.commands`` keeps it."""
 ORPHAN_FOR = timedelta(days=1)
@@ -35,7 +38,7 @@ class CommandRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     emergency), a position or a photo. Confirming an alarm is left to the CLI."""
 
     kind: Literal["text", "position_query", "photo"]
-    text: str | None = None
+    text: Annotated[str, msgspec.Meta(max_length=TEXT_MAX)] | None = None
     tts: bool = False
     emergency: bool = False
     camera: int = 1
@@ -45,14 +48,13 @@ class WarningRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The body of ``POST /api/incidents/{incident_id}/tell-exposed`` (none: the default
     warning)."""
 
-    text: str | None = None
+    text: Annotated[str, msgspec.Meta(max_length=TEXT_MAX)] | None = None
 
 
-def command_of(body: Any, vehicle_id: str, *, by: str, now: datetime, expires_in_s: float,
+def command_of(request: CommandRequest, vehicle_id: str, *, by: str, now: datetime, expires_in_s: float,
                incident_id: str | None = None) -> Command:
     """The command a desk user asked for, or ValueError saying what is wrong with it (the
     contract's limits, and a text no terminal could display: not GBK, too long)."""
-    request = _converted(body, CommandRequest)
     if request.kind == "text":
         text = (request.text or "").strip()
         if not text:
@@ -67,10 +69,9 @@ def command_of(body: Any, vehicle_id: str, *, by: str, now: datetime, expires_in
                         incident_id=incident_id, **fields)
 
 
-def warning_of(body: Any, record: IncidentLog) -> str:
+def warning_of(request: WarningRequest, record: IncidentLog) -> str:
     """The text the exposed trucks hear: the one the desk user wrote, else the default."""
-    text = _converted(body, WarningRequest).text
-    return text if text is not None else warning_text(record)
+    return request.text if request.text is not None else warning_text(record)
 
 
 def warning_text(record: IncidentLog) -> str:
@@ -94,13 +95,6 @@ def exposed_trucks(record: IncidentLog) -> list[dict[str, Any]]:
     if not trucks:
         raise ValueError("no truck was exposed")
     return trucks
-
-
-def _converted(body: Any, kind: type):
-    try:
-        return msgspec.convert(body, kind)
-    except msgspec.ValidationError as exc:
-        raise ValueError(str(exc)) from None
 
 
 @dataclass

@@ -66,6 +66,7 @@ def verify_password(password: str, stored: str) -> bool:
 class Users:
     def __init__(self, users: list[User]) -> None:
         self._by_name = {u.name: u for u in users}
+        self._decoy = _decoy(max((_iterations(u.password) for u in users), default=ITERATIONS))
 
     @classmethod
     def load(cls, path: str | Path) -> "Users":
@@ -75,11 +76,22 @@ class Users:
         return self._by_name.get(name)
 
     def authenticate(self, name: str, password: str) -> User | None:
-        """The user, if the password is theirs (the same work for unknown names)."""
+        """The user, if the password is theirs. An unknown name costs the same hash (a decoy
+        with the users' iteration count), so the answer's time does not tell whether the
+        name exists. Slow on purpose: call it off the event loop."""
         user = self._by_name.get(name)
-        stored = user.password if user is not None else _DUMMY
-        ok = verify_password(password, stored)
+        ok = verify_password(password, user.password if user is not None else self._decoy)
         return user if ok and user is not None else None
 
 
-_DUMMY = hash_password("not a password", 1_000)
+def _iterations(stored: str) -> int:
+    """A stored hash's iteration count (0 when unreadable: verify_password refuses it)."""
+    try:
+        return int(stored.split("$")[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def _decoy(iterations: int) -> str:
+    """A stored hash no password matches, costing ``iterations`` to check."""
+    return f"pbkdf2_sha256${iterations}${secrets.token_hex(16)}${secrets.token_hex(32)}"
