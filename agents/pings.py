@@ -12,7 +12,7 @@ from yrd_hazmat.loopwatch import LoopWatch, freeze_heap, watch_gc
 from yrd_hazmat.readmodel import ReadModel
 
 from agents.app import (
-    app, dead_letters, permits_table, pings_topic, settings, ticks_topic, vehicle_table,
+    app, permits_table, pings_topic, settings, ticks_topic, vehicle_table,
 )
 from agents.checkpoint import Checkpoint
 from agents.outputs import Outputs
@@ -35,7 +35,6 @@ processor = PingProcessor(
     states=states,
     outputs=outputs,
     permits=permits_table,
-    dead_letters=dead_letters,
     zones=zone_registry,
     readmodel=readmodel,
 )

@@ -80,7 +80,6 @@ class _Clock(datetime):
 
 
 async def _drive(scenario: Scenario) -> dict:
-    from agents.deadletter import DeadLetterSink
     from agents.processor import PingProcessor
     from agents.vehicles import VehicleStates
 
@@ -95,9 +94,8 @@ async def _drive(scenario: Scenario) -> dict:
     states = VehicleStates(_Table())
     outputs, readmodel = _Outputs(), _ReadModel()
     processor = PingProcessor(
-        s, states=states, outputs=outputs, permits=permits,
-        dead_letters=DeadLetterSink(None, s.deadletter_max_raw_bytes), places=places,
-        zones=zones, readmodel=readmodel)
+        s, states=states, outputs=outputs, permits=permits, places=places, zones=zones,
+        readmodel=readmodel)
     processor.__dict__["resources"] = _resources()
     with mock.patch("agents.processor.datetime", _Clock):
         for batch, now_ms in zip(scenario.batches, scenario.now_ms):

@@ -1,0 +1,363 @@
+"""One fetched partition batch through the pure core: records in, everything to write out.
+
+The worker's shell (:mod:`agents.processor`) reads a batch, hands it here with the
+vehicles' states and the reference data in force (:class:`World`), and writes what comes
+back (:class:`Step`): the records for the alert, handover, incident and dead-letter
+topics, the vehicles' new states, the read-model updates, the counts for the metrics.
+Nothing here touches Kafka, Redis or a clock (the processing time is passed in), so a
+batch replays the same anywhere (``tests/golden``).
+
+The way of a batch of pings, in this order and each step once:
+1. decode and check every record (:func:`yrd_hazmat.codec.decode_ping`, a time too far
+   ahead of the record's arrival): rejects become dead letters;
+2. replays (:mod:`.replays`): records a vehicle's state already holds (the worker
+   processed them before a restart) are dropped;
+3. enrichment, for the whole batch at once: WGS-84, metres, province, city and zones of
+   every valid fix (:func:`yrd_hazmat.enrich.observe`), each fix's place on its permitted
+   route, the zones every segment passes through;
+4. each vehicle's pings through the rules (:func:`yrd_hazmat.engine.advance`): new
+   state, alerts, handovers; the event-time duplicates are dropped there;
+5. the records to write, once the shell has looked up the trucks exposed to the batch's
+   emergencies (:meth:`Step.expose`, the one lookup the core cannot do itself).
+
+A vehicle whose step fails (a bug) has its records dead-lettered with the reason; the
+other vehicles of the batch go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import msgspec
+
+from ..codec import PROCESSING_ERROR, TOO_OLD, Rejection, dead_letter, decode_ping, encode, time_ahead
+from ..emergency.incidents import command_for
+from ..emergency.responders import ResourceIndex
+from ..emergency.scene import is_emergency, with_trucks
+from ..engine import Outcome, Reference, RulesConfig, advance, route_positions_of, silence, timer_due
+from ..enrich import observe
+from ..geo.jurisdiction import JurisdictionIndex
+from ..models import Alert, AlertState, Ping
+from ..observation import Observation
+from ..permits.status import PermitStatus
+from ..readmodel import VehicleUpdate
+from ..state import VehicleState
+from ..timeutil import to_ms
+from ..zones.index import ZoneIndex
+from ..zones.segments import crossings_of
+from .replays import fresh
+from .updates import vehicle_update
+
+log = logging.getLogger(__name__)
+
+_TOO_OLD = Rejection(TOO_OLD, "fix older than the history horizon (YRD_HISTORY_HORIZON_S) "
+                             "before the vehicle's latest")
+
+
+class Record(Protocol):
+    """A fetched record, as aiokafka gives it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int | None
+
+
+class Vehicles(Protocol):
+    """The vehicles' states the worker holds (decoded, by key)."""
+
+    def get(self, key: bytes) -> VehicleState | None: ...
+
+
+@dataclass(frozen=True)
+class Topics:
+    alerts: str
+    handovers: str
+    incident_actions: str
+    deadletter: str
+
+
+@dataclass(frozen=True)
+class World:
+    """The reference data in force and the limits a batch is judged by."""
+
+    rules: RulesConfig
+    places: JurisdictionIndex
+    provinces: Mapping[str, Any]
+    zones: ZoneIndex
+    permit: Callable[[bytes], PermitStatus]
+    """A vehicle's permit status, by key (no permit: ``NO_PERMIT``)."""
+    resources: ResourceIndex | None
+    topics: Topics
+    max_ping_bytes: int
+    future_tolerance_ms: int
+    max_raw_bytes: int
+    """Of a rejected record's value kept in its dead letter."""
+    exposure_max_age_s: float
+
+
+@dataclass
+class VehicleStep:
+    """One vehicle's share of a batch."""
+
+    key: bytes
+    outcome: Outcome
+    records: list
+    """Its input records (dead-lettered if writing its outcome fails; none for a tick)."""
+
+
+@dataclass
+class Counts:
+    consumed: int = 0
+    replayed: int = 0
+    accepted: int = 0
+    without_fix: int = 0
+    uploaded_late: int = 0
+    duplicates: int = 0
+    implausible: int = 0
+    rejected: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class Step:
+    """What a batch (or a batch of timer ticks) produced."""
+
+    now: datetime
+    world: World
+    vehicles: list[VehicleStep] = field(default_factory=list)
+    states: dict[bytes, VehicleState] = field(default_factory=dict)
+    """The vehicles' new states, to keep."""
+    updates: list[VehicleUpdate] = field(default_factory=list)
+    rejected: list[tuple[Any, Rejection]] = field(default_factory=list)
+    counts: Counts = field(default_factory=Counts)
+    accepted_ts: list[float] = field(default_factory=list)
+    """Event times (s) of the pings accepted, for the latency metrics."""
+    accepted_arrivals: list[int] = field(default_factory=list)
+    """Record times (ms) of the pings accepted."""
+
+    # --- the one lookup the shell does -----------------------------------------------
+    def emergencies(self) -> list[Alert]:
+        """The raised emergencies, waiting for the trucks the read model places near them."""
+        return [a for v in self.vehicles for a in v.outcome.alerts if _waits(a)]
+
+    def expose(self, nearby: Sequence[list | None] | None, unknown: str | None = None) -> None:
+        """Put the trucks near each emergency (in :meth:`emergencies`' order) into its
+        alert; ``nearby`` None: the read model could not say (``unknown`` says why)."""
+        found = iter(nearby) if nearby is not None else None
+        max_age_s = self.world.exposure_max_age_s
+        for v in self.vehicles:
+            alerts = v.outcome.alerts
+            for i, alert in enumerate(alerts):
+                if _waits(alert):
+                    near = next(found) if found is not None else None
+                    alerts[i] = with_trucks(alert, near, max_age_s=max_age_s, unknown=unknown)
+
+    # --- what to write ------------------------------------------------------------------
+    def published(self) -> list[Alert]:
+        return [a for v in self.vehicles for a in v.outcome.alerts]
+
+    def records(self) -> list[tuple[str, bytes | None, bytes]]:
+        """(topic, key, value) of everything to send, each vehicle's in order; a vehicle
+        whose records cannot be made has its input records dead-lettered instead."""
+        out = [self._dead_letter(record, rejection) for record, rejection in self.rejected]
+        for v in self.vehicles:
+            try:
+                out += _outcome_records(v.key, v.outcome, self.world.topics)
+            except Exception as exc:  # a bug must not stop the stream or lose the pings
+                if not v.records:  # the timer's: as before, the batch fails
+                    raise
+                log.exception("publishing %s failed", v.key)
+                failure = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+                v.outcome.alerts.clear()
+                out += [self._dead_letter(r, failure) for r in v.records]
+        return out
+
+    def _dead_letter(self, record, rejection: Rejection) -> tuple[str, bytes | None, bytes]:
+        self.counts.rejected[rejection.reason] += 1
+        return self.world.topics.deadletter, record.key, encode(dead_letter(
+            topic=record.topic, partition=record.partition, offset=record.offset,
+            key=record.key, value=record.value, rejection=rejection, received_at=self.now,
+            max_raw_bytes=self.world.max_raw_bytes))
+
+
+def _waits(alert: Alert) -> bool:
+    return alert.state is AlertState.RAISED and is_emergency(alert)
+
+
+def _outcome_records(key: bytes, outcome: Outcome, topics: Topics
+                     ) -> list[tuple[str, bytes | None, bytes]]:
+    out: list[tuple[str, bytes | None, bytes]] = []
+    for alert in outcome.alerts:
+        if is_emergency(alert):  # the incident keeper records it
+            out.append((topics.incident_actions, alert.incident_id.encode(),
+                        encode(command_for(alert))))
+        out.append((topics.alerts, key, encode(alert)))
+    for handover in outcome.handovers:
+        out.append((topics.handovers, key, encode(handover)))
+    return out
+
+
+# --- a batch of pings ---------------------------------------------------------------------
+def run(records: Sequence[Record], vehicles: Vehicles, world: World, now: datetime) -> Step:
+    """One partition batch of ``yrd.pings`` records (offset order) through the core."""
+    step = Step(now=now, world=world)
+    step.counts.consumed = len(records)
+    pings, origin = _decoded(records, world, to_ms(now), step)
+    if not pings:
+        return step
+    partition = records[0].partition
+    by_vehicle: dict[str, list[int]] = defaultdict(list)
+    for i, ping in enumerate(pings):
+        by_vehicle[ping.vehicle_id].append(i)
+    new, replayed, resubmit = fresh(vehicles, partition, by_vehicle, origin)
+    step.updates += resubmit
+    step.counts.replayed = replayed
+    if not new:
+        return step
+    kept = [i for indices in new.values() for i in indices]
+    located = [i for i in kept if pings[i].fix_valid]
+    step.counts.without_fix = len(kept) - len(located)
+    observations = dict(zip(located, observe([pings[i] for i in located], world.places,
+                                             world.zones)))
+    positions = {v: [i for i in indices if i in observations] for v, indices in new.items()}
+    batches = {v: [observations[i] for i in indices] for v, indices in positions.items()}
+    reference = _reference(batches, vehicles, world)
+    heard = _heard(pings, new)
+    for vehicle_id, indices in new.items():
+        step.counts.accepted += len(indices)
+        try:
+            _advance(step, vehicles, vehicle_id, partition, batches[vehicle_id],
+                     [origin[i] for i in indices], [origin[i] for i in positions[vehicle_id]],
+                     reference, heard.get(vehicle_id))
+        except Exception as exc:  # a bug must not stop the stream or lose the pings
+            log.exception("processing %s failed", vehicle_id)
+            failure = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+            step.rejected += [(origin[i], failure) for i in indices]
+    step.accepted_ts = [pings[i].ts.timestamp() for i in kept]
+    step.accepted_arrivals = [origin[i].timestamp for i in kept if origin[i].timestamp is not None]
+    return step
+
+
+def _decoded(records: Sequence[Record], world: World, now_ms: int, step: Step
+             ) -> tuple[list[Ping], list]:
+    """The valid pings of the batch and their records; the others rejected."""
+    pings: list[Ping] = []
+    origin: list = []
+    for record in records:
+        result = decode_ping(record.key, record.value, world.max_ping_bytes)
+        if not isinstance(result, Rejection):
+            received_ms = record.timestamp if record.timestamp is not None else now_ms
+            result = time_ahead(result, received_ms, world.future_tolerance_ms) or result
+        if isinstance(result, Rejection):
+            step.rejected.append((record, result))
+        else:
+            pings.append(result)
+            origin.append(record)
+    return pings, origin
+
+
+def _reference(batches: dict[str, list[Observation]], vehicles: Vehicles, world: World
+               ) -> Reference:
+    """The reference data of the batch's vehicles, with the route positions and segment
+    crossings of all their new fixes computed at once."""
+    permits = {v: world.permit(v.encode("utf-8")) for v in batches}
+    lasts = {v: _last_fix(vehicles, v) for v in batches}
+    zones = world.zones
+    return Reference(zones=zones.by_id, permits=permits, provinces=world.provinces,
+                     route_positions=route_positions_of(batches, permits), zone_index=zones,
+                     resources=world.resources,
+                     crossings=crossings_of(batches, lasts, zones, world.rules.segments))
+
+
+def _last_fix(vehicles: Vehicles, vehicle_id: str) -> Observation | None:
+    state = vehicles.get(vehicle_id.encode("utf-8"))
+    return state.last if state is not None else None
+
+
+def _heard(pings: list[Ping], new: dict[str, list[int]]) -> dict[str, int]:
+    """Per vehicle, the time of its latest report without a valid fix (proof of life)."""
+    heard: dict[str, int] = {}
+    for vehicle_id, indices in new.items():
+        times = [to_ms(pings[i].ts) for i in indices if not pings[i].fix_valid]
+        if times:
+            heard[vehicle_id] = max(times)
+    return heard
+
+
+def _advance(step: Step, vehicles: Vehicles, vehicle_id: str, partition: int,
+             batch: list[Observation], records: list, located: list, reference: Reference,
+             heard_ms: int | None) -> None:
+    """One vehicle's pings through the rules. ``records``: the vehicle's records of the
+    batch; ``batch``: the observations of those with a valid fix (``located``, in the same
+    order); ``heard_ms``: its latest report without a fix."""
+    key = vehicle_id.encode("utf-8")
+    state = vehicles.get(key)
+    previous = state.last if state is not None else None
+    outcome = advance(state, vehicle_id, batch, step.world.rules, step.now, reference,
+                      heard_ms=heard_ms)
+    outcome.state.partition = partition
+    outcome.state.offset = records[-1].offset
+    step.states[key] = outcome.state
+    step.vehicles.append(VehicleStep(key, outcome, records))
+    step.rejected += [(located[index], _TOO_OLD) for index in outcome.late]
+    counts = step.counts
+    counts.uploaded_late += outcome.uploaded_late
+    counts.duplicates += outcome.duplicates
+    counts.implausible += outcome.implausible
+    update = vehicle_update(outcome.state, previous, batch)
+    if update is not None:
+        step.updates.append(update)
+
+
+# --- the timer ------------------------------------------------------------------------------
+def tick(records: Iterable[Record], vehicles: Vehicles, world: World, now: datetime) -> Step:
+    """Timer ticks (prompts for vehicles that may have gone silent or have fixes waiting)."""
+    step = Step(now=now, world=world)
+    latest: dict[bytes, int] = {}
+    for record in records:
+        try:
+            latest[record.key] = int(msgspec.json.decode(record.value)["now_ms"])
+        except Exception:  # a tick is only a prompt: log it, keep the stream going
+            log.warning("unreadable timer tick at %s[%s]@%s", record.topic,
+                        record.partition, record.offset)
+    for key, now_ms in latest.items():
+        try:
+            _silence(step, vehicles, key, now_ms)
+        except Exception:
+            log.exception("timer tick for %r failed", key)
+    return step
+
+
+def _silence(step: Step, vehicles: Vehicles, key: bytes, now_ms: int) -> None:
+    state = vehicles.get(key)
+    if state is None:
+        return
+    world = step.world
+    reference = Reference(zones=world.zones.by_id, zone_index=world.zones,
+                          permits={state.vehicle_id: world.permit(key)},
+                          provinces=world.provinces, resources=world.resources)
+    waiting, previous = (len(state.pending), len(state.kept)), state.last
+    outcome = silence(state, now_ms, world.rules, step.now, reference)
+    if not outcome.alerts and (len(state.pending), len(state.kept)) == waiting:
+        return
+    step.states[key] = state
+    step.vehicles.append(VehicleStep(key, outcome, []))
+    update = vehicle_update(state, previous)
+    if update is not None:
+        step.updates.append(update)
+
+
+def due(vehicles: Iterable[tuple[bytes, VehicleState]], now_ms: int, world: World
+        ) -> list[tuple[bytes, int]]:
+    """(key, partition) of every vehicle the timer should prompt at ``now_ms``: fixes
+    waiting that are due, or a silence to report."""
+    return [(key, state.partition) for key, state in vehicles
+            if state.partition is not None
+            and timer_due(state, now_ms, world.rules, world.permit(key))]
