@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         description="bytes the broker gathers for a fetch before answering (or fetch_wait_ms)",
     )
 
+    # --- rules ------------------------------------------------------------
+    # Each default is the rule's own (its configuration struct in yrd_hazmat/rules/, ms
+    # there, seconds here), repeated rather than imported: the rule modules load numpy,
+    # shapely and pyproj, which the CLI and the gateway importing this module do not need.
+    # tests/unit/test_rules_settings.py keeps them, and README.md's table, in agreement.
+
     # --- rules: speeding (Measures for Road Transport of Dangerous Goods, Art. 46)
     speed_limit_expressway_kmh: float = Field(80.0, gt=0)
     speed_limit_other_kmh: float = Field(60.0, gt=0)
@@ -187,6 +193,7 @@ class Settings(BaseSettings):
     resources_file: str | None = Field(
         None, description="emergency resources loaded at start (JSON like "
                           "yrd_hazmat/data/resources.json)")
+    # The next three set the rules' ResponseConfig (emergency/scene.py): see the rules' note
     responders_max: int = Field(5, ge=1, le=50, description="responders proposed per critical alert")
     responder_road_factor: float = Field(
         1.35, ge=1.0, le=3.0, description="road distance over straight-line distance")

@@ -1,4 +1,9 @@
-"""The rules' configuration, built from the settings (seconds in, milliseconds out)."""
+"""The rules' configuration, built from the settings (seconds in, milliseconds out).
+
+Every field of :class:`~.engine.RulesConfig` is set here from a setting whose default is
+the rule's own, but for the few deliberately fixed (listed, with why, in
+``tests/unit/test_rules_settings.py``, which fails naming what to add otherwise).
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The rules the worker runs, in the order they run on every ping.
 
-Adding a rule: its module in ``rules/`` (ending with its :class:`~.rules.rule.Rule`),
-its tests, and one line here. The vehicle's state (:mod:`.state`) and the rules'
-configuration (:class:`.engine.RulesConfig`) are built from this list.
+Adding a rule: README.md, "Adding a rule" (its module in ``rules/`` ending with its
+:class:`~.rules.rule.Rule`, one line here, its alert types, its settings if tunable, its
+tests). The vehicle's state (:mod:`.state`) and the rules' configuration
+(:class:`.engine.RulesConfig`) are built from this list.
 """
 
 from __future__ import annotations

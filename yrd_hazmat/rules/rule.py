@@ -20,8 +20,8 @@ A rule is one module in ``rules/`` that ends with a :class:`Rule`::
   for a rule whose alert means the ping must not move the truck: the rules
   after it do not see that ping.
 
-Adding a rule is its module, its tests, and one line in
-:data:`yrd_hazmat.ruleset.RULES`, which states the order the rules run in.
+Adding a rule: README.md, "Adding a rule"; its line in :data:`yrd_hazmat.ruleset.RULES`
+states the order the rules run in.
 """
 
 from __future__ import annotations
