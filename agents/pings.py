@@ -8,6 +8,7 @@ import signal
 import time
 
 from yrd_hazmat import logs, metrics
+from yrd_hazmat.core.replays import unprocessed
 from yrd_hazmat.loopwatch import LoopWatch, freeze_heap, watch_gc
 from yrd_hazmat.readmodel import ReadModel
 
@@ -133,7 +134,7 @@ async def _unprocessed(message) -> list:
             await app.consumer.seek(tp, expected)
             return []
         return message.records
-    fresh = [r for r in message.records if r.offset >= expected]
+    fresh = unprocessed(message.records, expected)
     metrics.PINGS_REPLAYED.inc(len(message.records) - len(fresh))
     return fresh
 

@@ -45,13 +45,12 @@ from ..geo.jurisdiction import JurisdictionIndex
 from ..models import Alert, AlertState, Ping
 from ..observation import Observation
 from ..permits.status import PermitStatus
-from ..readmodel import VehicleUpdate
 from ..state import VehicleState
 from ..timeutil import to_ms
 from ..zones.index import ZoneIndex
 from ..zones.segments import crossings_of
 from .replays import fresh
-from .updates import vehicle_update
+from .updates import VehicleUpdate, vehicle_update
 
 log = logging.getLogger(__name__)
 

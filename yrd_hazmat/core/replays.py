@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..readmodel import VehicleUpdate
 from ..state import VehicleState
-from .updates import vehicle_update
+from .updates import VehicleUpdate, vehicle_update
 
 
 class _Vehicles(Protocol):

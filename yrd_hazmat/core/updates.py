@@ -1,12 +1,26 @@
-"""A vehicle's read-model update after the core ran its pings (the shell writes it)."""
+"""A vehicle's read-model update after the core ran its pings (the read model writes it)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
+
 from ..observation import Observation
-from ..readmodel import VehicleUpdate
 from ..state import VehicleState
+
+
+class VehicleUpdate(msgspec.Struct, frozen=True, gc=False):
+    """A vehicle's latest observation after a batch, and where it was before."""
+
+    vehicle_id: str
+    latest: Observation
+    previous_province: str | None
+    previously_seen: bool
+    open_alerts: int
+    """Not written: the hash's ``open_alerts`` counts the open-alert hash in Redis."""
+    track: tuple[Observation, ...] = ()
+    """The batch's other positions before ``latest`` (for the vehicle's last-hour track)."""
 
 
 def vehicle_update(state: VehicleState, previous: Observation | None,
