@@ -1,6 +1,5 @@
-"""The Faust application: topics, the vehicle-state table and the agents.
-
-Run it with ``faust -A agents.app worker -l info`` or ``yrd-hazmat worker``.
+"""The Faust application: its topics and tables. The agents attach to it in their own
+modules, which :mod:`agents.worker` imports (run that: ``faust -A agents.worker worker``).
 Configuration comes from :class:`yrd_hazmat.config.Settings` (environment).
 """
 
@@ -32,7 +31,7 @@ def _credentials(settings: Settings) -> faust.SASLCredentials | ssl.SSLContext |
 
 
 def create_app(settings: Settings) -> faust.App:
-    """A Faust app wired to the configured broker; agents attach in :mod:`agents.pings`.
+    """A Faust app wired to the configured broker (agents attach in their modules).
 
     The broker URL uses the project's transport (``yrdkafka://``, see
     :mod:`agents.delivery`): pings and ticks arrive a partition batch at a time
@@ -92,5 +91,3 @@ def _vehicle_table(name: str, help: str) -> faust.Table:
 
 vehicle_table = _vehicle_table("vehicle-state", "per-vehicle rule state (msgpack VehicleState)")
 permits_table = _vehicle_table("permits", "latest valid permit record (msgpack PermitEntry)")
-
-from agents import incidents, permits, pings, resources, zones  # noqa: E402,F401  (registers the agents on ``app``)

@@ -42,7 +42,7 @@ from yrd_hazmat.models import IncidentCommand, IncidentLog, Resource
 from yrd_hazmat.timeutil import CHINA_TZ
 
 from agents.app import app, dead_letters, settings
-from agents.pings import processor
+from agents.process_pings import processor
 
 log = logging.getLogger(__name__)
 

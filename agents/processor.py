@@ -5,7 +5,7 @@ a batch produces; this shell only supplies what the core cannot know (the proces
 time, the reference data in force, the trucks the read model places near an emergency)
 and writes the result: records to their topics, the vehicles' new states, the read-model
 updates, the metrics. Vehicle states stay decoded in memory (:mod:`agents.vehicles`);
-:class:`agents.checkpoint.Checkpoint` makes them and the input offsets durable, in an
+:class:`agents.delivery.checkpoint.Checkpoint` makes them and the input offsets durable, in an
 order that survives a kill -9 at any moment.
 """
 
@@ -37,7 +37,7 @@ from yrd_hazmat.rules_config import rules_config
 from yrd_hazmat.timeutil import CHINA_TZ
 from yrd_hazmat.zones.registry import ZoneRegistry
 
-from agents.outputs import Outputs
+from agents.delivery.outputs import Outputs
 from agents.vehicles import VehicleStates
 
 log = logging.getLogger(__name__)

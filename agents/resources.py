@@ -12,7 +12,7 @@ from __future__ import annotations
 from yrd_hazmat.follow import follow_topic
 
 from agents.app import app, settings
-from agents.pings import processor
+from agents.process_pings import processor
 
 
 @app.task

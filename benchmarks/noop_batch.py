@@ -1,9 +1,9 @@
 """B1: a no-op agent of the worker's design, the ceiling of its delivery path.
 
 The same shape as the worker's pings agent (``agents/app.py``,
-``agents/pings.py``) with nothing inside the loop:
+``agents/process_pings.py``) with nothing inside the loop:
 
-- the project's transport ``yrdkafka://`` (``agents/delivery.py``), the pings
+- the project's transport ``yrdkafka://`` (``agents/delivery/``), the pings
   topic in ``app.batch_topics``, so each event is one fetched partition batch;
 - the topic with ``acks=False`` and the agent with concurrency 1, reading
   ``stream.events()``;
@@ -12,7 +12,7 @@ The same shape as the worker's pings agent (``agents/app.py``,
   store, no web server);
 - offsets committed by checkpoint: every ``YRD_CHECKPOINT_S`` it hands the
   processed offsets to ``app.consumer.checkpointed()``, as
-  ``agents/checkpoint.py`` does (without outputs or states to make durable),
+  ``agents/delivery/checkpoint.py`` does (without outputs or states to make durable),
   so Faust's commit loop commits them.
 
 It counts ``len(event.message.records)``. Run by ``python -m benchmarks.pipeline``

@@ -66,13 +66,13 @@ def topics() -> None:
 @main.command()
 @click.option("--loglevel", default="info", show_default=True)
 def worker(loglevel: str) -> None:
-    """Run the Faust worker (same as ``faust -A agents.app worker``)."""
+    """Run the Faust worker (same as ``faust -A agents.worker worker``)."""
     import faust
 
     from .topics import ensure_topics_ready
 
     asyncio.run(ensure_topics_ready(get_settings()))
-    from agents.app import app
+    from agents.worker import app
 
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()
 

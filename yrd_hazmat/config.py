@@ -389,7 +389,7 @@ class InvalidSettings(SystemExit):
 
     A :class:`SystemExit` whose code is one line, ``error: VARIABLE: problem``
     (several problems are joined with ``; ``): uncaught, Python prints that
-    line and exits 1 without a traceback (``faust -A agents.app worker``);
+    line and exits 1 without a traceback (``faust -A agents.worker worker``);
     ``yrd-hazmat`` prints it and exits 2. The value itself is never repeated,
     as it may be a secret.
     """

@@ -7,7 +7,6 @@ secrets. None of this needs Kafka or Redis.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import socket
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import local_services
 from yrd_hazmat.config import InvalidSettings, Settings, load_settings, mask_text, mask_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,13 +31,6 @@ SECRET_ENV = {
     "YRD_KAFKA_SASL_USERNAME": "worker",
     "YRD_KAFKA_SASL_PASSWORD": "s3cret-sasl",
 }
-
-
-def load_services():
-    spec = importlib.util.spec_from_file_location("yrd_services_unit", REPO / "deploy/local/services.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -171,9 +164,9 @@ def test_help_and_schemas_need_no_valid_settings():
 
 
 def test_faust_worker_command_fails_in_one_line():
-    """``faust -A agents.app worker`` reads the settings when it imports the app."""
+    """``faust -A agents.worker worker`` reads the settings when it imports the app."""
     env = clean_env(YRD_TOPIC_PARTITIONS="abc", **SECRET_ENV)
-    out = run([sys.executable, "-m", "faust", "-A", "agents.app", "worker"], env)
+    out = run([sys.executable, "-m", "faust", "-A", "agents.worker", "worker"], env)
     assert out.returncode == 1
     assert out.stderr.strip() == (
         "error: YRD_TOPIC_PARTITIONS: input should be a valid integer, unable to parse string "
@@ -204,7 +197,7 @@ def test_services_script_never_prints_a_given_password(tmp_path):
 
 
 def test_export_lines_read_passwords_from_their_files(tmp_path):
-    services = load_services()
+    services = local_services()
     secret_file = tmp_path / "worker.password"
     secret_file.write_text("0123abcd\n")
     password = services.read_password(secret_file)
@@ -227,7 +220,7 @@ def test_export_lines_read_passwords_from_their_files(tmp_path):
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
 def test_secure_material_serves_tls_that_kafka_options_trust(tmp_path, monkeypatch):
-    services = load_services()
+    services = local_services()
     cfg = services.make_config(tmp_path, 1, 2, secure=True)
     services.make_secure_material(cfg)
     assert oct(cfg.secure_dir.stat().st_mode & 0o777) == "0o700"
@@ -273,7 +266,7 @@ def test_secure_material_serves_tls_that_kafka_options_trust(tmp_path, monkeypat
 
 
 def test_kafka_acls_give_each_user_only_its_part():
-    services = load_services()
+    services = local_services()
     by_user: dict[str, set] = {}
     for resource, name, pattern, principal, operation in services.kafka_acls():
         by_user.setdefault(principal, set()).add((resource, name, pattern, operation))

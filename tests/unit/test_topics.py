@@ -5,7 +5,7 @@ from yrd_hazmat.topics import topic_specs
 
 
 def test_reference_topics_and_changelogs_are_compacted_and_cover_every_table():
-    from agents.app import app
+    from agents.worker import app
 
     settings = Settings()
     specs = topic_specs(settings)

@@ -1,22 +1,23 @@
-"""The pings agent: fetched batches of ``yrd.pings`` through the rules to ``yrd.alerts``."""
+"""The pings agent and the worker's timers: fetched batches of ``yrd.pings`` (and the timer's
+ticks) through the shell (:mod:`agents.processor`) to the output topics; a checkpoint when
+due, the watchdog of delivery, the read model's writer, the silence check, the metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-import time
 
 from yrd_hazmat import logs, metrics
-from yrd_hazmat.core.replays import unprocessed
 from yrd_hazmat.loopwatch import LoopWatch, freeze_heap, watch_gc
 from yrd_hazmat.readmodel import ReadModel
 
 from agents.app import (
     app, permits_table, pings_topic, settings, ticks_topic, vehicle_table,
 )
-from agents.checkpoint import Checkpoint
-from agents.outputs import Outputs
+from agents.delivery.checkpoint import Checkpoint
+from agents.delivery.outputs import Outputs
+from agents.delivery.positions import Positions
 from agents.processor import PingProcessor
 from agents.vehicles import VehicleStates
 from agents.zones import zone_loader, zone_registry
@@ -28,6 +29,7 @@ outputs = Outputs(lambda: app.producer._ensure_producer())
 readmodel = ReadModel.from_settings(settings)
 checkpoint = Checkpoint(lambda: app.consumer, outputs, states, settings.checkpoint_s, app.crash,
                         readmodel)
+positions = Positions(app, checkpoint, settings.topic_pings)
 processing = asyncio.Lock()
 """Held while a batch or a checkpoint runs, so a rebalance checkpoints between batches."""
 
@@ -57,10 +59,9 @@ async def process_pings(stream):
     try:
         async for event in stream.events():
             message = event.message
-            _last_batch_at[message.tp] = time.monotonic()
-            _time_delivery(message)
+            positions.arrived(message)
             async with processing:
-                records = await _unprocessed(message)
+                records = await positions.unprocessed(message)
                 if records:
                     await processor.handle(message.tp, records)
                     checkpoint.done(message.tp, message.offset + 1)
@@ -72,71 +73,6 @@ async def process_pings(stream):
             await asyncio.wait_for(asyncio.shield(checkpoint.run()), timeout=10)
         except Exception:  # a stop must not hang on a broker that is gone
             log.warning("final checkpoint not completed; the restart replays from the last one")
-
-
-def _time_delivery(message) -> None:
-    """Where a batch's oldest record waited before the agent took it: from its record
-    timestamp until the consumer thread took it from the fetcher (producer linger, broker,
-    fetch), and from there until the agent started on it (thread hop, stream queue, the
-    previous batch)."""
-    taken_at = getattr(message, "taken_at", None)
-    if taken_at is None or message.tp.topic != settings.topic_pings:  # (not the timer's ticks)
-        return
-    first = message.records[0].timestamp if message.records else None
-    if first is not None:
-        metrics.DELIVERY_FETCH.observe(max(0.0, taken_at - first / 1000.0))
-    metrics.DELIVERY_QUEUE.observe(max(0.0, time.time() - taken_at))
-
-
-_last_batch_at: dict = {}
-"""Per partition, when a batch of it last reached the agent (monotonic seconds)."""
-_assigned_at = time.monotonic()
-
-_resume_at: dict = {}
-"""Per partition, where processing resumes after an assignment (asked of the broker)."""
-
-
-async def _next_offset(tp) -> int:
-    """The next offset of ``tp`` to process: after the last one processed here, or, for a
-    partition not processed since its assignment, where the broker says it resumes."""
-    expected = checkpoint.processed.get(tp)
-    if expected is None:
-        expected = _resume_at.get(tp)
-    if expected is None:
-        expected = _resume_at[tp] = await app.consumer.resume_offset(tp)
-        log.info("%s: processing resumes at offset %d", tp, expected)
-    return expected
-
-
-async def _unprocessed(message) -> list:
-    """The records of a batch this worker has not processed yet.
-
-    Records below the partition's next expected offset (the last processed one, or
-    after an assignment the one the broker says processing resumes at) were processed
-    already and are dropped. A batch taken from a position beyond it means records were
-    skipped on their way here (stock Faust drops events fetched before a rebalance, and
-    after a restart the consumer was seen positioned at the log's end): the partition is
-    sought back to the expected offset and the batch dropped, so nothing is lost. A gap
-    with the position where expected is the log's own (transaction markers,
-    compaction) and is accepted.
-    """
-    tp = message.tp
-    expected = await _next_offset(tp)
-    if message.first_offset == expected:
-        return message.records
-    if message.first_offset > expected:
-        skipped_to = app.consumer.unreadable_until.get(tp, -1)
-        if (message.fetched_from is not None and message.fetched_from > expected
-                and not skipped_to >= message.fetched_from):  # (unreadable: skipped on purpose)
-            metrics.DELIVERY_GAPS.inc()
-            log.warning("%s: batch from offset %d, expected %d: seeking back", tp,
-                        message.first_offset, expected)
-            await app.consumer.seek(tp, expected)
-            return []
-        return message.records
-    fresh = unprocessed(message.records, expected)
-    metrics.PINGS_REPLAYED.inc(len(message.records) - len(fresh))
-    return fresh
 
 
 @app.on_partitions_revoked.connect
@@ -159,52 +95,14 @@ async def _forget_revoked(sender, assigned, **kwargs) -> None:
             dropped = states.forget_partitions(gone)
             log.info("dropped %d vehicles of partitions %s", dropped, sorted(gone))
         checkpoint.forget({tp for tp in checkpoint.processed if tp not in assigned})
-        _resume_at.clear()
-        _last_batch_at.clear()
-        global _assigned_at
-        _assigned_at = time.monotonic()
-
-
-QUIET_S = 5.0
+        positions.assigned()
 
 
 @app.timer(interval=2.0)
 async def watch_delivery() -> None:
-    """Self-heal a partition that has records waiting but delivers nothing.
-
-    The kill -9 test saw, rarely and under load, a restarted worker hold its partitions,
-    report ready, and never receive a batch. Every 2 s: when the agent has received no
-    batch at all for ``QUIET_S``, each pings partition whose log end is beyond what was
-    processed has its flow resumed and is sought back to where processing must go on
-    (logged, counted in ``yrd_delivery_stalls_total``)."""
-    consumer = app.consumer
-    if app.rebalancing or consumer is None:
-        return
-    now = time.monotonic()
-    if now - max(_last_batch_at.values(), default=_assigned_at) < QUIET_S:
-        return  # the agent is receiving batches: a partition behind others is not stuck
-    tps = {tp for tp in consumer.assignment() if tp.topic == settings.topic_pings}
-    quiet = [tp for tp in tps if now - _last_batch_at.get(tp, _assigned_at) > QUIET_S]
-    if not quiet:
-        return
-    ends = await consumer.highwaters(*quiet)
-    stalled = []
-    for tp in quiet:
-        done = await _next_offset(tp)
-        if (ends.get(tp) or 0) > done:
-            stalled.append((tp, done))
-    if not stalled:
-        return
-    metrics.DELIVERY_STALLS.inc(len(stalled))
-    log.warning("no batch for %.0f s from %s with records waiting: resuming and seeking back",
-                QUIET_S,
-                ", ".join(f"{tp.topic}[{tp.partition}]@{done}" for tp, done in stalled))
-    app.flow_control.resume()
-    consumer.resume_flow()
-    consumer.resume_partitions({tp for tp, _ in stalled})
-    for tp, done in stalled:
-        await consumer.seek(tp, done)
-        _last_batch_at[tp] = now
+    """Every 2 s: resume a partition that has records waiting but delivers nothing
+    (:meth:`agents.delivery.positions.Positions.watch`)."""
+    await positions.watch()
 
 
 @app.timer(interval=settings.checkpoint_s)

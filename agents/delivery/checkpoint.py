@@ -11,7 +11,7 @@ each step waiting for the broker's acknowledgement of the one before:
 2. the snapshot's vehicle states (one changelog record per changed vehicle),
    each holding the offset of the newest ping it reflects;
 3. the snapshot's input offsets (committed by Faust's commit loop from
-   :meth:`agents.delivery.BatchConsumer.checkpointed`).
+   :meth:`agents.delivery.transport.BatchConsumer.checkpointed`).
 
 A kill -9 at any moment replays input from the last committed offset:
 vehicles whose state was written in step 2 recognise the pings they already
@@ -31,7 +31,7 @@ from faust.types import TP
 
 from yrd_hazmat import metrics
 
-from agents.outputs import Outputs
+from agents.delivery.outputs import Outputs
 from agents.vehicles import VehicleStates
 
 log = logging.getLogger(__name__)

@@ -1,30 +1,4 @@
-"""Batch delivery: one Faust event per fetched partition batch, offsets committed by checkpoint.
-
-Faust delivers every Kafka record as its own event: the conductor, a channel
-queue and the stream's drain loop run per record, which caps a worker at a few
-thousand records per second whatever the rules cost. This module extends Faust
-where it is meant to be extended, its transport (registered under the URL
-scheme ``yrdkafka://`` through the ``faust.transports`` entry point, the way
-Faust registers its own), with a consumer that changes two things for the
-topics an app declares *batched* (``app.batch_topics``):
-
-- **Delivery**: all records fetched for one partition arrive as one
-  :class:`BatchMessage` whose ``value`` is the list of aiokafka records, in
-  offset order. Records of other topics are delivered one by one, as stock
-  Faust does.
-- **Commits**: Faust's per-record acknowledgement is off for batched topics
-  (``acks=False`` on their topics). The consumer commits, for each partition,
-  the offset the application declared *checkpointed* with
-  :meth:`BatchConsumer.checkpointed`: every record below it has been processed
-  and its effects (alerts, dead letters, vehicle state) acknowledged by the
-  broker. Faust's own commit loop, its commit on rebalance and on stop then
-  commit exactly that, never an offset whose records were dropped or still in
-  flight (stock Faust acknowledges events it skips after a rebalance, and the
-  event a stopping worker was processing).
-
-Everything else is Faust's: group membership, rebalancing, table recovery,
-seeking back to the committed offsets after a rebalance.
-"""
+"""Faust's transport with batch delivery and commits by checkpoint (see the package)."""
 
 from __future__ import annotations
 
@@ -176,7 +150,7 @@ def take_readable(consumer, fetcher, tp, result: FetchResult, max_records: int |
         except Exception:  # the rest of the response is no better: step one offset
             pass
         metrics.UNREADABLE_SKIPPED.labels(topic=tp.topic).inc(target - bad)
-        if skipped is not None:  # not a gap to seek back over (agents/pings.py)
+        if skipped is not None:  # not a gap to seek back over (positions.py)
             skipped[tp] = target
         log.error("unreadable records in %s[%d] at offset %d (%s: %s): skipped to offset %d",
                   tp.topic, tp.partition, bad, type(exc).__name__, exc, target)
