@@ -17,6 +17,7 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from .models import Alert, DeadLetter, Ping
+from .timeutil import to_ms
 
 # Reason codes for rejected input: a closed set, so they can label metrics.
 TOO_LARGE: Final = "too_large"
@@ -79,12 +80,13 @@ def decode_ping(key: bytes | None, value: bytes | None, max_bytes: int) -> Ping 
     return ping
 
 
-def time_ahead(ping: Ping, received_ms: int, tolerance_ms: int) -> Rejection | None:
+def time_ahead(ping: Ping, received_ms: int, tolerance_ms: int,
+               ts_ms: int | None = None) -> Rejection | None:
     """The rejection of a fix stamped more than ``tolerance_ms`` ahead of the moment the
     record reached the broker (``received_ms``): a terminal's clock fault (China time
     applied twice is 8 h ahead). Judged against the record's own time, not the worker's
-    clock, so a replay decides the same."""
-    ahead_ms = int(ping.ts.timestamp() * 1000) - received_ms
+    clock, so a replay decides the same. ``ts_ms``: the fix's time in ms, if known already."""
+    ahead_ms = (ts_ms if ts_ms is not None else to_ms(ping.ts)) - received_ms
     if ahead_ms <= tolerance_ms:
         return None
     return Rejection(TIME_AHEAD, f"fix stamped {ping.ts.isoformat()}, {ahead_ms / 1000:.0f} s "

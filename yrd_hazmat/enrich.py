@@ -18,10 +18,12 @@ _NO_ZONES = ZoneIndex([])
 
 
 def observe(
-    pings: Sequence[Ping], places: JurisdictionIndex, zones: ZoneIndex = _NO_ZONES
+    pings: Sequence[Ping], places: JurisdictionIndex, zones: ZoneIndex = _NO_ZONES,
+    ts_ms: Sequence[int] | None = None,
 ) -> list[Observation]:
     """Convert GCJ-02 pings to WGS-84, project them to metres, and locate every ping
-    in its province, city and the zones it is in or near, all batch-wise."""
+    in its province, city and the zones it is in or near, all batch-wise. ``ts_ms``: the
+    pings' times in ms, when the caller has them already."""
     if not pings:
         return []
     lon = np.fromiter((p.lon for p in pings), dtype=float, count=len(pings))
@@ -45,7 +47,7 @@ def observe(
         out.append(
             Observation.from_ping(
                 ping,
-                ts_ms=to_ms(ping.ts),
+                ts_ms=ts_ms[i] if ts_ms is not None else to_ms(ping.ts),
                 lon=float(lon[i]),
                 lat=float(lat[i]),
                 province=provinces[i],

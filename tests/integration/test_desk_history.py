@@ -51,7 +51,7 @@ def truck(vehicle_id: str, province: str, at: datetime, offset: float = 0.0) -> 
                          speed_kmh=60.0, road_class="expressway", alarm_flags=0, status_flags=3,
                          province=province, city=city, heading=90)
     return VehicleUpdate(vehicle_id=vehicle_id, latest=latest, previous_province=None,
-                         previously_seen=False, open_alerts=0)
+                         previously_seen=False)
 
 
 def alert(incident_id: str, vehicle_id: str, province: str, at: datetime, *,

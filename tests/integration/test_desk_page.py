@@ -262,7 +262,7 @@ async def write_fleet(env, trucks: int, alerts: int) -> None:
                          province=province, city=None, heading=rng.randrange(360))
         vehicle = f"测L{i:05d}"
         updates.append(VehicleUpdate(vehicle_id=vehicle, latest=at, previous_province=None,
-                                     previously_seen=False, open_alerts=0))
+                                     previously_seen=False))
         if i < alerts:
             kind, severity = TYPES[i % len(TYPES)]
             incident = f"{i:024x}"

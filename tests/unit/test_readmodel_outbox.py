@@ -37,7 +37,7 @@ def observation(at_s: float, province: str | None = "SH", speed: float = 50.0) -
 def update(vehicle: str, at_s: float, province: str | None = "SH",
            previous: str | None = "SH", seen: bool = True, speed: float = 50.0) -> VehicleUpdate:
     return VehicleUpdate(vehicle_id=vehicle, latest=observation(at_s, province, speed),
-                         previous_province=previous, previously_seen=seen, open_alerts=0)
+                         previous_province=previous, previously_seen=seen)
 
 
 def alert(vehicle: str, incident: str, state: str = "raised", *, type: str = "SPEEDING",
@@ -176,17 +176,17 @@ def test_errors_are_logged_without_the_redis_password():
 def test_the_track_keeps_every_position_between_flushes_in_time_order():
     outbox = Outbox()
     first = VehicleUpdate(vehicle_id="沪A1", latest=observation(20), previous_province=None,
-                          previously_seen=False, open_alerts=0,
+                          previously_seen=False,
                           track=(observation(0), observation(10)))
     second = VehicleUpdate(vehicle_id="沪A1", latest=observation(40), previous_province="SH",
-                           previously_seen=True, open_alerts=0, track=(observation(30),))
+                           previously_seen=True, track=(observation(30),))
     outbox.add([first], [], NOW)
     outbox.add([second], [], NOW)
     vehicles, alerts = outbox.take()
     points = vehicles["沪A1"].row()[14].split(";")
     assert [int(p.split(",")[0]) for p in points] == [observation(s).ts_ms for s in (0, 10, 20, 30)]
     outbox.add([VehicleUpdate(vehicle_id="沪A1", latest=observation(50), previous_province="SH",
-                              previously_seen=True, open_alerts=0)], [], NOW)
+                              previously_seen=True)], [], NOW)
     outbox.restore(vehicles, alerts)  # a failed flush puts its points back, before the new
     points = outbox.vehicles["沪A1"].row()[14].split(";")
     assert [int(p.split(",")[0]) for p in points] == [

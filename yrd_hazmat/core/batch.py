@@ -208,7 +208,7 @@ def run(records: Sequence[Record], vehicles: Vehicles, world: World, now: dateti
     """One partition batch of ``yrd.pings`` records (offset order) through the core."""
     step = Step(now=now, world=world)
     step.counts.consumed = len(records)
-    pings, origin = _decoded(records, world, to_ms(now), step)
+    pings, origin, times = _decoded(records, world, to_ms(now), step)
     if not pings:
         return step
     partition = records[0].partition
@@ -224,11 +224,11 @@ def run(records: Sequence[Record], vehicles: Vehicles, world: World, now: dateti
     located = [i for i in kept if pings[i].fix_valid]
     step.counts.without_fix = len(kept) - len(located)
     observations = dict(zip(located, observe([pings[i] for i in located], world.places,
-                                             world.zones)))
+                                             world.zones, [times[i] for i in located])))
     positions = {v: [i for i in indices if i in observations] for v, indices in new.items()}
     batches = {v: [observations[i] for i in indices] for v, indices in positions.items()}
     reference = _reference(batches, vehicles, world)
-    heard = _heard(pings, new)
+    heard = _heard(pings, times, new)
     for vehicle_id, indices in new.items():
         step.counts.accepted += len(indices)
         try:
@@ -239,27 +239,33 @@ def run(records: Sequence[Record], vehicles: Vehicles, world: World, now: dateti
             log.exception("processing %s failed", vehicle_id)
             failure = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
             step.rejected += [(origin[i], failure) for i in indices]
-    step.accepted_ts = [pings[i].ts.timestamp() for i in kept]
+    step.accepted_ts = [times[i] / 1000 for i in kept]
     step.accepted_arrivals = [origin[i].timestamp for i in kept if origin[i].timestamp is not None]
     return step
 
 
 def _decoded(records: Sequence[Record], world: World, now_ms: int, step: Step
-             ) -> tuple[list[Ping], list]:
-    """The valid pings of the batch and their records; the others rejected."""
+             ) -> tuple[list[Ping], list, list[int]]:
+    """The valid pings of the batch, their records and their times (ms, converted once
+    here); the others rejected."""
     pings: list[Ping] = []
     origin: list = []
+    times: list[int] = []
+    max_bytes, tolerance_ms = world.max_ping_bytes, world.future_tolerance_ms
     for record in records:
-        result = decode_ping(record.key, record.value, world.max_ping_bytes)
+        result = decode_ping(record.key, record.value, max_bytes)
         if not isinstance(result, Rejection):
+            ts_ms = to_ms(result.ts)
             received_ms = record.timestamp if record.timestamp is not None else now_ms
-            result = time_ahead(result, received_ms, world.future_tolerance_ms) or result
-        if isinstance(result, Rejection):
-            step.rejected.append((record, result))
-        else:
-            pings.append(result)
-            origin.append(record)
-    return pings, origin
+            ahead = time_ahead(result, received_ms, tolerance_ms, ts_ms)
+            if ahead is None:
+                pings.append(result)
+                origin.append(record)
+                times.append(ts_ms)
+                continue
+            result = ahead
+        step.rejected.append((record, result))
+    return pings, origin, times
 
 
 def _reference(batches: dict[str, list[Observation]], vehicles: Vehicles, world: World
@@ -280,13 +286,13 @@ def _last_fix(vehicles: Vehicles, vehicle_id: str) -> Observation | None:
     return state.last if state is not None else None
 
 
-def _heard(pings: list[Ping], new: dict[str, list[int]]) -> dict[str, int]:
+def _heard(pings: list[Ping], times: list[int], new: dict[str, list[int]]) -> dict[str, int]:
     """Per vehicle, the time of its latest report without a valid fix (proof of life)."""
     heard: dict[str, int] = {}
     for vehicle_id, indices in new.items():
-        times = [to_ms(pings[i].ts) for i in indices if not pings[i].fix_valid]
-        if times:
-            heard[vehicle_id] = max(times)
+        unfixed = [times[i] for i in indices if not pings[i].fix_valid]
+        if unfixed:
+            heard[vehicle_id] = max(unfixed)
     return heard
 
 

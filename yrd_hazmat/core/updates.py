@@ -17,8 +17,6 @@ class VehicleUpdate(msgspec.Struct, frozen=True, gc=False):
     latest: Observation
     previous_province: str | None
     previously_seen: bool
-    open_alerts: int
-    """Not written: the hash's ``open_alerts`` counts the open-alert hash in Redis."""
     track: tuple[Observation, ...] = ()
     """The batch's other positions before ``latest`` (for the vehicle's last-hour track)."""
 
@@ -40,7 +38,6 @@ def vehicle_update(state: VehicleState, previous: Observation | None,
         latest=last,
         previous_province=previous.province if previous else None,
         previously_seen=previous is not None,
-        open_alerts=len(state.open_incidents),
         track=track,
     )
 

@@ -64,8 +64,10 @@ def step(
     cfg: DeviceAlarmConfig = DeviceAlarmConfig(),
 ) -> tuple[AlarmState, list[Alert]]:
     """Raise alarms whose bit went on and clear those whose bit went off."""
-    alerts: list[Alert] = []
     on = obs.alarm_flags & WATCHED
+    if not on and not state.incidents:  # (nearly every ping: no alarm, none open)
+        return state, []
+    alerts: list[Alert] = []
     for bit, open_id in sorted(state.incidents.items()):
         if not on & (1 << bit):
             _, cleared = incident.clear(open_id, ctx, KINDS[bit], obs, _plain(bit))

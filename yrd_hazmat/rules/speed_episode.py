@@ -9,6 +9,7 @@ known about the speed in between.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -42,11 +43,12 @@ def step(
     ctx: StepContext,
     rule: EpisodeRule,
     limit_kmh: float,
-    details: dict[str, Any],
+    details: Callable[[], dict[str, Any]],
 ) -> tuple[SpeedEpisode, list[Alert]]:
-    """Advance the episode by one observation."""
+    """Advance the episode by one observation. ``details``: the alert's details, asked only
+    when an alert is made (they may cost more than the step)."""
     if obs.speed_kmh <= limit_kmh:
-        return close(state, obs, ctx, rule, details | {"limit_kmh": limit_kmh})
+        return close(state, obs, ctx, rule, lambda: details() | {"limit_kmh": limit_kmh})
     gap = obs.ts_ms - ctx.previous.ts_ms if ctx.previous is not None else 0
     if state.over_since_ms is None or (state.incident is None and gap > rule.max_gap_ms):
         state = SpeedEpisode(over_since_ms=obs.ts_ms, max_speed_kmh=obs.speed_kmh)
@@ -61,7 +63,7 @@ def step(
     over_for_ms = obs.ts_ms - over_since
     if state.incident is not None or over_for_ms < rule.min_duration_ms:
         return state, []
-    state.incident, raised = incident.raise_once(None, ctx, rule, obs, details | {
+    state.incident, raised = incident.raise_once(None, ctx, rule, obs, details() | {
         "speed_kmh": obs.speed_kmh,
         "limit_kmh": limit_kmh,
         "over_since": from_ms(over_since).isoformat(),
@@ -75,13 +77,13 @@ def close(
     obs: Observation,
     ctx: StepContext,
     rule: EpisodeRule,
-    details: dict[str, Any],
+    details: Callable[[], dict[str, Any]],
 ) -> tuple[SpeedEpisode, list[Alert]]:
     """End the episode at ``obs``; clears its alert if one was raised."""
     if state.incident is None:
         return SpeedEpisode(), []
     over_since = state.over_since_ms if state.over_since_ms is not None else obs.ts_ms
-    _, cleared = incident.clear(state.incident, ctx, rule, obs, lambda: details | {
+    _, cleared = incident.clear(state.incident, ctx, rule, obs, lambda: details() | {
         "speed_kmh": obs.speed_kmh,
         "max_speed_kmh": state.max_speed_kmh,
         "over_since": from_ms(over_since).isoformat(),

@@ -39,8 +39,8 @@ def step(
     """Advance the speeding episode of one vehicle by one observation."""
     road = obs.road_class or f"unknown (limit for {cfg.limits.unknown_road_as})"
     return speed_episode.step(
-        state, obs, ctx, cfg.episode, cfg.limits.limit_for(obs.road_class), {"road_class": road}
-    )
+        state, obs, ctx, cfg.episode, cfg.limits.limit_for(obs.road_class),
+        lambda: {"road_class": road})
 
 
 RULE = Rule(name="speeding", state=SpeedEpisode, config=SpeedingConfig, raises=(TYPE,),

@@ -165,22 +165,30 @@ def _while_inside(
 ) -> list[Alert]:
     """The zone's alerts for a ping while the truck is confirmed inside (updates ``track``)."""
     entered_ms = track.entered_ms if track.entered_ms is not None else obs.ts_ms
-    details = _zone_details(zone, obs) | {"entered_at": from_ms(entered_ms).isoformat()}
+    made: list[dict[str, Any]] = []
+
+    def details() -> dict[str, Any]:
+        """The zone's part of the details, made once and only for an alert (the depth costs
+        a shapely call: more than the rest of the step)."""
+        if not made:
+            made.append(_zone_details(zone, obs) | {"entered_at": from_ms(entered_ms).isoformat()})
+        return made[0]
+
     zone_id = zone.zone_id
 
     cargo_class = ctx.permit.cargo_class(obs.ts_ms)
     ban = in_force(zone.windows, obs.ts_ms) and is_banned(cargo_class, zone.banned)
     track.violation, alerts = incident.settle(
         track.violation, ban, ctx, _kind(VIOLATION, zone_id), obs,
-        raised=lambda: details | ban_details(zone, cargo_class) | _emergency(zone, obs, ctx, cfg),
-        cleared=lambda: details | {"reason": "ban_not_in_force"})
+        raised=lambda: details() | ban_details(zone, cargo_class) | _emergency(zone, obs, ctx, cfg),
+        cleared=lambda: details() | {"reason": "ban_not_in_force"})
 
     max_dwell = zone.props.max_dwell_s
     dwell_s = (obs.ts_ms - entered_ms) / 1000
     if max_dwell is not None and dwell_s > max_dwell:
         track.dwell, raised = incident.raise_once(
             track.dwell, ctx, _kind(DWELL, zone_id), obs,
-            lambda: details | {"dwell_s": dwell_s, "max_dwell_s": max_dwell})
+            lambda: details() | {"dwell_s": dwell_s, "max_dwell_s": max_dwell})
         alerts += raised
 
     rule = EpisodeRule(alert_type=SPEEDING, subject=zone_id,
@@ -229,7 +237,7 @@ def _leave(
     _, alerts = incident.clear(track.violation, ctx, _kind(VIOLATION, zone_id), obs, details)
     _, cleared = incident.clear(track.dwell, ctx, _kind(DWELL, zone_id), obs, details)
     rule = EpisodeRule(alert_type=SPEEDING, subject=zone_id, min_duration_ms=0)
-    _, speeding = speed_episode.close(track.speeding, obs, ctx, rule, details)
+    _, speeding = speed_episode.close(track.speeding, obs, ctx, rule, lambda: details)
     return alerts + cleared + speeding
 
 
