@@ -204,6 +204,25 @@ def _outcome_records(key: bytes, outcome: Outcome, topics: Topics
 
 
 # --- a batch of pings ---------------------------------------------------------------------
+class _Vehicle:
+    """One vehicle's share of a batch while it is worked on: its state (looked up once),
+    its new records and pings, their times, the observations of those with a fix."""
+
+    __slots__ = ("vehicle_id", "key", "state", "records", "pings", "times", "fixes",
+                 "observations")
+
+    def __init__(self, vehicle_id: str, state: VehicleState | None) -> None:
+        self.vehicle_id = vehicle_id
+        self.key = vehicle_id.encode("utf-8")
+        self.state = state
+        self.records: list = []
+        self.pings: list[Ping] = []
+        self.times: list[int] = []
+        self.fixes: list = []
+        """The records of the pings with a valid fix (in the order of ``observations``)."""
+        self.observations: list[Observation] = []
+
+
 def run(records: Sequence[Record], vehicles: Vehicles, world: World, now: datetime) -> Step:
     """One partition batch of ``yrd.pings`` records (offset order) through the core."""
     step = Step(now=now, world=world)
@@ -212,36 +231,92 @@ def run(records: Sequence[Record], vehicles: Vehicles, world: World, now: dateti
     if not pings:
         return step
     partition = records[0].partition
-    by_vehicle: dict[str, list[int]] = defaultdict(list)
-    for i, ping in enumerate(pings):
-        by_vehicle[ping.vehicle_id].append(i)
-    new, replayed, resubmit = fresh(vehicles, partition, by_vehicle, origin)
-    step.updates += resubmit
-    step.counts.replayed = replayed
-    if not new:
+    batch = _fresh(_grouped(pings, origin, times, vehicles), partition, step)
+    if not batch:
         return step
-    kept = [i for indices in new.values() for i in indices]
-    located = [i for i in kept if pings[i].fix_valid]
-    step.counts.without_fix = len(kept) - len(located)
-    observations = dict(zip(located, observe([pings[i] for i in located], world.places,
-                                             world.zones, [times[i] for i in located])))
-    positions = {v: [i for i in indices if i in observations] for v, indices in new.items()}
-    batches = {v: [observations[i] for i in indices] for v, indices in positions.items()}
-    reference = _reference(batches, vehicles, world)
-    heard = _heard(pings, times, new)
-    for vehicle_id, indices in new.items():
-        step.counts.accepted += len(indices)
+    _observe(batch, world)
+    step.counts.without_fix = sum(len(v.pings) - len(v.observations) for v in batch)
+    reference = _reference(batch, world)
+    for v in batch:
+        step.counts.accepted += len(v.records)
         try:
-            _advance(step, vehicles, vehicle_id, partition, batches[vehicle_id],
-                     [origin[i] for i in indices], [origin[i] for i in positions[vehicle_id]],
-                     reference, heard.get(vehicle_id))
+            _advance(step, v, partition, reference)
         except Exception as exc:  # a bug must not stop the stream or lose the pings
-            log.exception("processing %s failed", vehicle_id)
+            log.exception("processing %s failed", v.vehicle_id)
             failure = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
-            step.rejected += [(origin[i], failure) for i in indices]
-    step.accepted_ts = [times[i] / 1000 for i in kept]
-    step.accepted_arrivals = [origin[i].timestamp for i in kept if origin[i].timestamp is not None]
+            step.rejected += [(record, failure) for record in v.records]
+    step.accepted_ts = [t / 1000 for v in batch for t in v.times]
+    step.accepted_arrivals = [r.timestamp for v in batch for r in v.records
+                              if r.timestamp is not None]
     return step
+
+
+def _grouped(pings: list[Ping], origin: list, times: list[int], vehicles: Vehicles
+             ) -> list[_Vehicle]:
+    """The batch's pings by vehicle (in the order the vehicles first appear)."""
+    by_vehicle: dict[str, _Vehicle] = {}
+    for ping, record, ts_ms in zip(pings, origin, times):
+        v = by_vehicle.get(ping.vehicle_id)
+        if v is None:
+            v = by_vehicle[ping.vehicle_id] = _Vehicle(
+                ping.vehicle_id, vehicles.get(ping.vehicle_id.encode("utf-8")))
+        v.records.append(record)
+        v.pings.append(ping)
+        v.times.append(ts_ms)
+    return list(by_vehicle.values())
+
+
+def _fresh(batch: list[_Vehicle], partition: int, step: Step) -> list[_Vehicle]:
+    """The vehicles with pings their state does not hold yet (:func:`.replays.fresh`); a
+    vehicle with nothing new has its latest position submitted to the read model again
+    (it never goes backwards), in case the worker that processed them died before its
+    read model was written."""
+    out = []
+    for v in batch:
+        kept = fresh(v.state, partition, v.records)
+        if kept is None:
+            out.append(v)
+            continue
+        step.counts.replayed += len(v.records) - len(kept)
+        if not kept:
+            update = vehicle_update(v.state, None)
+            if update is not None:
+                step.updates.append(update)
+            continue
+        v.records = [v.records[i] for i in kept]
+        v.pings = [v.pings[i] for i in kept]
+        v.times = [v.times[i] for i in kept]
+        out.append(v)
+    return out
+
+
+def _observe(batch: list[_Vehicle], world: World) -> None:
+    """Every valid fix of the batch located at once (:func:`yrd_hazmat.enrich.observe`)."""
+    pings: list[Ping] = []
+    times: list[int] = []
+    owners: list[_Vehicle] = []
+    for v in batch:
+        for ping, ts_ms, record in zip(v.pings, v.times, v.records):
+            if ping.fix_valid:
+                pings.append(ping)
+                times.append(ts_ms)
+                owners.append(v)
+                v.fixes.append(record)
+    for owner, observation in zip(owners, observe(pings, world.places, world.zones, times)):
+        owner.observations.append(observation)
+
+
+def _reference(batch: list[_Vehicle], world: World) -> Reference:
+    """The reference data of the batch's vehicles, with the route positions and segment
+    crossings of all their new fixes computed at once."""
+    observations = {v.vehicle_id: v.observations for v in batch}
+    permits = {v.vehicle_id: world.permit(v.key) for v in batch}
+    lasts = {v.vehicle_id: v.state.last if v.state is not None else None for v in batch}
+    zones = world.zones
+    return Reference(zones=zones.by_id, permits=permits, provinces=world.provinces,
+                     route_positions=route_positions_of(observations, permits),
+                     zone_index=zones, resources=world.resources,
+                     crossings=crossings_of(observations, lasts, zones, world.rules.segments))
 
 
 def _decoded(records: Sequence[Record], world: World, now_ms: int, step: Step
@@ -268,55 +343,24 @@ def _decoded(records: Sequence[Record], world: World, now_ms: int, step: Step
     return pings, origin, times
 
 
-def _reference(batches: dict[str, list[Observation]], vehicles: Vehicles, world: World
-               ) -> Reference:
-    """The reference data of the batch's vehicles, with the route positions and segment
-    crossings of all their new fixes computed at once."""
-    permits = {v: world.permit(v.encode("utf-8")) for v in batches}
-    lasts = {v: _last_fix(vehicles, v) for v in batches}
-    zones = world.zones
-    return Reference(zones=zones.by_id, permits=permits, provinces=world.provinces,
-                     route_positions=route_positions_of(batches, permits), zone_index=zones,
-                     resources=world.resources,
-                     crossings=crossings_of(batches, lasts, zones, world.rules.segments))
-
-
-def _last_fix(vehicles: Vehicles, vehicle_id: str) -> Observation | None:
-    state = vehicles.get(vehicle_id.encode("utf-8"))
-    return state.last if state is not None else None
-
-
-def _heard(pings: list[Ping], times: list[int], new: dict[str, list[int]]) -> dict[str, int]:
-    """Per vehicle, the time of its latest report without a valid fix (proof of life)."""
-    heard: dict[str, int] = {}
-    for vehicle_id, indices in new.items():
-        unfixed = [times[i] for i in indices if not pings[i].fix_valid]
-        if unfixed:
-            heard[vehicle_id] = max(unfixed)
-    return heard
-
-
-def _advance(step: Step, vehicles: Vehicles, vehicle_id: str, partition: int,
-             batch: list[Observation], records: list, located: list, reference: Reference,
-             heard_ms: int | None) -> None:
-    """One vehicle's pings through the rules. ``records``: the vehicle's records of the
-    batch; ``batch``: the observations of those with a valid fix (``located``, in the same
-    order); ``heard_ms``: its latest report without a fix."""
-    key = vehicle_id.encode("utf-8")
-    state = vehicles.get(key)
+def _advance(step: Step, v: _Vehicle, partition: int, reference: Reference) -> None:
+    """One vehicle's pings through the rules; its latest report without a fix is proof of
+    life (``heard_ms``)."""
+    unfixed = [t for ping, t in zip(v.pings, v.times) if not ping.fix_valid]
+    state = v.state
     previous = state.last if state is not None else None
-    outcome = advance(state, vehicle_id, batch, step.world.rules, step.now, reference,
-                      heard_ms=heard_ms)
+    outcome = advance(state, v.vehicle_id, v.observations, step.world.rules, step.now,
+                      reference, heard_ms=max(unfixed) if unfixed else None)
     outcome.state.partition = partition
-    outcome.state.offset = records[-1].offset
-    step.states[key] = outcome.state
-    step.vehicles.append(VehicleStep(key, outcome, records))
-    step.rejected += [(located[index], _TOO_OLD) for index in outcome.late]
+    outcome.state.offset = v.records[-1].offset
+    step.states[v.key] = outcome.state
+    step.vehicles.append(VehicleStep(v.key, outcome, v.records))
+    step.rejected += [(v.fixes[index], _TOO_OLD) for index in outcome.late]
     counts = step.counts
     counts.uploaded_late += outcome.uploaded_late
     counts.duplicates += outcome.duplicates
     counts.implausible += outcome.implausible
-    update = vehicle_update(outcome.state, previous, batch)
+    update = vehicle_update(outcome.state, previous, v.observations)
     if update is not None:
         step.updates.append(update)
 

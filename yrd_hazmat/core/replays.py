@@ -19,11 +19,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ..state import VehicleState
-from .updates import VehicleUpdate, vehicle_update
-
-
-class _Vehicles(Protocol):
-    def get(self, key: bytes) -> VehicleState | None: ...
 
 
 class _Record(Protocol):
@@ -37,27 +32,15 @@ def unprocessed(records: Sequence[_Record], expected: int) -> list:
     return [r for r in records if r.offset >= expected]
 
 
-def fresh(vehicles: _Vehicles, partition: int, by_vehicle: dict[str, list[int]],
-          origin: Sequence[_Record]) -> tuple[dict[str, list[int]], int, list[VehicleUpdate]]:
-    """(the pings no vehicle state holds yet, how many were replays, read-model updates to
-    submit again). Pings a vehicle's state already holds are a replay after a restart; a
-    vehicle with nothing new has its latest position submitted again (the read model never
-    goes backwards), in case the worker that processed them died before its read model
-    was written."""
-    new: dict[str, list[int]] = {}
-    updates: list[VehicleUpdate] = []
-    replayed = 0
-    for vehicle_id, indices in by_vehicle.items():
-        state = vehicles.get(vehicle_id.encode("utf-8"))
-        if state is not None and state.partition == partition and state.offset >= 0:
-            seen = state.offset
-            kept = [i for i in indices if origin[i].offset > seen]
-            if len(kept) < len(indices):
-                replayed += len(indices) - len(kept)
-                update = vehicle_update(state, None)
-                if update is not None and not kept:
-                    updates.append(update)
-            indices = kept
-        if indices:
-            new[vehicle_id] = indices
-    return new, replayed, updates
+def fresh(state: VehicleState | None, partition: int, records: Sequence[_Record]
+          ) -> list[int] | None:
+    """Which of a vehicle's records (in offset order) its state does not hold yet: None
+    when it holds none of the partition's (all are new), else the positions of the new
+    ones. The state holds every record up to its ``offset`` of its ``partition``: those
+    are a replay after a restart."""
+    if state is None or state.partition != partition or state.offset < 0:
+        return None
+    seen = state.offset
+    if records[0].offset > seen:
+        return None
+    return [i for i, record in enumerate(records) if record.offset > seen]
