@@ -86,6 +86,8 @@ def step(
     tracks: dict[str, ZoneTrack], obs: Observation, ctx: StepContext, cfg: ZonesConfig
 ) -> tuple[dict[str, ZoneTrack], list[Alert]]:
     """Advance every zone track of one vehicle by one observation."""
+    if not obs.zones and not tracks:  # (most pings: near no zone, none tracked)
+        return tracks, []
     zones = ctx.zones
     alerts: list[Alert] = []
     out: dict[str, ZoneTrack] = {}
