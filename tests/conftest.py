@@ -8,26 +8,17 @@ README's commands use) on their own ports and state directory, unless
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _load_services():
-    spec = importlib.util.spec_from_file_location("yrd_services", REPO / "deploy/local/services.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.harness import REPO, local_services
 
 
 @pytest.fixture(scope="session")
 def services() -> dict[str, str]:
     """KAFKA_BOOTSTRAP and REDIS_URL of running services, also set in os.environ."""
-    svc = _load_services()
+    svc = local_services()
     state_dir = REPO / ".local" / "test"
     started_here = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
     env = svc.up(

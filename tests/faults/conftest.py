@@ -1,7 +1,7 @@
 """The fault suite (issue #8): crashes, codecs, a broker restart, a Redis outage.
 
 Each test runs its own worker on its own app id and topics (``run_env``); a test
-that stops a broker or Redis starts its own on free ports (``support.py``), never
+that stops a broker or Redis starts its own on free ports (``tests/harness.py``), never
 the shared ones. Workers, brokers and redis-servers started here are stopped
 here, whatever the outcome.
 """

@@ -1,10 +1,6 @@
-"""Helpers of the fault suite: services of its own, kill -9, offsets, complete reads.
-
-A test that stops a broker or Redis must never touch the shared ones, so
-:class:`OwnKafka` and :class:`OwnRedis` run a broker / redis-server on free
-ports with their own state directory, through ``deploy/local/services.py``'s
-internals (``make_config``, ``start_kafka``, ``stop_service``), which ``up``
-would bypass when ``KAFKA_BOOTSTRAP`` / ``REDIS_URL`` are set.
+"""Helpers of the fault suite: kill -9, a worker's metrics, offsets, complete reads and
+the read model's view. Ports, waits and brokers or redis-servers of a test's own (a test
+that stops one must never touch the shared ones) come from :mod:`tests.harness`.
 """
 
 from __future__ import annotations
@@ -12,155 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import time
 import uuid
-from collections.abc import Callable
-from pathlib import Path
 
-import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from tests.conftest import _load_services
 from tests.integration.harness import WorkerProcess, scrape
 from yrd_hazmat.readmodel import PROVINCES, ReadModel
-
-SERVICES = _load_services()
-
-
-# --------------------------------------------------------------------------
-# Ports and services of the test's own
-# --------------------------------------------------------------------------
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_pair() -> int:
-    """A port ``p`` with ``p + 1`` free as well (the KRaft controller listens there)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 65535 and _port_free(port + 1):
-            return port
-    raise RuntimeError("no free pair of ports")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class OwnKafka:
-    """A single-node KRaft broker on free ports with its own state dir; stop/start keep its data."""
-
-    def __init__(self, state_dir: Path) -> None:
-        port = free_port_pair()
-        self.cfg = SERVICES.make_config(state_dir, kafka_port=port, redis_port=free_port())
-        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.bootstrap = self.cfg.kafka.address
-
-    def start(self) -> None:
-        SERVICES.start_kafka(self.cfg)
-
-    def stop(self) -> None:
-        """SIGTERM (a clean broker shutdown), SIGKILL after the service's stop timeout."""
-        SERVICES.stop_service(self.cfg.kafka)
-
-    def ready(self) -> bool:
-        return self.cfg.kafka.is_ready()
-
-    def destroy(self) -> None:
-        self.stop()
-        shutil.rmtree(self.cfg.kafka_data_dir, ignore_errors=True)
-
-
-class OwnRedis:
-    """``redis-server`` on a free port, no snapshots, optionally with a password;
-    :meth:`stop` keeps its data for :meth:`start` (SHUTDOWN SAVE, then the dump is
-    loaded again), like a restarted Redis with persistence; :meth:`kill` loses it (an
-    outage); :meth:`pause` / :meth:`resume` make it hang (SIGSTOP)."""
-
-    def __init__(self, state_dir: Path, password: str | None = None) -> None:
-        self.port = free_port()
-        self.password = password
-        self.dir = Path(state_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        auth = f":{password}@" if password else ""
-        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "OwnRedis":
-        server = shutil.which("redis-server") or SERVICES.redis_server_executable()
-        args = [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.dir), "--dbfilename", "dump.rdb"]
-        if self.password:
-            args += ["--requirepass", self.password]
-        log = (self.dir / "redis.log").open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        client = self.client()
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start (port {self.port})") from None
-                time.sleep(0.05)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password, decode_responses=True,
-                           socket_timeout=5)
-
-    def stop(self) -> None:
-        """SHUTDOWN SAVE: the data set goes to dump.rdb and comes back on :meth:`start`."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            try:
-                self.client().shutdown(save=True)
-            except redis.ConnectionError:  # the server closes the connection as it goes
-                pass
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill(self) -> None:
-        """SIGKILL: an outage; what was not saved is gone."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-        self.proc = None
-
-    def pause(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
-
-    def destroy(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait()
 
 
 # --------------------------------------------------------------------------
@@ -285,17 +141,6 @@ def count(bootstrap: str, topic: str) -> int:
         return total
     finally:
         consumer.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.3) -> bool:
-    """Poll ``condition``; True as soon as it holds, False after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
 
 
 def wait_quiet(bootstrap: str, topic: str, quiet_s: float, timeout: float) -> int:

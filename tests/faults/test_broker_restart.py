@@ -21,7 +21,8 @@ from tests.faults.replay import (
     SIGNAL_LOST_NEVER_S, SteadyProducer, compare_alerts, core_outcome, fleet_replay,
     ping_records, summary,
 )
-from tests.faults.support import OwnKafka, lag, read_all, wait_for, wait_quiet
+from tests.faults.support import lag, read_all, wait_quiet
+from tests.harness import OwnKafka, wait_for
 from tests.integration.harness import WorkerProcess, run_env
 
 pytestmark = pytest.mark.integration

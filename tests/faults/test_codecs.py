@@ -23,7 +23,8 @@ import pytest
 from confluent_kafka import Producer
 
 from tests.faults.replay import SIGNAL_LOST_NEVER_S
-from tests.faults.support import metric, wait_for
+from tests.faults.support import metric
+from tests.harness import wait_for
 from tests.integration.harness import Kafka, WorkerProcess, run_env
 from tests.integration.traces import XINJIEKOU, drive, of, start_time
 from tests.permit_trips import along_route, permit_doc

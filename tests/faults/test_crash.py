@@ -37,8 +37,9 @@ from tests.faults.replay import (
     core_outcome, fleet_replay, latest_records, ping_records, repeats, summary,
 )
 from tests.faults.support import (
-    compare_read_models, kill9, lag, metric, metric_sum, read_all, read_model, wait_for, wait_quiet,
+    compare_read_models, kill9, lag, metric, metric_sum, read_all, read_model, wait_quiet,
 )
+from tests.harness import wait_for
 from tests.integration.harness import Kafka, WorkerProcess, run_env
 
 pytestmark = pytest.mark.integration

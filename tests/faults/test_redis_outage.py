@@ -25,7 +25,8 @@ import pytest
 from tests.faults.replay import (
     SIGNAL_LOST_NEVER_S, SteadyProducer, fleet_replay, ping_records, summary,
 )
-from tests.faults.support import OwnRedis, lag, read_all, read_model_view, wait_for
+from tests.faults.support import lag, read_all, read_model_view
+from tests.harness import OwnRedis, wait_for
 from tests.integration.harness import WorkerProcess, run_env
 from yrd_hazmat.alerts import MOMENTARY
 from yrd_hazmat.models import Ping

@@ -1,4 +1,5 @@
-"""Real clients and a real worker process for the integration tests.
+"""Real clients and a real worker process for the integration tests (ports, waits and
+services: :mod:`tests.harness`).
 
 Pings are produced and alerts read back with confluent-kafka (librdkafka), a
 client independent of the worker's aiokafka. The worker runs as its own OS
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,16 +27,11 @@ import msgspec
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.harness import free_port, wait_until
 from yrd_hazmat.codec import encode
 from yrd_hazmat.models import CommandResult, Ping
 from yrd_hazmat.readmodel import ReadModel
 from yrd_hazmat.timeutil import CHINA_TZ
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 SIGNAL_LOST_NEVER_S = "10000000"
@@ -239,15 +234,6 @@ def scrape(port: str | int) -> dict[tuple[str, tuple], float]:
         for family in text_string_to_metric_families(body)
         for s in family.samples
     }
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise TimeoutError(f"not within {timeout} s: {what}")
 
 
 def latest_ts(redis_url: str, prefix: str, vehicle: str) -> str | None:

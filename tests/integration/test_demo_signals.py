@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import free_port, run_env
+from tests.harness import free_port, free_port_pair, wait_until
+from tests.integration.harness import run_env
 
 pytestmark = pytest.mark.integration
 
@@ -46,14 +47,6 @@ def alive(pid: int, marker: str) -> bool:
         return False
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {timeout:.0f} s: {what}")
-        time.sleep(0.3)
-
-
 def children_of(screen: str) -> dict[str, int]:
     """The pids of the worker, gateway, fleet, platform and desk, as the demo prints them
     (wrapped at the console's width: any space may have become a line break)."""
@@ -67,10 +60,10 @@ def children_of(screen: str) -> dict[str, int]:
 
 def wait_until_running(screen: Callable[[], str], logs: Path, timeout: float = 150.0) -> dict[str, int]:
     """Wait until the demo's worker is ready and its fleet has run a few seconds; their pids."""
-    wait_for(lambda: "Alerts (" in screen(), "the demo's banner", timeout)
+    wait_until(lambda: "Alerts (" in screen(), "the demo's banner", timeout)
     pids = children_of(screen())
     worker_log = logs / "worker.log"
-    wait_for(lambda: worker_log.exists() and "Ready" in worker_log.read_text("utf-8", "replace"),
+    wait_until(lambda: worker_log.exists() and "Ready" in worker_log.read_text("utf-8", "replace"),
              f"worker ready ({worker_log})", timeout)
     time.sleep(3)  # the fleet publishes for a while
     for name, pid in pids.items():
@@ -79,7 +72,7 @@ def wait_until_running(screen: Callable[[], str], logs: Path, timeout: float = 1
 
 
 def assert_all_gone(pids: dict[str, int], timeout: float = 10.0) -> None:
-    wait_for(lambda: not any(alive(pid, marker) for pid, marker in pids.values()),
+    wait_until(lambda: not any(alive(pid, marker) for pid, marker in pids.values()),
              f"every process gone: {pids}", timeout)
 
 
@@ -162,24 +155,12 @@ class Terminal:
         raise TimeoutError(f"the demo did not exit within {timeout:.0f} s")
 
 
-def _free_port_pair() -> int:
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports")
-
-
 def own_services_env(state: Path) -> dict[str, str]:
     """The demo's environment when it starts services of its own, on ports of its own
     (never the session's pair), with its state (pid files, logs) in ``state``."""
     env = run_env({}) | {
         "YRD_STATE_DIR": str(state),
-        "YRD_KAFKA_PORT": str(_free_port_pair()),
+        "YRD_KAFKA_PORT": str(free_port_pair()),
         "YRD_REDIS_PORT": str(free_port()),
         "YRD_JT809_PORT": str(free_port()),
         "TERM": "dumb",

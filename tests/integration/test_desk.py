@@ -15,7 +15,8 @@ from yrd_hazmat.config import Settings
 from yrd_hazmat.desk.app import Desk
 from yrd_hazmat.desk.users import Users, hash_password
 from yrd_hazmat.models import Ping
-from tests.integration.harness import latest_ts, wait_until
+from tests.harness import wait_until
+from tests.integration.harness import latest_ts
 from tests.integration.traces import XINJIEKOU, drive, start_time
 
 pytestmark = pytest.mark.integration

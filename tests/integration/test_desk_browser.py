@@ -31,7 +31,8 @@ from yrd_hazmat.desk.app import Desk
 from yrd_hazmat.desk.users import Users
 from yrd_hazmat.models import Ping
 from tests.integration.browser import FLAGS, chromium_executable
-from tests.integration.harness import free_port, latest_ts, run_env, wait_until, write_results
+from tests.harness import free_port, wait_until
+from tests.integration.harness import latest_ts, run_env, write_results
 from tests.integration.test_desk import PASSWORDS, collision, desk_settings, users_file
 from tests.integration.traces import XINJIEKOU, drive, start_time
 from tests.permit_trips import permit_doc

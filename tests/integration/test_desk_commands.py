@@ -15,7 +15,8 @@ import pytest
 from yrd_hazmat.codec import encode
 from yrd_hazmat.models import Media, Ping
 from yrd_hazmat.timeutil import CHINA_TZ
-from tests.integration.harness import latest_ts, wait_until, write_results
+from tests.harness import wait_until
+from tests.integration.harness import latest_ts, write_results
 from tests.integration.test_desk import (Events, collision, desk_client, desk_settings, login,
                                          users_file)
 from tests.integration.traces import XINJIEKOU, drive, start_time
@@ -42,6 +43,16 @@ def published(env, kafka, vehicle: str, count: int) -> list[dict]:
 
     return mine(kafka.read(env["YRD_TOPIC_COMMANDS"], lambda rs: len(mine(rs)) >= count,
                            settle=1.0))
+
+
+async def shown(client, path: str, timeout: float = 30.0):
+    """The answer to ``path`` once it is not a 404 (or the last 404 after ``timeout``)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        answer = await client.get(path)
+        if answer.status != 404 or asyncio.get_running_loop().time() > deadline:
+            return answer
+        await asyncio.sleep(0.2)
 
 
 async def listed_until(client, vehicle: str, condition, what: str,
@@ -121,7 +132,7 @@ async def test_a_text_and_a_photo_to_a_truck_of_the_jurisdiction(env, kafka, wor
                                     "the photo's answer")
         assert [c["kind"] for c in listed] == ["photo", "text"]  # newest first
         assert listed[0]["steps"][-1]["media_id"] == media_id
-        picture = await sh.get(f"/api/media/{media_id}")
+        picture = await shown(sh, f"/api/media/{media_id}")  # (the media topic has its own follower)
         assert picture.status == 200, await picture.text()
         assert picture.content_type == "image/jpeg" and await picture.read() == JPEG
         assert (await js.get(f"/api/media/{media_id}")).status == 404

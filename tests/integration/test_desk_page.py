@@ -21,7 +21,8 @@ from yrd_hazmat.models import Alert, AlertState, Severity
 from yrd_hazmat.observation import Observation
 from yrd_hazmat.readmodel import ReadModel, VehicleUpdate
 from yrd_hazmat.timeutil import CHINA_TZ
-from tests.integration.harness import run_env, scrape, wait_until
+from tests.harness import wait_until
+from tests.integration.harness import run_env, scrape
 from tests.integration.test_desk import collision, desk_settings, users_file
 from tests.integration.test_desk_browser import (chromium, desk_page, in_read_model,
                                                  new_desk_context, ready, search, serving,

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
-from tests.integration.harness import run_env, scrape, wait_processed, wait_until
+from tests.harness import wait_until
+from tests.integration.harness import run_env, scrape, wait_processed
 from tests.integration.traces import drive, of
 from yrd_hazmat.models import Ping
 from yrd_hazmat.timeutil import CHINA_TZ

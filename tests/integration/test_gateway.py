@@ -18,7 +18,8 @@ from yrd_hazmat.jt809 import messages as m809
 from yrd_hazmat.jt809.frame import Cipher
 from yrd_hazmat.jt809.platform import SimulatedPlatform
 from yrd_hazmat.timeutil import CHINA_TZ
-from tests.integration.harness import free_port, run_env
+from tests.harness import free_port
+from tests.integration.harness import run_env
 from tests.integration.traces import PEOPLES_SQUARE, of
 
 pytestmark = pytest.mark.integration

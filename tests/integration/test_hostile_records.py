@@ -12,7 +12,8 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.integration.harness import run_env, scrape, wait_until
+from tests.harness import wait_until
+from tests.integration.harness import run_env, scrape
 from tests.integration.traces import PEOPLES_SQUARE, XINJIEKOU, drive, of, start_time
 from tests.permit_trips import along_route, permit_doc
 

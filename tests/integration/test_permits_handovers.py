@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from yrd_hazmat.timeutil import CHINA_TZ
-from tests.integration.harness import Kafka, run_env, scrape, wait_until
+from tests.harness import wait_until
+from tests.integration.harness import Kafka, run_env, scrape
 from tests.integration.traces import of
 from tests.permit_trips import along_route, permit_doc
 

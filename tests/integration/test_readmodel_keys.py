@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from yrd_hazmat.readmodel import Keys, ReadModel
-from tests.faults.support import OwnRedis
+from tests.harness import OwnRedis
 from tests.unit.test_readmodel_outbox import NOW, alert, update
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import redis
 
 from yrd_hazmat import metrics
 from yrd_hazmat.readmodel import FlushError, ReadModel
-from tests.faults.support import OwnRedis
+from tests.harness import OwnRedis
 from tests.unit.test_readmodel_outbox import NOW, alert, observation, update
 
 pytestmark = pytest.mark.integration

@@ -11,61 +11,38 @@ the vehicle over TLS, and the ACLs refuse what each user must not do.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import redis
 from confluent_kafka import Consumer, KafkaError, Producer
 
-from tests.integration.harness import WorkerProcess, free_port, run_env, wait_processed
+from tests.harness import free_port, free_port_pair, local_services
+from tests.integration.harness import WorkerProcess, run_env, wait_processed
 from tests.integration.traces import drive, of, start_time
 from yrd_hazmat.codec import encode
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 VEHICLE = "沪A30001"
-
-
-def _load_services():
-    spec = importlib.util.spec_from_file_location("yrd_services_secured", REPO / "deploy/local/services.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _free_port_pair() -> int:
-    """A free port whose successor is free too (the KRaft controller listens there)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports")
 
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory):
     """Secured Kafka and Redis of this module, stopped and wiped afterwards."""
-    svc = _load_services()
+    svc = local_services()
     state = tmp_path_factory.mktemp("secured-services")
     # Services given by the environment (the session's plain ones) must not be reused here.
     given = {k: os.environ.pop(k) for k in ("KAFKA_BOOTSTRAP", "REDIS_URL") if k in os.environ}
     try:
-        env = svc.up(state, kafka_port=_free_port_pair(), redis_port=free_port(), secure=True)
+        env = svc.up(state, kafka_port=free_port_pair(), redis_port=free_port(), secure=True)
         creds = svc.credentials(state)
     except BaseException:
         svc.down(state, wipe=True)

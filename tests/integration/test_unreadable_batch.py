@@ -19,7 +19,8 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from tests.integration.harness import WorkerProcess, scrape, wait_until
+from tests.harness import wait_until
+from tests.integration.harness import WorkerProcess, scrape
 from tests.integration.traces import drive, of, start_time
 from yrd_hazmat.codec import encode
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.integration.harness import WorkerProcess, free_port, scrape, wait_until
+from tests.harness import free_port, wait_until
+from tests.integration.harness import WorkerProcess, scrape
 from tests.integration.traces import XINJIEKOU, drive, of, start_time
 
 pytestmark = pytest.mark.integration

@@ -78,7 +78,7 @@ from shapely.geometry import mapping
 from ..codec import Rejection, encode
 from ..config import Settings
 from ..emergency.responders import ResourceIndex, load_resources
-from ..follow import follow_topic
+from ..follow import Follower
 from ..models import Alert, Command, IncidentCommand, IncidentLog
 from ..readmodel import ReadModel
 from ..timeutil import CHINA_TZ
@@ -204,13 +204,13 @@ class Desk:
                     (settings.topic_commands, self.commands.apply_command, True),
                     (settings.topic_command_results, self.commands.apply_result, True),
                     (settings.topic_media, self.media.apply, True)]
-        caught_up = [asyncio.Event() for _ in followed]
         options = settings.kafka_options()
-        self._tasks = [asyncio.create_task(follow_topic(options, topic, apply, event,
-                                                        from_start=from_start), name=topic)
-                       for (topic, apply, from_start), event in zip(followed, caught_up)]
+        followers = [Follower(options, topic, apply, from_start=from_start)
+                     for topic, apply, from_start in followed]
+        self._tasks = [asyncio.create_task(f.run(), name=f"follow-{f.topic}")
+                       for f in followers]
         self._tasks.append(asyncio.create_task(self._prune_commands(), name="prune commands"))
-        await asyncio.wait_for(asyncio.gather(*(event.wait() for event in caught_up)), 120)
+        await asyncio.wait_for(asyncio.gather(*(f.caught_up.wait() for f in followers)), 120)
 
     async def stop(self, app: web.Application | None = None) -> None:
         tasks = [*self._tasks, *self._pushes]

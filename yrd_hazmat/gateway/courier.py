@@ -22,7 +22,7 @@ from datetime import datetime
 
 from ..codec import encode
 from ..config import Settings
-from ..follow import TopicReader
+from ..follow import Follower
 from ..jt808.frame import build
 from ..timeutil import CHINA_TZ
 from .commands import Action, Delivery, PublishMedia, PublishResult, WriteFrame
@@ -66,18 +66,17 @@ class Courier:
     async def start(self) -> None:
         """Read both topics to their end, then act on them and keep following."""
         options = self.settings.kafka_options()
-        readers = [
-            TopicReader(options, self.settings.topic_commands,
-                        lambda k, v: self._do(self.delivery.apply_command(k, v, _now()))),
-            TopicReader(options, self.settings.topic_command_results,
-                        lambda k, v: self._do(self.delivery.apply_result(k, v, _now()))),
+        followers = [
+            Follower(options, self.settings.topic_commands,
+                     lambda k, v: self._do(self.delivery.apply_command(k, v, _now()))),
+            Follower(options, self.settings.topic_command_results,
+                     lambda k, v: self._do(self.delivery.apply_result(k, v, _now()))),
         ]
-        for reader in readers:
-            await reader.start(timeout_s=None)
-            await reader.catch_up()
+        self._tasks = [asyncio.create_task(f.run(), name=f"follow-{f.topic}")
+                       for f in followers]
+        for follower in followers:
+            await follower.caught_up.wait()
         self._do(self.delivery.start(_now()))
-        self._tasks = [asyncio.create_task(self._follow(r), name=f"follow-{r.topic}")
-                       for r in readers]
         self._tasks += [asyncio.create_task(self._execute(), name="command-executor"),
                         asyncio.create_task(self._tick(), name="command-ticker")]
 
@@ -85,13 +84,6 @@ class Courier:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    @staticmethod
-    async def _follow(reader: TopicReader) -> None:
-        try:
-            await reader.follow()
-        finally:
-            await reader.stop()
 
     async def _tick(self) -> None:
         while True:

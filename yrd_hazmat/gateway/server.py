@@ -37,7 +37,7 @@ from ..jt809 import frame as jt809_frame
 from ..timeutil import CHINA_TZ
 from ..topics import ensure_topics
 from . import metrics
-from ..follow import follow_topic
+from ..follow import Follower
 from .courier import Courier
 from .registry import Declarations, Registry
 from .link import LinkConfig, LinkSession
@@ -226,17 +226,11 @@ class Gateway:
                      settings.jt809_access_code)
 
     async def _follow(self, topic: str, apply) -> None:
-        """Read a compacted topic whole, then keep following it (a task); raises if the
-        follower fails before it caught up."""
-        caught_up = asyncio.Event()
-        follower = asyncio.create_task(
-            follow_topic(self.settings.kafka_options(), topic, apply, caught_up), name=topic)
-        self._followers.append(follower)
-        waiting = asyncio.create_task(caught_up.wait())
-        await asyncio.wait({waiting, follower}, return_when=asyncio.FIRST_COMPLETED)
-        if not caught_up.is_set():
-            waiting.cancel()
-            await follower  # it failed: raise its error
+        """Read a compacted topic whole, then keep following it (a task that reconnects
+        by itself); returns once it is read up to its end."""
+        follower = Follower(self.settings.kafka_options(), topic, apply)
+        self._followers.append(asyncio.create_task(follower.run(), name=f"follow-{topic}"))
+        await follower.caught_up.wait()
 
     @property
     def port(self) -> int:
