@@ -9,7 +9,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from yrd_hazmat.codec import Rejection, dead_letter, encode
+from yrd_hazmat.core.codec import Rejection, dead_letter, encode
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ at a time, so one keeper applies them in order; before each action it reads
 rebalance it continues from what the previous owner wrote, never from an older version.
 
 Actions are taken a batch at a time (what the stream holds): one read of the records,
-each action applied in order (:func:`yrd_hazmat.emergency.incidents.apply`, pure), the
+each action applied in order (:func:`yrd_hazmat.core.emergency.incidents.apply`, pure), the
 changed records published and their deliveries awaited together, then the actions acked.
 A kill -9 at any moment re-delivers the actions not acked, which their ids make count
 once. A burst of emergencies costs one round trip per batch, not per action, so the
@@ -34,12 +34,12 @@ from typing import Any
 import msgspec
 
 from yrd_hazmat import metrics
-from yrd_hazmat.codec import INVALID, PROCESSING_ERROR, Rejection, decoded
-from yrd_hazmat.emergency.incidents import apply, encode, resource_status, touched
+from yrd_hazmat.core.codec import INVALID, PROCESSING_ERROR, Rejection, decoded
+from yrd_hazmat.core.emergency.incidents import apply, encode, resource_status, touched
 from yrd_hazmat.follow import TopicReader
-from yrd_hazmat.emergency.records import IncidentLogs
-from yrd_hazmat.models import IncidentCommand, IncidentLog, Resource
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.emergency.records import IncidentLogs
+from yrd_hazmat.core.models import IncidentCommand, IncidentLog, Resource
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 from agents.app import app, dead_letters, settings
 from agents.process_pings import processor

@@ -61,10 +61,10 @@ from datetime import datetime
 from typing import Any
 
 from yrd_hazmat import metrics
-from yrd_hazmat.codec import PROCESSING_ERROR, Rejection
-from yrd_hazmat.geo.jurisdiction import default_index
-from yrd_hazmat.permits.store import entry_for, revoked_entry
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.codec import PROCESSING_ERROR, Rejection
+from yrd_hazmat.core.geo.jurisdiction import default_index
+from yrd_hazmat.core.permits.store import entry_for, revoked_entry
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 from agents.app import app, dead_letters, permits_table, permits_topic, settings
 

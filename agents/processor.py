@@ -25,17 +25,17 @@ from yrd_hazmat import metrics
 from yrd_hazmat.config import Settings
 from yrd_hazmat.core import batch
 from yrd_hazmat.core.batch import Step, Topics, World
-from yrd_hazmat.emergency.responders import ResourceIndex, load_resources
-from yrd_hazmat.geo.jurisdiction import (
+from yrd_hazmat.core.emergency.responders import ResourceIndex, load_resources
+from yrd_hazmat.core.geo.jurisdiction import (
     JurisdictionIndex, default_index, province_shapes_metric,
 )
-from yrd_hazmat.models import Alert
-from yrd_hazmat.permits.status import NO_PERMIT, PermitStatus
-from yrd_hazmat.permits.store import PermitCache
+from yrd_hazmat.core.models import Alert
+from yrd_hazmat.core.permits.status import NO_PERMIT, PermitStatus
+from yrd_hazmat.core.permits.store import PermitCache
 from yrd_hazmat.readmodel import ReadModel
 from yrd_hazmat.rules_config import rules_config
-from yrd_hazmat.timeutil import CHINA_TZ
-from yrd_hazmat.zones.registry import ZoneRegistry
+from yrd_hazmat.core.timeutil import CHINA_TZ
+from yrd_hazmat.core.zones.registry import ZoneRegistry
 
 from agents.delivery.outputs import Outputs
 from agents.vehicles import VehicleStates

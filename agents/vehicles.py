@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import faust
 
-from yrd_hazmat.state import VehicleState, dump_state, load_state
+from yrd_hazmat.core.state import VehicleState, dump_state, load_state
 
 
 class VehicleStates:

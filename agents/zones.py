@@ -19,12 +19,12 @@ import logging
 from datetime import datetime
 
 from yrd_hazmat import metrics
-from yrd_hazmat.codec import PROCESSING_ERROR, Rejection, key_text
+from yrd_hazmat.core.codec import PROCESSING_ERROR, Rejection, key_text
 from yrd_hazmat.config import Settings
 from yrd_hazmat.follow import Follower
-from yrd_hazmat.timeutil import CHINA_TZ
-from yrd_hazmat.zones.model import Zone, parse_zone_record
-from yrd_hazmat.zones.registry import ZoneRegistry
+from yrd_hazmat.core.timeutil import CHINA_TZ
+from yrd_hazmat.core.zones.model import Zone, parse_zone_record
+from yrd_hazmat.core.zones.registry import ZoneRegistry
 
 from agents.app import app, dead_letters, settings, zones_topic
 

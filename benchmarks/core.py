@@ -26,14 +26,14 @@ from benchmarks.pipeline import fleet as F
 from yrd_hazmat.config import Settings
 from yrd_hazmat.core import batch
 from yrd_hazmat.core.batch import Topics, World
-from yrd_hazmat.emergency.responders import ResourceIndex
-from yrd_hazmat.geo.jurisdiction import default_index, province_shapes_metric
-from yrd_hazmat.permits.status import NO_PERMIT
-from yrd_hazmat.permits.store import PermitCache, entry_for
+from yrd_hazmat.core.emergency.responders import ResourceIndex
+from yrd_hazmat.core.geo.jurisdiction import default_index, province_shapes_metric
+from yrd_hazmat.core.permits.status import NO_PERMIT
+from yrd_hazmat.core.permits.store import PermitCache, entry_for
 from yrd_hazmat.rules_config import rules_config
-from yrd_hazmat.timeutil import CHINA_TZ
-from yrd_hazmat.zones.model import parse_zone_record
-from yrd_hazmat.zones.registry import ZoneRegistry
+from yrd_hazmat.core.timeutil import CHINA_TZ
+from yrd_hazmat.core.zones.model import parse_zone_record
+from yrd_hazmat.core.zones.registry import ZoneRegistry
 
 TRUCKS, ZONES, PARTITIONS = 10_000, 1_000, 4
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from yrd_hazmat.codec import encode
+from yrd_hazmat.core.codec import encode
 from yrd_hazmat.jt808.terminal import SimulatedTerminal
-from yrd_hazmat.models import Ping
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.models import Ping
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 from benchmarks.pipeline.kafka import end_offsets
 from benchmarks.pipeline.services import free_port, load_services, local_services

@@ -6,11 +6,11 @@
 
 (from the repository root). It builds, in this process, what a worker holds
 for each vehicle after a few pings each, the way the worker builds it
-(``agents/vehicles.py``, ``agents/processor.py``, ``yrd_hazmat/permits/store.py``),
+(``agents/vehicles.py``, ``agents/processor.py``, ``yrd_hazmat/core/permits/store.py``),
 and measures the growth of the resident size (``VmRSS``) step by step:
 
 1. **compiled permits**: the worker keeps compiled permits (route in metres,
-   border crossings) in a process-wide cache (``yrd_hazmat.permits.store``).
+   border crossings) in a process-wide cache (``yrd_hazmat.core.permits.store``).
    Compiling one takes several ms, so a sample of ``--permit-sample`` is compiled
    and measured, and the cost is multiplied by the number the cache would hold:
    min(permits, cache size);
@@ -19,8 +19,8 @@ and measures the growth of the resident size (``VmRSS``) step by step:
    store holds them;
 3. **vehicle states**: ``--rounds`` pings per truck (one per round, 10 s apart,
    on the pipeline benchmark's corridors, 10 % speeding, 1,000 zones), each
-   round located with ``yrd_hazmat.enrich.observe`` in batches of 2,000 and run
-   through ``yrd_hazmat.engine.advance`` per vehicle; the decoded
+   round located with ``yrd_hazmat.core.enrich.observe`` in batches of 2,000 and run
+   through ``yrd_hazmat.core.engine.advance`` per vehicle; the decoded
    ``VehicleState`` kept in a dict (``VehicleStates.live``) and its msgpack
    encoding in another (the vehicle-state table's memory store), as after a
    checkpoint.
@@ -50,25 +50,25 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from yrd_hazmat.config import Settings
-from yrd_hazmat.engine import Reference, advance
-from yrd_hazmat.enrich import observe
-from yrd_hazmat.geo.jurisdiction import default_index, province_shapes_metric
-from yrd_hazmat.permits.model import CompiledPermit, parse_permit
-from yrd_hazmat.permits.status import NO_PERMIT, PermitStatus
-from yrd_hazmat.permits import store
-from yrd_hazmat.permits.store import PermitCache, PermitEntry, dump_entry
+from yrd_hazmat.core.engine import Reference, advance
+from yrd_hazmat.core.enrich import observe
+from yrd_hazmat.core.geo.jurisdiction import default_index, province_shapes_metric
+from yrd_hazmat.core.permits.model import CompiledPermit, parse_permit
+from yrd_hazmat.core.permits.status import NO_PERMIT, PermitStatus
+from yrd_hazmat.core.permits import store
+from yrd_hazmat.core.permits.store import PermitCache, PermitEntry, dump_entry
 from yrd_hazmat.rules_config import rules_config
-from yrd_hazmat.state import dump_state
-from yrd_hazmat.timeutil import CHINA_TZ
-from yrd_hazmat.zones.model import parse_zone
-from yrd_hazmat.zones.registry import ZoneRegistry
+from yrd_hazmat.core.state import dump_state
+from yrd_hazmat.core.timeutil import CHINA_TZ
+from yrd_hazmat.core.zones.model import parse_zone
+from yrd_hazmat.core.zones.registry import ZoneRegistry
 
 from benchmarks.pipeline import fleet as fleet_mod
 
 LIMIT_MIB = 2048
 BATCH = 2000
 PERMIT_CACHE_SIZE = getattr(store, "COMPILED", PermitCache(default_index())).size
-"""Compiled permits a worker keeps (the process-wide cache of yrd_hazmat.permits.store)."""
+"""Compiled permits a worker keeps (the process-wide cache of yrd_hazmat.core.permits.store)."""
 
 
 def rss_mib() -> float:

@@ -33,13 +33,13 @@ import numpy as np
 import shapely
 import shapely.geometry
 
-from yrd_hazmat.enrich import observe
-from yrd_hazmat.geo.jurisdiction import default_index
-from yrd_hazmat.geo.projection import to_lonlat, to_metric
-from yrd_hazmat.models import Ping
-from yrd_hazmat.timeutil import CHINA_TZ
-from yrd_hazmat.zones.index import CompiledZone, ZoneIndex
-from yrd_hazmat.zones.model import Zone, ZoneProperties
+from yrd_hazmat.core.enrich import observe
+from yrd_hazmat.core.geo.jurisdiction import default_index
+from yrd_hazmat.core.geo.projection import to_lonlat, to_metric
+from yrd_hazmat.core.models import Ping
+from yrd_hazmat.core.timeutil import CHINA_TZ
+from yrd_hazmat.core.zones.index import CompiledZone, ZoneIndex
+from yrd_hazmat.core.zones.model import Zone, ZoneProperties
 
 TARGET = 300_000
 BATCH = 2_000

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from yrd_hazmat.codec import encode
-from yrd_hazmat.engine import RulesConfig
-from yrd_hazmat.rules.permits import PermitsConfig
-from yrd_hazmat.models import City, Ping
-from yrd_hazmat.observation import Observation
-from yrd_hazmat.timeutil import CHINA_TZ, to_ms
+from yrd_hazmat.core.codec import encode
+from yrd_hazmat.core.engine import RulesConfig
+from yrd_hazmat.core.rules.permits import PermitsConfig
+from yrd_hazmat.core.models import City, Ping
+from yrd_hazmat.core.observation import Observation
+from yrd_hazmat.core.timeutil import CHINA_TZ, to_ms
 
 T0 = datetime(2026, 11, 2, 9, 0, 0, tzinfo=CHINA_TZ)
 SHANGHAI = (121.4737, 31.2304)

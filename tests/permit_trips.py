@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 import numpy as np
 import shapely
 
-from yrd_hazmat.geo.corridors import CORRIDORS
-from yrd_hazmat.geo.jurisdiction import default_index
-from yrd_hazmat.geo.projection import geometry_to_metric, to_lonlat
-from yrd_hazmat.models import Ping
-from yrd_hazmat.permits.model import CompiledPermit, parse_permit
+from yrd_hazmat.core.geo.corridors import CORRIDORS
+from yrd_hazmat.core.geo.jurisdiction import default_index
+from yrd_hazmat.core.geo.projection import geometry_to_metric, to_lonlat
+from yrd_hazmat.core.models import Ping
+from yrd_hazmat.core.permits.model import CompiledPermit, parse_permit
 
 NANJING_TO_SHANGHAI = [list(p) for p in reversed(CORRIDORS[0].points)]  # G2, approximate
 ROUTE_M = geometry_to_metric(shapely.LineString(NANJING_TO_SHANGHAI))

@@ -163,7 +163,7 @@ def resources() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def resources_publish(path: str) -> None:
     """Publish every resource of a file like yrd_hazmat/data/resources.json (key: id)."""
-    from .emergency.responders import load_resources
+    from .core.emergency.responders import load_resources
     from .topics import ensure_topics
 
     settings = get_settings()
@@ -195,7 +195,7 @@ def terminal_profile(plate: str | None, carrier: str | None, profile_name: str |
     import msgspec
 
     from .jt808 import profiles
-    from .models import VehicleTerminal
+    from .core.models import VehicleTerminal
     from .produce import publish
 
     if list_profiles:
@@ -247,9 +247,9 @@ def respond(incident_id: str, kind: str | None, resource_id: str | None, by: str
 
     import msgspec
 
-    from .emergency.respond import describe, read_records, record_action
-    from .models import IncidentAction
-    from .timeutil import CHINA_TZ
+    from .operator.incidents import describe, read_records, record_action
+    from .core.models import IncidentAction
+    from .core.timeutil import CHINA_TZ
 
     settings = get_settings()
     now = datetime.now(CHINA_TZ)
@@ -364,7 +364,7 @@ def _send_command(plate: str, kind: str, by: str, expires_in: float | None,
     from aiokafka.errors import KafkaError
 
     from .commands import make_command, print_step, send_command
-    from .timeutil import CHINA_TZ
+    from .core.timeutil import CHINA_TZ
     from .topics import ensure_topics
 
     _quiet_kafka_client()
@@ -403,9 +403,9 @@ def ledger(month: str, fmt: str, output: str | None) -> None:
     resource-hours given and received in one month."""
     from datetime import datetime
 
-    from .emergency import ledger as books
-    from .emergency.respond import read_records
-    from .timeutil import CHINA_TZ
+    from .core.emergency import ledger as books
+    from .operator.incidents import read_records
+    from .core.timeutil import CHINA_TZ
 
     try:
         books.month_bounds(month)
@@ -488,7 +488,7 @@ def zones() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def zones_publish(path: str) -> None:
     """Check every feature of a GeoJSON FeatureCollection and publish the valid ones."""
-    from .zones.publish import publish_file
+    from .operator.zones import publish_file
 
     published, rejected = asyncio.run(publish_file(get_settings(), path))
     for name, rejection in rejected:
@@ -502,7 +502,7 @@ def zones_publish(path: str) -> None:
 @click.argument("zone_ids", nargs=-1, required=True)
 def zones_delete(zone_ids: tuple[str, ...]) -> None:
     """Delete zones by id (a null value on the compacted topic)."""
-    from .zones.publish import delete
+    from .operator.zones import delete
 
     asyncio.run(delete(get_settings(), zone_ids))
     click.echo(f"deleted {len(zone_ids)} zone(s)")

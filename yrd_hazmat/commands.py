@@ -20,14 +20,14 @@ import msgspec
 from rich.console import Console
 from rich.text import Text
 
-from .codec import encode
+from .core.codec import encode
 from .config import Settings
 from .follow import TopicReader
 from .produce import publish
 from .gateway.commands import FINAL, Track
 from .jt808.downlink import DownlinkError, command_body
-from .models import Command, CommandResult
-from .timeutil import CHINA_TZ
+from .core.models import Command, CommandResult
+from .core.timeutil import CHINA_TZ
 
 _result_decoder = msgspec.json.Decoder(CommandResult)
 _STYLE = {"claimed": "dim", "sent": "cyan", "ok": "bold green", "expired": "yellow",

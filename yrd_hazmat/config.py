@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     )
 
     # --- rules ------------------------------------------------------------
-    # Each default is the rule's own (its configuration struct in yrd_hazmat/rules/, ms
+    # Each default is the rule's own (its configuration struct in yrd_hazmat/core/rules/, ms
     # there, seconds here), repeated rather than imported: the rule modules load numpy,
     # shapely and pyproj, which the CLI and the gateway importing this module do not need.
     # tests/unit/test_rules_settings.py keeps them, and README.md's table, in agreement.

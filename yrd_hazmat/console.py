@@ -10,8 +10,8 @@ import msgspec
 from rich.console import Console
 from rich.text import Text
 
-from .codec import decode_alert, encode
-from .models import Alert
+from .core.codec import decode_alert, encode
+from .core.models import Alert
 
 _STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from .codec import REASONS
+from .core.codec import REASONS
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 

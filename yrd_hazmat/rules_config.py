@@ -8,18 +8,18 @@ the rule's own, but for the few deliberately fixed (listed, with why, in
 from __future__ import annotations
 
 from .config import Settings
-from .engine import RulesConfig
-from .emergency.scene import ResponseConfig
-from .rules.fatigue import FatigueConfig
-from .rules.handover import HandoverConfig
-from .rules.permits import PermitsConfig
-from .rules.plausibility import PlausibilityConfig
-from .rules.signal import SignalConfig
-from .rules.speeding import SpeedingConfig
-from .rules.stops import StopsConfig
-from .rules.thresholds import RoadLimits
-from .rules.zones import ZonesConfig
-from .zones.segments import SegmentLimits
+from .core.engine import RulesConfig
+from .core.emergency.scene import ResponseConfig
+from .core.rules.fatigue import FatigueConfig
+from .core.rules.handover import HandoverConfig
+from .core.rules.permits import PermitsConfig
+from .core.rules.plausibility import PlausibilityConfig
+from .core.rules.signal import SignalConfig
+from .core.rules.speeding import SpeedingConfig
+from .core.rules.stops import StopsConfig
+from .core.rules.thresholds import RoadLimits
+from .core.rules.zones import ZonesConfig
+from .core.zones.segments import SegmentLimits
 
 
 def rules_config(settings: Settings) -> RulesConfig:

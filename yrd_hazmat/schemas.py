@@ -1,4 +1,4 @@
-"""JSON Schema (2020-12) of every topic, generated from :mod:`yrd_hazmat.models`."""
+"""JSON Schema (2020-12) of every topic, generated from :mod:`yrd_hazmat.core.models`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 import msgspec
 
 from .config import Settings
-from .models import (
+from .core.models import (
     Alert, Command, CommandResult, DeadLetter, Handover, IncidentCommand, IncidentLog, Media, Ping,
     Resource, Terminal, VehicleTerminal,
 )
-from .permits.model import Permit
-from .zones.model import ZoneFeature
+from .core.permits.model import Permit
+from .core.zones.model import ZoneFeature
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"

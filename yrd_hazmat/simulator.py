@@ -24,13 +24,13 @@ import msgspec
 import numpy as np
 import shapely
 
-from .codec import encode
-from .geo.corridors import CORRIDORS, Corridor
-from .geo.jurisdiction import default_index
-from .geo.projection import geometry_to_metric, to_lonlat
-from .permits.model import border_crossings
-from .models import Ping
-from .timeutil import CHINA_TZ
+from .core.codec import encode
+from .core.geo.corridors import CORRIDORS, Corridor
+from .core.geo.jurisdiction import default_index
+from .core.geo.projection import geometry_to_metric, to_lonlat
+from .core.permits.model import border_crossings
+from .core.models import Ping
+from .core.timeutil import CHINA_TZ
 
 _PLATE_PREFIX = {"Shanghai": "沪A", "Suzhou": "苏E", "Wuxi": "苏B", "Changzhou": "苏D",
                  "Zhenjiang": "苏L", "Nanjing": "苏A", "Jiaxing": "浙F", "Hangzhou": "浙A",

@@ -38,8 +38,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from yrd_hazmat.timeutil import CHINA_TZ
-from yrd_hazmat.zones.model import parse_collection
+from yrd_hazmat.core.timeutil import CHINA_TZ
+from yrd_hazmat.core.zones.model import parse_collection
 
 from . import fleet as fleet_mod
 from .kafka import produce_all

@@ -2,7 +2,7 @@
 their permits, and restricted zones, all deterministic for a seed.
 
 - :func:`make_fleet`: V trucks spread over the corridors of
-  :mod:`yrd_hazmat.geo.corridors` (both directions) at 62-76 km/h; a share of
+  :mod:`yrd_hazmat.core.geo.corridors` (both directions) at 62-76 km/h; a share of
   them (``speeders``) drive 20 km/h over the limit 15 s out of every 30 s,
   so SPEEDING is raised and cleared; 5 in 6 hold a permit for their corridor.
 - :func:`backlog_records`: N pings of that fleet in event-time order, every
@@ -34,12 +34,12 @@ import msgspec
 import numpy as np
 import shapely
 
-from yrd_hazmat.codec import encode
-from yrd_hazmat.geo.corridors import CORRIDORS, Corridor
-from yrd_hazmat.geo.projection import to_lonlat, to_metric
-from yrd_hazmat.models import Ping
+from yrd_hazmat.core.codec import encode
+from yrd_hazmat.core.geo.corridors import CORRIDORS, Corridor
+from yrd_hazmat.core.geo.projection import to_lonlat, to_metric
+from yrd_hazmat.core.models import Ping
 from yrd_hazmat.simulator import CARGOES, provinces_on
-from yrd_hazmat.timeutil import CHINA_TZ, from_ms
+from yrd_hazmat.core.timeutil import CHINA_TZ, from_ms
 
 from benchmarks.zones import region_sampler
 

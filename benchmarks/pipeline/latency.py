@@ -28,8 +28,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from yrd_hazmat.codec import encode
-from yrd_hazmat.models import Alert
+from yrd_hazmat.core.codec import encode
+from yrd_hazmat.core.models import Alert
 
 from .fleet import Truck
 from .kafka import confluent, new_producer

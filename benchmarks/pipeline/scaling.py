@@ -29,7 +29,7 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
-from yrd_hazmat.emergency.scene import replayable
+from yrd_hazmat.core.emergency.scene import replayable
 
 from .kafka import group_assignment, group_lag, read_json_topic
 from .services import (

@@ -20,17 +20,17 @@ from datetime import datetime, timedelta
 
 from confluent_kafka import Producer
 
-from yrd_hazmat.codec import encode
-from yrd_hazmat.engine import Reference, RulesConfig, advance
-from yrd_hazmat.emergency.scene import replayable
-from yrd_hazmat.enrich import observe
-from yrd_hazmat.geo.jurisdiction import default_index, province_shapes_metric
-from yrd_hazmat.models import Ping
-from yrd_hazmat.permits.status import NO_PERMIT
-from yrd_hazmat.rules.permits import PermitsConfig
-from yrd_hazmat.rules.signal import SignalConfig
+from yrd_hazmat.core.codec import encode
+from yrd_hazmat.core.engine import Reference, RulesConfig, advance
+from yrd_hazmat.core.emergency.scene import replayable
+from yrd_hazmat.core.enrich import observe
+from yrd_hazmat.core.geo.jurisdiction import default_index, province_shapes_metric
+from yrd_hazmat.core.models import Ping
+from yrd_hazmat.core.permits.status import NO_PERMIT
+from yrd_hazmat.core.rules.permits import PermitsConfig
+from yrd_hazmat.core.rules.signal import SignalConfig
 from yrd_hazmat.simulator import Fleet
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.timeutil import CHINA_TZ
 from tests.integration.harness import SIGNAL_LOST_NEVER_S
 
 COLLISION = 1 << 29  # JT/T 808 alarm bit 29
@@ -153,7 +153,7 @@ def ping_records(topic: str, pings: list[Ping]) -> list[tuple[str, bytes, bytes]
 
 content = replayable
 """An alert without what a replay may change (``emitted_at``, an emergency's exposed
-trucks): see :func:`yrd_hazmat.emergency.scene.replayable`."""
+trucks): see :func:`yrd_hazmat.core.emergency.scene.replayable`."""
 
 
 def _canon(value) -> str:

@@ -28,8 +28,8 @@ from tests.harness import wait_for
 from tests.integration.harness import Kafka, WorkerProcess, run_env
 from tests.integration.traces import XINJIEKOU, drive, of, start_time
 from tests.permit_trips import along_route, permit_doc
-from yrd_hazmat.codec import encode
-from yrd_hazmat.models import Ping
+from yrd_hazmat.core.codec import encode
+from yrd_hazmat.core.models import Ping
 
 pytestmark = pytest.mark.integration
 

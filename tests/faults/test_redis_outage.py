@@ -28,8 +28,8 @@ from tests.faults.replay import (
 from tests.faults.support import lag, read_all, read_model_view
 from tests.harness import OwnRedis, wait_for
 from tests.integration.harness import WorkerProcess, run_env
-from yrd_hazmat.alerts import MOMENTARY
-from yrd_hazmat.models import Ping
+from yrd_hazmat.core.alerts import MOMENTARY
+from yrd_hazmat.core.models import Ping
 
 pytestmark = pytest.mark.integration
 

@@ -26,13 +26,13 @@ from unittest import mock
 import msgspec
 from faust.types import TP
 
-from yrd_hazmat.emergency.responders import load_resources
-from yrd_hazmat.geo.jurisdiction import default_index
-from yrd_hazmat.permits.store import entry_for
-from yrd_hazmat.state import dump_state
-from yrd_hazmat.timeutil import CHINA_TZ, from_ms
-from yrd_hazmat.zones.model import parse_zone_record
-from yrd_hazmat.zones.registry import ZoneRegistry
+from yrd_hazmat.core.emergency.responders import load_resources
+from yrd_hazmat.core.geo.jurisdiction import default_index
+from yrd_hazmat.core.permits.store import entry_for
+from yrd_hazmat.core.state import dump_state
+from yrd_hazmat.core.timeutil import CHINA_TZ, from_ms
+from yrd_hazmat.core.zones.model import parse_zone_record
+from yrd_hazmat.core.zones.registry import ZoneRegistry
 from tests.golden.scenario import Scenario, build
 
 EXPECTED = Path(__file__).with_name("expected.jsonl.gz")
@@ -106,7 +106,7 @@ async def _drive(scenario: Scenario) -> dict:
 
 
 def _resources():
-    from yrd_hazmat.emergency.responders import ResourceIndex
+    from yrd_hazmat.core.emergency.responders import ResourceIndex
     return ResourceIndex(load_resources(str(RESOURCES)))
 
 

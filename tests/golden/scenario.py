@@ -32,10 +32,10 @@ from datetime import datetime, timedelta
 import msgspec
 
 from benchmarks.pipeline.fleet import make_fleet, permit_doc, zone_collection, zone_records
-from yrd_hazmat.codec import encode
+from yrd_hazmat.core.codec import encode
 from yrd_hazmat.config import Settings
-from yrd_hazmat.models import Ping
-from yrd_hazmat.timeutil import CHINA_TZ, from_ms, to_ms
+from yrd_hazmat.core.models import Ping
+from yrd_hazmat.core.timeutil import CHINA_TZ, from_ms, to_ms
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=CHINA_TZ)
 """Event time of the first ping (a Monday: the zones' weekday schedules apply)."""

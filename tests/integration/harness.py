@@ -28,10 +28,10 @@ from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import free_port, wait_until
-from yrd_hazmat.codec import encode
-from yrd_hazmat.models import CommandResult, Ping
+from yrd_hazmat.core.codec import encode
+from yrd_hazmat.core.models import CommandResult, Ping
 from yrd_hazmat.readmodel import ReadModel
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 
 SIGNAL_LOST_NEVER_S = "10000000"

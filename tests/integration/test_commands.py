@@ -13,8 +13,8 @@ import pytest
 from yrd_hazmat.commands import make_command, send_command
 from yrd_hazmat.config import Settings
 from yrd_hazmat.jt808.terminal import SimulatedTerminal
-from yrd_hazmat.models import CommandResult, Media
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.models import CommandResult, Media
+from yrd_hazmat.core.timeutil import CHINA_TZ
 from tests.integration.harness import run_env
 from tests.integration.test_gateway import gateway_settings, running
 from tests.integration.traces import PEOPLES_SQUARE

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from yrd_hazmat.config import Settings
 from yrd_hazmat.desk.app import Desk
 from yrd_hazmat.desk.users import Users, hash_password
-from yrd_hazmat.models import Ping
+from yrd_hazmat.core.models import Ping
 from tests.harness import wait_until
 from tests.integration.harness import latest_ts
 from tests.integration.traces import XINJIEKOU, drive, start_time

@@ -29,7 +29,7 @@ from playwright.async_api import async_playwright
 from yrd_hazmat.config import Settings
 from yrd_hazmat.desk.app import Desk
 from yrd_hazmat.desk.users import Users
-from yrd_hazmat.models import Ping
+from yrd_hazmat.core.models import Ping
 from tests.integration.browser import FLAGS, chromium_executable
 from tests.harness import free_port, wait_until
 from tests.integration.harness import latest_ts, run_env, write_results

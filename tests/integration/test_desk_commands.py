@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from yrd_hazmat.codec import encode
-from yrd_hazmat.models import Media, Ping
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.codec import encode
+from yrd_hazmat.core.models import Media, Ping
+from yrd_hazmat.core.timeutil import CHINA_TZ
 from tests.harness import wait_until
 from tests.integration.harness import latest_ts, write_results
 from tests.integration.test_desk import (Events, collision, desk_client, desk_settings, login,

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from yrd_hazmat.codec import encode
-from yrd_hazmat.emergency.responders import load_resources
-from yrd_hazmat.models import (Alert, AlertState, City, IncidentAction, IncidentLog, Response,
+from yrd_hazmat.core.codec import encode
+from yrd_hazmat.core.emergency.responders import load_resources
+from yrd_hazmat.core.models import (Alert, AlertState, City, IncidentAction, IncidentLog, Response,
                                Severity)
-from yrd_hazmat.observation import Observation
+from yrd_hazmat.core.observation import Observation
 from yrd_hazmat.readmodel import ReadModel, VehicleUpdate
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.timeutil import CHINA_TZ
 from tests.integration.harness import run_env
 from tests.integration.test_desk import desk_client, desk_settings, login, users_file
 

@@ -17,10 +17,10 @@ from importlib.resources import files
 
 import pytest
 
-from yrd_hazmat.models import Alert, AlertState, Severity
-from yrd_hazmat.observation import Observation
+from yrd_hazmat.core.models import Alert, AlertState, Severity
+from yrd_hazmat.core.observation import Observation
 from yrd_hazmat.readmodel import ReadModel, VehicleUpdate
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.timeutil import CHINA_TZ
 from tests.harness import wait_until
 from tests.integration.harness import run_env, scrape
 from tests.integration.test_desk import collision, desk_settings, users_file

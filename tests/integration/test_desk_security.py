@@ -14,8 +14,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from yrd_hazmat.desk.users import hash_password, verify_password
-from yrd_hazmat.models import Severity
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.models import Severity
+from yrd_hazmat.core.timeutil import CHINA_TZ
 from tests.integration.harness import run_env
 from tests.integration.test_desk import desk_client, desk_settings, login, users_file
 from tests.integration.test_desk_history import alert, in_read_model, truck

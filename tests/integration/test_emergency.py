@@ -15,9 +15,9 @@ from importlib.resources import files
 
 import pytest
 
-from yrd_hazmat.models import Ping
+from yrd_hazmat.core.models import Ping
 from yrd_hazmat.readmodel import ReadModel
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.timeutil import CHINA_TZ
 from tests.integration.harness import run_env
 from tests.integration.traces import drive, of, start_time
 

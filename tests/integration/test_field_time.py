@@ -13,8 +13,8 @@ import pytest
 from tests.harness import wait_until
 from tests.integration.harness import run_env, scrape, wait_processed
 from tests.integration.traces import drive, of
-from yrd_hazmat.models import Ping
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.models import Ping
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.timeutil import CHINA_TZ
 from tests.harness import wait_until
 from tests.integration.harness import Kafka, run_env, scrape
 from tests.integration.traces import of

@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from tests.harness import free_port, free_port_pair, local_services
 from tests.integration.harness import WorkerProcess, run_env, wait_processed
 from tests.integration.traces import drive, of, start_time
-from yrd_hazmat.codec import encode
+from yrd_hazmat.core.codec import encode
 
 pytestmark = pytest.mark.integration
 

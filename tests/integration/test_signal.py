@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.timeutil import CHINA_TZ
 from tests.integration.harness import run_env
 from tests.integration.traces import drive, of
 

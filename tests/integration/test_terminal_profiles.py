@@ -13,7 +13,7 @@ import pytest
 
 from yrd_hazmat.jt808 import messages as m
 from yrd_hazmat.jt808.terminal import SimulatedTerminal
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.timeutil import CHINA_TZ
 from tests.integration.harness import run_env
 from tests.integration.test_gateway import gateway_settings, running
 from tests.integration.traces import PEOPLES_SQUARE, of

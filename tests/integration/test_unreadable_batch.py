@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 from tests.harness import wait_until
 from tests.integration.harness import WorkerProcess, scrape
 from tests.integration.traces import drive, of, start_time
-from yrd_hazmat.codec import encode
+from yrd_hazmat.core.codec import encode
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from yrd_hazmat.models import Ping
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.models import Ping
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 PEOPLES_SQUARE = (121.4737, 31.2304)  # Shanghai, 310000
 XINJIEKOU = (118.7841, 32.0415)  # Nanjing, 320100

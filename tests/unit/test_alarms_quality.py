@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 
-from yrd_hazmat.engine import Reference, advance
-from yrd_hazmat.geo.jurisdiction import province_shapes_metric
-from yrd_hazmat.observation import Observation
-from yrd_hazmat.permits.status import PermitStatus
-from yrd_hazmat.emergency.scene import isolation_distance
-from yrd_hazmat.timeutil import to_ms
+from yrd_hazmat.core.engine import Reference, advance
+from yrd_hazmat.core.geo.jurisdiction import province_shapes_metric
+from yrd_hazmat.core.observation import Observation
+from yrd_hazmat.core.permits.status import PermitStatus
+from yrd_hazmat.core.emergency.scene import isolation_distance
+from yrd_hazmat.core.timeutil import to_ms
 from tests.factories import RULES, T0, obs
 from tests.permit_trips import compiled
 

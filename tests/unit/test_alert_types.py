@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from yrd_hazmat.models import AlertType
-from yrd_hazmat.rules import (
+from yrd_hazmat.core.models import AlertType
+from yrd_hazmat.core.rules import (
     device_alarm, fatigue, handover, permits, plausibility, signal, speeding, stops, zones,
 )
 

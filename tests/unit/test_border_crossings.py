@@ -14,17 +14,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.pipeline.fleet import make_fleet, permit_doc
-from yrd_hazmat.geo.corridors import CORRIDORS
-from yrd_hazmat.geo.jurisdiction import default_index
-from yrd_hazmat.geo.projection import geometry_to_metric, to_lonlat
-from yrd_hazmat.permits.model import (
+from yrd_hazmat.core.geo.corridors import CORRIDORS
+from yrd_hazmat.core.geo.jurisdiction import default_index
+from yrd_hazmat.core.geo.projection import geometry_to_metric, to_lonlat
+from yrd_hazmat.core.permits.model import (
     BorderCrossing,
     CompiledPermit,
     border_crossings,
     parse_permit,
     points_along,
 )
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 INDEX = default_index()
 

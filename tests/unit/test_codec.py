@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from yrd_hazmat import codec
-from yrd_hazmat.models import Ping
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core import codec
+from yrd_hazmat.core.models import Ping
+from yrd_hazmat.core.timeutil import CHINA_TZ
 from tests.factories import T0, ping_json
 
 KEY = "沪A12345".encode()

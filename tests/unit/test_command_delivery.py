@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from yrd_hazmat.codec import encode
+from yrd_hazmat.core.codec import encode
 from yrd_hazmat.gateway.commands import (Delivery, PublishMedia, PublishResult, Track,
                                          WriteFrame)
-from yrd_hazmat.models import Command, CommandResult
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.models import Command, CommandResult
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 NOW = datetime(2026, 11, 29, 14, 0, tzinfo=CHINA_TZ)
 PLATE = "沪A12345"

@@ -1,7 +1,7 @@
 """The police desk's filter and its readable line."""
 
 from yrd_hazmat.console import AlertFilter, render_line
-from yrd_hazmat.models import Alert, AlertState, City, Severity
+from yrd_hazmat.core.models import Alert, AlertState, City, Severity
 from tests.factories import T0
 
 

@@ -16,9 +16,9 @@ from yrd_hazmat.desk.commands import CommandRequest
 from yrd_hazmat.desk.security import Throttle, content_security_policy, same_origin
 from yrd_hazmat.desk.sessions import Sessions
 from yrd_hazmat.desk.users import User, Users, hash_password, verify_password
-from yrd_hazmat.models import (Alert, AlertState, City, IncidentAction, IncidentLog, Response,
+from yrd_hazmat.core.models import (Alert, AlertState, City, IncidentAction, IncidentLog, Response,
                                Severity)
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 T = datetime(2026, 11, 29, 14, 0, tzinfo=CHINA_TZ)
 

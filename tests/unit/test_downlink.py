@@ -14,8 +14,8 @@ import pytest
 
 from yrd_hazmat.jt808 import downlink as d
 from yrd_hazmat.jt808.frame import FrameError, build, parse, read_header, unescape
-from yrd_hazmat.models import Command
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.models import Command
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 NOW = datetime(2026, 11, 29, 14, 0, tzinfo=CHINA_TZ)
 

@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import msgspec
 
-from yrd_hazmat.emergency.responders import ResourceIndex
-from yrd_hazmat.engine import Reference, advance
-from yrd_hazmat.enrich import observe
-from yrd_hazmat.geo.jurisdiction import default_index, province_shapes_metric
+from yrd_hazmat.core.emergency.responders import ResourceIndex
+from yrd_hazmat.core.engine import Reference, advance
+from yrd_hazmat.core.enrich import observe
+from yrd_hazmat.core.geo.jurisdiction import default_index, province_shapes_metric
 from yrd_hazmat.jt808 import messages as m
 from yrd_hazmat.jt808 import profiles
-from yrd_hazmat.models import Resource
+from yrd_hazmat.core.models import Resource
 from tests.unit.test_zones import CFG, MONDAY_10AM, at, feature, registry, ring
 
 V = "沪A55555"
@@ -71,7 +71,7 @@ def test_a_tank_leak_from_the_terminal_is_a_critical_alarm_with_the_zones_expose
 
 
 def test_what_a_replay_may_change_is_only_the_wall_clock_and_the_exposed_trucks():
-    from yrd_hazmat.emergency.scene import replayable
+    from yrd_hazmat.core.emergency.scene import replayable
 
     zones = [{"zone_id": "reservoir", "distance_m": 0.0}]
     first = {"alert_id": "a:raised", "emitted_at": "10:00", "details": {

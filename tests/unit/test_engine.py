@@ -10,10 +10,10 @@ from pathlib import Path
 
 import msgspec
 
-from yrd_hazmat.alerts import incident_id
-from yrd_hazmat.engine import advance, silence, timer_due
-from yrd_hazmat.permits.status import NO_PERMIT
-from yrd_hazmat.state import dump_state, load_state
+from yrd_hazmat.core.alerts import incident_id
+from yrd_hazmat.core.engine import advance, silence, timer_due
+from yrd_hazmat.core.permits.status import NO_PERMIT
+from yrd_hazmat.core.state import dump_state, load_state
 from tests.factories import RULES, T0, obs
 
 CFG = RULES

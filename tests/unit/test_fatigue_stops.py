@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from yrd_hazmat.engine import Reference, advance
-from yrd_hazmat.observation import Observation
-from yrd_hazmat.zones.model import parse_zone
+from yrd_hazmat.core.engine import Reference, advance
+from yrd_hazmat.core.observation import Observation
+from yrd_hazmat.core.zones.model import parse_zone
 from tests.factories import RULES, SHANGHAI, T0, obs
 
 V = "沪A55555"

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from yrd_hazmat.geo.corridors import GEOD
-from yrd_hazmat.geo.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
+from yrd_hazmat.core.geo.corridors import GEOD
+from yrd_hazmat.core.geo.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
 
 
 def test_shift_in_shanghai_is_a_few_hundred_metres():

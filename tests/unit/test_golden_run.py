@@ -13,7 +13,7 @@ import difflib
 import json
 from collections import Counter
 
-from yrd_hazmat.models import AlertType
+from yrd_hazmat.core.models import AlertType
 from tests.golden.run import expected_lines, golden_lines
 
 

@@ -9,15 +9,15 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
-from yrd_hazmat.codec import Rejection, decode_ping
+from yrd_hazmat.core.codec import Rejection, decode_ping
 from yrd_hazmat.config import Settings
-from yrd_hazmat.geo.jurisdiction import default_index
-from yrd_hazmat.permits.model import MAX_ROUTE_POINTS
-from yrd_hazmat.permits.store import (
+from yrd_hazmat.core.geo.jurisdiction import default_index
+from yrd_hazmat.core.permits.model import MAX_ROUTE_POINTS
+from yrd_hazmat.core.permits.store import (
     PermitEntry, dump_entry, entry_for, entry_size, load_entry, revoked_entry,
 )
-from yrd_hazmat.timeutil import CHINA_TZ
-from yrd_hazmat.zones.model import MAX_VERTICES, parse_zone_record
+from yrd_hazmat.core.timeutil import CHINA_TZ
+from yrd_hazmat.core.zones.model import MAX_VERTICES, parse_zone_record
 from tests.factories import ping_json
 from tests.permit_trips import permit_doc
 

@@ -20,7 +20,7 @@ def test_importing_the_app_builds_no_geography_and_opens_no_connection():
         "    opened.append(str(address)); return real(self, address)\n"
         "socket.socket.connect = spy\n"
         "import agents.worker\n"
-        "from yrd_hazmat.geo import jurisdiction\n"
+        "from yrd_hazmat.core.geo import jurisdiction\n"
         "print(json.dumps({'index': jurisdiction.default_index.cache_info().currsize,\n"
         "                  'provinces': jurisdiction.province_shapes_metric.cache_info().currsize,\n"
         "                  'connections': opened}))\n"

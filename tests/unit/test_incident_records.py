@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 import msgspec
 from msgspec.structs import replace
 
-from yrd_hazmat.emergency import ledger
-from yrd_hazmat.emergency.incidents import apply, resource_status, touched
-from yrd_hazmat.models import Alert, IncidentAction, IncidentCommand, IncidentLog, Resource
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.emergency import ledger
+from yrd_hazmat.core.emergency.incidents import apply, resource_status, touched
+from yrd_hazmat.core.models import Alert, IncidentAction, IncidentCommand, IncidentLog, Resource
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 T0 = datetime(2026, 11, 10, 14, 0, tzinfo=CHINA_TZ)
 

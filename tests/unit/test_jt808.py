@@ -11,8 +11,8 @@ import pytest
 from yrd_hazmat.gateway.session import Session
 from yrd_hazmat.jt808 import messages as m
 from yrd_hazmat.jt808.frame import FrameError, Splitter, parse
-from yrd_hazmat.models import Terminal
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.models import Terminal
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 NOW = datetime(2026, 11, 29, 14, 0, tzinfo=CHINA_TZ)
 

@@ -22,8 +22,8 @@ from yrd_hazmat.gateway.session import QUALIFIED, Classified, Session
 from yrd_hazmat.jt808 import messages as m
 from yrd_hazmat.jt808 import profiles
 from yrd_hazmat.jt808.frame import parse
-from yrd_hazmat.models import Terminal, VehicleTerminal
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.models import Terminal, VehicleTerminal
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 NOW = datetime(2026, 11, 29, 14, 0, tzinfo=CHINA_TZ)
 PHONE = "013912345678"

@@ -14,8 +14,8 @@ from yrd_hazmat.gateway.session import Classified
 from yrd_hazmat.jt808.frame import FrameError
 from yrd_hazmat.jt809 import frame as f
 from yrd_hazmat.jt809 import messages as m
-from yrd_hazmat.models import VehicleTerminal
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.models import VehicleTerminal
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 ACCESS = 30010001
 M1, IA1, IC1 = 30000000, 20000000, 10000000

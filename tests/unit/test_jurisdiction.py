@@ -1,4 +1,4 @@
-"""Tests for yrd_hazmat.geo.jurisdiction against the packaged YRD boundaries."""
+"""Tests for yrd_hazmat.core.geo.jurisdiction against the packaged YRD boundaries."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import shape
 
-from yrd_hazmat.geo.jurisdiction import JurisdictionIndex, Place, default_index
+from yrd_hazmat.core.geo.jurisdiction import JurisdictionIndex, Place, default_index
 
 # (lon, lat) WGS-84 -> expected Place; each point is > 15 km from any city border.
 KNOWN: dict[str, tuple[float, float, Place]] = {

@@ -9,9 +9,9 @@ import time
 
 from yrd_hazmat import metrics
 from yrd_hazmat.loopwatch import LoopWatch, watch_gc
-from yrd_hazmat.observation import Observation
-from yrd_hazmat.rules.zones import ZoneTrack
-from yrd_hazmat.state import VehicleState
+from yrd_hazmat.core.observation import Observation
+from yrd_hazmat.core.rules.zones import ZoneTrack
+from yrd_hazmat.core.state import VehicleState
 
 
 def _hold_the_loop_for_a_while() -> None:

@@ -9,10 +9,10 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yrd_hazmat.engine import Reference, RulesConfig, advance, silence
-from yrd_hazmat.geo.jurisdiction import province_shapes_metric
-from yrd_hazmat.observation import Observation
-from yrd_hazmat.timeutil import to_ms
+from yrd_hazmat.core.engine import Reference, RulesConfig, advance, silence
+from yrd_hazmat.core.geo.jurisdiction import province_shapes_metric
+from yrd_hazmat.core.observation import Observation
+from yrd_hazmat.core.timeutil import to_ms
 from tests.factories import NO_PERMITS_REQUIRED, T0, obs
 
 LATENESS_MS = 30_000

@@ -7,20 +7,20 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from yrd_hazmat.codec import Rejection
-from yrd_hazmat.engine import Reference, RulesConfig, advance, route_positions_of
-from yrd_hazmat.enrich import observe
-from yrd_hazmat.geo.jurisdiction import default_index, province_shapes_metric
-from yrd_hazmat.permits.model import parse_permit
-from yrd_hazmat.permits.status import PermitStatus
-from yrd_hazmat.permits.route import route_position
-from yrd_hazmat.rules.permits import PermitsConfig
-from yrd_hazmat.rules.plausibility import PlausibilityConfig
-from yrd_hazmat.timeutil import CHINA_TZ, to_ms
+from yrd_hazmat.core.codec import Rejection
+from yrd_hazmat.core.engine import Reference, RulesConfig, advance, route_positions_of
+from yrd_hazmat.core.enrich import observe
+from yrd_hazmat.core.geo.jurisdiction import default_index, province_shapes_metric
+from yrd_hazmat.core.permits.model import parse_permit
+from yrd_hazmat.core.permits.status import PermitStatus
+from yrd_hazmat.core.permits.route import route_position
+from yrd_hazmat.core.rules.permits import PermitsConfig
+from yrd_hazmat.core.rules.plausibility import PlausibilityConfig
+from yrd_hazmat.core.timeutil import CHINA_TZ, to_ms
 from tests.permit_trips import ROUTE_M, along_route, compiled, permit_doc
-from yrd_hazmat.geo.projection import to_lonlat
-from yrd_hazmat.zones.model import parse_zone
-from yrd_hazmat.zones.registry import ZoneRegistry
+from yrd_hazmat.core.geo.projection import to_lonlat
+from yrd_hazmat.core.zones.model import parse_zone
+from yrd_hazmat.core.zones.registry import ZoneRegistry
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=CHINA_TZ)
 V = "苏A66666"

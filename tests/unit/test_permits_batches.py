@@ -13,7 +13,7 @@ import pytest
 
 import agents.permits as agent
 from yrd_hazmat import metrics
-from yrd_hazmat.permits.store import load_entry
+from yrd_hazmat.core.permits.store import load_entry
 from tests.permit_trips import permit_doc
 
 T0 = datetime.fromisoformat("2026-11-30T10:00:00+08:00")

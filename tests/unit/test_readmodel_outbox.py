@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from yrd_hazmat.models import Alert, AlertState, City, Severity
-from yrd_hazmat.observation import Observation
+from yrd_hazmat.core.models import Alert, AlertState, City, Severity
+from yrd_hazmat.core.observation import Observation
 from yrd_hazmat.readmodel import (
     Outbox, PendingAlert, PendingVehicle, ReadModel, VehicleUpdate, script_calls,
 )
-from yrd_hazmat.timeutil import CHINA_TZ, to_ms
+from yrd_hazmat.core.timeutil import CHINA_TZ, to_ms
 
 T0 = datetime(2026, 11, 2, 9, 0, 0, tzinfo=CHINA_TZ)
 NOW = datetime(2026, 11, 2, 9, 30, 0, tzinfo=CHINA_TZ)

@@ -6,9 +6,9 @@ from importlib.resources import files
 
 import msgspec
 
-from yrd_hazmat.emergency.responders import ResourceIndex, handles, load_resources
-from yrd_hazmat.geo.projection import to_metric
-from yrd_hazmat.models import Resource
+from yrd_hazmat.core.emergency.responders import ResourceIndex, handles, load_resources
+from yrd_hazmat.core.geo.projection import to_metric
+from yrd_hazmat.core.models import Resource
 
 
 def resource(rid: str, lon: float, lat: float, province: str, **fields) -> Resource:
@@ -70,11 +70,11 @@ def test_the_shipped_illustrative_set_loads_and_is_labelled_approximate():
 def test_a_collision_alarm_proposes_responders_from_both_sides_of_the_border():
     from datetime import datetime
 
-    from yrd_hazmat.engine import Reference, RulesConfig, advance
-    from yrd_hazmat.enrich import observe
-    from yrd_hazmat.geo.jurisdiction import default_index, province_shapes_metric
-    from yrd_hazmat.models import Ping
-    from yrd_hazmat.timeutil import CHINA_TZ
+    from yrd_hazmat.core.engine import Reference, RulesConfig, advance
+    from yrd_hazmat.core.enrich import observe
+    from yrd_hazmat.core.geo.jurisdiction import default_index, province_shapes_metric
+    from yrd_hazmat.core.models import Ping
+    from yrd_hazmat.core.timeutil import CHINA_TZ
 
     t0 = datetime(2026, 11, 29, 10, 0, tzinfo=CHINA_TZ)
     pings = [Ping(vehicle_id="沪A70001", ts=t0, lat=31.30, lon=121.17, speed_kmh=40.0),

@@ -1,6 +1,6 @@
 """Rules through their own ``step`` (issue #10), beside the engine tests that run them all:
 a rule's behaviour is visible without the engine's ordering, buffering or other rules.
-Each test drives one :class:`~yrd_hazmat.rules.rule.Rule` as the engine would: a fresh
+Each test drives one :class:`~yrd_hazmat.core.rules.rule.Rule` as the engine would: a fresh
 state, one context per ping (the previous observation, and the facts the rules share)."""
 
 from __future__ import annotations
@@ -9,28 +9,28 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from yrd_hazmat.alerts import incident_id
-from yrd_hazmat.enrich import observe
-from yrd_hazmat.geo.jurisdiction import default_index, province_shapes_metric
-from yrd_hazmat.geo.projection import to_lonlat, to_metric
-from yrd_hazmat.models import Ping
-from yrd_hazmat.permits.route import route_position
-from yrd_hazmat.permits.status import NO_PERMIT, PermitStatus
-from yrd_hazmat.rules import (
+from yrd_hazmat.core.alerts import incident_id
+from yrd_hazmat.core.enrich import observe
+from yrd_hazmat.core.geo.jurisdiction import default_index, province_shapes_metric
+from yrd_hazmat.core.geo.projection import to_lonlat, to_metric
+from yrd_hazmat.core.models import Ping
+from yrd_hazmat.core.permits.route import route_position
+from yrd_hazmat.core.permits.status import NO_PERMIT, PermitStatus
+from yrd_hazmat.core.rules import (
     device_alarm, fatigue, handover, permits, plausibility, signal, speeding, stops, zones,
 )
-from yrd_hazmat.rules.context import StepContext
-from yrd_hazmat.rules.fatigue import FatigueConfig
-from yrd_hazmat.rules.permits import PermitsConfig
-from yrd_hazmat.rules.plausibility import PlausibilityConfig
-from yrd_hazmat.rules.signal import SignalConfig
-from yrd_hazmat.rules.speed_episode import SpeedEpisode
-from yrd_hazmat.rules.speeding import SpeedingConfig
-from yrd_hazmat.rules.stops import StopsConfig
-from yrd_hazmat.rules.zones import ZonesConfig
-from yrd_hazmat.zones.model import parse_zone
-from yrd_hazmat.zones.registry import ZoneRegistry
-from yrd_hazmat.timeutil import to_ms
+from yrd_hazmat.core.rules.context import StepContext
+from yrd_hazmat.core.rules.fatigue import FatigueConfig
+from yrd_hazmat.core.rules.permits import PermitsConfig
+from yrd_hazmat.core.rules.plausibility import PlausibilityConfig
+from yrd_hazmat.core.rules.signal import SignalConfig
+from yrd_hazmat.core.rules.speed_episode import SpeedEpisode
+from yrd_hazmat.core.rules.speeding import SpeedingConfig
+from yrd_hazmat.core.rules.stops import StopsConfig
+from yrd_hazmat.core.rules.zones import ZonesConfig
+from yrd_hazmat.core.zones.model import parse_zone
+from yrd_hazmat.core.zones.registry import ZoneRegistry
+from yrd_hazmat.core.timeutil import to_ms
 from tests.factories import T0, obs
 from tests.permit_trips import along_route, compiled
 

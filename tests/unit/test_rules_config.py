@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from yrd_hazmat.config import Settings
-from yrd_hazmat.rules.thresholds import MOVING_KMH, SPEEDING_MAX_GAP_MS
+from yrd_hazmat.core.rules.thresholds import MOVING_KMH, SPEEDING_MAX_GAP_MS
 from yrd_hazmat.rules_config import rules_config
 
 

@@ -20,7 +20,7 @@ import msgspec
 import pytest
 
 from yrd_hazmat.config import Settings, env_var
-from yrd_hazmat.engine import RulesConfig
+from yrd_hazmat.core.engine import RulesConfig
 from yrd_hazmat.rules_config import rules_config
 
 README = Path(__file__).resolve().parents[2] / "README.md"

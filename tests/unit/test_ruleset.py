@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import msgspec
 
-from yrd_hazmat.engine import RulesConfig, advance
-from yrd_hazmat.models import AlertType
-from yrd_hazmat.rules import fatigue, plausibility, stops
-from yrd_hazmat.rules.rule import Rule
-from yrd_hazmat.ruleset import RULES
-from yrd_hazmat.state import VehicleState, dump_state, load_state
+from yrd_hazmat.core.engine import RulesConfig, advance
+from yrd_hazmat.core.models import AlertType
+from yrd_hazmat.core.rules import fatigue, plausibility, stops
+from yrd_hazmat.core.rules.rule import Rule
+from yrd_hazmat.core.ruleset import RULES
+from yrd_hazmat.core.state import VehicleState, dump_state, load_state
 from tests.factories import RULES as CFG, T0, obs
 
 V = "沪A12345"

@@ -5,8 +5,9 @@ import json
 import jsonschema
 import pytest
 
-from yrd_hazmat import codec, schemas
-from yrd_hazmat.models import Alert, AlertState, City, Severity
+from yrd_hazmat import schemas
+from yrd_hazmat.core import codec
+from yrd_hazmat.core.models import Alert, AlertState, City, Severity
 from tests.factories import T0, ping_json
 
 VALIDATOR = jsonschema.Draft202012Validator

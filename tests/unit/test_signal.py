@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from yrd_hazmat.engine import Reference, advance, silence
-from yrd_hazmat.permits.status import PermitStatus
-from yrd_hazmat.observation import Observation
-from yrd_hazmat.timeutil import to_ms
+from yrd_hazmat.core.engine import Reference, advance, silence
+from yrd_hazmat.core.permits.status import PermitStatus
+from yrd_hazmat.core.observation import Observation
+from yrd_hazmat.core.timeutil import to_ms
 from tests.factories import RULES, T0, obs
 from tests.permit_trips import compiled
 

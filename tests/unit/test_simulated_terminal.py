@@ -16,7 +16,7 @@ from yrd_hazmat.jt808 import downlink as d
 from yrd_hazmat.jt808 import messages as m
 from yrd_hazmat.jt808.frame import MAX_BODY, Frame, Splitter, parse
 from yrd_hazmat.jt808.terminal import DISPLAY_LOG, ReceivedText, SimulatedTerminal
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core.timeutil import CHINA_TZ
 
 PHONE = "13912345678"
 PLATE = "沪A12345"

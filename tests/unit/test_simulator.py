@@ -2,10 +2,10 @@
 
 from datetime import timedelta
 
-from yrd_hazmat import codec
-from yrd_hazmat.geo.corridors import CITIES, CORRIDORS, GEOD
-from yrd_hazmat.geo.jurisdiction import default_index
-from yrd_hazmat.models import Ping
+from yrd_hazmat.core import codec
+from yrd_hazmat.core.geo.corridors import CITIES, CORRIDORS, GEOD
+from yrd_hazmat.core.geo.jurisdiction import default_index
+from yrd_hazmat.core.models import Ping
 from yrd_hazmat.simulator import Fleet
 from tests.factories import T0
 
@@ -53,8 +53,8 @@ def test_corridors_join_real_cities():
 def test_demo_fleet_has_a_truck_leaving_a_restricted_city_core():
     from importlib.resources import files
 
-    from yrd_hazmat.enrich import observe
-    from yrd_hazmat.zones.registry import ZoneRegistry
+    from yrd_hazmat.core.enrich import observe
+    from yrd_hazmat.core.zones.registry import ZoneRegistry
 
     zones = ZoneRegistry(margin_m=30)
     assert zones.load_file(files("yrd_hazmat.data") / "zones.geojson") == []
@@ -65,7 +65,7 @@ def test_demo_fleet_has_a_truck_leaving_a_restricted_city_core():
 def test_fleet_permits_are_valid_and_cover_their_corridor_provinces():
     import msgspec
 
-    from yrd_hazmat.permits.model import CompiledPermit, parse_permit
+    from yrd_hazmat.core.permits.model import CompiledPermit, parse_permit
 
     fleet = Fleet(30)
     docs = fleet.permits(T0)

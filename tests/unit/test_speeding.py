@@ -1,9 +1,9 @@
 """SPEEDING: raised after the minimum time over the limit, once per episode, then cleared."""
 
-from yrd_hazmat.engine import RulesConfig, advance
-from yrd_hazmat.models import AlertState, Severity
-from yrd_hazmat.rules.speeding import SpeedingConfig
-from yrd_hazmat.rules.thresholds import RoadLimits
+from yrd_hazmat.core.engine import RulesConfig, advance
+from yrd_hazmat.core.models import AlertState, Severity
+from yrd_hazmat.core.rules.speeding import SpeedingConfig
+from yrd_hazmat.core.rules.thresholds import RoadLimits
 from tests.factories import NO_PERMITS_REQUIRED, T0, obs
 
 CFG = RulesConfig(speeding=SpeedingConfig(min_duration_ms=30_000), permits=NO_PERMITS_REQUIRED)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from yrd_hazmat.codec import TIME_AHEAD, time_ahead
-from yrd_hazmat.timeutil import to_ms
+from yrd_hazmat.core.codec import TIME_AHEAD, time_ahead
+from yrd_hazmat.core.timeutil import to_ms
 from tests.factories import T0, ping
 
 ARRIVED = to_ms(T0)

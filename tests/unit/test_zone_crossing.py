@@ -8,20 +8,20 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from yrd_hazmat.engine import Reference, RulesConfig, advance
-from yrd_hazmat.enrich import observe
-from yrd_hazmat.geo.jurisdiction import default_index
-from yrd_hazmat.geo.projection import to_lonlat, to_metric
-from yrd_hazmat.models import Ping
-from yrd_hazmat.permits.status import PermitStatus
-from yrd_hazmat.rules import zone_crossing
-from yrd_hazmat.rules.context import StepContext
-from yrd_hazmat.rules.permits import PermitsConfig
-from yrd_hazmat.rules.signal import SignalConfig
-from yrd_hazmat.timeutil import CHINA_TZ, to_ms
-from yrd_hazmat.zones.model import parse_zone
-from yrd_hazmat.zones.registry import ZoneRegistry
-from yrd_hazmat.zones.segments import SegmentLimits, crossings
+from yrd_hazmat.core.engine import Reference, RulesConfig, advance
+from yrd_hazmat.core.enrich import observe
+from yrd_hazmat.core.geo.jurisdiction import default_index
+from yrd_hazmat.core.geo.projection import to_lonlat, to_metric
+from yrd_hazmat.core.models import Ping
+from yrd_hazmat.core.permits.status import PermitStatus
+from yrd_hazmat.core.rules import zone_crossing
+from yrd_hazmat.core.rules.context import StepContext
+from yrd_hazmat.core.rules.permits import PermitsConfig
+from yrd_hazmat.core.rules.signal import SignalConfig
+from yrd_hazmat.core.timeutil import CHINA_TZ, to_ms
+from yrd_hazmat.core.zones.model import parse_zone
+from yrd_hazmat.core.zones.registry import ZoneRegistry
+from yrd_hazmat.core.zones.segments import SegmentLimits, crossings
 from tests.permit_trips import compiled
 
 V = "沪A66666"
@@ -187,7 +187,7 @@ def test_the_rule_through_its_own_step():
 
 
 def test_route_deviation_counts_from_when_the_line_left_the_corridor():
-    from yrd_hazmat.permits.route import route_position
+    from yrd_hazmat.core.permits.route import route_position
     from tests.permit_trips import along_route
 
     t0 = MONDAY_9AM

@@ -9,22 +9,22 @@ import msgspec
 import pytest
 import shapely
 
-from yrd_hazmat import hazard
-from yrd_hazmat.engine import Reference, RulesConfig, advance
-from yrd_hazmat.enrich import observe
-from yrd_hazmat.geo.gcj02 import wgs84_to_gcj02
-from yrd_hazmat.geo.jurisdiction import default_index
-from yrd_hazmat.geo.projection import to_lonlat, to_metric
-from yrd_hazmat.models import Ping
-from yrd_hazmat.permits.status import PermitStatus
-from yrd_hazmat.rules.speeding import SpeedingConfig
-from yrd_hazmat.rules.zones import ZonesConfig
-from yrd_hazmat.timeutil import CHINA_TZ
+from yrd_hazmat.core import hazard
+from yrd_hazmat.core.engine import Reference, RulesConfig, advance
+from yrd_hazmat.core.enrich import observe
+from yrd_hazmat.core.geo.gcj02 import wgs84_to_gcj02
+from yrd_hazmat.core.geo.jurisdiction import default_index
+from yrd_hazmat.core.geo.projection import to_lonlat, to_metric
+from yrd_hazmat.core.models import Ping
+from yrd_hazmat.core.permits.status import PermitStatus
+from yrd_hazmat.core.rules.speeding import SpeedingConfig
+from yrd_hazmat.core.rules.zones import ZonesConfig
+from yrd_hazmat.core.timeutil import CHINA_TZ
 from tests.permit_trips import compiled
-from yrd_hazmat.zones.index import DEEP, INSIDE, NEAR
-from yrd_hazmat.codec import Rejection
-from yrd_hazmat.zones.model import parse_zone
-from yrd_hazmat.zones.registry import ZoneRegistry
+from yrd_hazmat.core.zones.index import DEEP, INSIDE, NEAR
+from yrd_hazmat.core.codec import Rejection
+from yrd_hazmat.core.zones.model import parse_zone
+from yrd_hazmat.core.zones.registry import ZoneRegistry
 from tests.factories import NO_PERMITS_REQUIRED
 
 CENTRE = to_metric(121.40, 31.20)  # Shanghai, Minhang/Xuhui: far from any province border

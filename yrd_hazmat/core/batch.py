@@ -8,14 +8,14 @@ Nothing here touches Kafka, Redis or a clock (the processing time is passed in),
 batch replays the same anywhere (``tests/golden``).
 
 The way of a batch of pings, in this order and each step once:
-1. decode and check every record (:func:`yrd_hazmat.codec.decode_ping`, a time too far
+1. decode and check every record (:func:`yrd_hazmat.core.codec.decode_ping`, a time too far
    ahead of the record's arrival): rejects become dead letters;
 2. replays (:mod:`.replays`): records a vehicle's state already holds (the worker
    processed them before a restart) are dropped;
 3. enrichment, for the whole batch at once: WGS-84, metres, province, city and zones of
-   every valid fix (:func:`yrd_hazmat.enrich.observe`), each fix's place on its permitted
+   every valid fix (:func:`yrd_hazmat.core.enrich.observe`), each fix's place on its permitted
    route, the zones every segment passes through;
-4. each vehicle's pings through the rules (:func:`yrd_hazmat.engine.advance`): new
+4. each vehicle's pings through the rules (:func:`yrd_hazmat.core.engine.advance`): new
    state, alerts, handovers; the event-time duplicates are dropped there;
 5. the records to write, once the shell has looked up the trucks exposed to the batch's
    emergencies (:meth:`Step.expose`, the one lookup the core cannot do itself).
@@ -35,20 +35,20 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ..codec import PROCESSING_ERROR, TOO_OLD, Rejection, dead_letter, decode_ping, encode, time_ahead
-from ..emergency.incidents import command_for
-from ..emergency.responders import ResourceIndex
-from ..emergency.scene import is_emergency, with_trucks
-from ..engine import Outcome, Reference, RulesConfig, advance, route_positions_of, silence, timer_due
-from ..enrich import observe
-from ..geo.jurisdiction import JurisdictionIndex
-from ..models import Alert, AlertState, Ping
-from ..observation import Observation
-from ..permits.status import PermitStatus
-from ..state import VehicleState
-from ..timeutil import to_ms
-from ..zones.index import ZoneIndex
-from ..zones.segments import crossings_of
+from .codec import PROCESSING_ERROR, TOO_OLD, Rejection, dead_letter, decode_ping, encode, time_ahead
+from .emergency.incidents import command_for
+from .emergency.responders import ResourceIndex
+from .emergency.scene import is_emergency, with_trucks
+from .engine import Outcome, Reference, RulesConfig, advance, route_positions_of, silence, timer_due
+from .enrich import observe
+from .geo.jurisdiction import JurisdictionIndex
+from .models import Alert, AlertState, Ping
+from .observation import Observation
+from .permits.status import PermitStatus
+from .state import VehicleState
+from .timeutil import to_ms
+from .zones.index import ZoneIndex
+from .zones.segments import crossings_of
 from .replays import fresh
 from .updates import VehicleUpdate, vehicle_update
 
@@ -291,7 +291,7 @@ def _fresh(batch: list[_Vehicle], partition: int, step: Step) -> list[_Vehicle]:
 
 
 def _observe(batch: list[_Vehicle], world: World) -> None:
-    """Every valid fix of the batch located at once (:func:`yrd_hazmat.enrich.observe`)."""
+    """Every valid fix of the batch located at once (:func:`yrd_hazmat.core.enrich.observe`)."""
     pings: list[Ping] = []
     times: list[int] = []
     owners: list[_Vehicle] = []

@@ -10,7 +10,7 @@ A ping can come back three ways, and each is dropped in one place:
   state holds. :func:`fresh` drops them, in the pure batch (:mod:`.batch`).
 - **Sent twice** (a terminal's retry, a platform re-sending what a link lost): a ping at
   an event time the vehicle has run, or has waiting. The engine's admission drops it
-  (:func:`yrd_hazmat.engine.advance`: ``duplicates``).
+  (:func:`yrd_hazmat.core.engine.advance`: ``duplicates``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..state import VehicleState
+from .state import VehicleState
 
 
 class _Record(Protocol):

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from ..observation import Observation
-from ..state import VehicleState
+from .observation import Observation
+from .state import VehicleState
 
 
 class VehicleUpdate(msgspec.Struct, frozen=True, gc=False):

@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from ..emergency.records import IncidentLogs
-from ..models import IncidentAction
+from ..core.emergency.records import IncidentLogs
+from ..core.models import IncidentAction
 
 __all__ = ["ActionRequest", "IncidentLogs", "action_of"]
 NOTE_MAX = 2000

@@ -75,17 +75,17 @@ from aiokafka import AIOKafkaProducer
 from redis.exceptions import RedisError
 from shapely.geometry import mapping
 
-from ..codec import Rejection, encode
+from ..core.codec import Rejection, encode
 from ..config import Settings
-from ..emergency.responders import ResourceIndex, load_resources
+from ..core.emergency.responders import ResourceIndex, load_resources
 from ..follow import Follower
-from ..models import Alert, Command, IncidentCommand, IncidentLog
+from ..core.models import Alert, Command, IncidentCommand, IncidentLog
 from ..readmodel import ReadModel
-from ..timeutil import CHINA_TZ
+from ..core.timeutil import CHINA_TZ
 from ..topics import ensure_topics
-from ..zones.model import parse_zone_record
-from ..zones.registry import ZoneRegistry
-from ..zones.schedule import in_force
+from ..core.zones.model import parse_zone_record
+from ..core.zones.registry import ZoneRegistry
+from ..core.zones.schedule import in_force
 from . import history, triage
 from .actions import ActionRequest, IncidentLogs, action_of
 from .bodies import LoginRequest, http_error, read_json

@@ -19,7 +19,7 @@ import msgspec
 
 from ..commands import make_command
 from ..gateway.commands import Track, plate_record
-from ..models import Command, CommandResult, IncidentLog
+from ..core.models import Command, CommandResult, IncidentLog
 
 TEXT_MAX = 400
 """Characters of a text to a driver (the contract's limit; the terminal's GBK limit is

@@ -22,8 +22,8 @@ from typing import Any, NamedTuple
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ..models import Alert
-from ..timeutil import CHINA_TZ
+from ..core.models import Alert
+from ..core.timeutil import CHINA_TZ
 
 DEFAULT_SPAN = timedelta(hours=24)
 DEFAULT_LIMIT = 5000

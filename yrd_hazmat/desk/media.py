@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from ..models import Media
+from ..core.models import Media
 
 BUDGET_BYTES = 64 * 1024 * 1024
 CONTENT_TYPES = {"jpeg": "image/jpeg", "tif": "image/tiff", "mp3": "audio/mpeg",

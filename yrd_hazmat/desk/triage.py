@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..models import PROVINCES, Alert, IncidentAction, IncidentLog
+from ..core.models import PROVINCES, Alert, IncidentAction, IncidentLog
 from .history import Found
 
 SEVERITIES = ("critical", "warning", "info")

@@ -20,7 +20,7 @@ from typing import Literal
 
 import msgspec
 
-from ..models import PROVINCES
+from ..core.models import PROVINCES
 
 REGION = "region"
 Jurisdiction = Literal["SH", "JS", "ZJ", "AH", "region"]

@@ -59,7 +59,7 @@ import msgspec
 
 from ..jt808 import downlink as d
 from ..jt808.messages import TERMINAL_RESPONSE, Position
-from ..models import Command, CommandResult, Media
+from ..core.models import Command, CommandResult, Media
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from ..codec import encode
+from ..core.codec import encode
 from ..config import Settings
 from ..follow import Follower
 from ..jt808.frame import build
-from ..timeutil import CHINA_TZ
+from ..core.timeutil import CHINA_TZ
 from .commands import Action, Delivery, PublishMedia, PublishResult, WriteFrame
 from .session import Session
 

@@ -21,7 +21,7 @@ import msgspec
 from ..jt808.frame import FrameError
 from ..jt809 import frame as f
 from ..jt809 import messages as m
-from ..models import Ping, VehicleTerminal
+from ..core.models import Ping, VehicleTerminal
 from . import codes
 from .session import Handled, Refused, Rejected, contract_ping
 

@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from ..models import Terminal, VehicleTerminal
+from ..core.models import Terminal, VehicleTerminal
 
 log = logging.getLogger(__name__)
 

@@ -30,11 +30,11 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
 
-from ..codec import Rejection, dead_letter, encode
+from ..core.codec import Rejection, dead_letter, encode
 from ..config import Settings
 from ..jt808.frame import Splitter
 from ..jt809 import frame as jt809_frame
-from ..timeutil import CHINA_TZ
+from ..core.timeutil import CHINA_TZ
 from ..topics import ensure_topics
 from . import metrics
 from ..follow import Follower

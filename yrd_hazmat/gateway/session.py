@@ -27,7 +27,7 @@ from ..jt808 import downlink
 from ..jt808 import messages as m
 from ..jt808 import profiles
 from ..jt808.frame import Frame, FrameError, Header, build, parse, read_header
-from ..models import Ping, Terminal, VehicleTerminal
+from ..core.models import Ping, Terminal, VehicleTerminal
 from . import codes
 
 MAX_PENDING_PACKETS = 1024

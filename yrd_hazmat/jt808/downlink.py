@@ -20,7 +20,7 @@ import struct
 
 import msgspec
 
-from ..models import Command
+from ..core.models import Command
 from .frame import MAX_BODY, FrameError
 from .messages import TERMINAL_RESPONSE, Position, read_location
 
@@ -39,7 +39,7 @@ ANSWERS = (TERMINAL_RESPONSE, POSITION_ANSWER, PHOTO_ANSWER, MEDIA_UPLOAD)
 
 COMMAND_MESSAGE = {"text": TEXT, "position_query": POSITION_QUERY,
                    "alarm_confirm": ALARM_CONFIRMATION, "photo": PHOTO}
-"""The message each kind of :class:`~yrd_hazmat.models.Command` goes down as."""
+"""The message each kind of :class:`~yrd_hazmat.core.models.Command` goes down as."""
 
 # 0x8300 flag bits
 EMERGENCY_2013 = 1 << 0

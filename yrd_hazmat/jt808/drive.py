@@ -22,9 +22,9 @@ from typing import Any
 
 import msgspec
 
-from ..models import Ping
+from ..core.models import Ping
 from ..simulator import Fleet
-from ..timeutil import CHINA_TZ
+from ..core.timeutil import CHINA_TZ
 from .terminal import SimulatedTerminal
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def _wgs84(ping: Ping) -> Ping:
     """Terminals report WGS-84 (the simulator's pings may be GCJ-02, as apps send)."""
     if ping.crs == "WGS84":
         return ping
-    from ..geo.gcj02 import gcj02_to_wgs84
+    from ..core.geo.gcj02 import gcj02_to_wgs84
 
     lon, lat = gcj02_to_wgs84(ping.lon, ping.lat)
     return msgspec.structs.replace(ping, lon=float(lon), lat=float(lat), crs="WGS84")

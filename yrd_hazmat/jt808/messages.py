@@ -18,7 +18,7 @@ from datetime import datetime
 
 import msgspec
 
-from ..timeutil import CHINA_TZ
+from ..core.timeutil import CHINA_TZ
 from .frame import FrameError, bcd_digits
 from .profiles import MAKER_ITEMS, Profile
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 import msgspec
 
-from ..models import Terminal, VehicleTerminal
+from ..core.models import Terminal, VehicleTerminal
 
 MAKER_ITEMS = range(0xE0, 0x100)
 """The additional item ids JT/T 808 leaves to the terminal maker."""

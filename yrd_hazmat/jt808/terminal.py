@@ -24,7 +24,7 @@ import msgspec
 from . import downlink as d
 from . import messages as m
 from ..tcp import TcpClient
-from ..timeutil import CHINA_TZ
+from ..core.timeutil import CHINA_TZ
 from .frame import MAX_BODY, Frame, FrameError, Header, Splitter, bcd, build, parse
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import msgspec
 
 from ..config import Settings
 from ..simulator import Fleet
-from ..timeutil import CHINA_TZ
+from ..core.timeutil import CHINA_TZ
 from .frame import Cipher
 from .platform import LinkRefused, SimulatedPlatform
 

@@ -22,7 +22,7 @@ from datetime import datetime
 import msgspec
 
 from ..jt808.frame import FrameError
-from ..timeutil import CHINA_TZ
+from ..core.timeutil import CHINA_TZ
 
 UP_CONNECT_REQ, UP_CONNECT_RSP = 0x1001, 0x1002
 UP_DISCONNECT_REQ, UP_DISCONNECT_RSP = 0x1003, 0x1004

@@ -17,7 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ..models import Alert
+from ..core.models import Alert
 from .flusher import Flusher
 from .keys import DEFAULT_PREFIX, SEEN_WINDOW, Keys
 from .outbox import MAX_ALERTS, Outbox, VehicleUpdate

@@ -28,7 +28,7 @@ from redis.exceptions import (
 )
 
 from .. import metrics
-from ..models import Alert
+from ..core.models import Alert
 from .outbox import Outbox, PendingAlert, PendingVehicle, VehicleUpdate
 from .writer import Writer
 

@@ -38,7 +38,7 @@ prefix but are the desk's own keys (:mod:`yrd_hazmat.desk.sessions`).
 
 from __future__ import annotations
 
-from ..models import PROVINCES as REGION_PROVINCES
+from ..core.models import PROVINCES as REGION_PROVINCES
 
 DEFAULT_PREFIX = "yrd"
 OUTSIDE = "none"

@@ -13,12 +13,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from ..alerts import MOMENTARY
-from ..codec import encode
+from ..core.alerts import MOMENTARY
+from ..core.codec import encode
 from ..core.updates import VehicleUpdate
-from ..models import Alert, AlertState
-from ..observation import Observation
-from ..timeutil import from_ms
+from ..core.models import Alert, AlertState
+from ..core.observation import Observation
+from ..core.timeutil import from_ms
 from .keys import RECENT_ALERTS
 
 MAX_ALERTS = 200_000

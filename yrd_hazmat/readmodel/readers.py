@@ -13,7 +13,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from ..models import Alert
+from ..core.models import Alert
 from .keys import OUTSIDE, RECENT_ALERTS, Keys
 
 VEHICLE_FIELDS = ("ts", "ts_ms", "lat", "lon", "speed_kmh", "heading", "province", "city_name",

@@ -3,7 +3,7 @@
 A zone record on ``yrd.zones`` (key = zone id) or in a zones file is a GeoJSON
 Feature whose geometry is a Polygon or MultiPolygon, or a LineString /
 MultiLineString with ``buffer_m`` (a road section, a bridge, a tunnel).
-:func:`parse_zone` turns it into a :class:`Zone` or a :class:`~yrd_hazmat.codec.Rejection`
+:func:`parse_zone` turns it into a :class:`Zone` or a :class:`~yrd_hazmat.core.codec.Rejection`
 (reason code and error); :func:`parse_zone_record` does the same for a zones-topic
 record (size bound, key required); nothing here raises on bad input.
 

@@ -51,7 +51,7 @@ RulesConfig = msgspec.defstruct(
     frozen=True,
     kw_only=True,
     module=__name__,
-    namespace={"__doc__": """Configuration of every rule of :data:`yrd_hazmat.ruleset.RULES`
+    namespace={"__doc__": """Configuration of every rule of :data:`yrd_hazmat.core.ruleset.RULES`
     (one field per rule, named as the rule, its defaults the rule's), and ``lateness_ms``: how
     late (event time) a ping may arrive and still be put back in order; pings wait that long in
     the reorder buffer before the rules see them; ``segments``: when the straight line between
@@ -82,7 +82,7 @@ class Reference(msgspec.Struct, frozen=True, kw_only=True):
     """Emergency resources: critical alarms propose the nearest responders."""
     crossings: Mapping[SegmentKey, tuple[Crossing, ...]] = {}
     """The zones each segment passes through, computed for a whole batch at once by
-    :func:`yrd_hazmat.zones.segments.crossings_of`; segments absent here are checked one
+    :func:`yrd_hazmat.core.zones.segments.crossings_of`; segments absent here are checked one
     by one, with the same result."""
 
 

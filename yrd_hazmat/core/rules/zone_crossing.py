@@ -1,7 +1,7 @@
 """ZONE_VIOLATION between fixes: a banned zone passed through with no fix inside it.
 
 Between two consecutive fixes the truck is taken to have driven the straight
-segment, when that is plausible (:class:`~yrd_hazmat.zones.segments.SegmentLimits`:
+segment, when that is plausible (:class:`~yrd_hazmat.core.zones.segments.SegmentLimits`:
 a gap of at most 15 min, at most 130 km/h on average). A zone the segment passes
 through (deeper than the zone margin: grazing a corner does not count) while
 neither fix is inside it raises ZONE_VIOLATION with ``inferred: true``, the

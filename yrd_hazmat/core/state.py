@@ -1,7 +1,7 @@
 """Per-vehicle state kept in the worker's changelog-backed table.
 
 :class:`VehicleState` holds what the engine keeps about a vehicle, plus one
-field per rule of :data:`yrd_hazmat.ruleset.RULES` holding that rule's own
+field per rule of :data:`yrd_hazmat.core.ruleset.RULES` holding that rule's own
 state (named by the rule's ``state_field``). The engine's fields:
 
 - ``last``: the latest observation run through the rules (it moved the truck);

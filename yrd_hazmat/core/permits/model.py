@@ -3,7 +3,7 @@
 A permit record on ``yrd.permits`` is keyed by vehicle id; a null value
 revokes the vehicle's permit. :func:`parse_permit` checks it and compiles its
 route into metres; bad records come back as a
-:class:`~yrd_hazmat.codec.Rejection`, never as an exception.
+:class:`~yrd_hazmat.core.codec.Rejection`, never as an exception.
 """
 
 from __future__ import annotations

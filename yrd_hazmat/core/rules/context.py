@@ -5,7 +5,7 @@ vehicle, the observation before this one, and what the rules share about the
 ping (the permit in force and the cargo it declares, where the ping lies on the
 permitted route, the zones in force, the province shapes). The province of the
 ping itself is on the observation. Records other than alerts that a step
-produces (a confirmed :class:`~yrd_hazmat.models.Handover`) go to ``handovers``.
+produces (a confirmed :class:`~yrd_hazmat.core.models.Handover`) go to ``handovers``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class StepContext(msgspec.Struct, frozen=True, kw_only=True):
     :meth:`straight_to`)."""
     crossings: tuple[Crossing, ...] = ()
     """The zones the straight segment from ``previous`` to this ping passes through (only
-    for a plausible segment: see :class:`~yrd_hazmat.zones.segments.SegmentLimits`)."""
+    for a plausible segment: see :class:`~yrd_hazmat.core.zones.segments.SegmentLimits`)."""
     resources: "ResourceIndex | None" = None
     """Emergency resources (for the responders of critical alarms); None: none known."""
     handovers: list[Handover] = []
@@ -57,7 +57,7 @@ class StepContext(msgspec.Struct, frozen=True, kw_only=True):
 
     def straight_to(self, obs: Observation) -> bool:
         """Whether the straight segment from ``previous`` to ``obs`` is taken as the path
-        (a plausible gap and speed: :class:`~yrd_hazmat.zones.segments.SegmentLimits`)."""
+        (a plausible gap and speed: :class:`~yrd_hazmat.core.zones.segments.SegmentLimits`)."""
         return (self.previous is not None and self.limits is not None
                 and self.limits.plausible(self.previous, obs))
 

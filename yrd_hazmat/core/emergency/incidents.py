@@ -1,7 +1,7 @@
 """An incident's record, one action at a time: what the incident keeper does, without Kafka.
 
 :func:`apply` takes an incident's record (or none yet), one
-:class:`~yrd_hazmat.models.IncidentCommand` and the resource it names, and returns the
+:class:`~yrd_hazmat.core.models.IncidentCommand` and the resource it names, and returns the
 new record, or the same record with the refusal noted. It is idempotent: an action whose
 id the record already holds changes nothing, so a command delivered twice (a replay
 after a crash) is recorded once.

@@ -12,7 +12,7 @@ A rule is one module in ``rules/`` that ends with a :class:`Rule`::
 - ``state`` is its per-vehicle state (a msgspec struct kept in the vehicle's
   changelog record under ``state_field``, by default the rule's name);
 - ``config`` its configuration (a frozen struct with defaults, kept in
-  :class:`~yrd_hazmat.engine.RulesConfig` under the rule's name; the settings
+  :class:`~yrd_hazmat.core.engine.RulesConfig` under the rule's name; the settings
   fill it in :mod:`yrd_hazmat.rules_config`);
 - ``raises`` the alert types it raises;
 - optionally ``silence``/``due`` for a rule that fires on the absence of pings
@@ -20,7 +20,7 @@ A rule is one module in ``rules/`` that ends with a :class:`Rule`::
   for a rule whose alert means the ping must not move the truck: the rules
   after it do not see that ping.
 
-Adding a rule: README.md, "Adding a rule"; its line in :data:`yrd_hazmat.ruleset.RULES`
+Adding a rule: README.md, "Adding a rule"; its line in :data:`yrd_hazmat.core.ruleset.RULES`
 states the order the rules run in.
 """
 

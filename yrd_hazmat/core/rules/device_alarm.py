@@ -2,9 +2,9 @@
 
 Each alarm bit is its own incident: raised when the bit goes on, cleared when
 it goes off. Besides the DWORD's bits, bit 32 is the tank's leak sensor (a
-``tank_leak`` alarm extension item, see :data:`yrd_hazmat.observation.TANK_LEAK`).
+``tank_leak`` alarm extension item, see :data:`yrd_hazmat.core.observation.TANK_LEAK`).
 Critical alarms (SOS, collision, rollover, illegal displacement, tank leak) are
-emergencies: they carry what responders need first (:mod:`yrd_hazmat.emergency.scene`:
+emergencies: they carry what responders need first (:mod:`yrd_hazmat.core.emergency.scene`:
 cargo, isolation distance, the nearest responders from any province, the zones
 exposed).
 """

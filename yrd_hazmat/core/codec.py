@@ -1,9 +1,9 @@
 """Bytes to models and back: the one place input is checked.
 
-A record that cannot become a valid :class:`~yrd_hazmat.models.Ping` is never
+A record that cannot become a valid :class:`~yrd_hazmat.core.models.Ping` is never
 an exception for the caller: :func:`decode_ping` returns a :class:`Rejection`
 with a short reason code (a metric label) and a readable error, which the
-worker turns into a :class:`~yrd_hazmat.models.DeadLetter`.
+worker turns into a :class:`~yrd_hazmat.core.models.DeadLetter`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Per vehicle and zone a small track says whether the truck is *confirmed*
 inside. Entry is confirmed by a ping deeper than the margin, or by staying
 inside for ``min_inside_ms``, or by a ping inside after a segment from the
 previous fix (outside) that passed deep into the zone: then the truck is inside
-since the segment's interpolated entry (see :mod:`yrd_hazmat.zones.segments`;
+since the segment's interpolated entry (see :mod:`yrd_hazmat.core.zones.segments`;
 a zone passed through with no fix inside is :mod:`.zone_crossing`'s). Exit is
 confirmed by a ping beyond the margin, or by staying outside for
 ``min_outside_ms``. GPS jitter along an edge never confirms either, so it
@@ -208,7 +208,7 @@ def _while_inside(
 
 def _emergency(zone: Zone, obs: Observation, ctx: StepContext, cfg: ZonesConfig) -> dict[str, Any]:
     """A banned truck inside a water-source zone is an emergency: responders and exposure
-    (:mod:`yrd_hazmat.emergency.scene`); other bans are violations, not emergencies."""
+    (:mod:`yrd_hazmat.core.emergency.scene`); other bans are violations, not emergencies."""
     return emergency_details(obs, ctx, cfg.response) if zone.props.kind in EMERGENCY_ZONE_KINDS else {}
 
 

@@ -108,7 +108,7 @@ def _tree(zones: Mapping[str, Zone]) -> tuple[list[Zone], shapely.STRtree]:
 
 def emergency_details(obs: Observation, ctx: Any, cfg: ResponseConfig) -> dict[str, Any]:
     """The details of an emergency alert raised at ``obs`` (``ctx``: the rule's
-    :class:`~yrd_hazmat.rules.context.StepContext`)."""
+    :class:`~yrd_hazmat.core.rules.context.StepContext`)."""
     status: PermitStatus = ctx.permit
     permit = status.document
     distance, basis = isolation_distance(status, obs.ts_ms)

@@ -3,7 +3,7 @@ command line.
 
 Both read ``yrd.incidents`` whole. ``respond`` sends one action to
 ``yrd.incident-actions`` and waits until the keeper's record shows it, or its refusal;
-``ledger`` sums a month's responses per province pair (:mod:`.ledger`).
+``ledger`` sums a month's responses per province pair (:mod:`yrd_hazmat.core.emergency.ledger`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 
 from ..config import Settings
+from ..core.emergency.incidents import hours
+from ..core.emergency.records import IncidentLogs
+from ..core.models import IncidentAction, IncidentCommand, IncidentLog
+from ..core.timeutil import CHINA_TZ
 from ..follow import TopicReader
-from ..models import IncidentAction, IncidentCommand, IncidentLog
-from ..timeutil import CHINA_TZ
-from .incidents import hours
-from .records import IncidentLogs
 
 
 async def read_records(settings: Settings) -> IncidentLogs:

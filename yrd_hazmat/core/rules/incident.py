@@ -13,7 +13,7 @@ while none is open) and moves it only through these functions:
 - :func:`momentary` is for alerts that mark a moment and are never open
   (PROVINCE_HANDOVER, IMPLAUSIBLE_JUMP).
 
-Ids are deterministic (:func:`yrd_hazmat.alerts.incident_id`: vehicle, type,
+Ids are deterministic (:func:`yrd_hazmat.core.alerts.incident_id`: vehicle, type,
 subject and the raising event time), so a replay raises the same ids. Details
 may be given as a function, called only when an alert is actually made.
 """

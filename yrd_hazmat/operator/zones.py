@@ -7,10 +7,10 @@ from pathlib import Path
 
 import msgspec
 
-from ..codec import TOO_LARGE, Rejection
 from ..config import Settings
+from ..core.codec import TOO_LARGE, Rejection
+from ..core.zones.model import parse_collection
 from ..produce import publish
-from .model import parse_collection
 
 
 async def publish_file(settings: Settings, path: str | Path) -> tuple[int, list[tuple[str, Rejection]]]:
