@@ -13,6 +13,7 @@ import random
 
 import pytest
 
+from tests.harness import OwnKafka
 from tests.integration.harness import WorkerProcess
 
 
@@ -37,3 +38,12 @@ def workers():
                 if w.proc is not None and w.proc.poll() is None:
                     os.killpg(w.proc.pid, 9)
                     w.proc.wait()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A broker of the test's own (the shared one is never stopped), destroyed after it."""
+    kafka = OwnKafka(tmp_path / "services")
+    kafka.start()
+    yield kafka
+    kafka.destroy()

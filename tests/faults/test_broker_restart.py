@@ -22,7 +22,7 @@ from tests.faults.replay import (
     ping_records, summary,
 )
 from tests.faults.support import lag, read_all, wait_quiet
-from tests.harness import OwnKafka, wait_for
+from tests.harness import wait_for
 from tests.integration.harness import WorkerProcess, run_env
 
 pytestmark = pytest.mark.integration
@@ -49,14 +49,6 @@ LOUD = re.compile(r"\[[^]]+\] \[\d+\] \[(WARNING|ERROR|CRITICAL)\]")
 
 def lines(path) -> list[str]:
     return path.read_text("utf-8", "replace").splitlines()
-
-
-@pytest.fixture
-def broker(tmp_path):
-    kafka = OwnKafka(tmp_path / "services")
-    kafka.start()
-    yield kafka
-    kafka.destroy()
 
 
 @pytest.mark.timeout(300)

@@ -9,7 +9,6 @@ import asyncio
 
 import pytest
 
-from tests.harness import OwnKafka
 from tests.integration.test_follower import Table, expected, history, make_topic, produce, until
 from yrd_hazmat.follow import RECONNECTS, Backoff, Follower
 
@@ -17,14 +16,6 @@ pytestmark = pytest.mark.integration
 
 OUTAGE_S = 15.0
 """Longer than the stall check and its timeouts below: the follower must notice."""
-
-
-@pytest.fixture
-def broker(tmp_path):
-    kafka = OwnKafka(tmp_path / "services")
-    kafka.start()
-    yield kafka
-    kafka.destroy()
 
 
 @pytest.mark.timeout(300)
