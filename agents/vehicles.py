@@ -63,10 +63,6 @@ class VehicleStates:
             self.dirty.discard(key)
         return len(gone)
 
-    def forget_all(self) -> None:
-        self.live.clear()
-        self.dirty.clear()
-
     def items(self) -> Iterator[tuple[bytes, VehicleState]]:
         """Every vehicle held (decoding the ones not touched since a restart)."""
         for key in set(self.live) | set(self.table.data.keys()):
