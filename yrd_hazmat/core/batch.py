@@ -13,10 +13,14 @@ The way of a batch of pings, in this order and each step once:
 2. replays (:mod:`.replays`): records a vehicle's state already holds (the worker
    processed them before a restart) are dropped;
 3. enrichment, for the whole batch at once: WGS-84, metres, province, city and zones of
-   every valid fix (:func:`yrd_hazmat.core.enrich.observe`), each fix's place on its permitted
-   route, the zones every segment passes through;
-4. each vehicle's pings through the rules (:func:`yrd_hazmat.core.engine.advance`): new
-   state, alerts, handovers; the event-time duplicates are dropped there;
+   every valid fix (:func:`yrd_hazmat.core.enrich.observe`);
+4. each vehicle's fixes admitted (:func:`yrd_hazmat.core.engine.admit`: the reorder
+   buffer, event-time duplicates, kept fixes), then, for exactly the fixes whose turn has
+   come, all vehicles at once: each fix's place on its permitted route and the zones every
+   segment from the truck's last fix passes through; then each vehicle's fixes through
+   the rules (:func:`yrd_hazmat.core.engine.judge`): new state, alerts, handovers. (The
+   engine still places a fix one by one when a gate rule stopped the one before it, or
+   for kept fixes' segments: rare);
 5. the records to write, once the shell has looked up the trucks exposed to the batch's
    emergencies (:meth:`Step.expose`, the one lookup the core cannot do itself).
 
@@ -39,7 +43,9 @@ from .codec import PROCESSING_ERROR, TOO_OLD, Rejection, dead_letter, decode_pin
 from .emergency.incidents import command_for
 from .emergency.responders import ResourceIndex
 from .emergency.scene import is_emergency, with_trucks
-from .engine import Outcome, Reference, RulesConfig, advance, route_positions_of, silence, timer_due
+from .engine import (
+    Admitted, Outcome, Reference, RulesConfig, admit, judge, route_positions_of, silence, timer_due,
+)
 from .enrich import observe
 from .geo.jurisdiction import JurisdictionIndex
 from .models import Alert, AlertState, Ping
@@ -209,7 +215,7 @@ class _Vehicle:
     its new records and pings, their times, the observations of those with a fix."""
 
     __slots__ = ("vehicle_id", "key", "state", "records", "pings", "times", "fixes",
-                 "observations")
+                 "observations", "previous", "admitted")
 
     def __init__(self, vehicle_id: str, state: VehicleState | None) -> None:
         self.vehicle_id = vehicle_id
@@ -221,6 +227,9 @@ class _Vehicle:
         self.fixes: list = []
         """The records of the pings with a valid fix (in the order of ``observations``)."""
         self.observations: list[Observation] = []
+        self.previous: Observation | None = state.last if state is not None else None
+        """Its latest fix run before this batch."""
+        self.admitted: Admitted | None = None
 
 
 def run(records: Sequence[Record], vehicles: Vehicles, world: World, now: datetime) -> Step:
@@ -236,15 +245,14 @@ def run(records: Sequence[Record], vehicles: Vehicles, world: World, now: dateti
         return step
     _observe(batch, world)
     step.counts.without_fix = sum(len(v.pings) - len(v.observations) for v in batch)
-    reference = _reference(batch, world)
+    admitted = []
     for v in batch:
         step.counts.accepted += len(v.records)
-        try:
-            _advance(step, v, partition, reference)
-        except Exception as exc:  # a bug must not stop the stream or lose the pings
-            log.exception("processing %s failed", v.vehicle_id)
-            failure = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
-            step.rejected += [(record, failure) for record in v.records]
+        if _safely(step, v, _admit, step, v):
+            admitted.append(v)
+    reference = _reference(admitted, world)
+    for v in admitted:
+        _safely(step, v, _judge, step, v, partition, reference)
     step.accepted_ts = [t / 1000 for v in batch for t in v.times]
     step.accepted_arrivals = [r.timestamp for v in batch for r in v.records
                               if r.timestamp is not None]
@@ -308,15 +316,19 @@ def _observe(batch: list[_Vehicle], world: World) -> None:
 
 def _reference(batch: list[_Vehicle], world: World) -> Reference:
     """The reference data of the batch's vehicles, with the route positions and segment
-    crossings of all their new fixes computed at once."""
-    observations = {v.vehicle_id: v.observations for v in batch}
+    crossings of exactly the fixes that run now computed at once (those of kept fixes
+    judged as history: their route positions; their segments are their own)."""
+    running = {v.vehicle_id: v.admitted.ready for v in batch}
+    placed = {v.vehicle_id: v.admitted.ready + (v.admitted.outcome.state.kept
+                                                 if v.admitted.history else [])
+              for v in batch}
     permits = {v.vehicle_id: world.permit(v.key) for v in batch}
-    lasts = {v.vehicle_id: v.state.last if v.state is not None else None for v in batch}
+    lasts = {v.vehicle_id: v.previous for v in batch}
     zones = world.zones
     return Reference(zones=zones.by_id, permits=permits, provinces=world.provinces,
-                     route_positions=route_positions_of(observations, permits),
+                     route_positions=route_positions_of(placed, permits),
                      zone_index=zones, resources=world.resources,
-                     crossings=crossings_of(observations, lasts, zones, world.rules.segments))
+                     crossings=crossings_of(running, lasts, zones, world.rules.segments))
 
 
 def _decoded(records: Sequence[Record], world: World, now_ms: int, step: Step
@@ -343,14 +355,30 @@ def _decoded(records: Sequence[Record], world: World, now_ms: int, step: Step
     return pings, origin, times
 
 
-def _advance(step: Step, v: _Vehicle, partition: int, reference: Reference) -> None:
-    """One vehicle's pings through the rules; its latest report without a fix is proof of
+def _safely(step: Step, v: _Vehicle, work, *args) -> bool:
+    """``work(*args)`` for one vehicle; if it fails (a bug), the vehicle's records are
+    dead-lettered with the reason and the batch goes on."""
+    try:
+        work(*args)
+        return True
+    except Exception as exc:  # a bug must not stop the stream or lose the pings
+        log.exception("processing %s failed", v.vehicle_id)
+        failure = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+        step.rejected += [(record, failure) for record in v.records]
+        return False
+
+
+def _admit(step: Step, v: _Vehicle) -> None:
+    """A vehicle's pings into its buffers; its latest report without a fix is proof of
     life (``heard_ms``)."""
     unfixed = [t for ping, t in zip(v.pings, v.times) if not ping.fix_valid]
-    state = v.state
-    previous = state.last if state is not None else None
-    outcome = advance(state, v.vehicle_id, v.observations, step.world.rules, step.now,
-                      reference, heard_ms=max(unfixed) if unfixed else None)
+    v.admitted = admit(v.state, v.vehicle_id, v.observations, step.world.rules, step.now,
+                       heard_ms=max(unfixed) if unfixed else None)
+
+
+def _judge(step: Step, v: _Vehicle, partition: int, reference: Reference) -> None:
+    """A vehicle's admitted fixes through the rules; its state, records and update kept."""
+    outcome = judge(v.admitted, step.world.rules, step.now, reference)
     outcome.state.partition = partition
     outcome.state.offset = v.records[-1].offset
     step.states[v.key] = outcome.state
@@ -360,7 +388,7 @@ def _advance(step: Step, v: _Vehicle, partition: int, reference: Reference) -> N
     counts.uploaded_late += outcome.uploaded_late
     counts.duplicates += outcome.duplicates
     counts.implausible += outcome.implausible
-    update = vehicle_update(outcome.state, previous, v.observations)
+    update = vehicle_update(outcome.state, v.previous, v.observations)
     if update is not None:
         step.updates.append(update)
 

@@ -122,23 +122,61 @@ def advance(
     A fix older than one already run is judged as history; one beyond the history
     horizon is *late* (its batch index is returned). ``heard_ms``: the latest report
     without a valid fix (proof of life, not a position: the truck is not silent).
+
+    The two halves, :func:`admit` then :func:`judge`, let a caller with many vehicles
+    (:mod:`.batch`) compute the reference data of exactly the fixes whose turn has come,
+    for all of them at once, in between.
     """
+    return judge(admit(state, vehicle_id, batch, cfg, emitted_at, now_ms, heard_ms),
+                 cfg, emitted_at, ref, rules)
+
+
+class Admitted(msgspec.Struct, kw_only=True):
+    """A vehicle's batch admitted: what runs now (``ready``, in event-time order, after
+    the kept fixes if ``history`` says they are to be judged)."""
+
+    outcome: Outcome
+    ready: list[Observation]
+    history: bool
+
+
+def admit(
+    state: VehicleState | None,
+    vehicle_id: str,
+    batch: list[Observation],
+    cfg: RulesConfig,
+    emitted_at: datetime,
+    now_ms: int | None = None,
+    heard_ms: int | None = None,
+) -> Admitted:
+    """The first half of :func:`advance`: the pings into the vehicle's buffers, duplicates
+    and late fixes counted, and which fixes run now."""
     if state is None:
         state = VehicleState(vehicle_id=vehicle_id)
     out = Outcome(state=state, alerts=[], late=[], duplicates=0, implausible=0, handovers=[])
     if heard_ms is not None and (state.heard_ms is None or heard_ms > state.heard_ms):
         state.heard_ms = heard_ms
     live_after = _admit(state, batch, out, cfg.history_horizon_ms, to_ms(emitted_at))
-    if state.kept and (live_after or (now_ms is not None and
-                                      now_ms - state.kept_at_ms >= cfg.history_settle_ms)):
-        # (before the live fixes: the past's alerts come before the present's)
-        _judge_history(state, _configured(_for_history(rules), cfg), cfg, emitted_at, ref, out)
+    history = bool(state.kept) and (live_after or (
+        now_ms is not None and now_ms - state.kept_at_ms >= cfg.history_settle_ms))
     horizon = state.pending[-1].ts_ms - cfg.lateness_ms if state.pending else None
     if now_ms is not None and horizon is not None:
         horizon = max(horizon, now_ms - cfg.lateness_ms)
     ready = [o for o in state.pending if horizon is not None and o.ts_ms <= horizon]
     state.pending = state.pending[len(ready):]
-    _run(state, ready, _configured(rules, cfg), cfg.segments, emitted_at, ref, out)
+    return Admitted(outcome=out, ready=ready, history=history)
+
+
+def judge(admitted: Admitted, cfg: RulesConfig, emitted_at: datetime,
+          ref: Reference = NO_REFERENCE, rules: Sequence[Rule] = RULES) -> Outcome:
+    """The second half of :func:`advance`: the kept fixes judged as history if their time
+    has come (before the live fixes: the past's alerts come before the present's), then
+    the rules over the fixes whose turn has come."""
+    out = admitted.outcome
+    state = out.state
+    if admitted.history:
+        _judge_history(state, _configured(_for_history(rules), cfg), cfg, emitted_at, ref, out)
+    _run(state, admitted.ready, _configured(rules, cfg), cfg.segments, emitted_at, ref, out)
     covered = state.covered
     if covered and (len(covered) > MAX_SPANS
                     or covered[0][1] < covered[-1][1] - cfg.history_horizon_ms):
