@@ -124,7 +124,7 @@ class Follower:
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         """One consumer's life: assign every partition where the last one stopped, catch
         up if not done yet, then apply what comes; raises :class:`Stalled` if it stalls."""
-        tps = await _assign_all(consumer, self.topic)
+        tps = await assign_all(consumer, self.topic)
         fresh = [tp for tp in tps if tp not in self._next]
         for tp in tps:
             if tp in self._next:
@@ -209,19 +209,22 @@ async def _at(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bo
     return True
 
 
-async def _assign_all(consumer: AIOKafkaConsumer, topic: str,
-                      timeout_s: float | None = None) -> list[TopicPartition]:
+async def assign_all(consumer: AIOKafkaConsumer, topic: str,
+                     timeout_s: float | None = None) -> list[TopicPartition]:
     """Assign every partition of ``topic``, waiting at most ``timeout_s`` (None: as long
-    as it takes) for a topic just created to have partitions."""
+    as it takes; 0: one metadata update) for a topic just created to have partitions;
+    TimeoutError if it has none by then."""
     loop = asyncio.get_running_loop()
     deadline = None if timeout_s is None else loop.time() + timeout_s
     partitions = consumer.partitions_for_topic(topic)
     while not partitions:
-        if deadline is not None and loop.time() > deadline:
-            raise TimeoutError(f"topic {topic} has no partitions")
-        await asyncio.sleep(0.2)
         await consumer._client.force_metadata_update()  # the topic was just created
         partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            break
+        if deadline is not None and loop.time() >= deadline:
+            raise TimeoutError(f"topic {topic} has no partitions")
+        await asyncio.sleep(0.2)
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
     return tps
@@ -267,7 +270,7 @@ class TopicReader:
         consumer = self._consumer = AIOKafkaConsumer(**self._options, group_id=None,
                                                      enable_auto_commit=False)
         await consumer.start()
-        self._tps = await _assign_all(consumer, self.topic, timeout_s)
+        self._tps = await assign_all(consumer, self.topic, timeout_s)
         if from_start:
             await consumer.seek_to_beginning(*self._tps)
         else:

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from ..core.models import Alert
 from ..core.timeutil import CHINA_TZ
+from ..follow import assign_all
 
 DEFAULT_SPAN = timedelta(hours=24)
 DEFAULT_LIMIT = 5000
@@ -105,14 +106,10 @@ async def read_period(kafka_options: dict, topic: str, since: datetime, until: d
                                 isolation_level="read_committed")
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:  # not in the metadata yet (as follow.TopicReader does)
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
+        try:
+            tps = await assign_all(consumer, topic, timeout_s=0)
+        except TimeoutError:  # no alert was ever written
             return
-        consumer.assign(tps)
         starts = await consumer.offsets_for_times({tp: since_ms for tp in tps})
         ends = await consumer.end_offsets(tps)
         reading = {}
