@@ -2,12 +2,12 @@
 
 The benchmark's fleet (:mod:`benchmarks.pipeline.fleet`: 10,000 trucks on the
 expressways, 1,000 zones, 5 in 6 trucks with a permit), its backlog on 4 partitions, fed
-to :func:`yrd_hazmat.core.batch.run` a partition batch at a time, as the worker's shell
-does, without Kafka, Faust or Redis: decoding, replays, enrichment, the rules and the
-records to write. The first sight of every truck (its permit compiled, its state made) is
-not timed. Prints pings per CPU-second: the ceiling of the worker's own work, beside the
-pipeline benchmark's drain rate (``make bench``); ``--profile`` adds where the time goes
-(cProfile, by function, cumulative).
+to :func:`yrd_hazmat.core.batch.run` a partition batch at a time with the reference data
+the worker's shell gives it, without Kafka, Faust or Redis: decoding, replays, enrichment,
+the rules and the records to write. The first sight of every truck (its permit compiled,
+its state made) is not timed. Prints pings per CPU-second: the ceiling of the worker's own
+work, beside the pipeline benchmark's drain rate (``make bench``); ``--profile`` adds where
+the time goes (cProfile, by function, cumulative).
 """
 
 from __future__ import annotations
@@ -22,15 +22,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from agents.processor import PingProcessor
 from benchmarks.pipeline import fleet as F
 from yrd_hazmat.config import Settings
 from yrd_hazmat.core import batch
-from yrd_hazmat.core.batch import Topics, World
-from yrd_hazmat.core.emergency.responders import ResourceIndex
-from yrd_hazmat.core.geo.jurisdiction import default_index, province_shapes_metric
-from yrd_hazmat.core.permits.status import NO_PERMIT
-from yrd_hazmat.core.permits.store import PermitCache, entry_for
-from yrd_hazmat.rules_config import rules_config
+from yrd_hazmat.core.batch import World
+from yrd_hazmat.core.geo.jurisdiction import default_index
+from yrd_hazmat.core.permits.store import entry_for
 from yrd_hazmat.core.timeutil import CHINA_TZ
 from yrd_hazmat.core.zones.model import parse_zone_record
 from yrd_hazmat.core.zones.registry import ZoneRegistry
@@ -49,21 +47,17 @@ class Record:
 
 
 def world(settings: Settings, trucks, start_ms: int) -> World:
+    """The reference data as the worker's shell hands it to the core (its own
+    :meth:`~agents.processor.PingProcessor.world`: the same permit lookup and limits)."""
     places = default_index()
     zones = ZoneRegistry(settings.zone_margin_m)
     for key, value in F.zone_records(F.zone_collection(ZONES, 7)):
         zones.put(parse_zone_record(key, value, settings.max_zone_bytes))
-    table = {k: entry_for(k, v, places, settings.max_permit_bytes)
-             for k, v in F.permit_records(trucks, start_ms, datetime.now(CHINA_TZ))}
-    cache = PermitCache(places)
-    topics = Topics(alerts="a", handovers="h", incident_actions="i", deadletter="d")
-    return World(rules=rules_config(settings), places=places,
-                 provinces=province_shapes_metric(), zones=zones.index,
-                 permit=lambda key: cache.status(table.get(key)) or NO_PERMIT,
-                 resources=ResourceIndex(()), topics=topics,
-                 max_ping_bytes=settings.max_ping_bytes,
-                 future_tolerance_ms=int(settings.future_tolerance_s * 1000),
-                 max_raw_bytes=settings.deadletter_max_raw_bytes, exposure_max_age_s=120.0)
+    permits = {k: entry_for(k, v, places, settings.max_permit_bytes)
+               for k, v in F.permit_records(trucks, start_ms, datetime.now(CHINA_TZ))}
+    shell = PingProcessor(settings, states=None, outputs=None, permits=permits, places=places,
+                          zones=zones, readmodel=None)
+    return shell.world()
 
 
 def batches(records, size: int) -> list[list[Record]]:
