@@ -26,7 +26,7 @@ from unittest import mock
 import msgspec
 from faust.types import TP
 
-from yrd_hazmat.core.emergency.responders import load_resources
+from yrd_hazmat.core.emergency.responders import ResourceIndex, load_resources
 from yrd_hazmat.core.geo.jurisdiction import default_index
 from yrd_hazmat.core.permits.store import entry_for
 from yrd_hazmat.core.state import dump_state
@@ -105,8 +105,7 @@ async def _drive(scenario: Scenario) -> dict:
             "states": {k: dump_state(v) for k, v in states.live.items()}}
 
 
-def _resources():
-    from yrd_hazmat.core.emergency.responders import ResourceIndex
+def _resources() -> ResourceIndex:
     return ResourceIndex(load_resources(str(RESOURCES)))
 
 

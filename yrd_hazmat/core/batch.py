@@ -319,9 +319,8 @@ def _reference(batch: list[_Vehicle], world: World) -> Reference:
     crossings of exactly the fixes that run now computed at once (those of kept fixes
     judged as history: their route positions; their segments are their own)."""
     running = {v.vehicle_id: v.admitted.ready for v in batch}
-    placed = {v.vehicle_id: v.admitted.ready + (v.admitted.outcome.state.kept
-                                                 if v.admitted.history else [])
-              for v in batch}
+    placed = {v.vehicle_id: v.admitted.ready + v.admitted.outcome.state.kept
+              if v.admitted.history else v.admitted.ready for v in batch}
     permits = {v.vehicle_id: world.permit(v.key) for v in batch}
     lasts = {v.vehicle_id: v.previous for v in batch}
     zones = world.zones
