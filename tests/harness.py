@@ -59,6 +59,15 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def listening(port: int | str) -> bool:
+    """Whether something accepts connections on ``port`` of the loopback address."""
+    try:
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def free_port_pair() -> int:
     """A free port ``p`` with ``p + 1`` free as well (a KRaft broker's controller listens
     there)."""

@@ -27,7 +27,7 @@ import msgspec
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import free_port, wait_until
+from tests.harness import free_port, listening, wait_until
 from yrd_hazmat.core.codec import encode
 from yrd_hazmat.core.models import CommandResult, Ping
 from yrd_hazmat.readmodel import ReadModel
@@ -94,7 +94,10 @@ class WorkerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
             text = self.log_path.read_bytes()[offset:].decode("utf-8", "replace")
-            if "Ready" in text:
+            metrics = self.env.get("YRD_METRICS_PORT")
+            # ready: Faust says so and the metrics are served (a task of their own, which
+            # can come up after Faust's "Ready": a test scraping at once was refused)
+            if "Ready" in text and (metrics is None or listening(metrics)):
                 return self
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready in {timeout} s:\n{self.log_tail()}")
