@@ -1,4 +1,10 @@
 """JT/T 809: platform-to-platform exchange (an enterprise or provincial platform passing
-its vehicles' positions up). :mod:`.frame` the framing, :mod:`.messages` the bodies,
-:mod:`.platform` a simulated lower platform. The gateway's side is
-:mod:`yrd_hazmat.gateway.link`."""
+its vehicles' positions up, the upper platform's inspections and orders coming down).
+:mod:`.frame` the framing of both editions (2011, 2019); the bodies, one module per
+business: :mod:`.links` link management 0x1000/0x9000, :mod:`.exchange` vehicle dynamic
+exchange 0x1200/0x9200, :mod:`.inspection` platform inspection 0x1300/0x9300,
+:mod:`.alarms` alarms 0x1400/0x9400, :mod:`.control` vehicle control 0x1500/0x9500,
+:mod:`.static` static information 0x1600/0x9600; :mod:`.gnss` their vehicle positions,
+:mod:`.codec` the shared reader and envelopes, :mod:`.bodies` any body by MSG_ID.
+:mod:`.messages` the 2011 subset the gateway's platform link reads, :mod:`.platform` a
+simulated lower platform. The gateway's side is :mod:`yrd_hazmat.gateway.link`."""

@@ -1,0 +1,211 @@
+"""Vehicle dynamic information exchange: UP_EXG_MSG 0x1200 (main link) and DOWN_EXG_MSG
+0x9200 (slave link).
+
+Envelope: VEHICLE_NO 21 GBK, VEHICLE_COLOR BYTE, DATA_TYPE UINT16, DATA_LENGTH UINT32,
+data (:mod:`.codec`). Sub-businesses:
+
+- 0x1201 UP_EXG_MSG_REGISTER: 2011 PLATFORM_ID 11, PRODUCER_ID 11, TERMINAL_MODEL_TYPE 8,
+  TERMINAL_ID 7, TERMINAL_SIMCODE 12 (49 bytes; platforms following JT/T 808-2013 send a
+  20-byte model, 61 bytes); 2019 PLATFORM_ID 11, PRODUCER_ID 11, TERMINAL_MODEL_TYPE 30,
+  IMEI 15, TERMINAL_ID 30, TERMINAL_SIMCODE 13 (110 bytes).
+- 0x1202 UP_EXG_MSG_REAL_LOCATION and 0x9202 DOWN_EXG_MSG_CAR_LOCATION: one GNSS_DATA
+  (:mod:`.gnss`, different in each edition).
+- 0x1203 UP_EXG_MSG_HISTORY_LOCATION and 0x9203 DOWN_EXG_MSG_HISTORY_ARCOSSAREA:
+  GNSS_CNT BYTE (1 to 5), then that many GNSS_DATA.
+- 0x120B UP_EXG_MSG_TAKE_EWAYBILL_ACK (answer to 0x920B): 2019 first SOURCE_DATA_TYPE
+  UINT16 and SOURCE_MSG_SN UINT32 (the request's), then EWAYBILL_LENGTH UINT32 and
+  EWAYBILL_INFO (GBK); 0x120D UP_EXG_MSG_REPORT_EWAYBILL_INFO: EWAYBILL_LENGTH, EWAYBILL_INFO.
+- 0x920B DOWN_EXG_MSG_TAKE_EWAYBILL_REQ: no data.
+- 0x9201 DOWN_EXG_MSG_REGISTER_ACK (2019): SOURCE_DATA_TYPE UINT16, SOURCE_MSG_SN UINT32,
+  RESULT BYTE; some 2019 upper platforms send it without the vehicle, which a plate cannot
+  be mistaken for (0x01 is no GBK trail byte), so both are read.
+
+Layouts: SmallChi/JT809 ``SubMessageBody/JT809_0x1200_0x1201.cs`` (both registration
+sizes of 2011), ``..._0x1202.cs``, ``..._0x1203.cs``, ``..._0x120B.cs``, ``..._0x120D.cs``,
+``JT809_0x9200_0x9201.cs`` and ``JT809_0x9200.cs`` (the vehicle-less 0x9201);
+spjiang/JT809-server ``P0x1201PB.java``, ``P0x120BPB.java``, ``P0x120DPB.java`` (2011);
+Yordroid/jt809_server ``jt_msg_handle_exg_msg.go`` (2019 registration, 110 bytes).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import msgspec
+
+from ..jt808.frame import FrameError
+from .codec import Message, Reader, check_version, counted, envelope, fixed, read_envelope
+from .frame import V2011, V2019
+from .gnss import Fix, read_fix, required, write_fix
+
+UP_EXG_MSG, DOWN_EXG_MSG = 0x1200, 0x9200
+REGISTER, REAL_LOCATION, HISTORY_LOCATION = 0x1201, 0x1202, 0x1203
+TAKE_EWAYBILL_ACK, REPORT_EWAYBILL_INFO = 0x120B, 0x120D
+REGISTER_ACK, CAR_LOCATION, HISTORY_ARCOSSAREA = 0x9201, 0x9202, 0x9203
+TAKE_EWAYBILL_REQ = 0x920B
+MAX_HISTORY = 5
+"""GNSS_CNT: at most 5 positions a 0x1203."""
+
+REGISTRATION_2011 = {49: 8, 61: 20}
+"""2011 registration size -> TERMINAL_MODEL_TYPE width."""
+REGISTRATION_2019 = (11, 11, 30, 15, 30, 13)
+# DOWN_EXG_MSG_REGISTER_ACK results
+REGISTERED, REGISTERED_CHECKED, REGISTRATION_WRONG, REGISTRATION_REFUSED = range(4)
+
+
+class Registration(msgspec.Struct, frozen=True, kw_only=True):
+    """UP_EXG_MSG_REGISTER: the vehicle's terminal."""
+
+    platform_id: str
+    producer_id: str
+    terminal_model: str
+    terminal_id: str
+    sim: str
+    imei: str | None = None
+    """2019 only."""
+
+
+class Waybill(msgspec.Struct, frozen=True, kw_only=True):
+    """0x120B (answer) or 0x120D (sent unasked): an electronic waybill's text."""
+
+    text: str
+    source_type: int | None = None
+    """2019 0x120B: the request answered (0x920B) and its MSG_SN."""
+    source_sn: int | None = None
+
+
+class RegistrationAck(msgspec.Struct, frozen=True, kw_only=True):
+    """DOWN_EXG_MSG_REGISTER_ACK (2019)."""
+
+    source_type: int
+    source_sn: int
+    result: int
+
+
+def read_registration(data: bytes, version: int = V2011) -> Registration:
+    r = Reader(data, "UP_EXG_MSG_REGISTER")
+    if check_version(version) == V2019:
+        sizes = REGISTRATION_2019
+        platform, producer, model = (r.text(sizes[0], "PLATFORM_ID"),
+                                     r.text(sizes[1], "PRODUCER_ID"),
+                                     r.text(sizes[2], "TERMINAL_MODEL_TYPE"))
+        imei = r.text(sizes[3], "IMEI")
+        return Registration(platform_id=platform, producer_id=producer, terminal_model=model,
+                            imei=imei, terminal_id=r.text(sizes[4], "TERMINAL_ID"),
+                            sim=r.text(sizes[5], "TERMINAL_SIMCODE"))
+    model_size = REGISTRATION_2011.get(len(data))
+    if model_size is None:
+        raise FrameError("bad_message", f"UP_EXG_MSG_REGISTER of {len(data)} bytes: 2011 "
+                                        "sends 49 (or 61 with a 20-byte model)")
+    return Registration(platform_id=r.text(11, "PLATFORM_ID"),
+                        producer_id=r.text(11, "PRODUCER_ID"),
+                        terminal_model=r.text(model_size, "TERMINAL_MODEL_TYPE"),
+                        terminal_id=r.text(7, "TERMINAL_ID"), sim=r.text(12, "TERMINAL_SIMCODE"))
+
+
+def write_registration(reg: Registration, version: int = V2011) -> bytes:
+    """2011: the 49-byte layout, or the 61-byte one when the model needs more than 8 bytes."""
+    if check_version(version) == V2019:
+        fields = (reg.platform_id, reg.producer_id, reg.terminal_model, reg.imei or "",
+                  reg.terminal_id, reg.sim)
+        return b"".join(fixed(text, size) for text, size in zip(fields, REGISTRATION_2019))
+    model = 8 if len(reg.terminal_model.encode("gbk", errors="replace")) <= 8 else 20
+    return (fixed(reg.platform_id, 11) + fixed(reg.producer_id, 11)
+            + fixed(reg.terminal_model, model) + fixed(reg.terminal_id, 7) + fixed(reg.sim, 12))
+
+
+def read_location(data: bytes, version: int = V2011, what: str = "UP_EXG_MSG_REAL_LOCATION") -> Fix:
+    r = Reader(data, what)
+    return required(read_fix(r, check_version(version)), what)
+
+
+def write_location(fix: Fix, version: int = V2011) -> bytes:
+    return write_fix(fix, check_version(version))
+
+
+def read_history(data: bytes, version: int = V2011,
+                 what: str = "UP_EXG_MSG_HISTORY_LOCATION") -> list[Fix]:
+    r = Reader(data, what)
+    count = r.u8("GNSS_CNT")
+    if count == 0:
+        raise FrameError("bad_message", f"{what} with GNSS_CNT 0")
+    check_version(version)
+    return [required(read_fix(r, version), f"{what} #{i + 1}") for i in range(count)]
+
+
+def write_history(fixes: list[Fix], version: int = V2011) -> bytes:
+    """GNSS_CNT and the positions, in time order."""
+    if not 1 <= len(fixes) <= MAX_HISTORY:
+        raise ValueError(f"a history carries 1 to {MAX_HISTORY} positions, not {len(fixes)}")
+    ordered = sorted(fixes, key=lambda fix: fix.ts)
+    return bytes([len(fixes)]) + b"".join(write_fix(f, check_version(version)) for f in ordered)
+
+
+def batches(fixes: list[Fix]) -> list[list[Fix]]:
+    """Kept positions as the 0x1203s to send them in: time order, at most 5 each."""
+    ordered = sorted(fixes, key=lambda fix: fix.ts)
+    return [ordered[i:i + MAX_HISTORY] for i in range(0, len(ordered), MAX_HISTORY)]
+
+
+def read_waybill(data: bytes, sub_type: int, version: int = V2011) -> Waybill:
+    what = "UP_EXG_MSG_TAKE_EWAYBILL_ACK" if sub_type == TAKE_EWAYBILL_ACK else \
+        "UP_EXG_MSG_REPORT_EWAYBILL_INFO"
+    r = Reader(data, what)
+    source_type = source_sn = None
+    if sub_type == TAKE_EWAYBILL_ACK and check_version(version) == V2019:
+        source_type, source_sn = r.u16("SOURCE_DATA_TYPE"), r.u32("SOURCE_MSG_SN")
+    size = r.u32("EWAYBILL_LENGTH")
+    return Waybill(text=r.content(size, "EWAYBILL_INFO"), source_type=source_type,
+                   source_sn=source_sn)
+
+
+def write_waybill(waybill: Waybill, sub_type: int = REPORT_EWAYBILL_INFO,
+                  version: int = V2011) -> bytes:
+    source = b""
+    if sub_type == TAKE_EWAYBILL_ACK and check_version(version) == V2019:
+        source = struct.pack(">HI", waybill.source_type or TAKE_EWAYBILL_REQ,
+                             waybill.source_sn or 0)
+    return source + counted(waybill.text)
+
+
+def read_registration_ack(data: bytes) -> RegistrationAck:
+    r = Reader(data, "DOWN_EXG_MSG_REGISTER_ACK")
+    return RegistrationAck(source_type=r.u16("SOURCE_DATA_TYPE"), source_sn=r.u32("SOURCE_MSG_SN"),
+                           result=r.u8("RESULT"))
+
+
+def write_registration_ack(ack: RegistrationAck) -> bytes:
+    return struct.pack(">HIB", ack.source_type, ack.source_sn, ack.result)
+
+
+def write(plate: str | None, colour: int, sub_type: int, data: bytes) -> bytes:
+    """A whole 0x1200 or 0x9200 body (``plate`` None: the vehicle-less 2019 0x9201)."""
+    return envelope(sub_type, data, plate, colour)
+
+
+def read(msg_id: int, body: bytes, version: int = V2011) -> Message:
+    """A 0x1200 or 0x9200 body with its sub-business decoded."""
+    check_version(version)
+    if msg_id not in (UP_EXG_MSG, DOWN_EXG_MSG):
+        raise FrameError("unsupported", f"0x{msg_id:04x} is not UP_EXG_MSG or DOWN_EXG_MSG")
+    name = "UP_EXG_MSG" if msg_id == UP_EXG_MSG else "DOWN_EXG_MSG"
+    vehicle = not (msg_id == DOWN_EXG_MSG and body[:2] == REGISTER_ACK.to_bytes(2, "big"))
+    env = read_envelope(body, vehicle=vehicle, what=name)
+    sub, data = env.sub_type, env.data
+    value: object
+    if msg_id == UP_EXG_MSG and sub == REGISTER:
+        value = read_registration(data, version)
+    elif sub in (REAL_LOCATION, CAR_LOCATION) and (sub == REAL_LOCATION) == (msg_id == UP_EXG_MSG):
+        value = read_location(data, version, f"{name} 0x{sub:04x}")
+    elif sub in (HISTORY_LOCATION, HISTORY_ARCOSSAREA) and \
+            (sub == HISTORY_LOCATION) == (msg_id == UP_EXG_MSG):
+        value = read_history(data, version, f"{name} 0x{sub:04x}")
+    elif msg_id == UP_EXG_MSG and sub in (TAKE_EWAYBILL_ACK, REPORT_EWAYBILL_INFO):
+        value = read_waybill(data, sub, version)
+    elif msg_id == DOWN_EXG_MSG and sub == REGISTER_ACK:
+        value = read_registration_ack(data)
+    elif msg_id == DOWN_EXG_MSG and sub == TAKE_EWAYBILL_REQ:
+        value = None
+    else:
+        raise FrameError("unsupported", f"{name} sub-business 0x{sub:04x}")
+    return Message(sub_type=sub, value=value, plate=env.plate, colour=env.colour)
