@@ -217,9 +217,9 @@ class _Vehicle:
     __slots__ = ("vehicle_id", "key", "state", "records", "pings", "times", "fixes",
                  "observations", "previous", "admitted")
 
-    def __init__(self, vehicle_id: str, state: VehicleState | None) -> None:
+    def __init__(self, vehicle_id: str, key: bytes, state: VehicleState | None) -> None:
         self.vehicle_id = vehicle_id
-        self.key = vehicle_id.encode("utf-8")
+        self.key = key
         self.state = state
         self.records: list = []
         self.pings: list[Ping] = []
@@ -266,8 +266,10 @@ def _grouped(pings: list[Ping], origin: list, times: list[int], vehicles: Vehicl
     for ping, record, ts_ms in zip(pings, origin, times):
         v = by_vehicle.get(ping.vehicle_id)
         if v is None:
-            v = by_vehicle[ping.vehicle_id] = _Vehicle(
-                ping.vehicle_id, vehicles.get(ping.vehicle_id.encode("utf-8")))
+            key = record.key  # (the vehicle id, UTF-8: decode_ping checked it)
+            if type(key) is not bytes:
+                key = ping.vehicle_id.encode("utf-8")
+            v = by_vehicle[ping.vehicle_id] = _Vehicle(ping.vehicle_id, key, vehicles.get(key))
         v.records.append(record)
         v.pings.append(ping)
         v.times.append(ts_ms)
@@ -370,7 +372,8 @@ def _safely(step: Step, v: _Vehicle, work, *args) -> bool:
 def _admit(step: Step, v: _Vehicle) -> None:
     """A vehicle's pings into its buffers; its latest report without a fix is proof of
     life (``heard_ms``)."""
-    unfixed = [t for ping, t in zip(v.pings, v.times) if not ping.fix_valid]
+    unfixed = ([t for ping, t in zip(v.pings, v.times) if not ping.fix_valid]
+               if len(v.observations) < len(v.pings) else None)
     v.admitted = admit(v.state, v.vehicle_id, v.observations, step.world.rules, step.now,
                        heard_ms=max(unfixed) if unfixed else None)
 

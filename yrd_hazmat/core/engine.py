@@ -156,14 +156,20 @@ def admit(
     out = Outcome(state=state, alerts=[], late=[], duplicates=0, implausible=0, handovers=[])
     if heard_ms is not None and (state.heard_ms is None or heard_ms > state.heard_ms):
         state.heard_ms = heard_ms
-    live_after = _admit(state, batch, out, cfg.history_horizon_ms, to_ms(emitted_at))
+    live_after = _admit(state, batch, out, cfg.history_horizon_ms, emitted_at)
     history = bool(state.kept) and (live_after or (
         now_ms is not None and now_ms - state.kept_at_ms >= cfg.history_settle_ms))
-    horizon = state.pending[-1].ts_ms - cfg.lateness_ms if state.pending else None
-    if now_ms is not None and horizon is not None:
+    pending = state.pending
+    if not pending:
+        return Admitted(outcome=out, ready=[], history=history)
+    horizon = pending[-1].ts_ms - cfg.lateness_ms
+    if now_ms is not None:
         horizon = max(horizon, now_ms - cfg.lateness_ms)
-    ready = [o for o in state.pending if horizon is not None and o.ts_ms <= horizon]
-    state.pending = state.pending[len(ready):]
+    if pending[-1].ts_ms <= horizon:  # (every fix waiting is due: the usual case)
+        state.pending = []
+        return Admitted(outcome=out, ready=pending, history=history)
+    ready = [o for o in pending if o.ts_ms <= horizon]
+    state.pending = pending[len(ready):]
     return Admitted(outcome=out, ready=ready, history=history)
 
 
@@ -188,7 +194,7 @@ def judge(admitted: Admitted, cfg: RulesConfig, emitted_at: datetime,
 
 
 def _admit(state: VehicleState, batch: list[Observation], out: Outcome,
-           history_horizon_ms: int, arrived_ms: int) -> bool:
+           history_horizon_ms: int, arrived_at: datetime) -> bool:
     """Put new pings into the reorder buffer and kept fixes into theirs (``state.kept``);
     count duplicates. Returns whether a live fix came after the kept fixes waiting: the
     upload they belong to is over (a terminal resumes reporting live once it has sent
@@ -203,26 +209,36 @@ def _admit(state: VehicleState, batch: list[Observation], out: Outcome,
     """
     if not state.covered and state.last is not None:  # a state kept before spans were
         state.covered = sorted((o.ts_ms, o.ts_ms) for o in (state.last, state.suspect) if o)
-    newest_run = state.covered[-1][1] if state.covered else None
-    waiting = {o.ts_ms for o in state.pending} | {o.ts_ms for o in state.kept}
+    covered = state.covered
+    newest_run = covered[-1][1] if covered else None
+    waiting = ({o.ts_ms for o in state.pending} | {o.ts_ms for o in state.kept}
+               if state.pending or state.kept else set())
     live_after = False
     for index, obs in enumerate(batch):
-        if obs.ts_ms in waiting or _covered(state.covered, obs.ts_ms):
+        ts_ms = obs.ts_ms
+        if ts_ms in waiting or (
+                newest_run is not None and ts_ms <= newest_run and _covered(covered, ts_ms)):
             out.duplicates += 1
         elif newest_run is not None and obs.ts_ms < newest_run - history_horizon_ms:
             out.late.append(index)
         elif newest_run is not None and obs.ts_ms < newest_run:
             waiting.add(obs.ts_ms)
             if not state.kept:
-                state.kept_at_ms = arrived_ms
+                state.kept_at_ms = to_ms(arrived_at)
             state.kept.append(obs)
             live_after = False
         else:
             waiting.add(obs.ts_ms)
             state.pending.append(obs)
             live_after = True
-    state.pending.sort(key=lambda o: o.ts_ms)
+    pending = state.pending
+    if len(pending) > 1 and any(a.ts_ms > b.ts_ms for a, b in zip(pending, pending[1:])):
+        pending.sort(key=_ts_ms)
     return live_after
+
+
+def _ts_ms(obs: Observation) -> int:
+    return obs.ts_ms
 
 
 def _covered(spans: list[tuple[int, int]], ts_ms: int) -> bool:
@@ -373,8 +389,9 @@ def _run(
     vehicle_id = state.vehicle_id
     steps = plan.steps
     zoned = ref.zone_index is not None and len(ref.zone_index) > 0
-    base = _context(state, ref, emitted_at, out.handovers, limits)
-    status = base.permit
+    status = ref.permits.get(vehicle_id, NO_PERMIT)
+    cargo, handovers = _cargo(status), out.handovers
+    zones, provinces, resources = ref.zones, ref.provinces, ref.resources
     covered, gap_ms = state.covered, plan.coverage_gap_ms
     for obs in ready:
         _cover(covered, obs.ts_ms, gap_ms)
@@ -385,7 +402,10 @@ def _run(
         crossed = ()
         if zoned and previous is not None and limits.plausible(previous, obs):
             crossed = _crossed(previous, obs, vehicle_id, ref)
-        ctx = msgspec.structs.replace(base, previous=previous, where=where, crossings=crossed)
+        ctx = StepContext(vehicle_id=vehicle_id, previous=previous, emitted_at=emitted_at,
+                          cargo=cargo, permit=status, where=where, zones=zones,
+                          provinces=provinces, limits=limits, crossings=crossed,
+                          resources=resources, handovers=handovers, heard_ms=state.heard_ms)
         for field, step, rule_cfg, gate in steps:
             new, raised = step(getattr(state, field), obs, ctx, rule_cfg)
             setattr(state, field, new)

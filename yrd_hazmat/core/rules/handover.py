@@ -209,22 +209,26 @@ def _pre_notice(
     previous_along, state.along_m = state.along_m, where.along_m
     if where.distance_m > permit.permit.corridor_m or not state.speed_kmh or state.speed_kmh < cfg.moving_kmh:
         return []
-    backwards = previous_along is not None and where.along_m < previous_along
-    if backwards:  # driving the route from its destination towards its origin
-        ahead = [(b.along_m, b.from_province) for b in reversed(permit.borders)
-                 if b.along_m < where.along_m and b.to_province == state.province]
+    here, province = where.along_m, state.province
+    backwards = previous_along is not None and here < previous_along
+    for b in (reversed(permit.borders) if backwards else permit.borders):
+        # (backwards: driving the route from its destination towards its origin)
+        if backwards and b.along_m < here and b.to_province == province:
+            along, to_province = b.along_m, b.from_province
+            break
+        if not backwards and b.along_m > here and b.from_province == province:
+            along, to_province = b.along_m, b.to_province
+            break
     else:
-        ahead = [(b.along_m, b.to_province) for b in permit.borders
-                 if b.along_m > where.along_m and b.from_province == state.province]
-    if not ahead:
         return []
-    along, to_province = ahead[0]
-    border = next(b for b in permit.borders if b.along_m == along)
-    key = f"{along:.0f}:{state.province or OUTSIDE}>{to_province or OUTSIDE}"
-    distance = abs(along - where.along_m)
+    distance = abs(along - here)
     eta_s = distance / (state.speed_kmh / 3.6)
-    if key in state.expected or eta_s * 1000 > cfg.notice_ms:
+    if eta_s * 1000 > cfg.notice_ms:
         return []
+    key = f"{along:.0f}:{state.province or OUTSIDE}>{to_province or OUTSIDE}"
+    if key in state.expected:
+        return []
+    border = next(b for b in permit.borders if b.along_m == along)
     state.expected[key], raised = incident.raise_once(
         None, ctx, _kind(EXPECTED, Severity.INFO, key), obs,
         {

@@ -44,23 +44,32 @@ class PermitsConfig(msgspec.Struct, frozen=True, kw_only=True):
     deviation_clear_ms: int = 30_000
 
     def required(self, vehicle_id: str) -> bool:
-        return _compiled(self.required_pattern).fullmatch(vehicle_id) is not None
+        return _required(self.required_pattern, vehicle_id)
 
     @property
     def no_permit(self) -> SustainedRule:
-        return SustainedRule(alert_type=NO_VALID_PERMIT, severity=Severity.CRITICAL,
-                             raise_after_ms=self.min_moving_ms)
+        return _sustained(NO_VALID_PERMIT, Severity.CRITICAL, self.min_moving_ms, 0)
 
     @property
     def window(self) -> SustainedRule:
-        return SustainedRule(alert_type=TIME_WINDOW, severity=Severity.WARNING,
-                             raise_after_ms=self.min_moving_ms)
+        return _sustained(TIME_WINDOW, Severity.WARNING, self.min_moving_ms, 0)
 
     @property
     def deviation(self) -> SustainedRule:
-        return SustainedRule(alert_type=ROUTE_DEVIATION, severity=Severity.WARNING,
-                             raise_after_ms=self.deviation_raise_ms,
-                             clear_after_ms=self.deviation_clear_ms)
+        return _sustained(ROUTE_DEVIATION, Severity.WARNING, self.deviation_raise_ms,
+                          self.deviation_clear_ms)
+
+
+@lru_cache(maxsize=16)
+def _sustained(alert_type: AlertType, severity: Severity, raise_after_ms: int,
+               clear_after_ms: int) -> SustainedRule:
+    return SustainedRule(alert_type=alert_type, severity=severity,
+                         raise_after_ms=raise_after_ms, clear_after_ms=clear_after_ms)
+
+
+@lru_cache(maxsize=1 << 17)
+def _required(pattern: str, vehicle_id: str) -> bool:
+    return _compiled(pattern).fullmatch(vehicle_id) is not None
 
 
 @lru_cache(maxsize=8)
@@ -91,31 +100,33 @@ def step(
 
     required = cfg.required(ctx.vehicle_id)
     lacking = required and validity in ("none", "revoked")
+    # (each condition below runs only when it holds or was holding: a quiet one stays quiet)
+    watched = state.no_permit
+    active = lacking and (moving or watched.incident is not None)
+    if active or watched.incident is not None or watched.since_ms is not None:
+        def details() -> dict:
+            out = {"reason": validity, "required": required}
+            if status.permit is not None:
+                out["permit_id"] = status.permit.permit_id
+            return out
 
-    def details() -> dict:
-        out = {"reason": validity, "required": required}
-        if status.permit is not None:
-            out["permit_id"] = status.permit.permit_id
-        return out
-
-    state.no_permit, raised = sustained.step(
-        state.no_permit, lacking and (moving or state.no_permit.incident is not None),
-        obs, ctx, cfg.no_permit, details)
-    alerts += raised
+        state.no_permit, raised = sustained.step(watched, active, obs, ctx, cfg.no_permit,
+                                                 details)
+        alerts += raised
 
     outside = validity in ("not_yet_valid", "expired")
+    watched = state.window
+    active = outside and (moving or watched.incident is not None)
+    if active or watched.incident is not None or watched.since_ms is not None:
+        def window() -> dict:
+            out = {"reason": validity}
+            if status.permit is not None:
+                out |= {"valid_from": from_ms(status.permit.valid_from_ms).isoformat(),
+                        "valid_until": from_ms(status.permit.valid_until_ms).isoformat()}
+            return out
 
-    def window() -> dict:
-        out = {"reason": validity}
-        if status.permit is not None:
-            out |= {"valid_from": from_ms(status.permit.valid_from_ms).isoformat(),
-                    "valid_until": from_ms(status.permit.valid_until_ms).isoformat()}
-        return out
-
-    state.window, raised = sustained.step(
-        state.window, outside and (moving or state.window.incident is not None),
-        obs, ctx, cfg.window, window)
-    alerts += raised
+        state.window, raised = sustained.step(watched, active, obs, ctx, cfg.window, window)
+        alerts += raised
 
     if where is None or validity == "revoked":
         state.deviation, cleared = sustained.close(state.deviation, obs, ctx, cfg.deviation,
@@ -125,16 +136,19 @@ def step(
     assert status.permit is not None
     corridor = status.permit.permit.corridor_m
     off = where.distance_m > corridor
-    starts = off and state.deviation.since_ms is None and state.deviation.incident is None
-    state.deviation, raised = sustained.step(
-        state.deviation, off, obs, ctx, cfg.deviation,
-        lambda: {"distance_m": round(where.distance_m, 1), "corridor_m": corridor,
-                 "nearest_route_point": nearest_route_point(status, where),
-                 "permit_id": status.permit.permit_id},
-        began_ms=_left_corridor(state.distance_m, where.distance_m, corridor, obs, ctx)
-        if starts else None)
+    watched = state.deviation
+    if off or watched.incident is not None or watched.since_ms is not None:
+        starts = off and watched.since_ms is None and watched.incident is None
+        state.deviation, raised = sustained.step(
+            watched, off, obs, ctx, cfg.deviation,
+            lambda: {"distance_m": round(where.distance_m, 1), "corridor_m": corridor,
+                     "nearest_route_point": nearest_route_point(status, where),
+                     "permit_id": status.permit.permit_id},
+            began_ms=_left_corridor(state.distance_m, where.distance_m, corridor, obs, ctx)
+            if starts else None)
+        alerts += raised
     state.distance_m = where.distance_m
-    return state, alerts + raised
+    return state, alerts
 
 
 def _left_corridor(before_m: float | None, after_m: float, corridor_m: float,

@@ -48,6 +48,8 @@ def step(
     """Advance the episode by one observation. ``details``: the alert's details, asked only
     when an alert is made (they may cost more than the step)."""
     if obs.speed_kmh <= limit_kmh:
+        if state.incident is None:  # (the usual case: nothing to close)
+            return close(state, obs, ctx, rule, details)
         return close(state, obs, ctx, rule, lambda: details() | {"limit_kmh": limit_kmh})
     gap = obs.ts_ms - ctx.previous.ts_ms if ctx.previous is not None else 0
     if state.over_since_ms is None or (state.incident is None and gap > rule.max_gap_ms):
@@ -81,7 +83,8 @@ def close(
 ) -> tuple[SpeedEpisode, list[Alert]]:
     """End the episode at ``obs``; clears its alert if one was raised."""
     if state.incident is None:
-        return SpeedEpisode(), []
+        return (state if state.over_since_ms is None and not state.max_speed_kmh
+                else SpeedEpisode()), []
     over_since = state.over_since_ms if state.over_since_ms is not None else obs.ts_ms
     _, cleared = incident.clear(state.incident, ctx, rule, obs, lambda: details() | {
         "speed_kmh": obs.speed_kmh,

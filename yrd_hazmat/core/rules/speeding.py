@@ -8,6 +8,8 @@ Art. 46: 80 km/h on expressways, 60 km/h on other roads (configurable, see
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import msgspec
 
 from ..models import Alert, AlertType
@@ -28,19 +30,22 @@ class SpeedingConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def episode(self) -> EpisodeRule:
-        return EpisodeRule(
-            alert_type=TYPE, min_duration_ms=self.min_duration_ms, max_gap_ms=self.max_gap_ms
-        )
+        return _episode(self.min_duration_ms, self.max_gap_ms)
+
+
+@lru_cache(maxsize=16)
+def _episode(min_duration_ms: int, max_gap_ms: int) -> EpisodeRule:
+    return EpisodeRule(alert_type=TYPE, min_duration_ms=min_duration_ms, max_gap_ms=max_gap_ms)
 
 
 def step(
     state: SpeedEpisode, obs: Observation, ctx: StepContext, cfg: SpeedingConfig
 ) -> tuple[SpeedEpisode, list[Alert]]:
     """Advance the speeding episode of one vehicle by one observation."""
-    road = obs.road_class or f"unknown (limit for {cfg.limits.unknown_road_as})"
+    road = obs.road_class
     return speed_episode.step(
-        state, obs, ctx, cfg.episode, cfg.limits.limit_for(obs.road_class),
-        lambda: {"road_class": road})
+        state, obs, ctx, cfg.episode, cfg.limits.limit_for(road),
+        lambda: {"road_class": road or f"unknown (limit for {cfg.limits.unknown_road_as})"})
 
 
 RULE = Rule(name="speeding", state=SpeedEpisode, config=SpeedingConfig, raises=(TYPE,),

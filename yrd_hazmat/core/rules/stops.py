@@ -7,6 +7,8 @@ kind ``depot`` (where trucks are meant to wait). Cleared when it moves again.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import msgspec
 
 from ..models import Alert, AlertType, Severity
@@ -32,17 +34,27 @@ def step(
     state: Sustained, obs: Observation, ctx: StepContext, cfg: StopsConfig
 ) -> tuple[Sustained, list[Alert]]:
     """Advance the stop accounting of one vehicle by one observation."""
-    zones = ctx.zones
-    inside = [zones[z] for z, level in obs.zones if level > NEAR and z in zones]
-    in_depot = any(z.props.kind == "depot" for z in inside)
-    sensitive = [z.zone_id for z in inside if z.props.kind != "depot"]
+    in_depot, sensitive = False, []
+    if obs.zones:
+        zones = ctx.zones
+        inside = [zones[z] for z, level in obs.zones if level > NEAR and z in zones]
+        in_depot = any(z.props.kind == "depot" for z in inside)
+        sensitive = [z.zone_id for z in inside if z.props.kind != "depot"]
     stopped = obs.speed_kmh < cfg.moving_kmh and not in_depot
     limit = cfg.max_stop_sensitive_ms if sensitive else cfg.max_stop_ms
-    rule = SustainedRule(alert_type=TYPE, severity=Severity.WARNING, raise_after_ms=limit)
-    details = {"max_stop_min": limit / 60_000, "in_zones": sensitive}
-    if state.since_ms is not None and state.incident is None:
-        details["stopped_since"] = from_ms(state.since_ms).isoformat()
-    return sustained.step(state, stopped, obs, ctx, rule, details)
+
+    def details() -> dict:
+        out = {"max_stop_min": limit / 60_000, "in_zones": sensitive}
+        if state.since_ms is not None and state.incident is None:
+            out["stopped_since"] = from_ms(state.since_ms).isoformat()
+        return out
+
+    return sustained.step(state, stopped, obs, ctx, _rule(limit), details)
+
+
+@lru_cache(maxsize=16)
+def _rule(raise_after_ms: int) -> SustainedRule:
+    return SustainedRule(alert_type=TYPE, severity=Severity.WARNING, raise_after_ms=raise_after_ms)
 
 
 RULE = Rule(name="stops", state_field="stop", state=Sustained, config=StopsConfig,

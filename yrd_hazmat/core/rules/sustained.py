@@ -41,8 +41,8 @@ def step(
     """Advance by one observation where the condition is ``active`` or not (``began_ms``:
     when a condition first seen active at ``obs`` began, if known to be earlier)."""
     if state.incident is None:
-        if not active:
-            return Sustained(), []
+        if not active:  # (the usual case: nothing to watch; a quiet state stays as it is)
+            return (state if state.since_ms is None else Sustained()), []
         since = state.since_ms if state.since_ms is not None else (
             began_ms if began_ms is not None else obs.ts_ms)
         if obs.ts_ms - since < rule.raise_after_ms:

@@ -193,9 +193,7 @@ def _while_inside(
             lambda: details() | {"dwell_s": dwell_s, "max_dwell_s": max_dwell})
         alerts += raised
 
-    rule = EpisodeRule(alert_type=SPEEDING, subject=zone_id,
-                       min_duration_ms=cfg.speeding_min_duration_ms,
-                       max_gap_ms=cfg.speeding_max_gap_ms)
+    rule = _episode(zone_id, cfg.speeding_min_duration_ms, cfg.speeding_max_gap_ms)
     legal = cfg.limits.limit_for(obs.road_class)
     zone_limit = zone.props.speed_limit_kmh
     if zone_limit is not None and zone_limit < legal:
@@ -210,6 +208,12 @@ def _emergency(zone: Zone, obs: Observation, ctx: StepContext, cfg: ZonesConfig)
     """A banned truck inside a water-source zone is an emergency: responders and exposure
     (:mod:`yrd_hazmat.core.emergency.scene`); other bans are violations, not emergencies."""
     return emergency_details(obs, ctx, cfg.response) if zone.props.kind in EMERGENCY_ZONE_KINDS else {}
+
+
+@lru_cache(maxsize=4096)
+def _episode(zone_id: str, min_duration_ms: int, max_gap_ms: int) -> EpisodeRule:
+    return EpisodeRule(alert_type=SPEEDING, subject=zone_id, min_duration_ms=min_duration_ms,
+                       max_gap_ms=max_gap_ms)
 
 
 @lru_cache(maxsize=4096)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Literal
 
 import msgspec
@@ -38,20 +39,29 @@ class Window(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def day_set(self) -> frozenset[str]:
-        return frozenset(_GROUPS[self.days] if isinstance(self.days, str) else self.days)
+        return _day_set(self.days if isinstance(self.days, str) else tuple(self.days))
 
     def covers(self, local: datetime) -> bool:
-        minute = local.hour * 60 + local.minute
+        return self.covers_minute(local.weekday(), local.hour * 60 + local.minute)
+
+    def covers_minute(self, weekday: int, minute: int) -> bool:
+        """Whether the window covers minute ``minute`` (of the day) of day ``weekday``
+        (0 Monday), local time."""
         start, end = _minutes(self.start), _minutes(self.end)
-        today = DAYS[local.weekday()]
-        yesterday = DAYS[(local.weekday() - 1) % 7]
+        days = self.day_set
         if start < end:
-            return today in self.day_set and start <= minute < end
-        return (today in self.day_set and minute >= start) or (
-            yesterday in self.day_set and minute < end
+            return DAYS[weekday] in days and start <= minute < end
+        return (DAYS[weekday] in days and minute >= start) or (
+            DAYS[(weekday - 1) % 7] in days and minute < end
         )
 
 
+@lru_cache(maxsize=256)
+def _day_set(days: str | tuple[str, ...]) -> frozenset[str]:
+    return frozenset(_GROUPS[days] if isinstance(days, str) else days)
+
+
+@lru_cache(maxsize=4096)
 def _minutes(hhmm: str) -> int:
     match = re.fullmatch(r"(\d\d):(\d\d)", hhmm)
     assert match is not None
@@ -62,8 +72,16 @@ def in_force(windows: tuple[Window, ...] | None, ts_ms: int) -> bool:
     """Whether a ban with these windows applies at event time ``ts_ms`` (none = always)."""
     if not windows:
         return True
-    local = datetime.fromtimestamp(ts_ms / 1000, tz=CHINA_TZ)
-    return any(w.covers(local) for w in windows)
+    local_min = ts_ms // 60_000 + _UTC_OFFSET_MIN  # (China has one fixed offset)
+    day, minute = divmod(local_min, 1440)
+    weekday = (day + 3) % 7  # (1970-01-01 was a Thursday)
+    for w in windows:
+        if w.covers_minute(weekday, minute):
+            return True
+    return False
+
+
+_UTC_OFFSET_MIN = int(CHINA_TZ.utcoffset(None).total_seconds()) // 60
 
 
 def first_in_force(windows: tuple[Window, ...] | None, start_ms: int, end_ms: int) -> int | None:
