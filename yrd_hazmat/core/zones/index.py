@@ -123,17 +123,28 @@ class ZoneIndex:
         s, z = self._core_tree.query(segments, predicate="intersects")
         if len(s) == 0:
             return SegmentHits(empty, empty, np.empty(0), np.empty(0))
-        chords = shapely.intersection(self._raw[z], segments[s])
-        coords, pair = shapely.get_coordinates(chords, return_index=True)
-        a, b = starts[s[pair]], ends[s[pair]]
-        ab = b - a
-        length2 = np.einsum("ij,ij->i", ab, ab)
-        frac = np.divide(np.einsum("ij,ij->i", coords - a, ab), length2,
-                         out=np.zeros(len(pair)), where=length2 > 0)
         enter = np.ones(len(s))
         leave = np.zeros(len(s))
-        np.minimum.at(enter, pair, frac)
-        np.maximum.at(leave, pair, frac)
+        # A segment with both ends in the zone enters it at 0 and leaves it at 1, whatever
+        # it does in between (the usual case: a truck driving through a zone); only the
+        # others need their chords through the zone.
+        zones = self._raw[z]
+        both = (moved[s] & shapely.intersects_xy(zones, x0[s], y0[s])
+                & shapely.intersects_xy(zones, x1[s], y1[s]))
+        enter[both] = 0.0
+        leave[both] = 1.0
+        rest = np.flatnonzero(~both)
+        if len(rest):
+            chords = shapely.intersection(zones[rest], segments[s[rest]])
+            coords, pair = shapely.get_coordinates(chords, return_index=True)
+            pair = rest[pair]
+            a, b = starts[s[pair]], ends[s[pair]]
+            ab = b - a
+            length2 = np.einsum("ij,ij->i", ab, ab)
+            frac = np.divide(np.einsum("ij,ij->i", coords - a, ab), length2,
+                             out=np.zeros(len(pair)), where=length2 > 0)
+            np.minimum.at(enter, pair, frac)
+            np.maximum.at(leave, pair, frac)
         return SegmentHits(s, z, np.clip(enter, 0.0, 1.0), np.clip(leave, 0.0, 1.0))
 
 

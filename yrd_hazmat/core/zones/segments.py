@@ -73,6 +73,10 @@ def point_at(a: Observation, b: Observation, fraction: float) -> Point:
                  lon=round(float(lon), 6), lat=round(float(lat), 6))
 
 
+def _ts_ms(obs: Observation) -> int:
+    return obs.ts_ms
+
+
 SegmentKey = tuple[str, int, int]
 """(vehicle id, event time of the first fix, of the second)."""
 
@@ -85,10 +89,15 @@ def crossings(index: ZoneIndex, pairs: Sequence[tuple[Observation, Observation]]
         return [()] * len(pairs)
     coords = np.array([(a.x_m, a.y_m, b.x_m, b.y_m) for a, b in pairs], dtype=float)
     hits = index.crossings(coords[:, 0], coords[:, 1], coords[:, 2], coords[:, 3])
+    zones = index.zones
     for s, z, enter, leave in zip(hits.segment.tolist(), hits.zone.tolist(),
                                   hits.enter.tolist(), hits.leave.tolist()):
-        out[s].append(Crossing(index.zones[z].zone_id, enter, leave))
-    return [tuple(sorted(c, key=lambda c: c.zone_id)) for c in out]
+        out[s].append(Crossing(zones[z].zone_id, enter, leave))
+    return [tuple(sorted(c, key=_zone_id)) if len(c) > 1 else tuple(c) for c in out]
+
+
+def _zone_id(crossing: Crossing) -> str:
+    return crossing.zone_id
 
 
 def crossings_of(
@@ -101,10 +110,13 @@ def crossings_of(
     vehicle, from its last fix (``lasts``) through its new ones in event-time order."""
     keys: list[SegmentKey] = []
     pairs: list[tuple[Observation, Observation]] = []
+    plausible = limits.plausible
     for vehicle_id, batch in observations.items():
         previous = lasts.get(vehicle_id)
-        for obs in sorted(batch, key=lambda o: o.ts_ms):
-            if previous is not None and limits.plausible(previous, obs):
+        if len(batch) > 1:
+            batch = sorted(batch, key=_ts_ms)
+        for obs in batch:
+            if previous is not None and plausible(previous, obs):
                 keys.append((vehicle_id, previous.ts_ms, obs.ts_ms))
                 pairs.append((previous, obs))
             previous = obs
