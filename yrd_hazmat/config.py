@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     topic_commands: str = "yrd.commands"
     topic_command_results: str = "yrd.command-results"
     topic_media: str = "yrd.media"
+    topic_platforms: str = "yrd.platforms"
+    topic_platform_vehicles: str = "yrd.platform-vehicles"
+    topic_ewaybills: str = "yrd.ewaybills"
+    topic_platform_reports: str = "yrd.platform-reports"
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
 
@@ -171,6 +175,32 @@ class Settings(BaseSettings):
     jt809_m1: int = Field(0, ge=0, description="simple-encryption constant M1")
     jt809_ia1: int = Field(0, ge=0, description="simple-encryption constant IA1")
     jt809_ic1: int = Field(0, ge=0, description="simple-encryption constant IC1")
+    jt809_edition: int = Field(
+        2011, description="the JT/T 809 edition (2011 or 2019) of the lower platform of "
+                          "YRD_JT809_USER_ID")
+    jt809_listen: bool = Field(
+        False, description="listen on YRD_JT809_PORT for the lower platforms configured on "
+                           "YRD_TOPIC_PLATFORMS even without YRD_JT809_USER_ID")
+    jt809_max_frame_bytes: int = Field(
+        65_536, ge=1024, le=4 * 1024 * 1024,
+        description="a JT/T 809 frame longer than this is dropped unread")
+    jt809_login_attempts: int = Field(
+        10, ge=1, description="logins (UP_CONNECT_REQ) from one source address within "
+                              "YRD_JT809_LOGIN_WINDOW_S; more are answered 'busy' and closed")
+    jt809_login_failures: int = Field(
+        5, ge=1, description="failed logins of one platform within YRD_JT809_LOGIN_WINDOW_S "
+                             "before its logins are refused ('busy') from any address but "
+                             "the one it last logged in from")
+    jt809_login_window_s: float = Field(60.0, gt=0, description="see YRD_JT809_LOGIN_ATTEMPTS")
+    jt809_slave_keepalive_s: float = Field(
+        60.0, gt=0, description="a link test (DOWN_LINKTEST_REQ 0x9005) on each slave link "
+                                "this often")
+    jt809_slave_timeout_s: float = Field(
+        10.0, gt=0, description="a slave link that does not connect, or answer its login or a "
+                                "link test, within this is dropped and tried again")
+    jt809_slave_retry_max_s: float = Field(
+        60.0, gt=0, description="longest wait between two attempts to reconnect a slave link "
+                                "(from 0.5 s, doubling)")
     gateway_idle_s: float = Field(
         180.0, gt=0, description="a connection silent this long is closed (terminals "
                                  "heartbeat every 60 s by default)")
@@ -308,6 +338,13 @@ class Settings(BaseSettings):
         scheme = value.get_secret_value().partition("://")[0].lower()
         if scheme not in REDIS_URL_SCHEMES:
             raise ValueError("must start with redis://, rediss:// (TLS) or unix://")
+        return value
+
+    @field_validator("jt809_edition")
+    @classmethod
+    def _known_edition(cls, value: int) -> int:
+        if value not in (2011, 2019):
+            raise ValueError("must be 2011 or 2019")
         return value
 
     @field_validator("log_level")

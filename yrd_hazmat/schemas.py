@@ -16,6 +16,7 @@ from .core.models import (
 )
 from .core.permits.model import Permit
 from .core.zones.model import ZoneFeature
+from .gateway.platform_records import TOPICS as PLATFORM_TOPICS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
@@ -24,7 +25,7 @@ TOPICS: dict[str, str] = {
     suffix: Settings.model_fields[f"topic_{suffix}"].default
     for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers", "terminals", "incidents",
                    "incident_actions", "resources", "vehicle_terminals", "commands",
-                   "command_results", "media")
+                   "command_results", "media", *PLATFORM_TOPICS)
 }
 """Settings suffix -> default topic name, as the settings define it (the file is
 ``schemas/<name>.schema.json``)."""
@@ -39,6 +40,7 @@ TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
     "commands": Command,
     "command_results": CommandResult,
     "media": Media,
+    **{suffix: model for suffix, (model, _) in PLATFORM_TOPICS.items()},
 }
 """Topic (settings suffix) -> the struct that is its value schema."""
 
@@ -56,6 +58,7 @@ _KEYS = {
     "vehicle_terminals": "vehicle id (equal to vehicle_id); compacted, a null value removes "
                          "the declaration",
     "media": "media id (equal to media_id)",
+    **{suffix: key for suffix, (_, key) in PLATFORM_TOPICS.items()},
 }
 def topic_schema(suffix: str) -> dict[str, Any]:
     """The schema document of one topic's value."""

@@ -44,6 +44,11 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_incident_actions: {"retention.ms": str(30 * _DAY_MS)},
         settings.topic_resources: compacted,
         settings.topic_ticks: {"retention.ms": str(3600 * 1000)},
+        # JT/T 809 lower platforms: their configuration, their vehicles, what they send up
+        settings.topic_platforms: compacted,
+        settings.topic_platform_vehicles: compacted,
+        settings.topic_ewaybills: {"retention.ms": str(90 * _DAY_MS)},
+        settings.topic_platform_reports: {"retention.ms": str(30 * _DAY_MS)},
     } | changelogs
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
     from .session import Handled
@@ -15,7 +15,8 @@ CONNECTIONS_TOTAL = Counter(
     "Connections accepted, refused (over YRD_GATEWAY_MAX_CONNECTIONS), refused over "
     "YRD_GATEWAY_MAX_PER_ADDRESS (address_limit), or closed: not authenticated in time "
     "(auth_timeout), without a readable frame for YRD_GATEWAY_IDLE_S (idle), too many "
-    "dead letters (too_many_rejections)",
+    "dead letters (too_many_rejections), closed by the JT/T 809 link itself (link_closed: a "
+    "throttled login, a platform disabled)",
     ["protocol", "result"],
 )
 MESSAGES = Counter("yrd_gateway_messages_total", "Frames handled, by message", ["protocol", "message"])
@@ -60,3 +61,41 @@ def count_quality(handled: Handled, protocol: str) -> None:
         MAKER_ITEMS_RAW.labels(protocol).inc(handled.maker_items)
     if handled.malformed_items:
         MALFORMED_ITEMS.labels(protocol).inc(handled.malformed_items)
+OVERSIZED = Counter("yrd_gateway_oversized_frames_total",
+                    "Frames dropped unread for their size (JT/T 809: YRD_JT809_MAX_FRAME_BYTES)",
+                    ["protocol"])
+
+# --- JT/T 809 lower platforms, by platform (its access code; 'unknown' for none configured)
+UNKNOWN_PLATFORM = "unknown"
+MAIN_UP = Gauge("yrd_jt809_main_link_up", "1 while the platform is logged in on a main link",
+                ["platform"])
+SLAVE_UP = Gauge("yrd_jt809_slave_link_up", "1 while the gateway's slave link to the platform "
+                 "is up (logged in with its verify code)", ["platform"])
+PLATFORM_RECONNECTS = Counter(
+    "yrd_jt809_reconnects_total",
+    "Links back up after the first: main (the platform logged in again), slave (the gateway "
+    "reconnected its slave link)", ["platform", "link"])
+PLATFORM_LOGINS = Counter(
+    "yrd_jt809_logins_total",
+    "Logins (UP_CONNECT_REQ) by result: ok, or refused (bad_access_code, disabled, bad_ip, "
+    "no_such_user, bad_password) or throttled (address_throttled, platform_throttled)",
+    ["platform", "result"])
+PLATFORM_POSITIONS = Counter(
+    "yrd_jt809_positions_total",
+    "Positions published as pings: live (0x1202) or resent after an outage (0x1203)",
+    ["platform", "kind"])
+RESEND_LAG = Histogram(
+    "yrd_jt809_resend_lag_seconds",
+    "How late re-sent positions (0x1203) arrive: receipt time minus the fix's time",
+    ["platform"], buckets=(10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600))
+PLATFORM_RECORDS = Counter(
+    "yrd_jt809_records_total",
+    "What platforms sent besides positions: alert (0x1402), vehicle (0x1201), waybill "
+    "(0x120B, 0x120D), report (0x1601, 0x1401, 0x1412, 0x1007, 0x1008)", ["platform", "kind"])
+DOWNWARD = Counter(
+    "yrd_jt809_downward_total",
+    "Messages sent down to platforms, by the link they took (slave, or main when the slave "
+    "link was down) or 'none' when neither was up", ["platform", "route"])
+SLAVE_REJECTED = Counter(
+    "yrd_jt809_slave_rejected_total",
+    "Frames read on slave links and not used (unreadable, unexpected)", ["platform", "reason"])

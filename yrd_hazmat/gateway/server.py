@@ -14,6 +14,13 @@ readable frame for ``YRD_GATEWAY_IDLE_S`` (raw bytes, junk and partial frames ke
 nothing alive). Beyond ``YRD_GATEWAY_MAX_CONNECTIONS`` new connections are refused, and
 beyond ``YRD_GATEWAY_MAX_PER_ADDRESS`` from one source address those from that address.
 On both ports alike; each closing reason is counted (``yrd_gateway_connections_total``).
+
+JT/T 809 lower platforms (:mod:`.link`, one :class:`.link.LinkSession` per main link) are
+those configured on ``yrd.platforms`` (followed: one added there logs in without a
+restart) and the one of the ``YRD_JT809_*`` settings; their positions go to
+``yrd.pings``, their registrations, e-waybills, alarms and other reports to their
+topics, durable before the platform is answered. Their slave links and the way down to
+them are :class:`.platform_links.PlatformLinks` (``Gateway.links``).
 """
 
 from __future__ import annotations
@@ -40,7 +47,12 @@ from . import metrics
 from ..follow import Follower
 from .courier import Courier
 from .registry import Declarations, Registry
-from .link import LinkConfig, LinkSession
+from .guard import LoginGuard
+from .link import LinkHandled, LinkSession
+from .platform_alarms import LastFixes
+from .platform_links import PlatformLinks, SlaveTimes
+from .platform_records import PlatformReport
+from .platforms import Platforms, from_settings
 from .session import Handled, Session
 
 log = logging.getLogger(__name__)
@@ -195,6 +207,19 @@ class Gateway:
         self._per_address: Counter[str] = Counter()
         """Open connections by source address (an address at zero is dropped)."""
         self._deadlines = Deadlines(settings.gateway_auth_timeout_s, settings.gateway_idle_s)
+        self.platforms = Platforms(from_settings(settings))
+        """The JT/T 809 lower platforms: ``yrd.platforms`` over the ``YRD_JT809_*`` one."""
+        self.guard = LoginGuard(settings.jt809_login_attempts, settings.jt809_login_failures,
+                                settings.jt809_login_window_s)
+        self.positions = LastFixes()
+        """Every platform vehicle's latest position (where its platform's alarms are put)."""
+        self.links = PlatformLinks(
+            SlaveTimes(settings.jt809_slave_keepalive_s, settings.jt809_slave_timeout_s,
+                       settings.jt809_slave_retry_max_s, settings.jt809_max_frame_bytes),
+            _now, self._record_report)
+        """The platforms' main and slave links; :meth:`.PlatformLinks.send` sends one a
+        downward message."""
+        self._background: set[asyncio.Task] = set()
 
     # --- life cycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -217,13 +242,14 @@ class Gateway:
             settings.jt808_port, backlog=BACKLOG)
         log.info("JT/T 808 gateway listening on %s:%s (%d terminals registered)",
                  settings.gateway_host, self.port, len(self.registry))
-        if settings.jt809_user_id:
+        if settings.jt809_user_id or settings.jt809_listen:
+            await self._follow(settings.topic_platforms, self.platforms.apply)
             self.link_server = await asyncio.start_server(
                 lambda r, w: self._connection(r, w, "jt809"), settings.gateway_host,
                 settings.jt809_port, backlog=BACKLOG)
-            log.info("JT/T 809 platform link listening on %s:%s (user %s, access code %s)",
-                     settings.gateway_host, settings.jt809_port, settings.jt809_user_id,
-                     settings.jt809_access_code)
+            log.info("JT/T 809 platform link listening on %s:%s (%d lower platforms: %s)",
+                     settings.gateway_host, settings.jt809_port, len(self.platforms),
+                     ", ".join(str(self.platforms[code]) for code in sorted(self.platforms)))
 
     async def _follow(self, topic: str, apply) -> None:
         """Read a compacted topic whole, then keep following it (a task that reconnects
@@ -249,6 +275,10 @@ class Gateway:
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self.links.stop()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self.courier is not None:
             await self.courier.stop()
         for follower in self._followers:
@@ -260,12 +290,6 @@ class Gateway:
             await self.producer.stop()
 
     # --- one connection -----------------------------------------------------------------
-    def _link_config(self) -> LinkConfig:
-        s = self.settings
-        return LinkConfig(user_id=s.jt809_user_id, password=s.jt809_password.get_secret_value(),
-                          access_code=s.jt809_access_code,
-                          cipher=jt809_frame.Cipher(s.jt809_m1, s.jt809_ia1, s.jt809_ic1))
-
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                           protocol: str) -> None:
         peer = writer.get_extra_info("peername")
@@ -312,21 +336,24 @@ class Gateway:
             del self._per_address[conn.address]
         metrics.CONNECTIONS.labels(conn.protocol).dec()
 
-    def _session(self, protocol: str) -> tuple[Session | LinkSession,
-                                               Splitter | jt809_frame.Splitter]:
-        """The protocol state and the framing of a new connection on ``protocol``'s port."""
-        if protocol == "jt808":
+    def _session(self, conn: Connection) -> tuple[Session | LinkSession,
+                                                  Splitter | jt809_frame.Splitter]:
+        """The protocol state and the framing of a new connection."""
+        if conn.protocol == "jt808":
             answers = self.courier.answered if self.courier is not None else None
             return Session(self.registry, lambda: secrets.token_hex(8), _now, self.declarations,
                            answers), Splitter()
-        return LinkSession(self._link_config(), self.declarations), jt809_frame.Splitter()
+        return (LinkSession(self.platforms, self.declarations, address=conn.address,
+                            guard=self.guard, positions=self.positions, clock=_now),
+                jt809_frame.Splitter(self.settings.jt809_max_frame_bytes))
 
     async def _serve(self, conn: Connection, reader: asyncio.StreamReader, peer) -> None:
         """Frames in, in order, until the peer leaves or a deadline closes the connection."""
-        session, splitter = self._session(conn.protocol)
+        session, splitter = self._session(conn)
         writer = conn.writer
         held: str | None = None
         """The plate whose commands this connection carries (its authenticated terminal)."""
+        oversized = 0
         try:
             while True:
                 data = await reader.read(65_536)
@@ -335,6 +362,9 @@ class Gateway:
                 frames, junk = splitter.feed(data)
                 if junk:
                     metrics.JUNK_BYTES.labels(conn.protocol).inc(junk)
+                if isinstance(splitter, jt809_frame.Splitter) and splitter.oversized > oversized:
+                    metrics.OVERSIZED.labels(conn.protocol).inc(splitter.oversized - oversized)
+                    oversized = splitter.oversized
                 for content in frames:
                     handled = session.handle(content)
                     _heard(conn, handled, session)
@@ -347,10 +377,19 @@ class Gateway:
                     for answer in handled.answers:
                         writer.write(answer)
                     held = self._carry_commands(session, writer, held)
+                    if isinstance(handled, LinkHandled):
+                        assert isinstance(session, LinkSession)
+                        await self._platform_link(handled, session, conn)
+                        if handled.close:
+                            await writer.drain()
+                            metrics.CONNECTIONS_TOTAL.labels(conn.protocol, "link_closed").inc()
+                            return
                 await writer.drain()
         finally:
             if held is not None and self.courier is not None:
                 self.courier.disconnected(session, held)
+            if isinstance(session, LinkSession):
+                await self._link_ended(session, conn, peer)
 
     def _carry_commands(self, session, writer: asyncio.StreamWriter,
                         held: str | None) -> str | None:
@@ -367,6 +406,57 @@ class Gateway:
         if now is not None:
             courier.authenticated(session, writer)
         return now
+
+    # --- platform links -----------------------------------------------------------------
+    async def _platform_link(self, handled: LinkHandled, session: LinkSession,
+                             conn: Connection) -> None:
+        """What a main-link frame means for the platform's links: a login (the main link
+        up, its slave link opened), a logout, messages to send it down."""
+        platform = handled.platform
+        if handled.login is not None:
+            label = platform.label if platform is not None else metrics.UNKNOWN_PLATFORM
+            metrics.PLATFORM_LOGINS.labels(label, handled.login.reason).inc()
+            if platform is not None and session.platform is not None:
+                older = self.links.main_up(platform, conn.writer,
+                                           session.header.edition if session.header else 2011)
+                if older is not None:  # the platform logged in anew: its older link goes
+                    older.transport.abort()
+                if handled.slave is not None:
+                    await conn.writer.drain()  # the verify code is on its way first
+                    await self.links.start_slave(platform, handled.slave)
+            elif platform is not None:
+                self.links.main_down(platform.access_code, conn.writer)
+        if handled.logout and platform is not None:
+            self.links.main_down(platform.access_code, conn.writer)
+            await self.links.stop_slave(platform.access_code)
+        if session.platform is not None:
+            for msg_id, body in handled.downward:
+                try:
+                    self.links.send(session.platform.access_code, msg_id, body)
+                except ConnectionError:
+                    pass  # counted ('none'); nothing waits for it
+
+    async def _link_ended(self, session: LinkSession, conn: Connection, peer) -> None:
+        """A main link closed: it is no longer the platform's, and the alarms that were
+        still waiting for a position are dead letters."""
+        if session.platform is not None:
+            self.links.main_down(session.platform.access_code, conn.writer)
+        closing = session.close()
+        if closing.rejected and self.publisher is not None:
+            try:
+                await self._durable(closing, session.dead_letter_key(), peer, conn.protocol)
+            except Exception as exc:  # the gateway stopping: logged, nothing else to do
+                log.warning("dead letters of a closed platform link: %s", exc)
+
+    def _record_report(self, report: PlatformReport) -> None:
+        """A platform's notice read on a slave link, onto ``yrd.platform-reports``."""
+        if self.publisher is None:
+            return
+        record = (self.settings.topic_platform_reports, str(report.platform).encode(),
+                  encode(report))
+        task = asyncio.create_task(self.publisher.publish([record]))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _close_overdue(self) -> None:
         """Close the connections past a deadline (one sweep a fraction of the shorter
@@ -393,6 +483,8 @@ class Gateway:
             records.append((settings.topic_terminals, handled.deregistered.encode(), None))
         for ping in handled.pings:
             records.append((settings.topic_pings, ping.vehicle_id.encode(), encode(ping)))
+        if isinstance(handled, LinkHandled):
+            records += _platform_records(settings, handled)
         now = _now()
         for rejected in handled.rejected:
             letter = dead_letter(
@@ -414,6 +506,41 @@ class Gateway:
             batch = handled.message == "batch"
             kind = "blind" if handled.blind else ("batch" if batch else "realtime")
             metrics.POSITIONS.labels(protocol, kind).inc(len(handled.pings))
+        if isinstance(handled, LinkHandled) and handled.platform is not None:
+            _count_platform(handled, now)
+
+
+def _platform_records(settings: Settings, handled: LinkHandled) -> list[Record]:
+    """The records of a platform's frame besides pings and dead letters."""
+    records: list[Record] = []
+    for alert in handled.alerts:
+        records.append((settings.topic_alerts, alert.vehicle_id.encode(), encode(alert)))
+    for vehicle in handled.vehicles:
+        records.append((settings.topic_platform_vehicles, vehicle.vehicle_id.encode(),
+                        encode(vehicle)))
+    for waybill in handled.waybills:
+        records.append((settings.topic_ewaybills, waybill.vehicle_id.encode(), encode(waybill)))
+    for report in handled.reports:
+        records.append((settings.topic_platform_reports, str(report.platform).encode(),
+                        encode(report)))
+    return records
+
+
+def _count_platform(handled: LinkHandled, now: datetime) -> None:
+    """A platform's positions (live, resent, and how late the resent ones are) and records."""
+    assert handled.platform is not None
+    label = handled.platform.label
+    if handled.pings:
+        kind = "resent" if handled.blind else "live"
+        metrics.PLATFORM_POSITIONS.labels(label, kind).inc(len(handled.pings))
+    if handled.blind:
+        lag = metrics.RESEND_LAG.labels(label)
+        for ping in handled.pings:
+            lag.observe(max(0.0, (now - ping.ts).total_seconds()))
+    for kind, records in (("alert", handled.alerts), ("vehicle", handled.vehicles),
+                          ("waybill", handled.waybills), ("report", handled.reports)):
+        if records:
+            metrics.PLATFORM_RECORDS.labels(label, kind).inc(len(records))
 
 
 def _heard(conn: Connection, handled: Handled, session: Session | LinkSession) -> None:

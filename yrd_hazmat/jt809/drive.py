@@ -53,7 +53,8 @@ async def run_platform(settings: Settings, kafka: dict[str, Any], host: str, por
     platform = SimulatedPlatform(settings.jt809_user_id,
                                  settings.jt809_password.get_secret_value(),
                                  settings.jt809_access_code,
-                                 Cipher(*constants) if any(constants) else None)
+                                 Cipher(*constants) if any(constants) else None,
+                                 edition=settings.jt809_edition)
     await platform.connect(host, port, patience_s=120.0)  # the gateway may be starting
     loop = asyncio.get_running_loop()
     if (result := await platform.login()) != 0:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import struct
 import time as _time
+from collections.abc import Callable
 
 import msgspec
 
@@ -153,11 +154,23 @@ def edition_of(data: bytes, expect: int | None = None) -> int:
 def parse(content: bytes, cipher: Cipher | None = None, *, expect: int | None = None) -> Frame:
     """A frame from the escaped bytes between 0x5b and 0x5d; ``expect`` is the edition the
     link is configured for (a hint: see :func:`edition_of`)."""
+    return parse_for(content, lambda center: (cipher, expect))
+
+
+Keys = Callable[[int], tuple[Cipher | None, int | None]]
+"""MSG_GNSSCENTERID -> (the cipher, the edition expected) of that lower platform."""
+
+
+def parse_for(content: bytes, keys: Keys) -> Frame:
+    """:func:`parse` for a link that serves several lower platforms: the cipher and the
+    edition hint are those ``keys`` gives for the frame's MSG_GNSSCENTERID (the header is
+    never encrypted, so the access code is read before the body is decrypted)."""
     data = unescape(content)
     if len(data) < HEADER.size + 2:
         raise FrameError("truncated", f"frame of {len(data)} bytes is shorter than a header")
     if crc16(data[:-2]) != struct.unpack_from(">H", data, len(data) - 2)[0]:
         raise FrameError("bad_check_code", "CRC-16 does not match")
+    cipher, expect = keys(struct.unpack_from(">I", data, 10)[0])
     edition = edition_of(data, expect)
     layout = _HEADERS[edition]
     fields = layout.unpack_from(data)
@@ -196,10 +209,14 @@ def build(msg_id: int, serial: int, center: int, body: bytes, *, cipher: Cipher 
 
 
 class Splitter:
-    """Cuts a TCP byte stream into the escaped contents between 0x5b and 0x5d."""
+    """Cuts a TCP byte stream into the escaped contents between 0x5b and 0x5d. A frame
+    longer than ``max_frame`` bytes is dropped (its bytes counted as discarded, the frame
+    in :attr:`oversized`), whether it came whole or is still arriving."""
 
     def __init__(self, max_frame: int = 65_536) -> None:
         self.max_frame = max_frame
+        self.oversized = 0
+        """Frames dropped for their size so far."""
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> tuple[list[bytes], int]:
@@ -217,9 +234,14 @@ class Splitter:
             end = self._buffer.find(TAIL)
             if end < 0:
                 break
-            frames.append(bytes(self._buffer[1:end]))
+            if end + 1 > self.max_frame:
+                discarded += end + 1
+                self.oversized += 1
+            else:
+                frames.append(bytes(self._buffer[1:end]))
             del self._buffer[:end + 1]
         if len(self._buffer) > self.max_frame:
             discarded += len(self._buffer)
+            self.oversized += 1
             self._buffer = bytearray()
         return frames, discarded

@@ -1,4 +1,6 @@
-"""JT/T 809-2011 message bodies the gateway's platform link handles.
+"""The first JT/T 809-2011 subset the gateway's platform link read, kept for the tests that
+lay frames out with it: the gateway now reads every body with the business modules
+(:mod:`.links`, :mod:`.exchange`, ...), in both editions.
 
 Lower platform -> gateway: UP_CONNECT_REQ 0x1001 (USERID UINT32, PASSWORD 8 bytes,
 DOWN_LINK_IP 32 bytes, DOWN_LINK_PORT UINT16), UP_DISCONNECT_REQ 0x1003 (USERID,
