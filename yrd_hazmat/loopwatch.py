@@ -5,8 +5,9 @@ holds every ping behind it for half a second. :class:`LoopWatch` keeps a small
 task on the loop that asks to wake every ``interval_s`` and records how late it
 woke (``yrd_event_loop_lag_seconds``, per loop). A daemon thread looks at the
 same heartbeat; when the loop has not come back for ``report_s`` it logs the
-loop thread's Python stack at that moment, once per stall, so the code that
-blocks the loop is named in the log, not guessed.
+loop thread's Python stack at that moment (once per stall, at most one every
+:data:`STACK_LOG_INTERVAL_S`), so the code that blocks the loop is named in the log, not
+guessed.
 
 :func:`watch_gc` times Python's garbage collections (``yrd_gc_pause_seconds`` by
 generation): a full collection walks every object the worker holds and stops
@@ -60,18 +61,30 @@ class LoopWatch:
 
     def _watch(self, running: threading.Event) -> None:
         reported = 0.0
+        logged_at, unlogged = -STACK_LOG_INTERVAL_S, 0
         while running.is_set():
             time.sleep(self.interval_s)
             beat = self._beat
-            late = time.monotonic() - beat - self.interval_s
+            now = time.monotonic()
+            late = now - beat - self.interval_s
             if late < self.report_s or reported == beat:
                 continue
             reported = beat
             self._blocked.inc()
+            if now - logged_at < STACK_LOG_INTERVAL_S:  # a stack costs a stat of every file
+                unlogged += 1                           # on it: one a while is enough
+                continue
             frame = sys._current_frames().get(self._thread_id)
             stack = "".join(traceback.format_stack(frame, limit=25)) if frame else "(no frame)"
-            log.warning("event loop %s blocked for %.0f ms so far, now at:\n%s",
-                        self.name, late * 1000, stack)
+            log.warning("event loop %s blocked for %.0f ms so far (%d stalls since the last "
+                        "stack logged), now at:\n%s", self.name, late * 1000, unlogged, stack)
+            logged_at, unlogged = now, 0
+
+
+STACK_LOG_INTERVAL_S = 10.0
+"""At most one stack logged per loop in this time (every stall is counted in
+``yrd_event_loop_blocked_total``): under a backlog, every long batch is a stall, and the
+stack of each cost the worker a few per cent of its time."""
 
 
 def freeze_heap() -> int:

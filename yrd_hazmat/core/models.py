@@ -68,6 +68,13 @@ class AlertType(StrEnum):
     DEVICE_ALARM = "DEVICE_ALARM"
     SIGNAL_LOST = "SIGNAL_LOST"
     IMPLAUSIBLE_JUMP = "IMPLAUSIBLE_JUMP"
+    PLATFORM_ALARM = "PLATFORM_ALARM"
+    """Raised by no rule: a lower platform's alarm (JT/T 809 0x1402), made by the gateway
+    (:mod:`yrd_hazmat.gateway.platform_alarms`)."""
+
+
+RAISED_ELSEWHERE = frozenset({AlertType.PLATFORM_ALARM})
+"""The alert types no rule of the worker raises (the gateway's, for lower platforms)."""
 
 
 QualityIssue = Literal["no_fix", "bad_position", "time_ahead", "time_behind", "bad_speed",
