@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import pstats
 import time
 import zlib
@@ -32,6 +31,7 @@ from yrd_hazmat.core.permits.store import entry_for
 from yrd_hazmat.core.timeutil import CHINA_TZ
 from yrd_hazmat.core.zones.model import parse_zone_record
 from yrd_hazmat.core.zones.registry import ZoneRegistry
+from yrd_hazmat.loopwatch import freeze_heap
 
 TRUCKS, ZONES, PARTITIONS = 10_000, 1_000, 4
 
@@ -100,8 +100,7 @@ def main() -> None:
     while warm < 2 * TRUCKS and todo:
         warm += len(todo[0])
         one(todo.pop(0))
-    gc.collect()
-    gc.freeze()  # as the worker does once its reference data is built
+    freeze_heap()  # as the worker does once its reference data is built (and its GC thresholds)
     profile = cProfile.Profile() if args.profile else None
     pings = sent = 0
     cpu = time.process_time()
