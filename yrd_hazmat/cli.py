@@ -426,6 +426,375 @@ def ledger(month: str, fmt: str, output: str | None) -> None:
     ledger_tables(month, pairs, books.provinces(logs, month, now))
 
 
+# --- JT/T 809 lower platforms ----------------------------------------------------------------
+
+@main.group()
+def platforms() -> None:
+    """The JT/T 809 lower platforms allowed on the gateway's platform link (the compacted
+    topic yrd.platforms, which the gateway follows: changes apply without a restart)."""
+
+
+def _platform_password(password_stdin: bool) -> str:
+    """The password, from stdin (one line) or a prompt; never echoed nor an option."""
+    import sys
+
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("password (8 bytes at most)", hide_input=True,
+                        confirmation_prompt=True)
+
+
+def _publish_platform(settings, key: bytes, value: bytes | None) -> None:
+    from aiokafka.errors import KafkaError
+
+    from .produce import publish
+    from .topics import ensure_topics
+
+    _quiet_kafka_client()
+    try:
+        asyncio.run(ensure_topics(settings))
+        asyncio.run(publish(settings, settings.topic_platforms, [(key.decode(), value)]))
+    except KafkaError as exc:
+        raise click.ClickException(f"Kafka ({settings.kafka_bootstrap}): {exc}") from None
+
+
+def _configured(settings) -> "dict[int, object]":
+    from aiokafka.errors import KafkaError
+
+    from .gateway.platform_client import read_platforms
+    from .topics import ensure_topics
+
+    _quiet_kafka_client()
+    try:
+        asyncio.run(ensure_topics(settings))
+        return dict(asyncio.run(read_platforms(settings)))
+    except KafkaError as exc:
+        raise click.ClickException(f"Kafka ({settings.kafka_bootstrap}): {exc}") from None
+
+
+@platforms.command("add")
+@click.argument("access_code", type=int)
+@click.option("--name", required=True, help="what the desk and the metrics call it")
+@click.option("--user-id", type=int, required=True, help="USERID of its login (0x1001)")
+@click.option("--edition", type=click.Choice(["2011", "2019"]), default="2011",
+              show_default=True)
+@click.option("--m1", type=int, default=0, help="cipher constant M1 (0: unencrypted)")
+@click.option("--ia1", type=int, default=0)
+@click.option("--ic1", type=int, default=0)
+@click.option("--address", "addresses", multiple=True,
+              help="a source address it may log in from (repeatable; none: any)")
+@click.option("--province", type=click.Choice(["SH", "JS", "ZJ", "AH"]), default=None,
+              help="the jurisdiction of its alarms")
+@click.option("--disabled", is_flag=True, help="configured, its logins refused")
+@click.option("--password-stdin", is_flag=True, help="read the password from stdin")
+def platforms_add(access_code: int, name: str, user_id: int, edition: str, m1: int, ia1: int,
+                  ic1: int, addresses: tuple[str, ...], province: str | None, disabled: bool,
+                  password_stdin: bool) -> None:
+    """Add (or replace) the platform ACCESS_CODE (MSG_GNSSCENTERID); the password is read
+    from a prompt, or stdin with --password-stdin."""
+    from .gateway.platforms import platform_record
+
+    settings = get_settings()
+    password = _platform_password(password_stdin)
+    try:
+        key, value = platform_record(access_code=access_code, name=name, user_id=user_id,
+                                     password=password, m1=m1, ia1=ia1, ic1=ic1,
+                                     edition=int(edition), enabled=not disabled,
+                                     addresses=list(addresses), province=province)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    _publish_platform(settings, key, value)
+    click.echo(f"platform {access_code} ({name}) {'disabled' if disabled else 'enabled'}")
+
+
+@platforms.command("list")
+def platforms_list() -> None:
+    """The platforms configured (no password, no cipher constants)."""
+    settings = get_settings()
+    found = _configured(settings)
+    if not found:
+        click.echo("no platform configured on " + settings.topic_platforms)
+        return
+    for code in sorted(found):
+        p = found[code]
+        click.echo(f"{code}\t{p.name}\tuser {p.user_id}\t{p.edition}\t"
+                   f"{'enabled' if p.enabled else 'disabled'}\t"
+                   f"{'encrypted' if p.cipher is not None else 'plain'}\t"
+                   f"{p.province or '-'}\t{','.join(p.addresses) or 'any address'}")
+
+
+def _set_enabled(access_code: int, enabled: bool) -> None:
+    import msgspec
+
+    settings = get_settings()
+    found = _configured(settings)
+    if access_code not in found:
+        raise click.ClickException(f"platform {access_code} is not configured")
+    platform = msgspec.structs.replace(found[access_code], enabled=enabled)
+    _publish_platform(settings, str(access_code).encode(), msgspec.json.encode(platform))
+    click.echo(f"platform {access_code} {'enabled' if enabled else 'disabled'}")
+
+
+@platforms.command("disable")
+@click.argument("access_code", type=int)
+def platforms_disable(access_code: int) -> None:
+    """Refuse the platform's logins (its open link is closed at its next frame)."""
+    _set_enabled(access_code, False)
+
+
+@platforms.command("enable")
+@click.argument("access_code", type=int)
+def platforms_enable(access_code: int) -> None:
+    """Accept the platform's logins again."""
+    _set_enabled(access_code, True)
+
+
+@platforms.command("remove")
+@click.argument("access_code", type=int)
+def platforms_remove(access_code: int) -> None:
+    """Remove the platform (a null record: compacted away)."""
+    _publish_platform(get_settings(), str(access_code).encode(), None)
+    click.echo(f"platform {access_code} removed")
+
+
+@platforms.command("open")
+@click.option("--platform", "access_code", type=int, default=None, help="one platform only")
+@click.option("--late", "late_only", is_flag=True, help="only those past their deadline")
+def platforms_open(access_code: int | None, late_only: bool) -> None:
+    """The downward requests sent and not answered yet (a supervision order: until handled),
+    late ones marked."""
+    from datetime import datetime
+
+    from aiokafka.errors import KafkaError
+
+    from .core.timeutil import CHINA_TZ
+    from .gateway.platform_client import pending, read_results
+    from .topics import ensure_topics
+
+    _quiet_kafka_client()
+    settings = get_settings()
+    try:
+        asyncio.run(ensure_topics(settings))
+        results = asyncio.run(read_results(settings))
+    except KafkaError as exc:
+        raise click.ClickException(f"Kafka ({settings.kafka_bootstrap}): {exc}") from None
+    shown = 0
+    for item in pending(results, datetime.now(CHINA_TZ)):
+        sent = item.sent
+        if (access_code is not None and sent.platform != access_code) or (
+                late_only and not item.late):
+            continue
+        shown += 1
+        due = f"due {sent.deadline:%Y-%m-%d %H:%M:%S}" if sent.deadline else "no deadline"
+        click.echo(f"{sent.request_id}\t{sent.platform}\t{sent.kind}\t"
+                   f"sent {sent.at:%Y-%m-%d %H:%M:%S}\t{due}\t"
+                   f"{'LATE' if item.late else 'open'}\t{sent.vehicle_id or '-'}\t"
+                   f"{sent.incident_id or '-'}\t{item.answers} answer(s)")
+    if not shown:
+        click.echo("no open request")
+
+
+@main.group()
+@click.argument("access_code", type=int)
+@click.pass_context
+def platform(ctx: click.Context, access_code: int) -> None:
+    """Send the lower platform ACCESS_CODE a downward message (JT/T 809) through the
+    gateway holding its links; with --wait, follow it until answered. Exit status 0 when
+    sent (answered, with --wait), 1 otherwise."""
+    ctx.obj = access_code
+
+
+def _request_options(f):
+    f = click.option("--by", default=_os_user, help="who sends it (default: the OS user)")(f)
+    f = click.option("--expires-in", type=float, default=None,
+                     help="seconds it may wait to be sent (default: "
+                          "YRD_JT809_REQUEST_EXPIRY_S)")(f)
+    f = click.option("--wait", type=float, default=0.0,
+                     help="seconds to follow its steps (0: print its id and return)")(f)
+    return click.pass_obj(f)
+
+
+def _deadline(value: str | None, option: str = "--deadline", minutes: bool = True):
+    """--deadline: minutes from now, or an RFC 3339 time (China time without an offset)."""
+    from datetime import datetime, timedelta
+
+    from .core.timeutil import CHINA_TZ
+
+    if value is None:
+        return None
+    if minutes:
+        try:
+            return datetime.now(CHINA_TZ) + timedelta(minutes=float(value))
+        except ValueError:
+            pass
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: {'minutes from now or ' if minutes else ''}"
+                                 "an RFC 3339 time", param_hint=option) from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=CHINA_TZ)
+
+
+def _send_request(access_code: int, kind: str, by: str, expires_in: float | None,
+                  wait: float, **fields) -> None:
+    from datetime import datetime
+
+    from aiokafka.errors import KafkaError
+
+    from .core.timeutil import CHINA_TZ
+    from .gateway.platform_client import send_request, step_line
+    from .gateway.platform_requests import make_request
+    from .topics import ensure_topics
+
+    _quiet_kafka_client()
+    settings = get_settings()
+    try:
+        request = make_request(
+            access_code, kind, by=by, now=datetime.now(CHINA_TZ),
+            expires_in_s=settings.jt809_request_expiry_s if expires_in is None else expires_in,
+            answer_within_s=settings.jt809_answer_within_s, **fields)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        asyncio.run(ensure_topics(settings))
+        click.echo(f"request {request.request_id} ({kind}) to platform {access_code}")
+        steps = asyncio.run(send_request(settings, request, wait,
+                                         lambda step: click.echo(step_line(step))))
+    except KafkaError as exc:
+        raise click.ClickException(f"Kafka ({settings.kafka_bootstrap}): {exc}") from None
+    if wait <= 0:
+        return
+    statuses = {step.status for step in steps}
+    if "answered" in statuses or (kind == "tip" and "sent" in statuses):
+        return
+    if not steps:
+        click.echo(f"no step after {wait:g} s: is a gateway holding the platform's link "
+                   "running?", err=True)
+    raise SystemExit(1)
+
+
+@platform.command("inspect")
+@click.option("--question", required=True, help="the inspection question (INFO_CONTENT)")
+@click.option("--object-type", type=click.IntRange(1, 3), default=1, show_default=True,
+              help="1 the platform, 2 one carrier, 3 all its carriers")
+@click.option("--object-id", default="", help="the carrier asked (OBJECT_ID)")
+@click.option("--deadline", default=None,
+              help="answer due: minutes from now or an RFC 3339 time (default: "
+                   "YRD_JT809_ANSWER_WITHIN_S)")
+@_request_options
+def platform_inspect(access_code: int, question: str, object_type: int, object_id: str,
+                     deadline: str | None, by: str, expires_in: float | None,
+                     wait: float) -> None:
+    """Inspect the platform (0x9301); its answer (0x1301) and the time it took recorded."""
+    _send_request(access_code, "inspection", by, expires_in, wait, text=question,
+                  object_type=object_type, object_id=object_id, deadline=_deadline(deadline))
+
+
+@platform.command("supervise")
+@click.option("--incident", required=True, help="the incident of the alert the order is about")
+@click.option("--plate", required=True, help="the vehicle")
+@click.option("--colour", type=int, default=2, show_default=True, help="VEHICLE_COLOR")
+@click.option("--warn-type", default="0", help="WARN_TYPE of the alarm, e.g. 0x0001")
+@click.option("--warn-time", default=None, help="WARN_TIME (RFC 3339; default: now)")
+@click.option("--alarm-sn", type=int, default=None,
+              help="2019: MSG_SN of the platform's alarm report (0x1402)")
+@click.option("--alarm-info-id", type=int, default=None, help="2011: the alarm's INFO_ID")
+@click.option("--deadline", required=True,
+              help="SUPERVISION_ENDTIME: minutes from now or an RFC 3339 time")
+@click.option("--level", type=click.Choice(["urgent", "normal"]), default="normal",
+              show_default=True)
+@click.option("--supervisor", required=True, help="SUPERVISOR (16 bytes)")
+@click.option("--tel", default="", help="SUPERVISOR_TEL")
+@click.option("--email", default="", help="SUPERVISOR_EMAIL")
+@_request_options
+def platform_supervise(access_code: int, incident: str, plate: str, colour: int,
+                       warn_type: str, warn_time: str | None, alarm_sn: int | None,
+                       alarm_info_id: int | None, deadline: str, level: str, supervisor: str,
+                       tel: str, email: str, by: str, expires_in: float | None,
+                       wait: float) -> None:
+    """A supervision order (0x9401) about an alert of a vehicle of the platform; its
+    answers (0x1401, 0x1412) are recorded with the incident."""
+    try:
+        warn = int(warn_type, 0)
+    except ValueError:
+        raise click.BadParameter(f"{warn_type!r} is not a number",
+                                 param_hint="--warn-type") from None
+    _send_request(access_code, "supervision", by, expires_in, wait, incident_id=incident,
+                  vehicle_id=plate, plate_colour=colour, warn_type=warn,
+                  warn_time=_deadline(warn_time, "--warn-time", minutes=False),
+                  alarm_sn=alarm_sn,
+                  alarm_info_id=alarm_info_id, deadline=_deadline(deadline),
+                  level=0 if level == "urgent" else 1, supervisor=supervisor,
+                  supervisor_tel=tel, supervisor_email=email)
+
+
+@platform.command("text")
+@click.argument("plate")
+@click.argument("message")
+@click.option("--urgent", is_flag=True, help="MSG_PRIORITY urgent")
+@click.option("--colour", type=int, default=2, show_default=True, help="VEHICLE_COLOR")
+@_request_options
+def platform_text(access_code: int, plate: str, message: str, urgent: bool, colour: int,
+                  by: str, expires_in: float | None, wait: float) -> None:
+    """A text to a vehicle of the platform (0x9503; answered 0x1503)."""
+    _send_request(access_code, "text", by, expires_in, wait, vehicle_id=plate,
+                  plate_colour=colour, text=message, level=0 if urgent else 1)
+
+
+@platform.command("photo")
+@click.argument("plate")
+@click.option("--camera", type=int, default=1, show_default=True, help="LENS_ID")
+@click.option("--size", type=click.IntRange(1, 8), default=2, show_default=True,
+              help="SIZE_TYPE (2: 640x480)")
+@click.option("--colour", type=int, default=2, show_default=True, help="VEHICLE_COLOR")
+@_request_options
+def platform_photo(access_code: int, plate: str, camera: int, size: int, colour: int,
+                   by: str, expires_in: float | None, wait: float) -> None:
+    """Take a photo of a vehicle of the platform (0x9502; answered 0x1502, the picture on
+    the media topic)."""
+    _send_request(access_code, "photo", by, expires_in, wait, vehicle_id=plate,
+                  plate_colour=colour, camera=camera, size=size)
+
+
+@platform.command("tip")
+@click.argument("plate")
+@click.argument("content")
+@click.option("--warn-type", default="0", help="WARN_TYPE, e.g. 0x0002")
+@click.option("--colour", type=int, default=2, show_default=True, help="VEHICLE_COLOR")
+@_request_options
+def platform_tip(access_code: int, plate: str, content: str, warn_type: str, colour: int,
+                 by: str, expires_in: float | None, wait: float) -> None:
+    """A warning tip about a vehicle of the platform (0x9402; not answered)."""
+    try:
+        warn = int(warn_type, 0)
+    except ValueError:
+        raise click.BadParameter(f"{warn_type!r} is not a number",
+                                 param_hint="--warn-type") from None
+    _send_request(access_code, "tip", by, expires_in, wait, vehicle_id=plate,
+                  plate_colour=colour, text=content, warn_type=warn)
+
+
+@platform.command("static-info")
+@click.argument("plate")
+@click.option("--colour", type=int, default=2, show_default=True, help="VEHICLE_COLOR")
+@_request_options
+def platform_static_info(access_code: int, plate: str, colour: int, by: str,
+                         expires_in: float | None, wait: float) -> None:
+    """Ask for a vehicle's static information (0x9601; answered 0x1601)."""
+    _send_request(access_code, "static_info", by, expires_in, wait, vehicle_id=plate,
+                  plate_colour=colour)
+
+
+@main.command()
+def uplink() -> None:
+    """YRD as lower platform to the national platform (JT/T 809): accepted pings and alerts
+    up, the upper platform's requests in. Off while YRD_UPLINK_HOST is empty."""
+    from .uplink.process import run_until_signalled
+
+    _quiet_kafka_client()
+    asyncio.run(run_until_signalled(get_settings()))
+
+
 @main.command()
 def gateway() -> None:
     """Run the gateway: JT/T 808 terminals on YRD_JT808_PORT, a JT/T 809 platform link on

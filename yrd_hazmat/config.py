@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     topic_platform_vehicles: str = "yrd.platform-vehicles"
     topic_ewaybills: str = "yrd.ewaybills"
     topic_platform_reports: str = "yrd.platform-reports"
+    topic_platform_requests: str = "yrd.platform-requests"
+    topic_platform_request_results: str = "yrd.platform-request-results"
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
 
@@ -201,6 +203,60 @@ class Settings(BaseSettings):
     jt809_slave_retry_max_s: float = Field(
         60.0, gt=0, description="longest wait between two attempts to reconnect a slave link "
                                 "(from 0.5 s, doubling)")
+    jt809_request_link_wait_s: float = Field(
+        10.0, gt=0, description="a downward request (yrd.platform-requests) for a platform with "
+                                "no link up waits this long for one, then is recorded failed")
+    jt809_request_expiry_s: float = Field(
+        600.0, gt=0, description="default life of a downward request not sent yet "
+                                 "(yrd-hazmat platform ... --expires-in)")
+    jt809_answer_within_s: float = Field(
+        600.0, gt=0, description="default time a platform has to answer an inspection, a text "
+                                 "or a photo request (--deadline); past it the request is late")
+    # --- uplink: YRD as lower platform to the national platform (JT/T 809) ----
+    uplink_host: str = Field("", description="the upper (national) platform's main-link "
+                                             "address (empty: no uplink)")
+    uplink_port: int = Field(6809, ge=1, le=65535, description="its main-link port")
+    uplink_user_id: int = Field(0, ge=0, description="our JT/T 809 user id there (USERID)")
+    uplink_password: SecretStr = Field(SecretStr(""), description="our password there "
+                                                                  "(8 bytes at most)")
+    uplink_access_code: int = Field(0, ge=0, description="our access code (MSG_GNSSCENTERID)")
+    uplink_edition: int = Field(2011, ge=2011, le=2019,
+                                description="the JT/T 809 edition of the link: 2011 or 2019")
+    uplink_m1: int = Field(0, ge=0, description="simple-encryption constant M1 (all three 0: "
+                                                "frames not encrypted)")
+    uplink_ia1: int = Field(0, ge=0, description="simple-encryption constant IA1")
+    uplink_ic1: int = Field(0, ge=0, description="simple-encryption constant IC1")
+    uplink_down_host: str = Field("127.0.0.1", description="our slave-link server's address, "
+                                                           "given at login (DOWN_LINK_IP)")
+    uplink_down_port: int = Field(0, ge=0, le=65535, description="our slave-link server's port, "
+                                                                 "given at login and listened "
+                                                                 "on (0: no slave link)")
+    uplink_down_bind: str = Field("0.0.0.0", description="address the slave-link server "
+                                                         "listens on")
+    uplink_platform_id: str = Field("", description="2019: our PLATFORM_ID (11 characters) in "
+                                                    "the alarms sent up")
+    uplink_plate_colour: int = Field(2, ge=0, le=255, description="VEHICLE_COLOR sent for every "
+                                                                  "truck (2: yellow)")
+    uplink_keepalive_s: float = Field(
+        30.0, gt=0, description="a link test (UP_LINKTEST_REQ 0x1005) at least this often")
+    uplink_confirm_s: float = Field(
+        1.0, gt=0, description="how often what was sent is confirmed by a link test round "
+                               "trip (and its offsets committed)")
+    uplink_timeout_s: float = Field(
+        10.0, gt=0, description="a login or link test not answered within this drops the link")
+    uplink_retry_min_s: float = Field(0.5, gt=0, description="first wait before reconnecting")
+    uplink_retry_max_s: float = Field(30.0, gt=0, description="longest wait before reconnecting "
+                                                              "(doubling from the first)")
+    uplink_group: str = Field("yrd-uplink", description="the uplink's consumer group (its "
+                                                        "committed offsets are what is known "
+                                                        "delivered)")
+    uplink_start: str = Field("latest", pattern="^(latest|earliest)$",
+                              description="where a new consumer group starts")
+    uplink_inspection_answer_s: float = Field(
+        600.0, gt=0, description="time allowed to answer an inspection that gives none (2011)")
+    uplink_metrics_port: int = Field(9466, ge=0, le=65535, description="0 disables /metrics")
+    topic_uplink_requests: str = "yrd.uplink-requests"
+    topic_uplink_answers: str = "yrd.uplink-answers"
     gateway_idle_s: float = Field(
         180.0, gt=0, description="a connection silent this long is closed (terminals "
                                  "heartbeat every 60 s by default)")

@@ -16,7 +16,11 @@ from .core.models import (
 )
 from .core.permits.model import Permit
 from .core.zones.model import ZoneFeature
-from .gateway.platform_records import TOPICS as PLATFORM_TOPICS
+from .gateway.platform_records import TOPICS as _RECORD_TOPICS
+from .gateway.platform_requests import TOPICS as _REQUEST_TOPICS
+from .uplink.records import TOPICS as _UPLINK_TOPICS
+
+PLATFORM_TOPICS = _RECORD_TOPICS | _REQUEST_TOPICS | _UPLINK_TOPICS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"

@@ -135,8 +135,10 @@ def test_another_access_code_or_an_unknown_message_is_rejected():
     link.handle(frame_by_hand(m.UP_CONNECT_REQ, login_by_hand())[1:-1])
     stranger = link.handle(frame_by_hand(m.UP_LINKTEST_REQ, b"", center=999)[1:-1])
     assert stranger.answers == [] and stranger.rejected[0].reason == "auth_failed"
-    unknown = link.handle(frame_by_hand(0x1300, b"\x00")[1:-1])
+    unknown = link.handle(frame_by_hand(0x1700, b"\x00")[1:-1])  # (0x1300: answers, handled)
     assert unknown.rejected[0].reason == "unsupported"
+    short = link.handle(frame_by_hand(0x1300, b"\x00")[1:-1])  # an inspection answer cut short
+    assert short.rejected[0].reason == "truncated"
     broken = link.handle(b"\x00\x01\x02")
     assert broken.rejected[0].reason == "truncated"
 
@@ -162,5 +164,5 @@ def test_history_positions_are_blind_and_every_position_is_classified():
 
 
 def test_a_refused_link_frame_is_classified_by_its_reason():
-    handled = LinkSession(CONFIG).handle(frame_by_hand(0x1300, b"\x00")[1:-1])
+    handled = LinkSession(CONFIG).handle(frame_by_hand(0x1700, b"\x00")[1:-1])
     assert handled.quality == [Classified(None, None, "unsupported")]

@@ -433,8 +433,8 @@ def test_an_alarm_about_no_valid_vehicle_is_refused():
 
 def test_unsupported_messages_and_sub_businesses_are_dead_letters():
     link = logged_in(NEW)
-    photo = link.handle(wire(NEW, 0x1500, x.write(CAR, 2, 0x1502, b"\x00")))
-    assert photo.rejected[0].reason == "unsupported" and photo.message == "other"
+    monitor = link.handle(wire(NEW, 0x1500, x.write(CAR, 2, 0x1501, b"\x00")))
+    assert monitor.rejected[0].reason == "unsupported" and monitor.message == "ctrl"
     sub = link.handle(wire(NEW, x.UP_EXG_MSG, x.write(CAR, 2, 0x1205, b"")))
     assert sub.rejected[0].reason == "unsupported"
     assert link.logged_in  # the link goes on

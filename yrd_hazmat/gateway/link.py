@@ -23,6 +23,10 @@ A connection belongs to the platform that logged in on it.
 - UP_WARN_MSG 0x1400: 0x1402 -> an alert of the platform's own (:mod:`.platform_alarms`),
   held until the vehicle's position is known; 0x1401/0x1412/0x1403 recorded.
 - UP_BASE_MSG 0x1600: 0x1601 static information recorded.
+- UP_PLATFORM_MSG 0x1300: 0x1301 an inspection's answer, 0x1302 a platform message's
+  acknowledgement; UP_CTRL_MSG 0x1500: 0x1503 a text's answer, 0x1502 a photo's (the
+  picture onto ``yrd.media``): recorded, and matched to the downward request they answer
+  (:mod:`.downward`).
 
 Anything else is a dead letter (``unsupported``), as is what cannot be read, with the
 raw frame; every ping and refusal is classified for the data-qualified rate.
@@ -30,6 +34,7 @@ raw frame; every ping and refusal is classified for the data-qualified rate.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,12 +42,14 @@ from datetime import datetime
 
 import msgspec
 
-from ..core.models import Alert, Ping, VehicleId, VehicleTerminal
+from ..core.models import Alert, Media, Ping, VehicleId, VehicleTerminal
 from ..core.timeutil import CHINA_TZ
 from ..jt808.frame import FrameError
 from ..jt809 import alarms as a
+from ..jt809 import control as c
 from ..jt809 import exchange as x
 from ..jt809 import frame as f
+from ..jt809 import inspection as i
 from ..jt809 import links as lk
 from ..jt809 import static as st
 from ..jt809.gnss import Fix
@@ -56,12 +63,15 @@ from .session import Handled, Refused, Rejected, contract_ping
 NAMES = {lk.UP_CONNECT_REQ: "connect", lk.UP_DISCONNECT_REQ: "disconnect",
          lk.UP_LINKTEST_REQ: "linktest", lk.UP_DISCONNECT_INFORM: "disconnect_inform",
          lk.UP_CLOSELINK_INFORM: "closelink_inform", x.UP_EXG_MSG: "exg",
-         a.UP_WARN_MSG: "warn", st.UP_BASE_MSG: "base"}
+         a.UP_WARN_MSG: "warn", st.UP_BASE_MSG: "base", i.UP_PLATFORM_MSG: "platform",
+         c.UP_CTRL_MSG: "ctrl"}
 """The messages the main link handles, by their label in the metrics (others: ``other``)."""
 FIXED = 1 << 1
 """STATE bit 1 (JT/T 808's status): a valid satellite fix."""
 MAX_PENDING_ALARMS = 256
 """Alarms one connection holds while their vehicles' positions are unknown."""
+IMAGE_FORMATS = {1: "jpeg", 3: "tif"}
+"""0x1502 TYPE (image format: 1 JPEG, 2 GIF, 3 TIFF, 4 PNG) -> the media record's format."""
 NO_POSITION = "no_position"
 """Dead-letter reason of an alarm whose vehicle's position never came."""
 
@@ -119,6 +129,8 @@ class LinkHandled(Handled):
     vehicles: list[PlatformVehicle] = field(default_factory=list)
     waybills: list[EWaybill] = field(default_factory=list)
     reports: list[PlatformReport] = field(default_factory=list)
+    media: list[Media] = field(default_factory=list)
+    """Pictures of photo answers (0x1502), for ``yrd.media``."""
     login: LoginOutcome | None = None
     slave: SlaveTarget | None = None
     """An accepted login's slave-link address (none when it gave port 0)."""
@@ -251,6 +263,10 @@ class LinkSession:
             self._exchange(header, mine, x.read(msg_id, body, version), raw, out)
         elif msg_id == a.UP_WARN_MSG:
             self._warning(header, mine, a.read(msg_id, body, version), raw, out)
+        elif msg_id == i.UP_PLATFORM_MSG:
+            self._platform_answer(header, mine, i.read(msg_id, body, version), out)
+        elif msg_id == c.UP_CTRL_MSG:
+            self._control_answer(header, mine, c.read(msg_id, body, version), raw, out)
         elif msg_id == st.UP_BASE_MSG:
             message = st.read(msg_id, body, version)
             info: st.StaticInfo = message.value  # type: ignore[assignment]
@@ -421,6 +437,53 @@ class LinkSession:
         out.reports.append(self._report(header, platform, kind, sub,
                                         fields={k: v for k, v in fields.items() if v is not None},
                                         plate=message.plate, colour=message.colour))
+
+    def _platform_answer(self, header: f.Header, platform: Platform, message,
+                         out: LinkHandled) -> None:
+        """UP_PLATFORM_MSG_POST_QUERY_ACK 0x1301, UP_PLATFORM_MSG_INFO_ACK 0x1302."""
+        kind = "inspection_answer" if message.sub_type == i.POST_QUERY_ACK else "info_ack"
+        fields = {k: v for k, v in msgspec.structs.asdict(message.value).items()
+                  if v is not None and k != "content"}
+        text = getattr(message.value, "content", None)
+        out.reports.append(self._report(header, platform, kind, message.sub_type,
+                                        fields=fields, text=text))
+
+    def _control_answer(self, header: f.Header, platform: Platform, message, raw: bytes,
+                        out: LinkHandled) -> None:
+        """UP_CTRL_MSG_TEXT_INFO_ACK 0x1503, UP_CTRL_MSG_TAKE_PHOTO_ACK 0x1502 (its picture
+        a :class:`Media` record)."""
+        plate, colour = message.plate or "", message.colour
+        if message.sub_type == c.TEXT_INFO_ACK:
+            answer: c.TextAnswer = message.value
+            fields = {k: v for k, v in msgspec.structs.asdict(answer).items() if v is not None}
+            out.reports.append(self._report(header, platform, "text_answer", message.sub_type,
+                                            fields=fields, plate=plate, colour=colour))
+            return
+        photo: c.PhotoAnswer = message.value
+        fields = {"flag": photo.flag, "lens": photo.lens, "size": photo.size,
+                  "image_type": photo.image_type, "photo_bytes": len(photo.photo)}
+        fields |= {k: v for k, v in (("source_type", photo.source_type),
+                                     ("source_sn", photo.source_sn)) if v is not None}
+        if photo.fix is not None:
+            fields |= {"ts": photo.fix.ts.isoformat() if photo.fix.ts else None,
+                       "lat": photo.fix.lat, "lon": photo.fix.lon,
+                       "crs": "GCJ02" if photo.fix.gcj02 else "WGS84"}
+        if photo.photo:
+            received = self.clock()
+            media = self._record(
+                Media, raw, out, plate,
+                media_id=f"jt809.{platform.access_code}.{header.serial}."
+                         f"{int(received.timestamp() * 1000)}",
+                vehicle_id=plate, terminal_media_id=0,
+                format=IMAGE_FORMATS.get(photo.image_type, "unknown"), channel=photo.lens,
+                event=0, received_at=received,
+                data=base64.b64encode(photo.photo).decode("ascii"), size=len(photo.photo),
+                taken_at=photo.fix.ts if photo.fix is not None else None)
+            if media is not None:
+                out.media.append(media)
+                fields["media_id"] = media.media_id
+        out.reports.append(self._report(header, platform, "photo_answer", message.sub_type,
+                                        fields=fields, plate=plate, colour=colour))
 
     def _release(self, out: LinkHandled) -> None:
         """The waiting alarms whose vehicle's position is known now, as alerts."""

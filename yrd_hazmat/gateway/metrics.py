@@ -99,3 +99,13 @@ DOWNWARD = Counter(
 SLAVE_REJECTED = Counter(
     "yrd_jt809_slave_rejected_total",
     "Frames read on slave links and not used (unreadable, unexpected)", ["platform", "reason"])
+REQUESTS = Counter(
+    "yrd_jt809_requests_total",
+    "Downward requests (yrd.platform-requests) by platform, kind (inspection, supervision, "
+    "text, photo, tip, static_info) and step: sent, failed (no link up), expired (not sent "
+    "in time), late (unanswered at the deadline), answered, answered_late, unreadable (a "
+    "dead letter)", ["platform", "kind", "result"])
+ANSWER_SECONDS = Histogram(
+    "yrd_jt809_answer_seconds",
+    "How long platforms took to answer a downward request (answer received - request sent)",
+    ["platform", "kind"], buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600))

@@ -7,8 +7,8 @@ older connection, which is closed) and the slave link the gateway keeps to it
 the slave link, or on the main link while the slave link is down (JT/T 809 allows it),
 with the platform's edition, cipher and next MSG_SN; it returns the MSG_SN, which the
 platform's 2019 answers quote as SOURCE_MSG_SN. :meth:`request_static_info` (0x9601) and
-:meth:`inspect` (0x9301) are the first uses; supervision orders (0x9401) and the rest take
-the same way.
+:meth:`inspect` (0x9301) are the first uses; the requests of ``yrd.platform-requests``
+(:mod:`.dispatch`: inspections, supervision orders, texts, photos, tips) take the same way.
 """
 
 from __future__ import annotations

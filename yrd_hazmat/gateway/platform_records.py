@@ -55,12 +55,16 @@ class PlatformReport(msgspec.Struct, frozen=True, kw_only=True):
     """Something else a lower platform sent up, kept as sent (topic
     ``yrd.platform-reports``, key = access code): a vehicle's static information (0x1601,
     the answer to DOWN_BASE_MSG_VEHICLE_ADDED 0x9601), an answer to a supervision order
-    (0x1401) or a handling result (0x1412, 0x1403), the link notices UP_DISCONNECT_INFORM
-    0x1007 and UP_CLOSELINK_INFORM 0x1008."""
+    (0x1401) or a handling result (0x1412, 0x1403), an answer to an inspection (0x1301) or
+    a platform message (0x1302), to a text (0x1503) or a photo request (0x1502: the picture
+    itself on ``yrd.media``), the link notices UP_DISCONNECT_INFORM 0x1007 and
+    UP_CLOSELINK_INFORM 0x1008. Those answering a request of ``yrd.platform-requests`` are
+    also matched to it (``yrd.platform-request-results``)."""
 
     platform: AccessCode
     kind: Annotated[Literal["static_info", "supervision_answer", "handling_result",
-                            "disconnect_inform", "closelink_inform"], Meta(
+                            "disconnect_inform", "closelink_inform", "inspection_answer",
+                            "info_ack", "text_answer", "photo_answer"], Meta(
         description="which message")]
     msg_id: Annotated[int, Meta(ge=0, le=0xFFFF, description="MSG_ID of the frame")]
     data_type: Annotated[int, Meta(ge=0, le=0xFFFF,

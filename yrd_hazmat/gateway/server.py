@@ -20,7 +20,10 @@ those configured on ``yrd.platforms`` (followed: one added there logs in without
 restart) and the one of the ``YRD_JT809_*`` settings; their positions go to
 ``yrd.pings``, their registrations, e-waybills, alarms and other reports to their
 topics, durable before the platform is answered. Their slave links and the way down to
-them are :class:`.platform_links.PlatformLinks` (``Gateway.links``).
+them are :class:`.platform_links.PlatformLinks` (``Gateway.links``); the downward
+requests of ``yrd.platform-requests`` (inspections, supervision orders, texts, photos,
+tips) go down them, their steps and answers onto ``yrd.platform-request-results``
+(:class:`.dispatch.Dispatcher`).
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ from ..core.timeutil import CHINA_TZ
 from ..topics import ensure_topics
 from . import metrics
 from ..follow import Follower
-from .courier import Courier
+from .courier import Courier, gateway_id
+from .dispatch import Dispatcher
 from .registry import Declarations, Registry
 from .guard import LoginGuard
 from .link import LinkHandled, LinkSession
@@ -219,6 +223,8 @@ class Gateway:
             _now, self._record_report)
         """The platforms' main and slave links; :meth:`.PlatformLinks.send` sends one a
         downward message."""
+        self.dispatcher: Dispatcher | None = None
+        """Downward requests (``yrd.platform-requests``) to the platforms linked here."""
         self._background: set[asyncio.Task] = set()
 
     # --- life cycle --------------------------------------------------------------------
@@ -244,6 +250,9 @@ class Gateway:
                  settings.gateway_host, self.port, len(self.registry))
         if settings.jt809_user_id or settings.jt809_listen:
             await self._follow(settings.topic_platforms, self.platforms.apply)
+            self.dispatcher = Dispatcher(settings, self.links, self.platforms,
+                                         self.publisher.publish, gateway_id())
+            await self.dispatcher.start()
             self.link_server = await asyncio.start_server(
                 lambda r, w: self._connection(r, w, "jt809"), settings.gateway_host,
                 settings.jt809_port, backlog=BACKLOG)
@@ -276,6 +285,8 @@ class Gateway:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
         await self.links.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -508,6 +519,8 @@ class Gateway:
             metrics.POSITIONS.labels(protocol, kind).inc(len(handled.pings))
         if isinstance(handled, LinkHandled) and handled.platform is not None:
             _count_platform(handled, now)
+            if handled.reports and self.dispatcher is not None:
+                self.dispatcher.answered(handled.reports)
 
 
 def _platform_records(settings: Settings, handled: LinkHandled) -> list[Record]:
@@ -523,6 +536,8 @@ def _platform_records(settings: Settings, handled: LinkHandled) -> list[Record]:
     for report in handled.reports:
         records.append((settings.topic_platform_reports, str(report.platform).encode(),
                         encode(report)))
+    for media in handled.media:
+        records.append((settings.topic_media, media.media_id.encode(), encode(media)))
     return records
 
 

@@ -5,7 +5,11 @@ its vehicles' registrations (0x1201), real-time and re-sent positions (0x1202, 0
 alarms (0x1402), e-waybills (0x120D) and static information (0x1601); :class:`SlaveServer`
 is its slave-link server, which the gateway connects to (DOWN_CONNECT_REQ 0x9001 with
 the verify code of the login's answer, link tests 0x9005) and sends downward messages
-on. For the tests and the demo.
+on. :meth:`SimulatedPlatform.answers` makes the platform answer what comes down its slave
+link, on its main link, after a delay of its own per message: an inspection 0x9301 with
+0x1301, a supervision order 0x9401 with 0x1401 and (2019) 0x1412 or (2011) 0x1403, a
+text 0x9503 with 0x1503, a photo request 0x9502 with 0x1502 and a small picture, a
+static-information request 0x9601 with 0x1601. For the tests and the demo.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from datetime import datetime
 from ..jt808.frame import FrameError
 from ..tcp import TcpClient
 from . import alarms as a
+from . import control as c
 from . import exchange as x
+from . import inspection as i
 from . import links as lk
 from . import static as st
+from .codec import read_envelope
 from .frame import V2011, V2019, Cipher, Frame, Splitter, build, parse
 from .gnss import Fix
 
@@ -53,6 +60,10 @@ class _Framing:
 
     def read(self, content: bytes) -> Frame:
         return parse(content, self.cipher or Cipher(), expect=self.edition)
+
+
+PICTURE = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
+"""The photo a simulated platform answers with (a JPEG's start and end markers)."""
 
 
 class SimulatedPlatform(TcpClient):
@@ -89,9 +100,9 @@ class SimulatedPlatform(TcpClient):
         """The next frame from the gateway (of ``msg_id``: others stay in :attr:`inbox`)."""
         async def wait() -> Frame:
             while True:
-                for i, frame in enumerate(self.inbox):
+                for n, frame in enumerate(self.inbox):
                     if msg_id is None or frame.header.msg_id == msg_id:
-                        return self.inbox.pop(i)
+                        return self.inbox.pop(n)
                 assert self._reader is not None, "not connected"
                 data = await self._reader.read(65_536)
                 if not data:
@@ -161,6 +172,95 @@ class SimulatedPlatform(TcpClient):
                                                                           self.edition),
                                                self.edition, plate, colour))
 
+    def answers(self, slave: "SlaveServer", delays: dict[int, float] | None = None,
+                answer: str = "已核实", result: int = a.DONE) -> None:
+        """Answer the requests ``slave`` receives, on the main link, each DATA_TYPE
+        (0x9301, 0x9401, 0x9502, 0x9503, 0x9601) after its delay in ``delays`` seconds
+        (none: at once; a negative delay: never)."""
+        delays = delays or {}
+
+        def received(frame: Frame) -> None:
+            msg_id = frame.header.msg_id
+            vehicle = msg_id != i.DOWN_PLATFORM_MSG and not (
+                msg_id == a.DOWN_WARN_MSG and self.edition == V2019)
+            try:
+                sub = read_envelope(frame.body, vehicle=vehicle, what="downward").sub_type
+            except FrameError:
+                return
+            delay = delays.get(sub, 0.0)
+            if delay >= 0:
+                task = asyncio.get_running_loop().create_task(
+                    self._answer_later(frame, delay, answer, result))
+                self._answering.add(task)
+                task.add_done_callback(self._answering.discard)
+
+        self._answering: set[asyncio.Task] = set()
+        slave.on_message = received
+
+    async def _answer_later(self, frame: Frame, delay: float, answer: str, result: int) -> None:
+        await asyncio.sleep(delay)
+        for msg_id, body in self.answer_to(frame, answer, result):
+            await self.send(msg_id, body)
+
+    def answer_to(self, frame: Frame, answer: str = "已核实",
+                  result: int = a.DONE) -> list[tuple[int, bytes]]:
+        """The platform's answers to a downward message (none to one it does not answer)."""
+        msg_id, body, serial, edition = frame.header.msg_id, frame.body, frame.header.serial, \
+            self.edition
+        if msg_id == i.DOWN_PLATFORM_MSG:
+            message = i.read(msg_id, body, edition)
+            if message.sub_type != i.POST_QUERY_REQ:
+                return []
+            question: i.Inspection = message.value  # type: ignore[assignment]
+            reply = i.InspectionAnswer(content=answer, object_type=question.object_type,
+                                       object_id=question.object_id, info_id=question.info_id,
+                                       responder="值班员", responder_tel="02100000000",
+                                       source_type=i.POST_QUERY_REQ, source_sn=serial)
+            return [(i.UP_PLATFORM_MSG, i.write(i.POST_QUERY_ACK, i.write_answer(reply, edition)))]
+        if msg_id == a.DOWN_WARN_MSG:
+            message = a.read(msg_id, body, edition)
+            if message.sub_type != a.URGE_TODO_REQ:
+                return []
+            order: a.SupervisionOrder = message.value  # type: ignore[assignment]
+            plate, colour = message.plate, message.colour or 0
+            ack = a.SupervisionAnswer(
+                supervision_id=order.supervision_id if edition == V2011 else serial,
+                source_type=a.ADPT_INFO, source_sn=order.source_sn, result=a.IN_PROGRESS)
+            if edition == V2011:
+                done = a.write_result(a.HandlingResult(info_id=order.supervision_id,
+                                                       result=result), a.ADPT_TODO_INFO_2011)
+                handled = a.write(a.ADPT_TODO_INFO_2011, done, edition, plate, colour)
+            else:
+                done = a.write_result(a.HandlingResult(source_type=a.URGE_TODO_REQ,
+                                                       source_sn=serial, result=result))
+                handled = a.write(a.ADPT_TODO_INFO, done, edition)
+            return [(a.UP_WARN_MSG, a.write(a.URGE_TODO_ACK, a.write_order_answer(ack, edition),
+                                            edition, plate, colour)),
+                    (a.UP_WARN_MSG, handled)]
+        if msg_id == c.DOWN_CTRL_MSG:
+            message = c.read(msg_id, body, edition)
+            plate, colour = message.plate or "", message.colour or 0
+            if message.sub_type == c.TEXT_INFO:
+                text: c.TextRequest = message.value  # type: ignore[assignment]
+                reply_text = c.TextAnswer(result=c.DELIVERED, msg_id=text.msg_id,
+                                          source_type=c.TEXT_INFO, source_sn=serial)
+                return [(c.UP_CTRL_MSG, c.write(plate, colour, c.TEXT_INFO_ACK,
+                                                c.write_text_answer(reply_text, edition)))]
+            photo: c.PhotoRequest = message.value  # type: ignore[assignment]
+            reply_photo = c.PhotoAnswer(flag=c.TAKEN, lens=photo.lens, size=photo.size,
+                                        image_type=1, photo=PICTURE,
+                                        source_type=c.TAKE_PHOTO_REQ, source_sn=serial)
+            return [(c.UP_CTRL_MSG, c.write(plate, colour, c.TAKE_PHOTO_ACK,
+                                            c.write_photo_answer(reply_photo, edition)))]
+        if msg_id == st.DOWN_BASE_MSG:
+            message = st.read(msg_id, body, edition)
+            info = st.StaticInfo(text=st.static_text({"VIN": "LSIM0000000000001"}),
+                                 source_type=st.VEHICLE_ADDED, source_sn=serial)
+            return [(st.UP_BASE_MSG, st.write(message.plate or "", message.colour or 0,
+                                              st.VEHICLE_ADDED_ACK,
+                                              st.write_static(info, edition)))]
+        return []
+
     async def static_info(self, plate: str, fields: dict[str, object], colour: int = 2,
                           source_sn: int = 0) -> None:
         """A vehicle's static information (UP_BASE_MSG_VEHICLE_ADDED_ACK 0x1601), the answer
@@ -187,6 +287,8 @@ class SlaveServer:
         """The result of each DOWN_CONNECT_REQ."""
         self.linktests = 0
         self.received: list[Frame] = []
+        self.on_message: Callable[[Frame], None] | None = None
+        """Called with each message kept in :attr:`received` (the platform answering it)."""
         self.server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
 
@@ -261,4 +363,6 @@ class SlaveServer:
             self.received.append(frame)
             return self._framing.frame(lk.DOWN_DISCONNECT_RSP, b"")
         self.received.append(frame)
+        if self.on_message is not None:
+            self.on_message(frame)
         return None

@@ -1,0 +1,213 @@
+"""Downward requests to lower platforms, on the real broker and real TCP: requests on
+yrd.platform-requests sent by the gateway down the platform's slave link, answered by the
+simulated lower platform of jt809/platform.py on its main link, each step on
+yrd.platform-request-results: inspections answered in time and late, a 2019 supervision
+order answered 0x1401 and 0x1412 with its incident, a text and a photo answered (the
+picture on yrd.media), a request for a platform whose links are down failed; and the CLI
+(``yrd-hazmat platforms``, ``yrd-hazmat platform ... --wait``) end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.integration.test_gateway import running
+from tests.integration.test_jt809_platforms import (CIPHER, FAST_SLAVE, code, configure,
+                                                    link_settings, metric,
+                                                    platform_with_slave, until)
+from tests.integration.harness import run_env
+from yrd_hazmat.core.codec import encode
+from yrd_hazmat.core.timeutil import CHINA_TZ
+from yrd_hazmat.gateway.platform_requests import make_request
+from yrd_hazmat.jt809 import alarms as a
+from yrd_hazmat.jt809 import links as lk
+from yrd_hazmat.jt809.platform import PICTURE
+
+pytestmark = pytest.mark.integration
+
+CAR = "苏E80911"
+CLI = [sys.executable, "-m", "yrd_hazmat.cli"]
+
+
+@pytest.fixture
+def denv(services):
+    run = uuid.uuid4().hex[:8]
+    return run_env(services) | {
+        "YRD_TOPIC_PLATFORMS": f"t{run}.platforms",
+        "YRD_TOPIC_PLATFORM_VEHICLES": f"t{run}.platform-vehicles",
+        "YRD_TOPIC_EWAYBILLS": f"t{run}.ewaybills",
+        "YRD_TOPIC_PLATFORM_REPORTS": f"t{run}.platform-reports",
+        "YRD_TOPIC_PLATFORM_REQUESTS": f"t{run}.platform-requests",
+        "YRD_TOPIC_PLATFORM_REQUEST_RESULTS": f"t{run}.platform-request-results"}
+
+
+def settings_of(env, **overrides):
+    return link_settings(env, topic_platform_requests=env["YRD_TOPIC_PLATFORM_REQUESTS"],
+                         topic_platform_request_results=env[
+                             "YRD_TOPIC_PLATFORM_REQUEST_RESULTS"],
+                         topic_incident_actions=env["YRD_TOPIC_INCIDENT_ACTIONS"],
+                         **FAST_SLAVE | overrides)
+
+
+def ask(kafka, env, access: int, kind: str, **fields):
+    """Publish a request (as the desk or the CLI would); returns it."""
+    request = make_request(access, kind, by="test", now=datetime.now(CHINA_TZ),
+                           expires_in_s=fields.pop("expires_in_s", 60), **fields)
+    kafka.send(env["YRD_TOPIC_PLATFORM_REQUESTS"], str(access).encode(), encode(request))
+    kafka.flush()
+    return request
+
+
+def answered(gateway, request_id: str, answers: int = 1) -> bool:
+    ledger = gateway.dispatcher.ledger
+    if request_id in ledger.open:
+        return ledger.open[request_id].answers >= answers and answers > 1
+    return request_id in ledger.closed
+
+
+async def test_requests_go_down_and_their_answers_are_recorded(denv, kafka):
+    access = code()
+    configure(kafka, denv, access_code=access, name="Suzhou provincial", user_id=7102,
+              password="s3cret", m1=CIPHER.m1, ia1=CIPHER.ia1, ic1=CIPHER.ic1, edition=2019,
+              province="JS")
+    settings = settings_of(denv)
+    label = str(access)
+    async with running(settings) as gateway, platform_with_slave(
+            settings.jt809_port, access, 7102, "s3cret", cipher=CIPHER,
+            edition=2019) as (platform, slave):
+        platform.answers(slave, delays={0x9301: 1.5})
+        assert await platform.login() == lk.OK
+        await until(lambda: gateway.links.slave_link(access))
+        now = datetime.now(CHINA_TZ)
+        in_time = ask(kafka, denv, access, "inspection", text="请报告值班人员",
+                      deadline=now + timedelta(seconds=30))
+        late = ask(kafka, denv, access, "inspection", text="请报告车辆在线率",
+                   deadline=now + timedelta(seconds=0.5))
+        order = ask(kafka, denv, access, "supervision", vehicle_id=CAR, incident_id="inc-809",
+                    warn_type=a.OVERSPEED, warn_time=now - timedelta(minutes=2), alarm_sn=17,
+                    deadline=now + timedelta(minutes=30), level=0, supervisor="张监管",
+                    supervisor_tel="02512345678", supervisor_email="jg@example.cn")
+        text = ask(kafka, denv, access, "text", vehicle_id=CAR, text="请立即减速",
+                   deadline=now + timedelta(seconds=30))
+        photo = ask(kafka, denv, access, "photo", vehicle_id=CAR, camera=1,
+                    deadline=now + timedelta(seconds=30))
+        tip = ask(kafka, denv, access, "tip", vehicle_id=CAR, text="前方路段拥堵",
+                  warn_type=a.CONGESTION)
+        await until(lambda: all(answered(gateway, r.request_id) for r in
+                                (in_time, late, text, photo, tip))
+                    and answered(gateway, order.request_id, 2), timeout=20)
+
+    results = kafka.read(denv["YRD_TOPIC_PLATFORM_REQUEST_RESULTS"],
+                         lambda r: sum(x["status"] == "answered" for x in r) >= 6, settle=0.5)
+    steps: dict[str, list[dict]] = {}
+    for result in results:
+        steps.setdefault(result["request_id"], []).append(result)
+    status = {rid: [s["status"] for s in found] for rid, found in steps.items()}
+    assert status[in_time.request_id] == ["sent", "answered"]
+    assert status[late.request_id] == ["sent", "late", "answered"]
+    assert status[order.request_id] == ["sent", "answered", "answered"]
+    assert status[text.request_id] == ["sent", "answered"]
+    assert status[photo.request_id] == ["sent", "answered"]
+    assert status[tip.request_id] == ["sent"]
+    sent = steps[in_time.request_id][0]
+    assert sent["route"] == "slave" and sent["serial"] > 0
+    on_time = steps[in_time.request_id][1]
+    assert on_time["late"] is False and 1.0 <= on_time["took_s"] < 10
+    assert on_time["answer_kind"] == "inspection_answer" and on_time["answer"]["text"] == "已核实"
+    assert steps[late.request_id][2]["late"] is True
+    ack, done = steps[order.request_id][1:]
+    assert (ack["answer_kind"], ack["answer"]["result"], ack["incident_id"]) == (
+        "supervision_answer", a.IN_PROGRESS, "inc-809")
+    assert (done["answer_kind"], done["answer"]["result"], done["incident_id"]) == (
+        "handling_result", a.DONE, "inc-809")
+    assert steps[text.request_id][1]["answer"]["result"] == 0
+    notes = kafka.read(denv["YRD_TOPIC_INCIDENT_ACTIONS"], lambda r: len(r) >= 3)
+    assert {n["incident_id"] for n in notes} == {"inc-809"}
+    assert [n["action"]["kind"] for n in notes] == ["note"] * 3
+    assert "sent to platform" in notes[0]["action"]["text"]
+    assert "0x1401" in notes[1]["action"]["text"] and "in progress" in notes[1]["action"]["text"]
+    assert "done" in notes[2]["action"]["text"]
+    pictured = steps[photo.request_id][1]
+    [media] = kafka.read(denv["YRD_TOPIC_MEDIA"], lambda r: len(r) >= 1)
+    assert (media["media_id"], media["vehicle_id"], media["size"]) == (
+        pictured["media_id"], CAR, len(PICTURE))
+    order_frame = [f for f in slave.received if f.header.msg_id == a.DOWN_WARN_MSG
+                   and a.read(f.header.msg_id, f.body, 2019).sub_type == a.URGE_TODO_REQ]
+    assert a.read(a.DOWN_WARN_MSG, order_frame[0].body, 2019).value.supervisor == "张监管"
+    assert metric("yrd_jt809_requests_total", platform=label, kind="inspection",
+                  result="answered_late") == 1
+    assert metric("yrd_jt809_requests_total", platform=label, kind="inspection",
+                  result="late") == 1
+    assert metric("yrd_jt809_requests_total", platform=label, kind="supervision",
+                  result="answered") == 2
+    assert metric("yrd_jt809_answer_seconds_count", platform=label, kind="photo") == 1
+
+
+async def test_the_cli_configures_a_platform_and_waits_for_its_answer(denv, kafka):
+    access = code()
+    env = denv | {"YRD_JT809_REQUEST_LINK_WAIT_S": "1"}
+    added = subprocess.run([*CLI, "platforms", "add", str(access), "--name", "Hefei test",
+                            "--user-id", "7103", "--edition", "2011", "--province", "AH",
+                            "--password-stdin"], input="pw2011\n", env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stderr
+    listed = subprocess.run([*CLI, "platforms", "list"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert str(access) in listed.stdout and "Hefei test" in listed.stdout
+    assert "pw2011" not in listed.stdout + listed.stderr + added.stdout + added.stderr
+    settings = settings_of(denv, jt809_request_link_wait_s=1.0)
+    async with running(settings) as gateway:
+        async with platform_with_slave(settings.jt809_port, access, 7103, "pw2011",
+                                       edition=2011) as (platform, slave):
+            platform.answers(slave)
+            assert await platform.login() == lk.OK
+            await until(lambda: gateway.links.slave_link(access))
+            proc = await asyncio.create_subprocess_exec(
+                *CLI, "platform", str(access), "inspect", "--question", "请报告值班人员",
+                "--wait", "30", env=env, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, err.decode()
+            lines = out.decode()
+            assert "sent on the slave link" in lines and "answered (inspection_answer)" in lines
+            order = [  # a 2011 order, answered 0x1401 and 0x1403
+                *CLI, "platform", str(access), "supervise", "--incident", "inc-2011",
+                "--plate", CAR, "--deadline", "30", "--supervisor", "王监管", "--level",
+                "urgent", "--warn-type", "0x0002", "--wait", "30"]
+            proc = await asyncio.create_subprocess_exec(
+                *order, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, err.decode()
+            assert "answered (supervision_answer)" in out.decode()
+            await until(lambda: metric("yrd_jt809_requests_total", platform=str(access),
+                                       kind="supervision", result="answered") == 2)
+            await platform.logout()
+        # the platform gone: its links are down, the request fails
+        assert not gateway.links.main_link(access) and not gateway.links.slave_link(access)
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "platform", str(access), "text", CAR, "请回电", "--wait", "30", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 1 and "failed: link down" in out.decode()
+    still = subprocess.run([*CLI, "platforms", "open", "--platform", str(access)], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert still.returncode == 0 and still.stdout.strip() == "no open request", still.stdout
+    disabled = subprocess.run([*CLI, "platforms", "disable", str(access)], env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert disabled.returncode == 0, disabled.stderr
+    listed = subprocess.run([*CLI, "platforms", "list"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert "disabled" in listed.stdout
+    removed = subprocess.run([*CLI, "platforms", "remove", str(access)], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert removed.returncode == 0
+    listed = subprocess.run([*CLI, "platforms", "list"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert str(access) not in listed.stdout
+    assert metric("yrd_jt809_requests_total", platform=str(access), kind="text",
+                  result="failed") == 1
