@@ -1,0 +1,232 @@
+"""The uplink's pure parts: WARN_TYPE table, the ledger of what is known delivered, the
+session's frames (read back with the JT/T 809 codec), the upper platform's requests."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.factories import T0, ping
+from yrd_hazmat.core.codec import encode
+from yrd_hazmat.core.models import Alert, AlertState, City, Severity
+from yrd_hazmat.core.timeutil import to_ms
+from yrd_hazmat.jt809 import alarms, bodies, control, exchange, inspection, links
+from yrd_hazmat.jt809.frame import V2011, V2019, Cipher, build, parse
+from yrd_hazmat.uplink import requests, warn
+from yrd_hazmat.uplink.ledger import Ledger
+from yrd_hazmat.uplink.records import UplinkAnswer, accepted
+from yrd_hazmat.uplink.session import LinkConfig, Session
+
+
+def alert(type_: str, state=AlertState.RAISED, severity=Severity.WARNING) -> Alert:
+    return Alert(alert_id=f"i-{type_}:{state.value}", incident_id=f"i-{type_}", type=type_,
+                 severity=severity, state=state, vehicle_id="沪A12345", ts=T0, emitted_at=T0,
+                 lat=31.2, lon=121.4, province="SH", city=City(code="310000", name="上海市"))
+
+
+@pytest.mark.parametrize("type_, state, severity, edition, code", [
+    ("SPEEDING", AlertState.RAISED, Severity.WARNING, V2011, 0x0001),
+    ("ZONE_SPEEDING", AlertState.RAISED, Severity.WARNING, V2011, 0x0001),
+    ("FATIGUE_DRIVING", AlertState.RAISED, Severity.WARNING, V2011, 0x0002),
+    ("DEVICE_ALARM", AlertState.RAISED, Severity.CRITICAL, V2011, 0x0003),
+    ("DEVICE_ALARM", AlertState.RAISED, Severity.WARNING, V2011, 0x000E),
+    ("ZONE_VIOLATION", AlertState.RAISED, Severity.CRITICAL, V2011, 0x0004),
+    ("ZONE_VIOLATION", AlertState.CLEARED, Severity.CRITICAL, V2011, 0x0005),
+    ("ROUTE_DEVIATION", AlertState.RAISED, Severity.WARNING, V2019, 0x000B),
+    ("PROLONGED_STOP", AlertState.RAISED, Severity.WARNING, V2011, 0x000E),
+    ("PROLONGED_STOP", AlertState.RAISED, Severity.WARNING, V2019, 0x00FF),
+    ("SPEEDING", AlertState.CLEARED, Severity.WARNING, V2011, None),
+])
+def test_warn_type_table(type_, state, severity, edition, code):
+    assert warn.warn_type(alert(type_, state, severity), edition) == code
+
+
+def test_ledger_confirms_only_what_a_link_test_answer_covers():
+    ledger = Ledger({"p0": 10, "p1": 0})
+    ledger.wrote("p0", 10)
+    ledger.wrote("p0", 11)
+    assert ledger.pending and ledger.unconfirmed() == 2
+    ledger.probe()
+    ledger.wrote("p1", 0)  # after the probe: not covered by it
+    assert ledger.answered()
+    assert ledger.confirmed == {"p0": 12, "p1": 0}
+    assert ledger.to_commit() == {"p0": 12}
+    assert ledger.to_commit() == {}
+    assert ledger.unconfirmed() == 1
+    ledger.probe()
+    # the link drops before the answer: reading goes back to the confirmed offsets
+    assert ledger.dropped() == {"p0": 12, "p1": 0}
+    assert not ledger.answered()  # the void probe's answer never counts
+    assert ledger.unconfirmed() == 0
+
+
+def test_ledger_answers_in_order():
+    ledger = Ledger({"p": 0})
+    ledger.wrote("p", 0)
+    ledger.probe()
+    ledger.wrote("p", 1)
+    ledger.probe()
+    ledger.answered()
+    assert ledger.confirmed == {"p": 1}
+    ledger.answered()
+    assert ledger.confirmed == {"p": 2}
+
+
+def config(edition=V2011, cipher=None) -> LinkConfig:
+    return LinkConfig(user_id=7, password="secret", center=4242, edition=edition, cipher=cipher,
+                      down_host="10.0.0.1", down_port=7000, platform_id="YRD0000001")
+
+
+def read(frame: bytes, edition=V2011, cipher=None):
+    f = parse(frame[1:-1], cipher, expect=edition)
+    return f, bodies.read(f.header.msg_id, f.body, edition)
+
+
+@pytest.mark.parametrize("edition", [V2011, V2019])
+def test_login_carries_the_slave_link_and_access_code(edition):
+    s = Session(config(edition))
+    f, login = read(s.login(), edition)
+    assert f.header.msg_id == links.UP_CONNECT_REQ and f.header.center == 4242
+    assert (login.user_id, login.password, login.down_ip, login.down_port) == \
+        (7, "secret", "10.0.0.1", 7000)
+    assert login.center == (4242 if edition == V2019 else None)
+
+
+@pytest.mark.parametrize("edition", [V2011, V2019])
+def test_position_and_history_frames(edition):
+    cipher = Cipher(m1=10_000_000, ia1=20_000_000, ic1=30_000_000)
+    s = Session(config(edition, cipher))
+    f, message = read(s.position(ping(at_s=5, speed=61.0)), edition, cipher)
+    assert f.header.encrypted and message.sub_type == exchange.REAL_LOCATION
+    assert message.plate == "沪A12345" and message.value.ts == T0 + timedelta(seconds=5)
+    assert message.value.speed_kmh == pytest.approx(61.0, abs=0.1)
+    kept = [ping(at_s=t) for t in (30, 10, 20, 60, 50, 40, 0)]
+    frames = s.history("沪A12345", kept)
+    assert len(frames) == 2
+    times = []
+    for frame in frames:
+        f, message = read(frame, edition, cipher)
+        assert message.sub_type == exchange.HISTORY_LOCATION and len(message.value) <= 5
+        times += [fix.ts for fix in message.value]
+    assert times == sorted(times) and len(times) == 7
+    serials = [read(x, edition, cipher)[0].header.serial for x in frames]
+    assert serials == sorted(serials) and len(set(serials)) == 2
+
+
+@pytest.mark.parametrize("edition", [V2011, V2019])
+def test_alarm_frame(edition):
+    s = Session(config(edition))
+    _, message = read(s.alarm(alert("FATIGUE_DRIVING")), edition)
+    assert message.sub_type == alarms.ADPT_INFO and message.value.warn_type == 0x0002
+    assert (message.plate or message.value.plate) == "沪A12345"
+    assert s.alarm(alert("SPEEDING", AlertState.CLEARED)) is None
+
+
+def test_accepted_is_the_workers_judgement():
+    p = ping(at_s=0)
+    at = to_ms(p.ts)
+    key = p.vehicle_id.encode()
+    kw = {"max_bytes": 16384, "tolerance_ms": 300_000, "now_ms": at}
+    assert accepted(key, encode(p), at, **kw) == p
+    assert accepted(b"other", encode(p), at, **kw) is None  # wrong key
+    assert accepted(key, encode(p), at - 3_600_000, **kw) is None  # an hour ahead of arrival
+    assert accepted(key, encode(ping(fix_valid=False)), at, **kw) is None
+    assert accepted(key, b"{", at, **kw) is None
+
+
+def upper(msg_id, body, edition=V2011, serial=99):
+    return parse(build(msg_id, serial, 4242, body, edition=edition)[1:-1], expect=edition)
+
+
+@pytest.mark.parametrize("edition", [V2011, V2019])
+def test_inspection_becomes_a_request_and_a_persons_answer_goes_up(edition):
+    q = inspection.Inspection(info_id=5, content="谁在值班?", object_type=1, object_id="",
+                              answer_time=10 if edition == V2019 else None)
+    frame = upper(inspection.DOWN_PLATFORM_MSG, inspection.write(
+        inspection.POST_QUERY_REQ, inspection.write_inspection(q, edition)), edition)
+    out = requests.handle(frame, link="slave", edition=edition, now=T0,
+                          inspection_answer_s=600, command_expiry_s=3600)
+    req = out.request
+    assert req.kind == "inspection" and req.question == "谁在值班?" and req.serial == 99
+    assert req.deadline == T0 + timedelta(seconds=600)  # 10 minutes either way here
+    answer = UplinkAnswer(request=req, answered_by="张警官", answered_at=T0, content="张警官")
+    _, message = read(Session(config(edition)).answer(answer), edition)
+    assert message.sub_type == inspection.POST_QUERY_ACK and message.value.content == "张警官"
+    if edition == V2011:
+        assert message.value.info_id == 5
+    else:
+        assert message.value.source_sn == 99
+    no_text = UplinkAnswer(request=req, answered_by="x", answered_at=T0)
+    assert Session(config(edition)).answer(no_text) is None
+
+
+@pytest.mark.parametrize("edition", [V2011, V2019])
+def test_supervision_order_keeps_its_deadline_and_is_answered(edition):
+    deadline = T0 + timedelta(hours=2)
+    order = alarms.SupervisionOrder(deadline=deadline, level=0, supervisor="王", tel="1",
+                                    email="e", warn_time=T0, warn_type=1, supervision_id=31,
+                                    source_type=alarms.ADPT_INFO, source_sn=17)
+    frame = upper(alarms.DOWN_WARN_MSG, alarms.write(
+        alarms.URGE_TODO_REQ, alarms.write_order(order, edition), edition, plate="沪A12345"),
+        edition)
+    req = requests.handle(frame, link="main", edition=edition, now=T0,
+                          inspection_answer_s=600, command_expiry_s=3600).request
+    assert req.kind == "supervision" and req.deadline == deadline
+    answer = UplinkAnswer(request=req, answered_by="desk", answered_at=T0, result=alarms.DONE)
+    _, message = read(Session(config(edition)).answer(answer), edition)
+    assert message.sub_type == alarms.URGE_TODO_ACK and message.value.result == alarms.DONE
+    if edition == V2011:
+        assert message.value.supervision_id == 31 and message.plate == "沪A12345"
+    else:
+        assert message.value.source_sn == 17
+
+
+def test_text_and_photo_requests_become_commands():
+    text = control.write("沪A12345", 2, control.TEXT_INFO, control.write_text(
+        control.TextRequest(msg_id=3, text="请靠边停车", priority=control.URGENT)))
+    out = requests.handle(upper(control.DOWN_CTRL_MSG, text), link="slave", edition=V2011,
+                          now=T0, inspection_answer_s=600, command_expiry_s=3600)
+    assert out.command.kind == "text" and out.command.text == "请靠边停车"
+    assert out.command.emergency and out.command.vehicle_id == "沪A12345"
+    assert out.command.expires_at == T0 + timedelta(hours=1)
+    photo = control.write("沪A12345", 2, control.TAKE_PHOTO_REQ,
+                          control.write_photo_request(control.PhotoRequest(lens=2)))
+    out = requests.handle(upper(control.DOWN_CTRL_MSG, photo), link="slave", edition=V2011,
+                          now=T0, inspection_answer_s=600, command_expiry_s=3600)
+    assert out.command.kind == "photo" and out.command.camera == 2
+
+
+def test_ledger_offers_a_failed_commit_again():
+    ledger = Ledger({"p": 0})
+    ledger.wrote("p", 0)
+    ledger.probe()
+    ledger.answered()
+    offsets = ledger.to_commit()
+    assert offsets == {"p": 1}
+    ledger.commit_failed(offsets)
+    assert ledger.to_commit() == {"p": 1}
+
+
+@pytest.mark.parametrize("edition, status, result", [(V2011, "ok", control.DELIVERED),
+                                                     (V2019, "timeout", control.FAILED)])
+def test_a_texts_final_step_is_answered_up(edition, status, result):
+    from yrd_hazmat.core.models import CommandResult
+    from yrd_hazmat.uplink.texts import TextAnswers
+
+    texts = TextAnswers(Session(config(edition)))
+    texts.expect("c1", ("沪A12345", 2, 41, 99))
+    texts.apply(b"", encode(CommandResult(command_id="c1", vehicle_id="沪A12345",
+                                          status="sent", at=T0)))
+    assert texts.take() == []  # not final yet
+    texts.apply(b"", encode(CommandResult(command_id="c1", vehicle_id="沪A12345",
+                                          status=status, at=T0)))
+    texts.apply(b"", encode(CommandResult(command_id="c1", vehicle_id="沪A12345",
+                                          status=status, at=T0)))  # answered once
+    frames = texts.take()
+    assert len(frames) == 1
+    _, message = read(frames[0], edition)
+    assert message.sub_type == control.TEXT_INFO_ACK and message.plate == "沪A12345"
+    assert message.value.result == result
+    assert (message.value.msg_id if edition == V2011 else message.value.source_sn) == \
+        (41 if edition == V2011 else 99)

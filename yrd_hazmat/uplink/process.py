@@ -1,0 +1,388 @@
+"""The uplink process: :func:`run_uplink`.
+
+Its own consumer group (YRD_UPLINK_GROUP) reads every partition of ``yrd.pings``,
+``yrd.alerts`` and ``yrd.uplink-answers``. While the main link is up, a ping the worker
+accepts goes up as UP_EXG_MSG_REAL_LOCATION 0x1202, an alert as UP_WARN_MSG_ADPT_INFO
+0x1402 (:mod:`.warn`), a desk answer as 0x1301 / 0x1401. Kafka is the buffer: offsets are
+committed only when known delivered (:mod:`.ledger`: a link test's answer confirms what
+was written before it). When the link drops, reading goes back to the confirmed offsets;
+after the next login everything from there to the end of the topics at that moment is
+sent as history, UP_EXG_MSG_HISTORY_LOCATION 0x1203 (per vehicle, at most 5 positions a
+frame, in GNSS-time order; alerts and answers as they are), then live again. A restart
+of ours starts from the committed offsets and does the same. The upper platform's
+requests arrive on our slave-link server (:mod:`.slave`) or the main link and go to Kafka
+(:mod:`.requests`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from datetime import datetime
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from ..config import Settings
+from ..core.codec import encode
+from ..core.models import Alert, Ping
+from ..core.timeutil import CHINA_TZ
+from ..jt808.frame import FrameError
+from ..jt809 import inspection, links
+from ..jt809.frame import Frame
+from ..follow import TopicReader
+from ..topics import wait_for_partitions
+from . import metrics, requests
+from .ledger import Ledger
+from .link import LinkDown, MainLink
+from .records import accepted, answer_decoder
+from .session import LinkConfig, Session
+from .slave import SlaveServer
+from .texts import TextAnswers
+
+log = logging.getLogger(__name__)
+_alert_decoder = msgspec.json.Decoder(Alert)
+_DAY_MS = 24 * 3600 * 1000
+
+
+async def run_uplink(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run the uplink until ``stop`` is set (never, without one). Does nothing when
+    YRD_UPLINK_HOST is empty."""
+    if not settings.uplink_host:
+        log.info("YRD_UPLINK_HOST is empty: no uplink")
+        return
+    await Uplink(settings).run(stop or asyncio.Event())
+
+
+async def run_until_signalled(settings: Settings) -> None:
+    """:func:`run_uplink` until SIGTERM or SIGINT (then a last confirmation, a logout)."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run_uplink(settings, stop)
+
+
+async def ensure_uplink_topics(settings: Settings) -> None:
+    """Create the requests and answers topics if missing."""
+    admin = AIOKafkaAdminClient(**settings.kafka_options())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name=name, num_partitions=settings.topic_partitions,
+                            replication_factor=settings.topic_replication,
+                            topic_configs={"retention.ms": str(30 * _DAY_MS)})
+                   for name in (settings.topic_uplink_requests, settings.topic_uplink_answers)
+                   if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+class Uplink:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.config = LinkConfig.of(settings)
+        self.session = Session(self.config)
+        self.link: MainLink | None = None
+        self.verify_code: int | None = None
+        self.ledger = Ledger({})
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.partitions: list[TopicPartition] = []
+        self._requests: asyncio.Queue[tuple[Frame, str]] = asyncio.Queue()
+        self.texts = TextAnswers(self.session)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        if s.uplink_metrics_port:
+            from prometheus_client import start_http_server
+            start_http_server(s.uplink_metrics_port)
+        await ensure_uplink_topics(s)
+        self.producer = AIOKafkaProducer(**s.kafka_options(), acks="all",
+                                         enable_idempotence=True)
+        self.consumer = AIOKafkaConsumer(**s.kafka_options(), group_id=s.uplink_group,
+                                         enable_auto_commit=False,
+                                         auto_offset_reset=s.uplink_start)
+        await self.producer.start()
+        await self.consumer.start()
+        slave = SlaveServer(self.config, lambda: self.verify_code, self._queue_request)
+        worker = asyncio.create_task(self._handle_requests())
+        results = TopicReader(s.kafka_options(), s.topic_command_results, self.texts.apply)
+        following: asyncio.Task | None = None
+        try:
+            log.info("uplink: following %s", s.topic_command_results)
+            await results.start(from_start=False, timeout_s=120)
+            following = asyncio.create_task(results.follow())
+            await self._assign()
+            if s.uplink_down_port:
+                await slave.start(s.uplink_down_bind, s.uplink_down_port)
+            await self._links(stop)
+        finally:
+            worker.cancel()
+            if following is not None:
+                following.cancel()
+            await results.stop()
+            await slave.stop()
+            await self.consumer.stop()
+            await self.producer.stop()
+
+    async def _assign(self) -> None:
+        """Every partition of the input topics, at the committed offsets (a new group: its
+        start, committed at once, so that a crash before the first confirmation loses
+        nothing)."""
+        s, consumer = self.settings, self.consumer
+        assert consumer is not None
+        topics = (s.topic_pings, s.topic_alerts, s.topic_uplink_answers)
+        partitions: list[TopicPartition] = []
+        for topic in topics:
+            ids = await asyncio.wait_for(wait_for_partitions(s, topic, poll_s=0.2), 120)
+            partitions += [TopicPartition(topic, p) for p in ids]
+        consumer.assign(partitions)
+        confirmed, fresh = {}, {}
+        for tp in partitions:
+            offset = await consumer.committed(tp)
+            if offset is None:
+                offset = fresh[tp] = await consumer.position(tp)
+            confirmed[tp] = offset
+            consumer.seek(tp, offset)
+        if fresh:
+            await consumer.commit(fresh)
+        self.partitions = partitions
+        self.ledger = Ledger(confirmed)
+        log.info("uplink reads %d partitions from the confirmed offsets", len(partitions))
+
+    async def _links(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        backoff, first = s.uplink_retry_min_s, True
+        while not stop.is_set():
+            try:
+                link = await self._connect()
+            except (OSError, asyncio.TimeoutError, LinkDown) as exc:
+                log.warning("uplink to %s:%d not up: %r (again in %.1f s)", s.uplink_host,
+                            s.uplink_port, exc, backoff)
+                try:
+                    await asyncio.wait_for(stop.wait(), backoff)
+                except asyncio.TimeoutError:
+                    pass
+                backoff = min(backoff * 2, s.uplink_retry_max_s)
+                continue
+            if not first:
+                metrics.RECONNECTS.inc()
+            first, backoff = False, s.uplink_retry_min_s
+            self.link = link
+            metrics.UP.set(1)
+            log.info("uplink logged in to %s:%d", s.uplink_host, s.uplink_port)
+            try:
+                await self._pump(link, stop)
+            except LinkDown as exc:
+                metrics.DROPS.labels(exc.reason).inc()
+                log.warning("uplink dropped: %s", exc)
+            finally:
+                metrics.UP.set(0)
+                self.link = None
+                await link.close()
+                assert self.consumer is not None
+                for tp, offset in self.ledger.dropped().items():
+                    self.consumer.seek(tp, offset)
+                await self._commit()
+                metrics.UNCONFIRMED.set(0)
+
+    async def _connect(self) -> MainLink:
+        s = self.settings
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(s.uplink_host, s.uplink_port), s.uplink_timeout_s)
+        except (OSError, asyncio.TimeoutError):
+            metrics.CONNECTS.labels("failed").inc()
+            raise
+        link = MainLink(self.session, reader, writer, on_answer=self._answered,
+                        on_request=self._queue_request)
+        try:
+            link.write(self.session.login())
+            answer = await asyncio.wait_for(asyncio.shield(link.login_answer),
+                                            s.uplink_timeout_s)
+        except (OSError, asyncio.TimeoutError, LinkDown):
+            metrics.CONNECTS.labels("failed").inc()
+            await link.close()
+            raise
+        if answer.result != links.OK:
+            metrics.CONNECTS.labels("refused").inc()
+            await link.close()
+            raise LinkDown("refused", f"UP_CONNECT_RSP result {answer.result}")
+        metrics.CONNECTS.labels("ok").inc()
+        self.verify_code = answer.verify_code
+        return link
+
+    def _answered(self) -> None:
+        self.ledger.answered()
+        metrics.UNCONFIRMED.set(self.ledger.unconfirmed())
+
+    async def _commit(self) -> None:
+        offsets = self.ledger.to_commit()
+        if offsets:
+            assert self.consumer is not None
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as exc:
+                # delivered all the same: committed at the next try (a crash before it
+                # sends these records again)
+                log.warning("uplink offsets not committed: %r", exc)
+                self.ledger.commit_failed(offsets)
+
+    async def _pump(self, link: MainLink, stop: asyncio.Event) -> None:
+        """Re-send what was not confirmed, then send live, until the link drops (raises
+        :class:`LinkDown`) or ``stop`` (returns after a last confirmation and a logout)."""
+        s, consumer, ledger = self.settings, self.consumer, self.ledger
+        assert consumer is not None
+        loop = asyncio.get_running_loop()
+        ends = await consumer.end_offsets(self.partitions)
+        behind = sum(max(0, ends[tp] - ledger.confirmed.get(tp, 0)) for tp in self.partitions)
+        if behind:
+            log.info("uplink re-sends up to %d records kept since the last confirmation", behind)
+        last_probe = loop.time()
+        while not stop.is_set():
+            link.check(s.uplink_timeout_s)
+            batch = await consumer.getmany(*self.partitions, timeout_ms=100, max_records=1000)
+            link.check()
+            resent = self._send(link, batch, ends)
+            for frame in self.texts.take():
+                link.write(frame)
+            metrics.RESEND_LAG.set(resent)
+            await link.drain(s.uplink_timeout_s)
+            now = loop.time()
+            if (ledger.pending and now - last_probe >= s.uplink_confirm_s) or \
+                    now - last_probe >= s.uplink_keepalive_s:
+                link.probe()
+                ledger.probe()
+                last_probe = now
+            await self._commit()
+            metrics.UNCONFIRMED.set(ledger.unconfirmed())
+            metrics.CONFIRMED_LAG.set(sum(
+                max(0, (consumer.highwater(tp) or 0) - ledger.confirmed.get(tp, 0))
+                for tp in self.partitions))
+        # stopping: confirm what was sent, then leave
+        if ledger.pending:
+            link.probe()
+            ledger.probe()
+        deadline = loop.time() + s.uplink_timeout_s
+        while ledger.probes and loop.time() < deadline and link.down is None:
+            await asyncio.sleep(0.05)
+        await self._commit()
+        try:
+            link.write(self.session.logout())
+            await link.drain(2.0)
+        except LinkDown:
+            pass
+
+    def _send(self, link: MainLink, batch: dict, ends: dict) -> float:
+        """Write a batch's frames; returns the age in seconds of the oldest record re-sent
+        (0: none was)."""
+        s, ledger = self.settings, self.ledger
+        now_ms = int(time.time() * 1000)
+        history: dict[str, list[Ping]] = defaultdict(list)
+        lag_ms = 0
+        for tp, records in batch.items():
+            for rec in records:
+                again = rec.offset < ends.get(tp, 0)
+                if again and rec.timestamp is not None:
+                    lag_ms = max(lag_ms, now_ms - rec.timestamp)
+                mode = "resent" if again else "live"
+                if tp.topic == s.topic_pings:
+                    ping = accepted(rec.key, rec.value, rec.timestamp,
+                                    max_bytes=s.max_ping_bytes,
+                                    tolerance_ms=int(s.future_tolerance_s * 1000), now_ms=now_ms)
+                    if ping is not None:
+                        if again:
+                            history[ping.vehicle_id].append(ping)
+                        else:
+                            link.write(self.session.position(ping))
+                            metrics.POSITIONS.labels("live").inc()
+                elif tp.topic == s.topic_alerts:
+                    frame = self._alarm(rec.value)
+                    if frame is not None:
+                        link.write(frame)
+                        metrics.ALERTS.labels(mode).inc()
+                elif tp.topic == s.topic_uplink_answers:
+                    self._answer(link, rec.value)
+                ledger.wrote(tp, rec.offset)
+        for plate, pings in history.items():
+            for frame in self.session.history(plate, pings):
+                link.write(frame)
+                metrics.HISTORY_PACKETS.inc()
+            metrics.POSITIONS.labels("resent").inc(len(pings))
+        return lag_ms / 1000
+
+    def _alarm(self, value: bytes | None) -> bytes | None:
+        try:
+            alert = _alert_decoder.decode(value or b"")
+            return self.session.alarm(alert)
+        except (msgspec.DecodeError, ValueError) as exc:
+            log.warning("alert not sent up: %s", exc)
+            return None
+
+    def _answer(self, link: MainLink, value: bytes | None) -> None:
+        try:
+            answer = answer_decoder.decode(value or b"")
+            frame = self.session.answer(answer)
+        except (msgspec.DecodeError, ValueError) as exc:
+            log.warning("answer not sent up: %s", exc)
+            return
+        if frame is None:
+            log.warning("answer to %s lacks its content or result", answer.request.request_id)
+            return
+        link.write(frame)
+        metrics.ANSWERS.labels(answer.request.kind).inc()
+
+    async def _queue_request(self, frame: Frame, link: str) -> None:
+        await self._requests.put((frame, link))
+
+    async def _handle_requests(self) -> None:
+        s, producer = self.settings, self.producer
+        assert producer is not None
+        while True:
+            frame, link = await self._requests.get()
+            try:
+                outcome = requests.handle(frame, link=link, edition=self.config.edition,
+                                          now=datetime.now(CHINA_TZ),
+                                          inspection_answer_s=s.uplink_inspection_answer_s,
+                                          command_expiry_s=s.command_expiry_s)
+            except FrameError as exc:
+                log.warning("request 0x%04x unreadable: %s", frame.header.msg_id, exc)
+                continue
+            if outcome is None:
+                continue
+            try:
+                if outcome.request is not None:
+                    await producer.send_and_wait(s.topic_uplink_requests,
+                                                 key=outcome.request.request_id.encode(),
+                                                 value=encode(outcome.request))
+                    metrics.REQUESTS.labels(outcome.request.kind).inc()
+                    log.info("upper platform's %s %s, deadline %s", outcome.request.kind,
+                             outcome.request.request_id, outcome.request.deadline)
+                if outcome.command is not None:
+                    await producer.send_and_wait(s.topic_commands,
+                                                 key=outcome.command.vehicle_id.encode(),
+                                                 value=encode(outcome.command))
+                    metrics.REQUESTS.labels(outcome.command.kind).inc()
+                    if outcome.text_to is not None:
+                        self.texts.expect(outcome.command.command_id, outcome.text_to)
+                if outcome.info_ack is not None and self.link is not None:
+                    data = inspection.write_info_ack(outcome.info_ack, self.config.edition)
+                    self.link.write(self.session.frame(
+                        inspection.UP_PLATFORM_MSG,
+                        inspection.write(inspection.INFO_ACK, data)))
+            except LinkDown:
+                pass
+            except Exception:  # noqa: BLE001 - a request must not stop the uplink
+                log.exception("request 0x%04x not passed on", frame.header.msg_id)
