@@ -119,7 +119,7 @@ async def send_command(settings: Settings, command: Command, wait_s: float,
     try:
         await reader.catch_up()  # the end is fixed now: every later result is read
         await publish_command(settings, command)
-        await _follow(reader, finished, wait_s)
+        await reader.follow_until(finished, wait_s)
     finally:
         await reader.stop()
     return outcome
@@ -128,20 +128,6 @@ async def send_command(settings: Settings, command: Command, wait_s: float,
 async def publish_command(settings: Settings, command: Command) -> None:
     """Put the command on ``yrd.commands`` (key: the plate); returns once acknowledged."""
     await publish(settings, settings.topic_commands, [(command.vehicle_id, encode(command))])
-
-
-async def _follow(reader: TopicReader, finished: asyncio.Event, wait_s: float) -> None:
-    """Read until ``finished`` or ``wait_s`` passes; a failing reader raises."""
-    follow = asyncio.create_task(reader.follow())
-    done = asyncio.create_task(finished.wait())
-    try:
-        await asyncio.wait({follow, done}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
-        if follow.done():
-            follow.result()
-    finally:
-        for task in (follow, done):
-            task.cancel()
-        await asyncio.gather(follow, done, return_exceptions=True)
 
 
 def _result(value: bytes | None) -> CommandResult | None:

@@ -288,6 +288,21 @@ class TopicReader:
         while True:
             await self._poll(500)
 
+    async def follow_until(self, finished: asyncio.Event, wait_s: float) -> None:
+        """:meth:`follow` until ``finished`` is set or ``wait_s`` passes (a failing read
+        raises): waiting for the answer to what was just published."""
+        follow = asyncio.create_task(self.follow())
+        done = asyncio.create_task(finished.wait())
+        try:
+            await asyncio.wait({follow, done}, timeout=wait_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if follow.done():
+                follow.result()
+        finally:
+            for task in (follow, done):
+                task.cancel()
+            await asyncio.gather(follow, done, return_exceptions=True)
+
     async def _poll(self, timeout_ms: int) -> None:
         assert self._consumer is not None, "start() first"
         batches = await self._consumer.getmany(timeout_ms=timeout_ms)

@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pytest
 
+from tests.unit.test_jt809_frame import encrypt as encrypt_by_hand
 from yrd_hazmat.gateway.link import LinkConfig, LinkSession
 from yrd_hazmat.gateway.session import Classified
 from yrd_hazmat.jt808.frame import FrameError
@@ -22,13 +23,8 @@ M1, IA1, IC1 = 30000000, 20000000, 10000000
 
 
 def encrypt(key: int, data: bytes) -> bytes:
-    """The standard's simple encryption, as its appendix gives it."""
-    out = bytearray(data)
-    key = key or 1
-    for i in range(len(out)):
-        key = (IA1 * (key % M1) + IC1) & 0xFFFFFFFF
-        out[i] ^= (key >> 20) & 0xFF
-    return bytes(out)
+    """The standard's simple encryption, as its appendix gives it, with this file's constants."""
+    return encrypt_by_hand(key, data, M1, IA1, IC1)
 
 
 def frame_by_hand(msg_id: int, body: bytes, serial: int = 1, key: int | None = None,

@@ -65,17 +65,7 @@ async def send_request(settings: Settings, request: PlatformRequest, wait_s: flo
     try:
         await reader.catch_up()
         await publish(settings, settings.topic_platform_requests, record)
-        follow = asyncio.create_task(reader.follow())
-        done = asyncio.create_task(finished.wait())
-        try:
-            await asyncio.wait({follow, done}, timeout=wait_s,
-                               return_when=asyncio.FIRST_COMPLETED)
-            if follow.done():
-                follow.result()
-        finally:
-            for task in (follow, done):
-                task.cancel()
-            await asyncio.gather(follow, done, return_exceptions=True)
+        await reader.follow_until(finished, wait_s)
     finally:
         await reader.stop()
     return steps
