@@ -24,8 +24,7 @@ from datetime import datetime
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 
 from ..config import Settings
 from ..core.codec import encode
@@ -35,7 +34,7 @@ from ..jt808.frame import FrameError
 from ..jt809 import inspection, links
 from ..jt809.frame import Frame
 from ..follow import TopicReader
-from ..topics import wait_for_partitions
+from ..topics import ensure_topics, wait_for_partitions
 from . import metrics, requests
 from .ledger import Ledger
 from .link import LinkDown, MainLink
@@ -46,7 +45,6 @@ from .texts import TextAnswers
 
 log = logging.getLogger(__name__)
 _alert_decoder = msgspec.json.Decoder(Alert)
-_DAY_MS = 24 * 3600 * 1000
 
 
 async def run_uplink(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -69,26 +67,6 @@ async def run_until_signalled(settings: Settings) -> None:
     await run_uplink(settings, stop)
 
 
-async def ensure_uplink_topics(settings: Settings) -> None:
-    """Create the requests and answers topics if missing."""
-    admin = AIOKafkaAdminClient(**settings.kafka_options())
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(name=name, num_partitions=settings.topic_partitions,
-                            replication_factor=settings.topic_replication,
-                            topic_configs={"retention.ms": str(30 * _DAY_MS)})
-                   for name in (settings.topic_uplink_requests, settings.topic_uplink_answers)
-                   if name not in existing]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        await admin.close()
-
-
 class Uplink:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -108,7 +86,7 @@ class Uplink:
         if s.uplink_metrics_port:
             from prometheus_client import start_http_server
             start_http_server(s.uplink_metrics_port)
-        await ensure_uplink_topics(s)
+        await ensure_topics(s)  # (the contract's topics, the uplink's included)
         self.producer = AIOKafkaProducer(**s.kafka_options(), acks="all",
                                          enable_idempotence=True)
         self.consumer = AIOKafkaConsumer(**s.kafka_options(), group_id=s.uplink_group,
