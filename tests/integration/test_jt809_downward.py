@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -36,14 +35,7 @@ CLI = [sys.executable, "-m", "yrd_hazmat.cli"]
 
 @pytest.fixture
 def denv(services):
-    run = uuid.uuid4().hex[:8]
-    return run_env(services) | {
-        "YRD_TOPIC_PLATFORMS": f"t{run}.platforms",
-        "YRD_TOPIC_PLATFORM_VEHICLES": f"t{run}.platform-vehicles",
-        "YRD_TOPIC_EWAYBILLS": f"t{run}.ewaybills",
-        "YRD_TOPIC_PLATFORM_REPORTS": f"t{run}.platform-reports",
-        "YRD_TOPIC_PLATFORM_REQUESTS": f"t{run}.platform-requests",
-        "YRD_TOPIC_PLATFORM_REQUEST_RESULTS": f"t{run}.platform-request-results"}
+    return run_env(services)
 
 
 def settings_of(env, **overrides):

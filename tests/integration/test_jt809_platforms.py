@@ -42,12 +42,7 @@ FAST_SLAVE = {"jt809_slave_keepalive_s": 0.3, "jt809_slave_timeout_s": 1.0,
 
 @pytest.fixture
 def penv(services):
-    run = uuid.uuid4().hex[:8]
-    return run_env(services) | {
-        "YRD_TOPIC_PLATFORMS": f"t{run}.platforms",
-        "YRD_TOPIC_PLATFORM_VEHICLES": f"t{run}.platform-vehicles",
-        "YRD_TOPIC_EWAYBILLS": f"t{run}.ewaybills",
-        "YRD_TOPIC_PLATFORM_REPORTS": f"t{run}.platform-reports"}
+    return run_env(services)
 
 
 def link_settings(env: dict[str, str], **overrides) -> Settings:

@@ -65,8 +65,6 @@ def env(services, upper, edition):
         "YRD_UPLINK_START": "earliest", "YRD_UPLINK_CONFIRM_S": str(CONFIRM_S),
         "YRD_UPLINK_TIMEOUT_S": "3", "YRD_UPLINK_RETRY_MIN_S": "0.2",
         "YRD_UPLINK_RETRY_MAX_S": "1", "YRD_UPLINK_METRICS_PORT": str(free_port()),
-        "YRD_TOPIC_UPLINK_REQUESTS": f"t{run}.uplink-requests",
-        "YRD_TOPIC_UPLINK_ANSWERS": f"t{run}.uplink-answers",
     }
     admin = AdminClient({"bootstrap.servers": services["KAFKA_BOOTSTRAP"]})
     futures = admin.create_topics([NewTopic(e[name], 4, 1) for name in (
