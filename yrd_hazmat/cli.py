@@ -339,12 +339,16 @@ def command_position(plate: str, by: str, expires_in: float | None,
 def command_confirm_alarm(plate: str, serial: int, mask: str, by: str,
                           expires_in: float | None, wait: float | None) -> None:
     """Confirm alarms by hand (0x8203), so the terminal clears them."""
-    try:
-        alarm_types = int(mask, 0)
-    except ValueError:
-        raise click.BadParameter(f"{mask!r} is not a number", param_hint="--types") from None
     _send_command(plate, "alarm_confirm", by, expires_in, wait, alarm_serial=serial,
-                  alarm_types=alarm_types)
+                  alarm_types=_number(mask, "--types"))
+
+
+def _number(text: str, option: str) -> int:
+    """An option's integer, decimal or with its base prefix (``0x0002``)."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a number", param_hint=option) from None
 
 
 @command.command("photo")
@@ -714,11 +718,7 @@ def platform_supervise(access_code: int, incident: str, plate: str, colour: int,
                        wait: float) -> None:
     """A supervision order (0x9401) about an alert of a vehicle of the platform; its
     answers (0x1401, 0x1412) are recorded with the incident."""
-    try:
-        warn = int(warn_type, 0)
-    except ValueError:
-        raise click.BadParameter(f"{warn_type!r} is not a number",
-                                 param_hint="--warn-type") from None
+    warn = _number(warn_type, "--warn-type")
     _send_request(access_code, "supervision", by, expires_in, wait, incident_id=incident,
                   vehicle_id=plate, plate_colour=colour, warn_type=warn,
                   warn_time=_deadline(warn_time, "--warn-time", minutes=False),
@@ -765,11 +765,7 @@ def platform_photo(access_code: int, plate: str, camera: int, size: int, colour:
 def platform_tip(access_code: int, plate: str, content: str, warn_type: str, colour: int,
                  by: str, expires_in: float | None, wait: float) -> None:
     """A warning tip about a vehicle of the platform (0x9402; not answered)."""
-    try:
-        warn = int(warn_type, 0)
-    except ValueError:
-        raise click.BadParameter(f"{warn_type!r} is not a number",
-                                 param_hint="--warn-type") from None
+    warn = _number(warn_type, "--warn-type")
     _send_request(access_code, "tip", by, expires_in, wait, vehicle_id=plate,
                   plate_colour=colour, text=content, warn_type=warn)
 
