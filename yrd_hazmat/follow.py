@@ -283,6 +283,17 @@ class TopicReader:
         while not await _at(consumer, ends):
             await self._poll(200)
 
+    @classmethod
+    async def read_all(cls, kafka_options: dict, topic: str, apply: Apply) -> None:
+        """Apply every record of ``topic`` up to its end as it is now, once (a reader
+        started, caught up and stopped)."""
+        reader = cls(kafka_options, topic, apply)
+        await reader.start(from_start=True)
+        try:
+            await reader.catch_up()
+        finally:
+            await reader.stop()
+
     async def follow(self) -> None:
         """Apply every record as it comes, until cancelled."""
         while True:

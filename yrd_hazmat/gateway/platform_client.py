@@ -23,12 +23,8 @@ _results = msgspec.json.Decoder(PlatformRequestResult)
 async def read_platforms(settings: Settings) -> Platforms:
     """The platforms of ``yrd.platforms`` as it is now (without the settings' one)."""
     platforms = Platforms()
-    reader = TopicReader(settings.kafka_options(), settings.topic_platforms, platforms.apply)
-    await reader.start(from_start=True)
-    try:
-        await reader.catch_up()
-    finally:
-        await reader.stop()
+    await TopicReader.read_all(settings.kafka_options(), settings.topic_platforms,
+                               platforms.apply)
     return platforms
 
 
@@ -137,10 +133,6 @@ async def read_results(settings: Settings) -> list[PlatformRequestResult]:
         except (msgspec.DecodeError, msgspec.ValidationError):
             pass
 
-    reader = TopicReader(settings.kafka_options(), settings.topic_platform_request_results, apply)
-    await reader.start(from_start=True)
-    try:
-        await reader.catch_up()
-    finally:
-        await reader.stop()
+    await TopicReader.read_all(settings.kafka_options(),
+                               settings.topic_platform_request_results, apply)
     return found

@@ -26,12 +26,7 @@ from ..follow import TopicReader
 async def read_records(settings: Settings) -> IncidentLogs:
     """Every incident record, as the topic holds them now."""
     logs = IncidentLogs()
-    reader = TopicReader(settings.kafka_options(), settings.topic_incidents, logs.apply)
-    await reader.start()
-    try:
-        await reader.catch_up()
-    finally:
-        await reader.stop()
+    await TopicReader.read_all(settings.kafka_options(), settings.topic_incidents, logs.apply)
     return logs
 
 
