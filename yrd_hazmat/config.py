@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     topic_platform_reports: str = "yrd.platform-reports"
     topic_platform_requests: str = "yrd.platform-requests"
     topic_platform_request_results: str = "yrd.platform-request-results"
+    topic_link_states: str = "yrd.link-states"
+    link_state_heartbeat_s: float = Field(
+        10.0, gt=0, description="a gateway and the uplink write the state of the JT/T 809 "
+                                "links they hold (yrd.link-states) this often while one is up, "
+                                "and at once when one goes up or down")
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
 

@@ -18,9 +18,12 @@ from .core.permits.model import Permit
 from .core.zones.model import ZoneFeature
 from .gateway.platform_records import TOPICS as _RECORD_TOPICS
 from .gateway.platform_requests import TOPICS as _REQUEST_TOPICS
+from .link_states import LinkState
 from .uplink.records import TOPICS as _UPLINK_TOPICS
 
-PLATFORM_TOPICS = _RECORD_TOPICS | _REQUEST_TOPICS | _UPLINK_TOPICS
+PLATFORM_TOPICS = _RECORD_TOPICS | _REQUEST_TOPICS | _UPLINK_TOPICS | {
+    "link_states": (LinkState, "platform:<access code>@<gateway> or uplink@<uplink>; "
+                               "compacted: each reporter's latest word on its links")}
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"

@@ -51,6 +51,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_platform_reports: {"retention.ms": str(30 * _DAY_MS)},
         settings.topic_platform_requests: {"retention.ms": str(7 * _DAY_MS)},
         settings.topic_platform_request_results: {"retention.ms": str(30 * _DAY_MS)},
+        settings.topic_link_states: compacted,
         # the uplink: the national platform's requests, and the answers the desk gives
         settings.topic_uplink_requests: {"retention.ms": str(30 * _DAY_MS)},
         settings.topic_uplink_answers: {"retention.ms": str(30 * _DAY_MS)},

@@ -69,6 +69,7 @@ def run_env(services: dict[str, str], **overrides: str) -> dict[str, str]:
         "YRD_TOPIC_PLATFORM_REQUEST_RESULTS": f"t{run}.platform-request-results",
         "YRD_TOPIC_UPLINK_REQUESTS": f"t{run}.uplink-requests",
         "YRD_TOPIC_UPLINK_ANSWERS": f"t{run}.uplink-answers",
+        "YRD_TOPIC_LINK_STATES": f"t{run}.link-states",
         "YRD_REDIS_PREFIX": f"t{run}",
         "YRD_METRICS_PORT": str(free_port()),
         "YRD_JT808_PORT": str(free_port()),
