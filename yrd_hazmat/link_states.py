@@ -148,6 +148,8 @@ class Reporter:
         self._task = asyncio.create_task(self._run(), name="link-states")
 
     async def stop(self) -> None:
+        """Stop writing; the last word is that every link held here is down (the
+        process that held them stops)."""
         if self._task is not None:
             self._task.cancel()
             try:
@@ -155,8 +157,13 @@ class Reporter:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        try:  # the links are gone with the process: said once more, if Kafka still listens
-            await self._write(force=True)
+        gone = [msgspec.structs.replace(state, main_up=False, slave_up=False,
+                                        since=state.reported_at if state.main_up else state.since)
+                for state in self.snapshot()]
+        try:
+            if gone:
+                await self.publish([(state.key.encode(), msgspec.json.encode(state))
+                                    for state in gone])
         except Exception as exc:  # noqa: BLE001 - stopping anyway
             log.debug("last link states not written: %s", exc)
 
@@ -172,19 +179,19 @@ class Reporter:
                 pass
             self._wake.clear()
             try:
-                await self._write(force=False)
+                await self._write()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Kafka away: the next beat tries again
                 log.warning("link states not written: %s", exc)
 
-    async def _write(self, *, force: bool) -> None:
+    async def _write(self) -> None:
         records = []
         written = {}
         for state in self.snapshot():
             key = state.key
             up = state.main_up or state.slave_up
-            if up or force or self._written.get(key, True):  # up, or down since the last write
+            if up or self._written.get(key, True):  # up, or down since the last write
                 records.append((key.encode(), msgspec.json.encode(state)))
             written[key] = up
         if records:

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 
 TOPICS = ("pings", "alerts", "deadletter", "terminals", "vehicle_terminals", "commands",
           "command_results", "media", "platforms", "platform_vehicles", "ewaybills",
-          "platform_reports")
+          "platform_reports", "link_states")
 CIPHER = Cipher(56107078, 37382110, 50361430)
 FAST_SLAVE = {"jt809_slave_keepalive_s": 0.3, "jt809_slave_timeout_s": 1.0,
               "jt809_slave_retry_max_s": 0.5}
@@ -260,6 +260,19 @@ async def test_a_cut_main_link_comes_back_with_its_resend(penv, kafka):
     assert metric("yrd_jt809_reconnects_total", platform=label, link="main") == 1
     assert metric("yrd_jt809_resend_lag_seconds_count", platform=label) == 7
     assert metric("yrd_jt809_resend_lag_seconds_sum", platform=label) >= 7 * 28 * 60
+    # what the desk is told (yrd.link-states): up, cut, up again with its positions, and
+    # down when the gateway stops
+    states = [r for r in kafka.read(penv["YRD_TOPIC_LINK_STATES"],
+                                    lambda rs: any(r["positions"] >= 9 and not r["main_up"]
+                                                   for r in rs))
+              if r["access_code"] == access]
+    ups = [r["main_up"] for r in states]
+    assert ups[0] and ups[-1] is False and ups.index(False) < len(ups) - 1
+    assert True in ups[ups.index(False):], ups  # up again after the cut
+    last = states[-1]
+    assert last["link"] == "platform" and last["name"] == "tunnel" and last["edition"] == 2019
+    assert last["reconnects"] == 1 and last["positions"] == 9
+    assert last["last_position_at"] == (t0 + timedelta(seconds=80)).isoformat()
 
 
 # --- hostile peers -------------------------------------------------------------------------

@@ -65,6 +65,7 @@ def env(services, upper, edition):
         "YRD_UPLINK_START": "earliest", "YRD_UPLINK_CONFIRM_S": str(CONFIRM_S),
         "YRD_UPLINK_TIMEOUT_S": "3", "YRD_UPLINK_RETRY_MIN_S": "0.2",
         "YRD_UPLINK_RETRY_MAX_S": "1", "YRD_UPLINK_METRICS_PORT": str(free_port()),
+        "YRD_LINK_STATE_HEARTBEAT_S": "0.5",
     }
     admin = AdminClient({"bootstrap.servers": services["KAFKA_BOOTSTRAP"]})
     futures = admin.create_topics([NewTopic(e[name], 4, 1) for name in (
@@ -320,3 +321,16 @@ def test_unanswered_link_tests_drop_the_link_and_nothing_is_lost(services, env, 
     dups = sum(n - 1 for n in got.values() if n > 1)
     assert 0 < dups <= RATE * (3 + 2), dups
     print(f"pings {len(pings.sent)}, duplicates after a hung link: {dups}")
+    # the desk's view (yrd.link-states): up with its slave link, down at the hang, up again
+    last = max(ts for _, ts, _ in pings.sent).isoformat()
+
+    def up_down_up(rs: list[dict]) -> bool:  # and a heartbeat since the last ping went up
+        ups = [r["main_up"] for r in rs]
+        return True in ups and False in ups[ups.index(True):] and ups[-1] and \
+            rs[-1]["last_position_at"] == last
+
+    states = kafka.read(env["YRD_TOPIC_LINK_STATES"], up_down_up, timeout=30)
+    assert {r["link"] for r in states} == {"uplink"} and states[0]["access_code"] == 3100
+    assert any(r["slave_up"] for r in states)
+    assert states[-1]["reconnects"] >= 1
+    assert states[-1]["positions"] >= len(pings.sent)  # (the re-sent ones again)

@@ -230,3 +230,51 @@ def test_a_texts_final_step_is_answered_up(edition, status, result):
     assert message.value.result == result
     assert (message.value.msg_id if edition == V2011 else message.value.source_sn) == \
         (41 if edition == V2011 else 99)
+
+
+def test_a_broken_main_link_is_told_on_the_slave_link():
+    """UP_DISCONNECT_INFORM 0x1007 (ERROR_CODE 0: main link broken) goes to the upper
+    platform on its slave link, over real TCP, after its DOWN_CONNECT_REQ with the right
+    verify code; the frame laid out byte by byte (2011 header, not encrypted)."""
+    import asyncio
+    import binascii
+
+    from yrd_hazmat.jt809.frame import Splitter
+    from yrd_hazmat.uplink.slave import SlaveServer
+
+    async def scenario() -> bytes:
+        changes = []
+        server = SlaveServer(config(), lambda: 0xCAFE, lambda frame, link: asyncio.sleep(0),
+                             changed=lambda: changes.append(server.up))
+        port = await server.start("127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert server.inform() == 0  # no slave link yet: nobody to tell
+        writer.write(build(links.DOWN_CONNECT_REQ, 1, 4242, (0xCAFE).to_bytes(4, "big")))
+        splitter = Splitter()
+        frames: list[bytes] = []
+        while len(frames) < 1:
+            frames += splitter.feed(await asyncio.wait_for(reader.read(4096), 5))[0]
+        assert frames[0][8:10] == b"\x90\x02" and frames[0][22] == links.SLAVE_OK
+        assert server.up and changes == [True]
+        assert server.inform() == 1
+        while len(frames) < 2:
+            frames += splitter.feed(await asyncio.wait_for(reader.read(4096), 5))[0]
+        writer.close()
+        for _ in range(50):
+            if not server.up:
+                break
+            await asyncio.sleep(0.02)
+        assert changes == [True, False]
+        await server.stop()
+        return frames[1]
+
+    content = asyncio.run(scenario())
+    expected = (bytes.fromhex("0000001b")       # MSG_LENGTH 27: the whole frame
+                + bytes.fromhex("00000002")     # MSG_SN: the slave link's second frame
+                + bytes.fromhex("1007")         # UP_DISCONNECT_INFORM
+                + (4242).to_bytes(4, "big")     # MSG_GNSSCENTERID: our access code
+                + bytes.fromhex("010000")       # VERSION_FLAG
+                + b"\x00" + bytes(4)            # ENCRYPT_FLAG 0, ENCRYPT_KEY 0
+                + b"\x00")                      # ERROR_CODE 0: the main link is broken
+    crc = binascii.crc_hqx(expected, 0xFFFF).to_bytes(2, "big")  # CRC-16/CCITT, from 0xFFFF
+    assert content == expected + crc

@@ -25,6 +25,7 @@ from ..jt809 import frame as f
 from ..jt809 import inspection as i
 from ..jt809 import links as lk
 from ..jt809 import static as st
+from ..link_states import LinkState
 from . import metrics
 from .link import SlaveTarget
 from .platform_records import PlatformReport
@@ -62,6 +63,10 @@ class _Links:
     slave: SlaveLink | None = None
     serial: int = 0
     logins: int = 0
+    since: datetime | None = None
+    """When the main link last went up or down."""
+    positions: int = 0
+    last_position_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,8 @@ class PlatformLinks:
         self.record = record
         """Where the platforms' notices read on slave links go (``yrd.platform-reports``)."""
         self._links: dict[int, _Links] = {}
+        self.changed: Callable[[], object] = lambda: None
+        """Called when a link goes up or down (:class:`~yrd_hazmat.link_states.Reporter`)."""
 
     def _of(self, platform: Platform) -> _Links:
         links = self._links.get(platform.access_code)
@@ -101,6 +108,8 @@ class PlatformLinks:
         older = links.main.writer if links.main is not None else None
         links.main = _Main(writer, edition)
         links.logins += 1
+        links.since = self.clock()
+        self.changed()
         if links.logins > 1:
             metrics.PLATFORM_RECONNECTS.labels(platform.label, "main").inc()
         metrics.MAIN_UP.labels(platform.label).set(1)
@@ -112,7 +121,9 @@ class PlatformLinks:
         if links is None or links.main is None or links.main.writer is not writer:
             return
         links.main = None
+        links.since = self.clock()
         metrics.MAIN_UP.labels(links.platform.label).set(0)
+        self.changed()
 
     def main_link(self, access_code: int) -> bool:
         links = self._links.get(access_code)
@@ -131,7 +142,7 @@ class PlatformLinks:
                                 timeout_s=times.timeout_s, retry_max_s=times.retry_max_s,
                                 clock=self.clock, max_frame=times.max_frame,
                                 inform=lambda reason: self._inform(access, reason),
-                                record=self.record)
+                                record=self.record, changed=lambda: self.changed())
         links.slave.start()
 
     async def stop_slave(self, access_code: int, farewell: str = "disconnect") -> None:
@@ -217,6 +228,28 @@ class PlatformLinks:
         """Every slave link ended, each platform told the gateway restarts (0x9008)."""
         await asyncio.gather(*(self.stop_slave(code, "restart") for code in list(self._links)),
                              return_exceptions=True)
+
+    def heard(self, access_code: int, positions: int, latest: datetime | None) -> None:
+        """Positions received from the platform (for its link state)."""
+        links = self._links.get(access_code)
+        if links is None or not positions:
+            return
+        links.positions += positions
+        if latest is not None and (links.last_position_at is None
+                                   or latest > links.last_position_at):
+            links.last_position_at = latest
+
+    def states(self, reporter: str, heartbeat_s: float) -> list[LinkState]:
+        """Every platform's links as held here (``yrd.link-states``)."""
+        now = self.clock()
+        return [LinkState(
+            link="platform", access_code=code, name=links.platform.name,
+            edition=links.main.edition if links.main is not None else links.platform.edition,
+            reporter=reporter, main_up=links.main is not None,
+            slave_up=links.slave is not None and links.slave.up, since=links.since,
+            positions=links.positions, last_position_at=links.last_position_at,
+            reconnects=max(0, links.logins - 1), reported_at=now, heartbeat_s=heartbeat_s)
+            for code, links in self._links.items()]
 
     def status(self) -> dict[int, dict[str, bool]]:
         """Access code -> whether its main and slave links are up."""

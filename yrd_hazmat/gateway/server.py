@@ -33,6 +33,7 @@ import heapq
 import itertools
 import logging
 import secrets
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from ..core.timeutil import CHINA_TZ
 from ..topics import ensure_topics
 from . import metrics
 from ..follow import Follower
+from ..link_states import Reporter
 from .courier import Courier, gateway_id
 from .dispatch import Dispatcher
 from .registry import Declarations, Registry
@@ -225,6 +227,8 @@ class Gateway:
         downward message."""
         self.dispatcher: Dispatcher | None = None
         """Downward requests (``yrd.platform-requests``) to the platforms linked here."""
+        self.link_states: Reporter | None = None
+        """The platforms' links as held here, on ``yrd.link-states``."""
         self._background: set[asyncio.Task] = set()
 
     # --- life cycle --------------------------------------------------------------------
@@ -253,6 +257,9 @@ class Gateway:
             self.dispatcher = Dispatcher(settings, self.links, self.platforms,
                                          self.publisher.publish, gateway_id())
             await self.dispatcher.start()
+            self.link_states = self._link_state_reporter()
+            self.links.changed = self.link_states.changed
+            self.link_states.start()
             self.link_server = await asyncio.start_server(
                 lambda r, w: self._connection(r, w, "jt809"), settings.gateway_host,
                 settings.jt809_port, backlog=BACKLOG)
@@ -285,6 +292,8 @@ class Gateway:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
         await self.links.stop()
+        if self.link_states is not None:
+            await self.link_states.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         for task in list(self._background):
@@ -459,6 +468,21 @@ class Gateway:
             except Exception as exc:  # the gateway stopping: logged, nothing else to do
                 log.warning("dead letters of a closed platform link: %s", exc)
 
+    def _link_state_reporter(self) -> Reporter:
+        """Writes the platforms' link states: the reporter is this gateway's host and
+        platform port, the same across its restarts (a restart's report replaces the
+        last one of the process before it)."""
+        settings = self.settings
+        reporter = f"{socket.gethostname()}:{settings.jt809_port}"
+        heartbeat = settings.link_state_heartbeat_s
+        topic = settings.topic_link_states
+        publisher = self.publisher
+        assert publisher is not None
+        return Reporter(lambda: self.links.states(reporter, heartbeat),
+                        lambda records: publisher.publish(
+                            [(topic, key, value) for key, value in records]),
+                        heartbeat)
+
     def _record_report(self, report: PlatformReport) -> None:
         """A platform's notice read on a slave link, onto ``yrd.platform-reports``."""
         if self.publisher is None:
@@ -519,6 +543,9 @@ class Gateway:
             metrics.POSITIONS.labels(protocol, kind).inc(len(handled.pings))
         if isinstance(handled, LinkHandled) and handled.platform is not None:
             _count_platform(handled, now)
+            if handled.pings:
+                self.links.heard(handled.platform.access_code, len(handled.pings),
+                                 max(ping.ts for ping in handled.pings))
             if handled.reports and self.dispatcher is not None:
                 self.dispatcher.answered(handled.reports)
 

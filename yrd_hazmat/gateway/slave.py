@@ -128,6 +128,7 @@ class SlaveLink:
     def __init__(self, platform: Platform, target: SlaveTarget, *, keepalive_s: float,
                  timeout_s: float, retry_max_s: float, clock: Callable[[], datetime],
                  inform: Callable[[int], object], record: Callable[[PlatformReport], object],
+                 changed: Callable[[], object] = lambda: None,
                  max_frame: int = 65_536) -> None:
         self.platform = platform
         self.target = target
@@ -137,6 +138,8 @@ class SlaveLink:
         self.inform = inform
         """Sends DOWN_DISCONNECT_INFORM 0x9007 with a reason on the main link."""
         self.record = record
+        self.changed = changed
+        """Called when the link goes up or down."""
         self.max_frame = max_frame
         self.backoff = Backoff(0.5, retry_max_s)
         self.up = False
@@ -260,5 +263,7 @@ class SlaveLink:
             log.debug("slave link of platform %s: %s", self.platform.label, event.error)
 
     def _set_up(self, up: bool) -> None:
-        self.up = up
+        was, self.up = self.up, up
         metrics.SLAVE_UP.labels(self.platform.label).set(1 if up else 0)
+        if was != up:
+            self.changed()

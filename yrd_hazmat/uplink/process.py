@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import defaultdict
 from datetime import datetime
@@ -34,6 +35,7 @@ from ..jt808.frame import FrameError
 from ..jt809 import inspection, links
 from ..jt809.frame import Frame
 from ..follow import TopicReader
+from ..link_states import LinkState, Reporter
 from ..topics import ensure_topics, wait_for_partitions
 from . import metrics, requests
 from .ledger import Ledger
@@ -78,6 +80,15 @@ class Uplink:
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.partitions: list[TopicPartition] = []
+        self.slave: SlaveServer | None = None
+        self.link_states: Reporter | None = None
+        self.reporter = f"{socket.gethostname()}:{settings.uplink_access_code}"
+        """Our name on ``yrd.link-states``."""
+        self.since: datetime | None = None
+        self.positions = 0
+        self.last_position_at: datetime | None = None
+        self.resend_lag_s = 0.0
+        self.reconnects = 0
         self._requests: asyncio.Queue[tuple[Frame, str]] = asyncio.Queue()
         self.texts = TextAnswers(self.session)
 
@@ -94,7 +105,11 @@ class Uplink:
                                          auto_offset_reset=s.uplink_start)
         await self.producer.start()
         await self.consumer.start()
-        slave = SlaveServer(self.config, lambda: self.verify_code, self._queue_request)
+        slave = self.slave = SlaveServer(self.config, lambda: self.verify_code,
+                                         self._queue_request, changed=self._changed)
+        reporter = self.link_states = Reporter(self._link_states, self._write_states,
+                                               s.link_state_heartbeat_s)
+        reporter.start()
         worker = asyncio.create_task(self._handle_requests())
         results = TopicReader(s.kafka_options(), s.topic_command_results, self.texts.apply)
         following: asyncio.Task | None = None
@@ -112,6 +127,7 @@ class Uplink:
                 following.cancel()
             await results.stop()
             await slave.stop()
+            await reporter.stop()
             await self.consumer.stop()
             await self.producer.stop()
 
@@ -157,18 +173,23 @@ class Uplink:
                 continue
             if not first:
                 metrics.RECONNECTS.inc()
+                self.reconnects += 1
             first, backoff = False, s.uplink_retry_min_s
             self.link = link
             metrics.UP.set(1)
+            self._main_changed()
             log.info("uplink logged in to %s:%d", s.uplink_host, s.uplink_port)
             try:
                 await self._pump(link, stop)
             except LinkDown as exc:
                 metrics.DROPS.labels(exc.reason).inc()
                 log.warning("uplink dropped: %s", exc)
+                if self.slave is not None and self.slave.inform():
+                    log.info("upper platform told on the slave link (UP_DISCONNECT_INFORM)")
             finally:
                 metrics.UP.set(0)
                 self.link = None
+                self._main_changed()
                 await link.close()
                 assert self.consumer is not None
                 for tp, offset in self.ledger.dropped().items():
@@ -237,6 +258,7 @@ class Uplink:
             for frame in self.texts.take():
                 link.write(frame)
             metrics.RESEND_LAG.set(resent)
+            self.resend_lag_s = resent
             await link.drain(s.uplink_timeout_s)
             now = loop.time()
             if (ledger.pending and now - last_probe >= s.uplink_confirm_s) or \
@@ -281,6 +303,7 @@ class Uplink:
                                     max_bytes=s.max_ping_bytes,
                                     tolerance_ms=int(s.future_tolerance_s * 1000), now_ms=now_ms)
                     if ping is not None:
+                        self._sent_position(ping)
                         if again:
                             history[ping.vehicle_id].append(ping)
                         else:
@@ -300,6 +323,36 @@ class Uplink:
                 metrics.HISTORY_PACKETS.inc()
             metrics.POSITIONS.labels("resent").inc(len(pings))
         return lag_ms / 1000
+
+    def _sent_position(self, ping: Ping) -> None:
+        self.positions += 1
+        if self.last_position_at is None or ping.ts > self.last_position_at:
+            self.last_position_at = ping.ts
+
+    # --- link state (yrd.link-states) ----------------------------------------------------
+    def _main_changed(self) -> None:
+        self.since = datetime.now(CHINA_TZ)
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.link_states is not None:
+            self.link_states.changed()
+
+    def _link_states(self) -> list[LinkState]:
+        s = self.settings
+        return [LinkState(
+            link="uplink", access_code=s.uplink_access_code, name=s.uplink_host,
+            edition=2019 if s.uplink_edition == 2019 else 2011, reporter=self.reporter,
+            main_up=self.link is not None, slave_up=self.slave is not None and self.slave.up,
+            since=self.since, positions=self.positions, last_position_at=self.last_position_at,
+            resend_lag_s=self.resend_lag_s, reconnects=self.reconnects,
+            reported_at=datetime.now(CHINA_TZ), heartbeat_s=s.link_state_heartbeat_s)]
+
+    async def _write_states(self, records: list[tuple[bytes, bytes]]) -> None:
+        assert self.producer is not None
+        for key, value in records:
+            await self.producer.send(self.settings.topic_link_states, value, key=key)
+        await self.producer.flush()
 
     def _alarm(self, value: bytes | None) -> bytes | None:
         try:

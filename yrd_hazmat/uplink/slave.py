@@ -3,7 +3,8 @@ UP_CONNECT_REQ 0x1001 gave. The upper platform logs in with DOWN_CONNECT_REQ 0x9
 carrying the VERIFY_CODE of our last UP_CONNECT_RSP 0x1002 (answered with DOWN_CONNECT_RSP
 0x9002: 0 accepted, 1 wrong code), tests it with DOWN_LINKTEST_REQ 0x9005 (answered
 0x9006), leaves with DOWN_DISCONNECT_REQ 0x9003 (answered 0x9004), and sends its requests
-(0x9300, 0x9400, 0x9500) on it."""
+(0x9300, 0x9400, 0x9500) on it. When our main link breaks, we tell it on the slave link:
+UP_DISCONNECT_INFORM 0x1007 (:meth:`SlaveServer.inform`)."""
 
 from __future__ import annotations
 
@@ -23,13 +24,33 @@ log = logging.getLogger(__name__)
 class SlaveServer:
     def __init__(self, config: LinkConfig, verify_code: Callable[[], int | None],
                  on_request: Callable[[Frame, str], Awaitable[None]],
-                 idle_s: float = 180.0) -> None:
+                 idle_s: float = 180.0,
+                 changed: Callable[[], object] = lambda: None) -> None:
         self.config = config
         self.verify_code = verify_code
         self.on_request = on_request
         self.idle_s = idle_s
+        self.changed = changed
+        """Called when a slave link logs in or ends."""
         self.server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._logged: dict[asyncio.StreamWriter, Framer] = {}
+
+    @property
+    def up(self) -> bool:
+        """Whether a slave link is logged in."""
+        return bool(self._logged)
+
+    def inform(self, code: int = links.MAIN_LINK_BROKEN) -> int:
+        """UP_DISCONNECT_INFORM 0x1007 on every logged-in slave link (our main link is
+        broken); returns on how many it was written."""
+        told = 0
+        for writer, framer in list(self._logged.items()):
+            if not writer.is_closing():
+                writer.write(framer.frame(links.UP_DISCONNECT_INFORM,
+                                          links.write_code(links.Code(code))))
+                told += 1
+        return told
 
     async def start(self, host: str, port: int) -> int:
         self.server = await asyncio.start_server(self._serve, host, port)
@@ -76,6 +97,8 @@ class SlaveServer:
                             return
                         if not logged:
                             metrics.SLAVE_UP.inc()
+                            self._logged[writer] = framer
+                            self.changed()
                         logged = True
                     elif not logged:
                         log.warning("slave link: 0x%04x before its login, closed", msg_id)
@@ -95,4 +118,6 @@ class SlaveServer:
             self._open.discard(writer)
             if logged:
                 metrics.SLAVE_UP.dec()
+                self._logged.pop(writer, None)
+                self.changed()
             writer.close()
