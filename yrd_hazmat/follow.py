@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -264,14 +265,25 @@ class TopicReader:
         self._consumer: AIOKafkaConsumer | None = None
         self._tps: list[TopicPartition] = []
 
-    async def start(self, *, from_start: bool = True, timeout_s: float | None = 30.0) -> None:
-        """Assign every partition, at its start (or its end); wait at most ``timeout_s``
-        (None: as long as it takes) for a topic just created to have partitions."""
+    async def start(self, *, from_start: bool = True, timeout_s: float | None = 30.0,
+                    since: datetime | None = None) -> None:
+        """Assign every partition, at its start (or its end; or, with ``since``, at the
+        first record stamped then or later); wait at most ``timeout_s`` (None: as long as
+        it takes) for a topic just created to have partitions."""
         consumer = self._consumer = AIOKafkaConsumer(**self._options, group_id=None,
                                                      enable_auto_commit=False)
         await consumer.start()
         self._tps = await assign_all(consumer, self.topic, timeout_s)
-        if from_start:
+        if since is not None:
+            found = await consumer.offsets_for_times(
+                {tp: int(since.timestamp() * 1000) for tp in self._tps})
+            later = [tp for tp, at in found.items() if at is None]  # nothing since: its end
+            if later:  # (no argument would mean every partition)
+                await consumer.seek_to_end(*later)
+            for tp, at in found.items():
+                if at is not None:
+                    consumer.seek(tp, at.offset)
+        elif from_start:
             await consumer.seek_to_beginning(*self._tps)
         else:
             await consumer.seek_to_end(*self._tps)

@@ -54,7 +54,9 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_link_states: compacted,
         # the uplink: the national platform's requests, and the answers the desk gives
         settings.topic_uplink_requests: {"retention.ms": str(30 * _DAY_MS)},
-        settings.topic_uplink_answers: {"retention.ms": str(30 * _DAY_MS)},
+        # (an answer to a photo request carries the picture: up to yrd.media's 4 MiB)
+        settings.topic_uplink_answers: {"retention.ms": str(30 * _DAY_MS),
+                                        "max.message.bytes": str(6 * 1024 * 1024)},
     } | changelogs
 
 

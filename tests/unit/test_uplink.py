@@ -208,28 +208,143 @@ def test_ledger_offers_a_failed_commit_again():
     assert ledger.to_commit() == {"p": 1}
 
 
+def text_request(edition=V2011):
+    frame = control.write("沪A12345", 2, control.TEXT_INFO, control.write_text(
+        control.TextRequest(msg_id=41, text="请靠边停车")))
+    out = requests.handle(upper(control.DOWN_CTRL_MSG, frame, edition, 99), link="slave",
+                          edition=edition, now=T0, inspection_answer_s=600,
+                          command_expiry_s=3600)
+    return out.request, out.command
+
+
+def photo_request(edition=V2011):
+    frame = control.write("沪A12345", 2, control.TAKE_PHOTO_REQ,
+                          control.write_photo_request(control.PhotoRequest(lens=2, size=1)))
+    out = requests.handle(upper(control.DOWN_CTRL_MSG, frame, edition, 77), link="main",
+                          edition=edition, now=T0, inspection_answer_s=600,
+                          command_expiry_s=3600)
+    return out.request, out.command
+
+
+def step(command, status, minutes=1, media_id=None):
+    from yrd_hazmat.core.models import CommandResult
+    return CommandResult(command_id=command.command_id, vehicle_id=command.vehicle_id,
+                         status=status, at=T0 + timedelta(minutes=minutes), media_id=media_id)
+
+
+def picture(command, data=b"\xff\xd8jpeg\xff\xd9"):
+    import base64
+
+    from yrd_hazmat.core.models import Media
+    return Media(media_id="沪A12345:5:x", vehicle_id="沪A12345", terminal_media_id=5,
+                 format="jpeg", channel=2, event=0, received_at=T0 + timedelta(minutes=2),
+                 data=base64.b64encode(data).decode(), size=len(data),
+                 command_id=command.command_id, taken_at=T0 + timedelta(seconds=90),
+                 lat=31.25, lon=121.5)
+
+
 @pytest.mark.parametrize("edition, status, result", [(V2011, "ok", control.DELIVERED),
                                                      (V2019, "timeout", control.FAILED)])
 def test_a_texts_final_step_is_answered_up(edition, status, result):
-    from yrd_hazmat.core.models import CommandResult
-    from yrd_hazmat.uplink.texts import TextAnswers
+    from yrd_hazmat.uplink.terminal_answers import TerminalAnswers
 
-    texts = TextAnswers(Session(config(edition)))
-    texts.expect("c1", ("沪A12345", 2, 41, 99))
-    texts.apply(b"", encode(CommandResult(command_id="c1", vehicle_id="沪A12345",
-                                          status="sent", at=T0)))
-    assert texts.take() == []  # not final yet
-    texts.apply(b"", encode(CommandResult(command_id="c1", vehicle_id="沪A12345",
-                                          status=status, at=T0)))
-    texts.apply(b"", encode(CommandResult(command_id="c1", vehicle_id="沪A12345",
-                                          status=status, at=T0)))  # answered once
-    frames = texts.take()
-    assert len(frames) == 1
-    _, message = read(frames[0], edition)
+    request, command = text_request(edition)
+    assert request.kind == "text" and request.command_id == command.command_id
+    assert request.deadline == command.expires_at and request.sequence == 41
+    answers = TerminalAnswers()
+    answers.request(request, T0)
+    answers.result(step(command, "sent"))
+    assert answers.take() == []  # not final yet
+    answers.result(step(command, status, 2))
+    answers.result(step(command, status, 3))  # answered once
+    (answer,) = answers.take()
+    assert answer.answered_by == "terminal" and answer.result == result
+    assert answer.answered_at == T0 + timedelta(minutes=2)
+    _, message = read(Session(config(edition)).answer(answer), edition)
     assert message.sub_type == control.TEXT_INFO_ACK and message.plate == "沪A12345"
     assert message.value.result == result
     assert (message.value.msg_id if edition == V2011 else message.value.source_sn) == \
         (41 if edition == V2011 else 99)
+
+
+@pytest.mark.parametrize("edition", [V2011, V2019])
+@pytest.mark.parametrize("picture_first", [True, False])
+def test_a_photo_is_answered_with_its_picture(edition, picture_first):
+    """The picture and the command's final step come on two topics, in either order; the
+    0x1502 carries the picture, where it was taken, the lens and size asked."""
+    from yrd_hazmat.uplink.terminal_answers import TerminalAnswers
+
+    request, command = photo_request(edition)
+    media = picture(command)
+    answers = TerminalAnswers()
+    answers.request(request, T0)
+    if picture_first:
+        answers.media(media)
+    answers.result(step(command, "ok", 2, media_id=media.media_id))
+    if not picture_first:
+        assert answers.take() == [] and answers.oldest() == T0  # waits for the picture
+        answers.media(media)
+    (answer,) = answers.take()
+    assert answer.result == control.TAKEN and answer.media == media
+    _, message = read(Session(config(edition)).answer(answer), edition)
+    photo = message.value
+    assert message.sub_type == control.TAKE_PHOTO_ACK and message.plate == "沪A12345"
+    assert photo.flag == control.TAKEN and photo.photo == b"\xff\xd8jpeg\xff\xd9"
+    assert (photo.lens, photo.size, photo.image_type) == (2, 1, 1)
+    assert (photo.fix.lat, photo.fix.lon) == (31.25, 121.5)
+    assert photo.fix.ts == T0 + timedelta(seconds=90)
+    if edition == V2019:
+        assert (photo.source_type, photo.source_sn) == (control.TAKE_PHOTO_REQ, 77)
+
+
+@pytest.mark.parametrize("status, flag", [("unsupported", control.NOT_SUPPORTED),
+                                          ("expired", control.OFFLINE),
+                                          ("failed", control.NOT_TAKEN)])
+def test_a_photo_not_taken_says_why(status, flag):
+    from yrd_hazmat.uplink.terminal_answers import TerminalAnswers
+
+    request, command = photo_request()
+    answers = TerminalAnswers()
+    answers.request(request, T0)
+    answers.result(step(command, status))
+    (answer,) = answers.take()
+    _, message = read(Session(config()).answer(answer))
+    assert message.value.flag == flag and message.value.photo == b""
+
+
+def test_after_a_restart_only_the_unanswered_are_answered():
+    """What a restart reads back: an answered request stays answered; an unanswered one
+    is answered from the result that came while we were away."""
+    from yrd_hazmat.uplink.terminal_answers import TerminalAnswers
+
+    done, done_cmd = text_request()
+    before = TerminalAnswers()
+    before.request(done, T0)
+    before.result(step(done_cmd, "ok"))
+    (published,) = before.take()
+    open_, open_cmd = photo_request()
+    after = TerminalAnswers()  # the restart: answers first, then requests
+    after.answer_seen(published)
+    after.request(done, T0)
+    after.request(open_, T0)
+    assert list(after.pending) == [open_cmd.command_id] and after.oldest() == T0
+    after.result(step(done_cmd, "ok"))  # read again from the oldest: no second answer
+    after.result(step(open_cmd, "unsupported"))
+    assert [a.request.request_id for a in after.take()] == [open_.request_id]
+
+
+def test_a_text_for_an_impossible_plate_is_answered_failed():
+    from yrd_hazmat.uplink.terminal_answers import TerminalAnswers
+
+    frame = control.write("沪A 123;45", 2, control.TEXT_INFO, control.write_text(
+        control.TextRequest(msg_id=1, text="hello")))
+    out = requests.handle(upper(control.DOWN_CTRL_MSG, frame), link="slave", edition=V2011,
+                          now=T0, inspection_answer_s=600, command_expiry_s=3600)
+    assert out.command is None and out.request.command_id is None
+    answers = TerminalAnswers()
+    answers.request(out.request, T0)
+    (answer,) = answers.take()
+    assert answer.result == control.FAILED
 
 
 def test_a_broken_main_link_is_told_on_the_slave_link():

@@ -29,7 +29,7 @@ from aiokafka.errors import KafkaError
 
 from ..config import Settings
 from ..core.codec import encode
-from ..core.models import Alert, Ping
+from ..core.models import Alert, CommandResult, Media, Ping
 from ..core.timeutil import CHINA_TZ
 from ..jt808.frame import FrameError
 from ..jt809 import inspection, links
@@ -40,13 +40,19 @@ from ..topics import ensure_topics, wait_for_partitions
 from . import metrics, requests
 from .ledger import Ledger
 from .link import LinkDown, MainLink
-from .records import accepted, answer_decoder
+from .records import accepted, answer_decoder, request_decoder
 from .session import LinkConfig, Session
 from .slave import SlaveServer
-from .texts import TextAnswers
+from .terminal_answers import KINDS, TerminalAnswers
 
 log = logging.getLogger(__name__)
 _alert_decoder = msgspec.json.Decoder(Alert)
+_result_decoder = msgspec.json.Decoder(CommandResult)
+_media_decoder = msgspec.json.Decoder(Media)
+
+ANSWER_BYTES = 6 * 1024 * 1024
+"""The largest record the uplink writes or reads: an answer carrying a photo (a picture
+on ``yrd.media`` takes up to 4 MiB)."""
 
 
 async def run_uplink(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -90,7 +96,7 @@ class Uplink:
         self.resend_lag_s = 0.0
         self.reconnects = 0
         self._requests: asyncio.Queue[tuple[Frame, str]] = asyncio.Queue()
-        self.texts = TextAnswers(self.session)
+        self.terminal = TerminalAnswers()
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -99,10 +105,12 @@ class Uplink:
             start_http_server(s.uplink_metrics_port)
         await ensure_topics(s)  # (the contract's topics, the uplink's included)
         self.producer = AIOKafkaProducer(**s.kafka_options(), acks="all",
-                                         enable_idempotence=True)
+                                         enable_idempotence=True,
+                                         max_request_size=ANSWER_BYTES)
         self.consumer = AIOKafkaConsumer(**s.kafka_options(), group_id=s.uplink_group,
                                          enable_auto_commit=False,
-                                         auto_offset_reset=s.uplink_start)
+                                         auto_offset_reset=s.uplink_start,
+                                         max_partition_fetch_bytes=ANSWER_BYTES)
         await self.producer.start()
         await self.consumer.start()
         slave = self.slave = SlaveServer(self.config, lambda: self.verify_code,
@@ -110,26 +118,97 @@ class Uplink:
         reporter = self.link_states = Reporter(self._link_states, self._write_states,
                                                s.link_state_heartbeat_s)
         reporter.start()
-        worker = asyncio.create_task(self._handle_requests())
-        results = TopicReader(s.kafka_options(), s.topic_command_results, self.texts.apply)
-        following: asyncio.Task | None = None
+        tasks: list[asyncio.Task] = []
+        readers: list[TopicReader] = []
         try:
-            log.info("uplink: following %s", s.topic_command_results)
-            await results.start(from_start=False, timeout_s=120)
-            following = asyncio.create_task(results.follow())
+            readers = await self._terminal_readers()
+            tasks = [asyncio.create_task(self._handle_requests()),
+                     asyncio.create_task(self._publish_terminal_answers()),
+                     *(asyncio.create_task(reader.follow()) for reader in readers)]
             await self._assign()
             if s.uplink_down_port:
                 await slave.start(s.uplink_down_bind, s.uplink_down_port)
             await self._links(stop)
         finally:
-            worker.cancel()
-            if following is not None:
-                following.cancel()
-            await results.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for reader in readers:
+                await reader.stop()
             await slave.stop()
             await reporter.stop()
             await self.consumer.stop()
             await self.producer.stop()
+
+    # --- the terminals' answers to text and photo requests (:mod:`.terminal_answers`) ---
+    async def _terminal_readers(self) -> list[TopicReader]:
+        """What is still to answer (the answers, then the requests, read whole), then
+        readers of the commands' results and pictures from the oldest of it."""
+        s, terminal = self.settings, self.terminal
+        options = s.kafka_options() | {"max_partition_fetch_bytes": ANSWER_BYTES}
+        now = datetime.now(CHINA_TZ)
+
+        def answer(key: bytes | None, value: bytes | None) -> None:
+            try:
+                terminal.answer_seen(answer_decoder.decode(value or b""))
+            except msgspec.DecodeError:
+                pass
+
+        def request(key: bytes | None, value: bytes | None) -> None:
+            try:
+                terminal.request(request_decoder.decode(value or b""), now)
+            except msgspec.DecodeError:
+                pass
+
+        await TopicReader.read_all(options, s.topic_uplink_answers, answer)
+        await TopicReader.read_all(options, s.topic_uplink_requests, request)
+        since = terminal.oldest()
+        log.info("uplink: %d text and photo requests unanswered; following %s and %s%s",
+                 len(terminal.pending), s.topic_command_results, s.topic_media,
+                 f" from {since:%Y-%m-%d %H:%M:%S}" if since else "")
+        readers = [TopicReader(options, s.topic_command_results, self._result),
+                   TopicReader(options, s.topic_media, self._media)]
+        for reader in readers:
+            await reader.start(from_start=False, timeout_s=120, since=since)
+            await reader.catch_up()
+        return readers
+
+    def _result(self, key: bytes | None, value: bytes | None) -> None:
+        try:
+            self.terminal.result(_result_decoder.decode(value or b""))
+        except msgspec.DecodeError:
+            pass
+
+    def _media(self, key: bytes | None, value: bytes | None) -> None:
+        try:
+            self.terminal.media(_media_decoder.decode(value or b""))
+        except msgspec.DecodeError:
+            pass
+
+    async def _publish_terminal_answers(self) -> None:
+        """The terminals' answers onto ``yrd.uplink-answers`` (whence they go up); a
+        request whose command never finished is answered failed an hour past its deadline."""
+        s, producer, terminal = self.settings, self.producer, self.terminal
+        assert producer is not None
+        loop = asyncio.get_running_loop()
+        last_expiry = loop.time()
+        while True:
+            await asyncio.sleep(0.2)
+            if loop.time() - last_expiry > 60:
+                terminal.expire(datetime.now(CHINA_TZ))
+                last_expiry = loop.time()
+            for answer in terminal.take():
+                while True:
+                    try:
+                        await producer.send_and_wait(
+                            s.topic_uplink_answers, key=answer.request.request_id.encode(),
+                            value=encode(answer))
+                        break
+                    except KafkaError as exc:  # the broker away: kept until it is back
+                        log.warning("terminal answer not published: %r", exc)
+                        await asyncio.sleep(1)
+                log.info("%s request %s answered by the terminal: %s", answer.request.kind,
+                         answer.request.request_id, answer.result)
 
     async def _assign(self) -> None:
         """Every partition of the input topics, at the committed offsets (a new group: its
@@ -255,8 +334,6 @@ class Uplink:
             batch = await consumer.getmany(*self.partitions, timeout_ms=100, max_records=1000)
             link.check()
             resent = self._send(link, batch, ends)
-            for frame in self.texts.take():
-                link.write(frame)
             metrics.RESEND_LAG.set(resent)
             self.resend_lag_s = resent
             await link.drain(s.uplink_timeout_s)
@@ -405,9 +482,8 @@ class Uplink:
                     await producer.send_and_wait(s.topic_commands,
                                                  key=outcome.command.vehicle_id.encode(),
                                                  value=encode(outcome.command))
-                    metrics.REQUESTS.labels(outcome.command.kind).inc()
-                    if outcome.text_to is not None:
-                        self.texts.expect(outcome.command.command_id, outcome.text_to)
+                if outcome.request is not None and outcome.request.kind in KINDS:
+                    self.terminal.request(outcome.request, datetime.now(CHINA_TZ))
                 if outcome.info_ack is not None and self.link is not None:
                     data = inspection.write_info_ack(outcome.info_ack, self.config.edition)
                     self.link.write(self.session.frame(

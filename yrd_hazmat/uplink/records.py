@@ -16,7 +16,7 @@ from typing import Literal
 import msgspec
 
 from ..core.codec import decode_ping, time_ahead
-from ..core.models import Ping
+from ..core.models import Media, Ping
 from ..core.timeutil import to_ms
 from ..jt809.gnss import Fix
 
@@ -43,10 +43,11 @@ def to_fix(ping: Ping) -> Fix:
                mileage_km=ping.mileage_km)
 
 
-RequestKind = Literal["inspection", "supervision", "message", "notice"]
+RequestKind = Literal["inspection", "supervision", "message", "notice", "text", "photo"]
 """inspection 0x9301 and supervision 0x9401 await a person's answer; message 0x9302
 (acknowledged on receipt, 0x1302) and notice 0x9402/0x9403 (an alarm passed down) are
-for the desk to read."""
+for the desk to read; text 0x9503 and photo 0x9502 go to a truck's terminal as a command
+and are answered from its result (0x1503, 0x1502: :mod:`.terminal_answers`)."""
 
 
 class UplinkRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,12 +82,22 @@ class UplinkRequest(msgspec.Struct, frozen=True, kw_only=True):
     source_type: int | None = None
     """supervision (2019): the alarm report the order is about."""
     source_sn: int | None = None
+    command_id: str | None = None
+    """text, photo: the command that carries it to the truck (``yrd.commands``)."""
+    sequence: int | None = None
+    """text: MSG_SEQUENCE (2011 answers quote it)."""
+    lens: int | None = None
+    """photo: LENS_ID."""
+    size: int | None = None
+    """photo: SIZE_TYPE."""
 
 
 class UplinkAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    """A person's answer to a request (``yrd.uplink-answers``, key = request id): an
-    inspection's text (0x1301) or an order's result (0x1401: 0 in progress, 1 done, 2 not
-    handled, 3 later). ``request`` is the request answered, as read from the requests
+    """An answer to a request (``yrd.uplink-answers``, key = request id): a person's to an
+    inspection (its text, 0x1301) or an order (its result, 0x1401: 0 in progress, 1 done,
+    2 not handled, 3 later); the terminal's to a text (``answered_by`` terminal, result 0
+    delivered, 1 failed: 0x1503) or a photo (result PHOTO_RSP_FLAG, 1 taken, with the
+    picture: 0x1502). ``request`` is the request answered, as read from the requests
     topic."""
 
     request: UplinkRequest
@@ -95,6 +106,8 @@ class UplinkAnswer(msgspec.Struct, frozen=True, kw_only=True):
     content: str | None = None
     responder_tel: str = ""
     result: int | None = None
+    media: Media | None = None
+    """photo taken: the picture, as on ``yrd.media``."""
 
 
 request_decoder = msgspec.json.Decoder(UplinkRequest)

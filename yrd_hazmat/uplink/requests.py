@@ -7,8 +7,10 @@
   DOWN_WARN_MSG_EXG_INFORM 0x9403: requests of kind ``message`` / ``notice`` for the desk
   to read (0x9302 is acknowledged on receipt with UP_PLATFORM_MSG_INFO_ACK 0x1302).
 - DOWN_CTRL_MSG_TEXT_INFO 0x9503 and DOWN_CTRL_MSG_TAKE_PHOTO_REQ 0x9502: a
-  :class:`~yrd_hazmat.core.models.Command` (text, photo) for the terminal gateway; the
-  text's delivery is answered with UP_CTRL_MSG_TEXT_INFO_ACK 0x1503 (:mod:`.texts`).
+  :class:`~yrd_hazmat.core.models.Command` (text, photo) for the terminal gateway, and a
+  request of kind ``text`` / ``photo`` naming it, from which the terminal's result is
+  answered (UP_CTRL_MSG_TEXT_INFO_ACK 0x1503, UP_CTRL_MSG_TAKE_PHOTO_ACK 0x1502:
+  :mod:`.terminal_answers`).
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     request: UplinkRequest | None = None
     command: Command | None = None
     info_ack: inspection.InfoAck | None = None
-    text_to: tuple[str, int, int, int] | None = None
-    """0x9503: (plate, colour, MSG_SEQUENCE, frame MSG_SN), to answer its delivery (0x1503)."""
 
 
 def request_id(kind: str, at: datetime, serial: int, link: str) -> str:
@@ -84,9 +84,16 @@ def handle(frame: Frame, *, link: str, edition: int, now: datetime,
             warn_type=value.warn_type, warn_time=value.warn_time, **base))
     if isinstance(value, (control.TextRequest, control.PhotoRequest)) and message.plate:
         command = _command(message.plate, value, now, serial, command_expiry_s)
-        text_to = (message.plate, message.colour or 0, value.msg_id, serial) \
-            if isinstance(value, control.TextRequest) else None
-        return Outcome(command=command, text_to=text_to)
+        kind = "text" if isinstance(value, control.TextRequest) else "photo"
+        fields = {"question": value.text, "sequence": value.msg_id} if kind == "text" else \
+            {"lens": value.lens, "size": value.size}
+        # no command (a plate no terminal can have): answered at once as failed
+        return Outcome(command=command, request=UplinkRequest(
+            request_id=request_id(kind, now, serial, link), kind=kind,
+            deadline=command.expires_at if command is not None else now,
+            plate=message.plate, colour=message.colour,
+            command_id=command.command_id if command is not None else None,
+            **fields, **base))
     return None
 
 

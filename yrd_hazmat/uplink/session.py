@@ -7,8 +7,10 @@ server; 2019 with the access code in the body too), UP_LINKTEST_REQ 0x1005, UP_E
 UP_EXG_MSG_HISTORY_LOCATION 0x1203 (1 to 5 kept positions of one vehicle, in GNSS-time
 order), UP_WARN_MSG 0x1400 carrying UP_WARN_MSG_ADPT_INFO 0x1402 (an alarm) or
 UP_WARN_MSG_URGE_TODO_ACK 0x1401 (the answer to a supervision order), UP_PLATFORM_MSG
-0x1300 carrying UP_PLATFORM_MSG_POST_QUERY_ACK 0x1301 (the answer to an inspection), and
-UP_DISCONNECT_REQ 0x1003 on the way out. Received: UP_CONNECT_RSP 0x1002, UP_LINKTEST_RSP
+0x1300 carrying UP_PLATFORM_MSG_POST_QUERY_ACK 0x1301 (the answer to an inspection),
+UP_CTRL_MSG 0x1500 carrying UP_CTRL_MSG_TAKE_PHOTO_ACK 0x1502 and UP_CTRL_MSG_TEXT_INFO_ACK
+0x1503 (a terminal's answer to a photo or text request), and UP_DISCONNECT_REQ 0x1003 on
+the way out. Received: UP_CONNECT_RSP 0x1002, UP_LINKTEST_RSP
 0x1006, UP_DISCONNECT_RSP 0x1004, and the upper platform's requests (0x9300, 0x9400,
 0x9500), which a 2019 upper platform may send on the main link while the slave link is
 down. The slave link's own messages (0x9001 ... 0x9008) are in :mod:`.slave`.
@@ -16,13 +18,15 @@ down. The slave link's own messages (0x9001 ... 0x9008) are in :mod:`.slave`.
 
 from __future__ import annotations
 
+import base64
 import random
 
 import msgspec
 
 from ..core.models import Alert, Ping
-from ..jt809 import alarms, exchange, inspection, links
+from ..jt809 import alarms, control, exchange, inspection, links
 from ..jt809.frame import V2011, V2019, Cipher, Frame, build, parse
+from ..jt809.gnss import Fix
 from . import warn
 from .records import UplinkAnswer, to_fix
 
@@ -116,9 +120,12 @@ class Session(Framer):
             alarms.ADPT_INFO, data, c.edition, plate=alert.vehicle_id, colour=c.colour))
 
     def answer(self, answer: UplinkAnswer) -> bytes | None:
-        """0x1301 (inspection) or 0x1401 (supervision order) of a person's answer; None
-        when the answer lacks what its kind needs."""
+        """0x1301 (inspection) or 0x1401 (supervision order) of a person's answer, 0x1503
+        (text) or 0x1502 (photo) of a terminal's; None when the answer lacks what its kind
+        needs."""
         req, edition = answer.request, self.config.edition
+        if req.kind in ("text", "photo"):
+            return self._control_answer(answer)
         if req.kind == "inspection":
             if answer.content is None:
                 return None
@@ -148,3 +155,32 @@ class Session(Framer):
         return self.frame(alarms.UP_WARN_MSG, alarms.write(
             alarms.URGE_TODO_ACK, data, edition, plate=req.plate or "",
             colour=req.colour if req.colour is not None else self.config.colour))
+
+    def _control_answer(self, answer: UplinkAnswer) -> bytes | None:
+        req, edition = answer.request, self.config.edition
+        if answer.result is None or not req.plate:
+            return None
+        colour = req.colour if req.colour is not None else self.config.colour
+        if req.kind == "text":
+            data = control.write_text_answer(control.TextAnswer(
+                result=answer.result, msg_id=req.sequence, source_type=control.TEXT_INFO,
+                source_sn=req.serial), edition)
+            return self.frame(control.UP_CTRL_MSG, control.write(
+                req.plate, colour, control.TEXT_INFO_ACK, data))
+        media, fix, photo, image_type = answer.media, None, b"", 0
+        if media is not None:
+            photo = base64.b64decode(media.data)
+            image_type = IMAGE_TYPES.get(media.format, 0)
+            if media.lat is not None and media.lon is not None:
+                fix = Fix(ts=media.taken_at or media.received_at, lat=media.lat, lon=media.lon,
+                          speed_kmh=0.0)
+        data = control.write_photo_answer(control.PhotoAnswer(
+            flag=answer.result, lens=req.lens or 1, fix=fix, size=req.size or 0,
+            image_type=image_type, photo=photo, source_type=control.TAKE_PHOTO_REQ,
+            source_sn=req.serial), edition)
+        return self.frame(control.UP_CTRL_MSG, control.write(
+            req.plate, colour, control.TAKE_PHOTO_ACK, data))
+
+
+IMAGE_TYPES = {"jpeg": 1, "tif": 3}
+"""The media record's format -> 0x1502 TYPE (1 JPEG, 2 GIF, 3 TIFF, 4 PNG)."""
