@@ -26,7 +26,7 @@ from yrd_hazmat.jt808 import frame as f808
 from yrd_hazmat.jt808 import messages as m
 from yrd_hazmat.jt808.terminal import SimulatedTerminal
 from yrd_hazmat.jt809 import frame as f809
-from yrd_hazmat.jt809 import messages as m809
+from tests import jt809_layout as m809
 from yrd_hazmat.jt809.frame import Cipher
 from yrd_hazmat.jt809.platform import SimulatedPlatform
 from yrd_hazmat.core.timeutil import CHINA_TZ

@@ -14,7 +14,7 @@ from yrd_hazmat.gateway.link import LinkConfig, LinkSession
 from yrd_hazmat.gateway.session import Classified
 from yrd_hazmat.jt808.frame import FrameError
 from yrd_hazmat.jt809 import frame as f
-from yrd_hazmat.jt809 import messages as m
+from tests import jt809_layout as m
 from yrd_hazmat.core.models import VehicleTerminal
 from yrd_hazmat.core.timeutil import CHINA_TZ
 

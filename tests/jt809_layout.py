@@ -1,6 +1,7 @@
-"""The first JT/T 809-2011 subset the gateway's platform link read, kept for the tests that
-lay frames out with it: the gateway now reads every body with the business modules
-(:mod:`.links`, :mod:`.exchange`, ...), in both editions.
+"""A JT/T 809-2011 subset laid out by hand from the standard, for the tests: frames built
+here, and read here, do not come from the library's own encoder (the library reads and
+writes every body with :mod:`yrd_hazmat.jt809.links`, :mod:`~yrd_hazmat.jt809.exchange`,
+..., in both editions). It was the gateway's first reader, moved out of the library.
 
 Lower platform -> gateway: UP_CONNECT_REQ 0x1001 (USERID UINT32, PASSWORD 8 bytes,
 DOWN_LINK_IP 32 bytes, DOWN_LINK_PORT UINT16), UP_DISCONNECT_REQ 0x1003 (USERID,
@@ -23,8 +24,8 @@ from datetime import datetime
 
 import msgspec
 
-from ..jt808.frame import FrameError
-from ..core.timeutil import CHINA_TZ
+from yrd_hazmat.core.timeutil import CHINA_TZ
+from yrd_hazmat.jt808.frame import FrameError
 
 UP_CONNECT_REQ, UP_CONNECT_RSP = 0x1001, 0x1002
 UP_DISCONNECT_REQ, UP_DISCONNECT_RSP = 0x1003, 0x1004
