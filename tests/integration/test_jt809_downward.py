@@ -203,3 +203,36 @@ async def test_the_cli_configures_a_platform_and_waits_for_its_answer(denv, kafk
     assert str(access) not in listed.stdout
     assert metric("yrd_jt809_requests_total", platform=str(access), kind="text",
                   result="failed") == 1
+
+
+async def test_two_gateways_one_holding_the_link_a_request_goes_down_once(denv, kafka):
+    """Gateways A and B read every request; the platform is logged in on B only. A, seeing
+    on yrd.link-states that B holds the link, records no failure past its link wait; B
+    sends the inspection once and, at its deadline, is the only one to note it late."""
+    access = code()
+    configure(kafka, denv, access_code=access, name="Hefei", user_id=7110, password="pw",
+              edition=2011)
+    fast = {"jt809_request_link_wait_s": 1.0, "link_state_heartbeat_s": 0.5,
+            "topic_link_states": denv["YRD_TOPIC_LINK_STATES"]}
+    a_settings = settings_of(denv, **fast)
+    b_settings = settings_of(denv, **fast)
+    async with running(a_settings) as a_gw, running(b_settings) as b_gw, platform_with_slave(
+            b_settings.jt809_port, access, 7110, "pw") as (platform, slave):
+        assert await platform.login() == lk.OK
+        await until(lambda: b_gw.links.slave_link(access))
+        await until(lambda: a_gw._linked_elsewhere(access), timeout=10)
+        now = datetime.now(CHINA_TZ)
+        question = ask(kafka, denv, access, "inspection", text="请报告值班人员",
+                       deadline=now + timedelta(seconds=3))
+        await until(lambda: question.request_id in b_gw.dispatcher.ledger.open, timeout=10)
+        await asyncio.sleep(4)  # past A's link wait and the deadline
+        assert not a_gw.links.main_link(access)
+    results = [r for r in kafka.read(denv["YRD_TOPIC_PLATFORM_REQUEST_RESULTS"],
+                                     lambda rs: any(r["status"] == "late" for r in rs),
+                                     settle=1.0)
+               if r["request_id"] == question.request_id]
+    assert [(r["status"], r["gateway"]) for r in results] == [
+        ("sent", results[0]["gateway"]), ("late", results[0]["gateway"])]
+    assert results[0]["gateway"] == b_gw.dispatcher.ledger.gateway
+    inspections = [f for f in slave.received if f.header.msg_id == 0x9300]
+    assert len(inspections) == 1

@@ -169,6 +169,33 @@ def test_a_step_already_on_the_log_is_not_taken_again():
     assert req.request_id in ledger.open
 
 
+def test_with_several_gateways_the_one_holding_the_link_sends_and_notes_late():
+    """g1 holds no link of the platform but g2 does (yrd.link-states): g1 leaves the
+    request to g2 instead of recording it failed, and at the deadline only g2, the sender,
+    notes it late; g1 does only if g2 stays silent a minute more."""
+    req = request(OLD, "inspection", deadline=T0 + timedelta(seconds=30))
+    g1, g2 = Ledger("g1", link_wait_s=10), Ledger("g2", link_wait_s=10)
+    for ledger in (g1, g2):
+        ledger.apply_request(req, T0)
+    later = T0 + timedelta(seconds=15)
+    assert g1.due(later, lambda code: False, elsewhere=lambda code: True) == []
+    [send] = g2.due(later, lambda code: True)
+    step = g2.sent(send.request, "slave", 7, later)
+    g1.apply_result(step)
+    assert g1.due(later + timedelta(seconds=20), lambda code: False) == []  # sent: no failure
+    deadline_passed = T0 + timedelta(seconds=31)
+    assert g1.late(deadline_passed) == []
+    [late] = g2.late(deadline_passed)
+    assert (late.status, late.gateway) == ("late", "g2")
+    silent = Ledger("g1", link_wait_s=10)  # the sender died before noting it
+    silent.apply_result(step)
+    assert silent.late(deadline_passed + timedelta(seconds=30)) == []
+    [noted] = silent.late(deadline_passed + timedelta(seconds=60))
+    assert noted.gateway == "g1"
+    g1.apply_result(late)  # g2's note read: g1 never adds its own
+    assert g1.late(deadline_passed + timedelta(seconds=120)) == []
+
+
 # --- answers --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("platform", [OLD, NEW], ids=["2011", "2019"])

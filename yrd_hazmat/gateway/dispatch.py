@@ -7,7 +7,10 @@ platform's links sends it; a step already on the results topic is not taken agai
 every :data:`TICK_S`: sends the requests whose platform has a link up here
 (:meth:`.PlatformLinks.send`, on the slave link, else the main one), records those not
 sent by ``expires_at`` (``expired``) or without a link for ``YRD_JT809_REQUEST_LINK_WAIT_S``
-(``failed``), and those unanswered at their deadline (``late``). The platforms' answers,
+(``failed``), and those unanswered at their deadline (``late``). With several gateways: a
+request whose platform another gateway reports linked (``yrd.link-states``) is left to
+that one instead of failing here, and ``late`` is the sender's to note (another notes it
+a minute later if the sender is gone). The platforms' answers,
 read on their main links, are matched by the server through :meth:`Dispatcher.answered`.
 The steps of a supervision order are also notes on its incident (``yrd.incident-actions``).
 An unreadable request is a dead letter (``yrd_jt809_requests_total{result="unreadable"}``).
@@ -60,8 +63,11 @@ class Dispatcher:
 
     def __init__(self, settings: Settings, links: PlatformLinks,
                  platforms: Mapping[int, Platform], publish: Publish, name: str,
-                 clock: Callable[[], datetime] = _now) -> None:
+                 clock: Callable[[], datetime] = _now,
+                 elsewhere: Callable[[int], bool] = lambda code: False) -> None:
         self.settings = settings
+        self.elsewhere = elsewhere
+        """Whether another gateway holds a link of the platform (``yrd.link-states``)."""
         self.links = links
         self.platforms = platforms
         self.publish = publish
@@ -141,7 +147,7 @@ class Dispatcher:
         """Send what can go, record what failed, expired or is late."""
         now = self.clock()
         results: list[PlatformRequestResult] = []
-        for due in self.ledger.due(now, self._link_up):
+        for due in self.ledger.due(now, self._link_up, self.elsewhere):
             results.append(self._send(due.request, now) if isinstance(due, Send) else due)
         results += self.ledger.late(now)
         self._record(results)

@@ -31,7 +31,7 @@ import math
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..core.models import IncidentAction, IncidentCommand
 from ..jt808.frame import FrameError
@@ -43,6 +43,8 @@ from .platform_records import PlatformReport
 from .platform_requests import ANSWERED_KINDS, PlatformRequest, PlatformRequestResult, number
 
 FINAL = frozenset({"failed", "expired"})
+LATE_GRACE = timedelta(seconds=60)
+"""How long past a deadline another gateway waits for the sender to note it late."""
 
 ANSWERS = {"inspection_answer": "inspection", "supervision_answer": "supervision",
            "handling_result": "supervision", "text_answer": "text",
@@ -216,8 +218,12 @@ class Ledger:
                     del index[key]
 
     # --- what to do now ----------------------------------------------------------------
-    def due(self, now: datetime, link_up: Callable[[int], bool]) -> list[Send | PlatformRequestResult]:
-        """The waiting requests to send now, and those to record expired or failed."""
+    def due(self, now: datetime, link_up: Callable[[int], bool],
+            elsewhere: Callable[[int], bool] = lambda code: False
+            ) -> list[Send | PlatformRequestResult]:
+        """The waiting requests to send now, and those to record expired or failed. A
+        request whose platform is linked to another gateway (``elsewhere``) is left to it:
+        its ``sent`` step ends the wait here."""
         out: list[Send | PlatformRequestResult] = []
         for rid, (request, read_at) in list(self.waiting.items()):
             if now >= request.expires_at:
@@ -227,6 +233,8 @@ class Ledger:
             elif link_up(request.platform):
                 out.append(Send(request))
                 del self.waiting[rid]
+            elif elsewhere(request.platform):
+                continue
             elif (now - read_at).total_seconds() >= self.link_wait_s:
                 out.append(self.step(request, "failed", now, detail="link down: neither link "
                                                                     "of the platform is up"))
@@ -234,14 +242,18 @@ class Ledger:
         return out
 
     def late(self, now: datetime) -> list[PlatformRequestResult]:
-        """Requests unanswered at their deadline (each once)."""
+        """Requests unanswered at their deadline (each once): noted by the gateway that
+        sent it, or by any other :data:`LATE_GRACE` later (the sender is gone)."""
         out = []
         for entry in self.open.values():
             sent = entry.sent
             if entry.answers or entry.late_noted or sent.deadline is None or now <= sent.deadline:
                 continue
+            if sent.gateway != self.gateway and now - sent.deadline < LATE_GRACE:
+                continue
             entry.late_noted = True
-            out.append(_derive(sent, "late", now, detail="no answer by the deadline"))
+            out.append(_derive(sent, "late", now, detail="no answer by the deadline",
+                               gateway=self.gateway))
         return out
 
     def step(self, request: PlatformRequest, status: str, now: datetime, **fields
@@ -363,9 +375,11 @@ def incident_note(result: PlatformRequestResult) -> IncidentCommand | None:
 
 def _derive(sent: PlatformRequestResult, status: str, at: datetime,
             **fields) -> PlatformRequestResult:
-    """A later step of a sent request (its ids, vehicle, incident and deadline kept)."""
+    """A later step of a sent request (its ids, vehicle, incident and deadline kept; the
+    sender's gateway unless ``gateway`` names the one that took the step)."""
+    gateway = fields.pop("gateway", sent.gateway)
     return PlatformRequestResult(
         request_id=sent.request_id, platform=sent.platform, kind=sent.kind, status=status,
-        at=at, gateway=sent.gateway, route=sent.route, serial=sent.serial, number=sent.number,
+        at=at, gateway=gateway, route=sent.route, serial=sent.serial, number=sent.number,
         vehicle_id=sent.vehicle_id, incident_id=sent.incident_id, deadline=sent.deadline,
         sent_at=sent.sent_at or sent.at, **fields)

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
 from aiokafka import AIOKafkaProducer
 
 from ..core.codec import Rejection, dead_letter, encode
@@ -49,7 +50,8 @@ from ..core.timeutil import CHINA_TZ
 from ..topics import ensure_topics
 from . import metrics
 from ..follow import Follower
-from ..link_states import Reporter
+from ..link_states import LinkState, Reporter, fresh
+from ..link_states import decoder as link_state_decoder
 from .courier import Courier, gateway_id
 from .dispatch import Dispatcher
 from .registry import Declarations, Registry
@@ -229,6 +231,11 @@ class Gateway:
         """Downward requests (``yrd.platform-requests``) to the platforms linked here."""
         self.link_states: Reporter | None = None
         """The platforms' links as held here, on ``yrd.link-states``."""
+        self.reporter = f"{socket.gethostname()}:{settings.jt809_port}"
+        """This gateway on ``yrd.link-states``: its host and platform port, the same across
+        its restarts (a restart's word replaces the one of the process before it)."""
+        self._states: dict[str, LinkState] = {}
+        """The other gateways' reports (key -> state)."""
         self._background: set[asyncio.Task] = set()
 
     # --- life cycle --------------------------------------------------------------------
@@ -254,10 +261,12 @@ class Gateway:
                  settings.gateway_host, self.port, len(self.registry))
         if settings.jt809_user_id or settings.jt809_listen:
             await self._follow(settings.topic_platforms, self.platforms.apply)
-            self.dispatcher = Dispatcher(settings, self.links, self.platforms,
-                                         self.publisher.publish, gateway_id())
-            await self.dispatcher.start()
             self.link_states = self._link_state_reporter()
+            await self._follow(settings.topic_link_states, self._link_state)
+            self.dispatcher = Dispatcher(settings, self.links, self.platforms,
+                                         self.publisher.publish, gateway_id(),
+                                         elsewhere=self._linked_elsewhere)
+            await self.dispatcher.start()
             self.links.changed = self.link_states.changed
             self.link_states.start()
             self.link_server = await asyncio.start_server(
@@ -468,12 +477,29 @@ class Gateway:
             except Exception as exc:  # the gateway stopping: logged, nothing else to do
                 log.warning("dead letters of a closed platform link: %s", exc)
 
+    def _link_state(self, key: bytes | None, value: bytes | None) -> None:
+        """A record of ``yrd.link-states``: the other gateways' links."""
+        name = (key or b"").decode("utf-8", "replace")
+        if value is None:
+            self._states.pop(name, None)
+            return
+        try:
+            state = link_state_decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        if state.link == "platform" and state.reporter != self.reporter:
+            self._states[name] = state
+
+    def _linked_elsewhere(self, access_code: int) -> bool:
+        """Whether another gateway's fresh report says it holds a link of the platform."""
+        now = _now()
+        return any(state.access_code == access_code and (state.main_up or state.slave_up)
+                   and fresh(state, now) for state in self._states.values())
+
     def _link_state_reporter(self) -> Reporter:
-        """Writes the platforms' link states: the reporter is this gateway's host and
-        platform port, the same across its restarts (a restart's report replaces the
-        last one of the process before it)."""
+        """Writes the platforms' link states (:attr:`reporter`)."""
         settings = self.settings
-        reporter = f"{socket.gethostname()}:{settings.jt809_port}"
+        reporter = self.reporter
         heartbeat = settings.link_state_heartbeat_s
         topic = settings.topic_link_states
         publisher = self.publisher
