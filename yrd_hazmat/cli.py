@@ -95,9 +95,19 @@ def worker(loglevel: str) -> None:
 @click.option("--accident-every", type=float, default=None,
               help="seconds: the third truck collides 90 s into every such period (an "
                    "emergency with responders); default: no accident")
+@click.option("--answer-after", type=float, default=20.0, show_default=True,
+              help="jt809: seconds before the platform answers an inspection (0x9301); a "
+                   "supervision order takes 1.5 times that, a photo half, a text or static "
+                   "information a quarter; negative: it answers nothing")
+@click.option("--slave-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="jt809: port of the platform's slave-link server, given at login "
+                   "(0: any free port)")
+@click.option("--slave-host", default="127.0.0.1", show_default=True,
+              help="jt809: address of the slave-link server (listened on and given at login)")
 def simulate(vehicles: int, interval: float, speeders: float, seed: int, duration: float | None,
              protocol: str, gateway: str | None, jt808_version: str,
-             accident_every: float | None) -> None:
+             accident_every: float | None, answer_after: float, slave_port: int,
+             slave_host: str) -> None:
     """Drive a simulated fleet along the YRD corridors, publishing pings."""
     settings = get_settings()
     try:
@@ -119,7 +129,8 @@ def simulate(vehicles: int, interval: float, speeders: float, seed: int, duratio
             sent = asyncio.run(run_platform(
                 settings, settings.kafka_options(), host or "127.0.0.1", int(port),
                 size=vehicles, interval_s=interval, speeders=speeders, seed=seed,
-                duration_s=duration, accident_every_s=accident_every))
+                duration_s=duration, accident_every_s=accident_every,
+                answer_after_s=answer_after, slave_host=slave_host, slave_port=slave_port))
             click.echo(f"sent {sent} positions over the platform link", err=True)
             return
         from .simulator import run
@@ -131,6 +142,58 @@ def simulate(vehicles: int, interval: float, speeders: float, seed: int, duratio
         click.echo(f"sent {sent} pings", err=True)
     except KeyboardInterrupt:
         pass
+
+
+@main.command("simulate-upper")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", type=int, default=None,
+              help="main-link port to listen on (default: YRD_UPLINK_PORT)")
+@click.option("--user-id", type=int, default=None,
+              help="USERID it accepts (default: YRD_UPLINK_USER_ID)")
+@click.option("--password", default=None, help="password it accepts (default: "
+              "YRD_UPLINK_PASSWORD)")
+@click.option("--access-code", type=int, default=None,
+              help="MSG_GNSSCENTERID of its frames (default: YRD_UPLINK_ACCESS_CODE)")
+@click.option("--edition", type=click.Choice(["2011", "2019"]), default=None,
+              help="JT/T 809 edition (default: YRD_UPLINK_EDITION)")
+@click.option("--inspect-every", type=float, default=600.0, show_default=True,
+              help="seconds between inspection questions (0x9301; 0: none)")
+@click.option("--first-inspection", type=float, default=60.0, show_default=True,
+              help="seconds from the start to the first inspection question")
+@click.option("--answer-minutes", type=click.IntRange(1, 255), default=None,
+              help="ANSWER_TIME of its questions, minutes (sent in 2019; default: none, "
+                   "i.e. the 2011 rule, 10 min)")
+@click.option("--order-every", type=float, default=900.0, show_default=True,
+              help="seconds between supervision orders (0x9401) about an alarm it received "
+                   "(0: none)")
+@click.option("--order-minutes", type=float, default=30.0, show_default=True,
+              help="a supervision order's deadline, minutes from its sending")
+@click.option("--summary-every", type=float, default=30.0, show_default=True,
+              help="seconds between summary lines in the log")
+def simulate_upper(host: str, port: int | None, user_id: int | None, password: str | None,
+                   access_code: int | None, edition: str | None, inspect_every: float,
+                   first_inspection: float, answer_minutes: int | None, order_every: float,
+                   order_minutes: float, summary_every: float) -> None:
+    """A simulated national (upper) platform for `yrd-hazmat uplink` (JT/T 809): accepts its
+    login and connects to its slave-link server, counts the positions and alarms it gets,
+    asks inspection questions and sends supervision orders, and logs each answer with the
+    time it took. The uplink's YRD_UPLINK_* settings give what it does not. SIGTERM or
+    Ctrl-C stops it."""
+    from .jt809.frame import Cipher
+    from .uplink.simulator import run_upper_until_signalled
+
+    settings = get_settings()
+    constants = (settings.uplink_m1, settings.uplink_ia1, settings.uplink_ic1)
+    asyncio.run(run_upper_until_signalled(
+        host=host, port=settings.uplink_port if port is None else port,
+        user_id=settings.uplink_user_id if user_id is None else user_id,
+        password=settings.uplink_password.get_secret_value() if password is None else password,
+        center=settings.uplink_access_code if access_code is None else access_code,
+        edition=settings.uplink_edition if edition is None else int(edition),
+        cipher=Cipher(*constants) if any(constants) else None,
+        inspect_every_s=inspect_every, first_inspection_s=first_inspection,
+        answer_minutes=answer_minutes, order_every_s=order_every,
+        order_minutes=order_minutes, summary_every_s=summary_every))
 
 
 @main.command()

@@ -1,8 +1,14 @@
 """The main job on one machine: services, worker, simulated fleet, alerts on screen.
 
+Beside the fleet: an enterprise platform on the gateway's JT/T 809 link (a lower
+platform that answers the gateway's requests after a delay), and the uplink logged in
+to a simulated national platform (an upper platform that asks inspection questions and
+sends supervision orders, which reach the desk).
+
 Ctrl-C, SIGTERM (``kill``, a supervisor), SIGHUP (the terminal was closed)
 and a closed output (the reader of ``make demo | tee demo.log`` died) all stop
-it the same way: the fleet, then the worker, then the services the demo
+it the same way: the fleet and the platforms, the uplink before the national platform
+it is logged in to, then the worker, then the services the demo
 started. Once its terminal or pipe is gone, what the demo still has to say
 goes to ``demo.log`` in the logs directory instead; no write to a lost output
 interrupts the clean-up.
@@ -144,11 +150,46 @@ async def _until_one_ends(*coroutines) -> None:
 async def _show_texts(log: Path) -> None:
     """Print the texts the fleet's drivers receive (their terminals log them to the
     simulator's log): the desk's messages reaching the trucks, among the alerts."""
-    from rich.markup import escape
-
     from .jt808.terminal import DISPLAY_LOG
 
     marker = f" {DISPLAY_LOG}: "
+    await _show_lines(log, lambda line: line.split(marker, 1)[1] if marker in line else None,
+                      "bold cyan")
+
+
+UPPER_SHOWN = ("inspection ", "supervision order ", "answer to ", " not answered within ")
+"""What the national platform's log says that the demo shows: its questions and orders
+going down, and the answers coming back with the time they took."""
+
+
+def _upper_line(line: str) -> str | None:
+    """The national platform's line worth showing, without the logger's prefix."""
+    _, sep, said = line.partition("yrd_hazmat.uplink.simulator: ")
+    if sep and any(said.startswith(m) or (m.startswith(" ") and m in said) for m in UPPER_SHOWN):
+        return f"national platform: {said}"
+    return None
+
+
+def _platform_line(line: str) -> str | None:
+    """The enterprise platform's answers to the gateway's requests."""
+    _, sep, said = line.partition("yrd_hazmat.jt809.drive: ")
+    if sep and said.startswith("answered "):
+        return f"enterprise platform 809: {said}"
+    return None
+
+
+def _uplink_line(line: str) -> str | None:
+    """The uplink passing a request of the national platform on to the desk."""
+    _, sep, said = line.partition("yrd_hazmat.uplink.process: ")
+    if sep and said.startswith("upper platform's "):
+        return f"uplink: {said.rstrip()} -> the desk's 'Links' view"
+    return None
+
+
+async def _show_lines(log: Path, pick, style: str) -> None:
+    """Print what ``pick`` makes of each new line of ``log`` (None: nothing)."""
+    from rich.markup import escape
+
     with log.open(encoding="utf-8", errors="replace") as lines:
         lines.seek(0, os.SEEK_END)
         pending = ""
@@ -157,8 +198,9 @@ async def _show_texts(log: Path) -> None:
             if not pending.endswith("\n"):  # nothing new, or a line still being written
                 await asyncio.sleep(0.5)
                 continue
-            if marker in pending:
-                _show(f"[bold cyan]{escape(pending.split(marker, 1)[1].rstrip())}[/]")
+            shown = pick(pending)
+            if shown is not None:
+                _show(f"[{style}]{escape(shown.rstrip())}[/]")
             pending = ""
 
 
@@ -231,6 +273,23 @@ DEMO_LINK = {"YRD_JT809_USER_ID": "7001", "YRD_JT809_PASSWORD": "demo8090",
              "YRD_JT809_IA1": "20000000", "YRD_JT809_IC1": "10000000"}
 """The demo's JT/T 809 link (only where not set): a demo, not a secret."""
 
+DEMO_UPLINK = {"YRD_UPLINK_HOST": "127.0.0.1", "YRD_UPLINK_PORT": "7809",
+               "YRD_UPLINK_USER_ID": "8001", "YRD_UPLINK_PASSWORD": "demo8091",
+               "YRD_UPLINK_ACCESS_CODE": "31000000", "YRD_UPLINK_DOWN_HOST": "127.0.0.1",
+               "YRD_UPLINK_DOWN_PORT": "7810"}
+"""The demo's uplink to its simulated national platform (only where not set): a demo, not
+a secret. The national platform listens on YRD_UPLINK_PORT; our slave-link server, which
+it connects to, on YRD_UPLINK_DOWN_PORT."""
+
+FIRST_INSPECTION_S = 60
+INSPECT_EVERY_S = 300
+ORDER_EVERY_S = 420
+"""The national platform's first inspection a minute after the start (so a demo user sees
+one), then one every 5 minutes; a supervision order about an alarm every 7 minutes."""
+PLATFORM_ANSWER_AFTER_S = 20
+"""The enterprise platform answers the gateway's inspections after 20 s (orders 30 s,
+texts 5 s, photos 10 s)."""
+
 
 def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool) -> None:
     """Bring everything up, stream alerts until Ctrl-C, SIGTERM or SIGHUP, then stop it all."""
@@ -244,7 +303,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
     _install_stop_handlers(logs)
     started_services = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
     env = dict(os.environ)
-    worker = gateway = fleet = platform = desk = None
+    worker = gateway = fleet = platform = desk = upper = uplink = None
     failed = False
     started = time.monotonic()
     try:
@@ -252,6 +311,8 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         os.environ.update(services(repo, env, "up"))
         os.environ.setdefault("YRD_ZONES_FILE", str(files("yrd_hazmat.data") / "zones.geojson"))
         for name, value in DEMO_LINK.items():  # the demo's enterprise platform (JT/T 809)
+            os.environ.setdefault(name, value)
+        for name, value in DEMO_UPLINK.items():  # the demo's national platform (JT/T 809)
             os.environ.setdefault(name, value)
         os.environ.setdefault("YRD_DESK_USERS", str(_demo_users(state_dir(repo))))
         os.environ.setdefault("YRD_RESOURCES_FILE", str(files("yrd_hazmat.data") / "resources.json"))
@@ -266,9 +327,14 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
                         "--protocol", "jt808", "--accident-every", str(ACCIDENT_EVERY_S)],
                        env, logs / "simulator.log")
         platform = _spawn([*cli, "simulate", "--vehicles", str(PLATFORM_TRUCKS), "--interval",
-                           str(interval), "--protocol", "jt809", "--seed", "809"],
+                           str(interval), "--protocol", "jt809", "--seed", "809",
+                           "--answer-after", str(PLATFORM_ANSWER_AFTER_S)],
                           env, logs / "platform.log")
         desk = _spawn([*cli, "desk"], env, logs / "desk.log")
+        upper = _spawn([*cli, "simulate-upper", "--first-inspection", str(FIRST_INSPECTION_S),
+                        "--inspect-every", str(INSPECT_EVERY_S), "--order-every",
+                        str(ORDER_EVERY_S)], env, logs / "upper.log")
+        uplink = _spawn([*cli, "uplink"], env, logs / "uplink.log")
         redis_url = env["REDIS_URL"]
         redis_cli = "redis-cli -u " + (redis_url if mask_url(redis_url) == redis_url else '"$REDIS_URL"')
         _show(
@@ -280,6 +346,17 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
             f"(log {logs / 'platform.log'})\n"
             f"police desk pid {desk.pid}: http://127.0.0.1:{settings.desk_port}/ "
             f"(users {', '.join(DEMO_USERS)}, password '{DEMO_PASSWORD}'; log {logs / 'desk.log'})\n"
+            f"national platform (simulated) pid {upper.pid} on port {settings.uplink_port} "
+            f"(log {logs / 'upper.log'}) and the uplink pid {uplink.pid}, logged in to it as "
+            f"lower platform {settings.uplink_access_code}, its slave-link server on port "
+            f"{settings.uplink_down_port} (log {logs / 'uplink.log'}): positions and alerts go "
+            f"up; an inspection comes down in {FIRST_INSPECTION_S} s, then every "
+            f"{INSPECT_EVERY_S // 60} min, and supervision orders about alarms: they land on "
+            f"{settings.topic_uplink_requests} and appear on the desk (view 'Links' / "
+            "平台链路, user region-demo) to be answered there\n"
+            f"ask the enterprise platform: yrd-hazmat platform {settings.jt809_access_code} "
+            "inspect --question \"...\" --wait 60 (it answers in "
+            f"{PLATFORM_ANSWER_AFTER_S} s)\n"
             f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics   "
             f"read model: {redis_cli} hgetall {settings.redis_prefix}:vehicle:<plate>\n"
             f"zones: {env['YRD_ZONES_FILE']} (illustrative)\n"
@@ -290,9 +367,15 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         feed = follow_alerts(settings.kafka_options(), settings.topic_alerts, AlertFilter(),
                              emit=partial(_show, soft_wrap=True))  # one line an alert
         asyncio.run(_until_one_ends(feed, _show_texts(logs / "simulator.log"),
+                                    _show_lines(logs / "upper.log", _upper_line, "bold magenta"),
+                                    _show_lines(logs / "uplink.log", _uplink_line,
+                                                "bold magenta"),
+                                    _show_lines(logs / "platform.log", _platform_line,
+                                                "magenta"),
                                     _watch({"worker": worker, "gateway": gateway,
                                             "simulator": fleet, "platform": platform,
-                                            "desk": desk})))
+                                            "desk": desk, "national platform": upper,
+                                            "uplink": uplink})))
     except Stopped as stop:
         _say(f"\n[bold]{signal.Signals(stop.signum).name} received.[/]")
     except KeyboardInterrupt:
@@ -309,6 +392,8 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         _say(f"\n[bold]Stopping after {time.monotonic() - started:.0f} s...[/]")
         _stop(fleet, "simulator")
         _stop(platform, "platform")
+        _stop(uplink, "uplink")  # logs out of the national platform, which is still there
+        _stop(upper, "national platform")
         _stop(desk, "desk")
         _stop(gateway, "gateway")
         _stop(worker, "worker")

@@ -5,7 +5,9 @@ Ctrl-C was the only way to stop it cleanly; a ``kill`` or a closed terminal
 left the worker, the fleet and the services running, and so did Ctrl-C on
 ``make demo | tee demo.log`` (``tee`` dies with the same Ctrl-C, and the demo's
 first word after it, on a closed pipe, ended the demo before its clean-up).
-Here the demo runs as a user would, its worker and fleet are seen running,
+Here the demo runs as a user would, its worker, fleet, platforms (the enterprise one on
+the gateway's JT/T 809 link, the simulated national one the uplink is logged in to) and
+uplink are seen running,
 then it gets SIGTERM (on the session's services), or its terminal (a
 pseudo-terminal) is closed, which hangs it up with SIGHUP, or the reader of
 its output goes and its process group gets SIGINT (these two with services of
@@ -48,23 +50,38 @@ def alive(pid: int, marker: str) -> bool:
 
 
 def children_of(screen: str) -> dict[str, int]:
-    """The pids of the worker, gateway, fleet, platform and desk, as the demo prints them
-    (wrapped at the console's width: any space may have become a line break)."""
+    """The pids of the worker, gateway, fleet, platform, desk, national platform and uplink,
+    as the demo prints them (wrapped at the console's width: any space may have become a
+    line break)."""
     found = re.search(r"worker pid (\d+) .*?gateway pid (\d+) .*?fleet of \d+ trucks, pid (\d+)"
-                      r".*?JT/T 809 link .*?pid (\d+).*?police desk pid (\d+)",
+                      r".*?JT/T 809 link .*?pid (\d+).*?police desk pid (\d+)"
+                      r".*?national platform \(simulated\) pid (\d+) .*?uplink pid (\d+)",
                       " ".join(screen.split()))
     assert found, screen[-3000:]
     return {"worker": int(found[1]), "gateway": int(found[2]), "simulator": int(found[3]),
-            "platform": int(found[4]), "desk": int(found[5])}
+            "platform": int(found[4]), "desk": int(found[5]), "upper": int(found[6]),
+            "uplink": int(found[7])}
+
+
+def uplink_env() -> dict[str, str]:
+    """Ports of the demo's national platform, the uplink's slave-link server and metrics of
+    this test alone (the demo's own defaults may be taken by another run)."""
+    return {"YRD_UPLINK_PORT": str(free_port()), "YRD_UPLINK_DOWN_PORT": str(free_port()),
+            "YRD_UPLINK_METRICS_PORT": str(free_port()),
+            "YRD_UPLINK_GROUP": f"uplink-{os.getpid()}-{time.monotonic_ns()}"}
 
 
 def wait_until_running(screen: Callable[[], str], logs: Path, timeout: float = 150.0) -> dict[str, int]:
-    """Wait until the demo's worker is ready and its fleet has run a few seconds; their pids."""
+    """Wait until the demo's worker is ready, its uplink logged in to its national platform
+    and its fleet has run a few seconds; their pids."""
     wait_until(lambda: "Alerts (" in screen(), "the demo's banner", timeout)
     pids = children_of(screen())
     worker_log = logs / "worker.log"
     wait_until(lambda: worker_log.exists() and "Ready" in worker_log.read_text("utf-8", "replace"),
              f"worker ready ({worker_log})", timeout)
+    upper_log = logs / "upper.log"
+    wait_until(lambda: "lower platform logged in" in upper_log.read_text("utf-8", "replace"),
+               f"the uplink logged in to the national platform ({upper_log})", timeout)
     time.sleep(3)  # the fleet publishes for a while
     for name, pid in pids.items():
         assert alive(pid, "yrd_hazmat.cli"), f"the {name} is not running:\n{screen()[-3000:]}"
@@ -85,7 +102,8 @@ def stop_leftovers(pids: dict[str, tuple[int, str]]) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_the_fleet_and_the_worker(services, tmp_path, signum):
-    env = run_env(services) | {"YRD_STATE_DIR": str(tmp_path)}
+    env = run_env(services) | uplink_env() | {"YRD_STATE_DIR": str(tmp_path),
+                                              "YRD_JT809_PORT": str(free_port())}
     screen_file = tmp_path / "screen.txt"
     with screen_file.open("wb") as out:
         demo = subprocess.Popen(DEMO, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -99,6 +117,11 @@ def test_a_signal_stops_the_fleet_and_the_worker(services, tmp_path, signum):
         assert demo.wait(90) == 0, screen()[-3000:]
         assert_all_gone(seen)
         assert "Stopped." in screen()
+        # the uplink logged out of the national platform before that stopped
+        uplink_log = (tmp_path / "logs" / "uplink.log").read_text("utf-8", "replace")
+        assert "uplink dropped" not in uplink_log, uplink_log[-3000:]
+        upper_log = (tmp_path / "logs" / "upper.log").read_text("utf-8", "replace")
+        assert "the lower platform logged out" in upper_log, upper_log[-3000:]
         if signum == signal.SIGTERM:
             assert "SIGTERM received" in screen()
     finally:
@@ -164,7 +187,7 @@ def own_services_env(state: Path) -> dict[str, str]:
         "YRD_REDIS_PORT": str(free_port()),
         "YRD_JT809_PORT": str(free_port()),
         "TERM": "dumb",
-    }
+    } | uplink_env()
     for given in ("KAFKA_BOOTSTRAP", "REDIS_URL"):
         env.pop(given, None)
     return env
@@ -271,7 +294,8 @@ def test_ctrl_c_with_the_output_piped_stops_everything(tmp_path):
     env = own_services_env(tmp_path)
     ports = [int(env[name]) for name in ("YRD_KAFKA_PORT", "YRD_REDIS_PORT", "YRD_JT808_PORT",
                                          "YRD_JT809_PORT", "YRD_DESK_PORT", "YRD_METRICS_PORT",
-                                         "YRD_GATEWAY_METRICS_PORT")]
+                                         "YRD_GATEWAY_METRICS_PORT", "YRD_UPLINK_PORT",
+                                         "YRD_UPLINK_DOWN_PORT", "YRD_UPLINK_METRICS_PORT")]
     ports.append(int(env["YRD_KAFKA_PORT"]) + 1)  # Kafka's controller
     reader = PipeReader()
     demo = subprocess.Popen(DEMO, env=env, stdout=reader.write_end, stderr=subprocess.STDOUT,
