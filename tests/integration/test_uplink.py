@@ -247,6 +247,58 @@ def test_kill_minus_9_loses_nothing(services, env, upper, uplink):
 
 
 @pytest.mark.parametrize("edition", [2011, 2019])
+def test_a_photo_taken_while_we_were_down_is_answered_after_the_restart(
+        services, env, upper, uplink, edition):
+    """The national platform asks a truck's photo (0x9502); the uplink is killed before the
+    terminal answers; the picture and the command's result reach Kafka meanwhile; after
+    the restart the uplink answers 0x1502 with that very picture, once."""
+    import base64
+
+    from yrd_hazmat.core.models import Media
+    from yrd_hazmat.jt809 import control
+
+    kafka = Kafka(services["KAFKA_BOOTSTRAP"])
+    uplink.start()
+    wait_until(lambda: upper.platform.slave_up, "slave link", 60)
+    serial = upper.call(upper.platform.send_photo(PLATES[3], lens=2, size=1))
+    commands = kafka.read(env["YRD_TOPIC_COMMANDS"], lambda r: len(r) >= 1, 30)
+    command = msgspec.convert(commands[0], Command)
+    assert (command.kind, command.camera, command.vehicle_id) == ("photo", 2, PLATES[3])
+    [request] = kafka.read(env["YRD_TOPIC_UPLINK_REQUESTS"], lambda r: len(r) >= 1, 30)
+    assert (request["kind"], request["command_id"]) == ("photo", command.command_id)
+    uplink.kill()
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"  # 10 KiB
+    now = datetime.now(CHINA_TZ)
+    media = Media(media_id=f"{PLATES[3]}:7:x", vehicle_id=PLATES[3], terminal_media_id=7,
+                  format="jpeg", channel=2, event=0, received_at=now,
+                  data=base64.b64encode(jpeg).decode(), size=len(jpeg),
+                  command_id=command.command_id, taken_at=now - timedelta(seconds=5),
+                  lat=31.23, lon=121.47)
+    kafka.send(env["YRD_TOPIC_MEDIA"], media.media_id.encode(), encode(media))
+    kafka.send(env["YRD_TOPIC_COMMAND_RESULTS"], PLATES[3].encode(), encode(CommandResult(
+        command_id=command.command_id, vehicle_id=PLATES[3], status="ok", at=now,
+        media_id=media.media_id)))
+    kafka.flush()
+    assert not any(type(a).__name__ == "PhotoAnswer" for a in upper.platform.answers)
+    uplink.start()
+    wait_until(lambda: any(type(a).__name__ == "PhotoAnswer" for a in upper.platform.answers),
+               "the photo's answer up", 60)
+    time.sleep(2)
+    photos = [a for a in upper.platform.answers if type(a).__name__ == "PhotoAnswer"]
+    assert len(photos) == 1, uplink.tail()
+    photo = photos[0]
+    assert photo.flag == control.TAKEN and photo.photo == jpeg
+    assert (photo.lens, photo.size, photo.image_type) == (2, 1, 1)
+    assert (photo.fix.lat, photo.fix.lon) == (31.23, 121.47)
+    if edition == 2019:
+        assert (photo.source_type, photo.source_sn) == (control.TAKE_PHOTO_REQ, serial)
+    [answer] = kafka.read(env["YRD_TOPIC_UPLINK_ANSWERS"], lambda r: len(r) >= 1, 30,
+                          settle=1.0)
+    assert answer["answered_by"] == "terminal" and answer["media"]["media_id"] == media.media_id
+    assert uplink.stop() == 0, uplink.tail()
+
+
+@pytest.mark.parametrize("edition", [2011, 2019])
 def test_requests_reach_the_desk_and_answers_go_up(services, env, upper, uplink, edition):
     kafka = Kafka(services["KAFKA_BOOTSTRAP"])
     uplink.start()
@@ -330,6 +382,7 @@ def test_unanswered_link_tests_drop_the_link_and_nothing_is_lost(services, env, 
         return True in ups and False in ups[ups.index(True):] and ups[-1] and \
             rs[-1]["last_position_at"] == last
 
+    assert upper.platform.disconnect_informs[:1] == [0]  # told on the slave link (0x1007)
     states = kafka.read(env["YRD_TOPIC_LINK_STATES"], up_down_up, timeout=30)
     assert {r["link"] for r in states} == {"uplink"} and states[0]["access_code"] == 3100
     assert any(r["slave_up"] for r in states)
