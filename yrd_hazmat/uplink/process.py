@@ -50,6 +50,9 @@ _alert_decoder = msgspec.json.Decoder(Alert)
 _result_decoder = msgspec.json.Decoder(CommandResult)
 _media_decoder = msgspec.json.Decoder(Media)
 
+HOLD_RESENT = 20_000
+"""Re-sent pings held across fetches before their 0x1203s go out (with 10,000 trucks a
+fetch of 1,000 records gave one position a packet)."""
 ANSWER_BYTES = 6 * 1024 * 1024
 """The largest record the uplink writes or reads: an answer carrying a photo (a picture
 on ``yrd.media`` takes up to 4 MiB)."""
@@ -95,6 +98,10 @@ class Uplink:
         self.last_position_at: datetime | None = None
         self.resend_lag_s = 0.0
         self.reconnects = 0
+        self._history: dict[str, list[Ping]] = defaultdict(list)
+        """Re-sent pings held for their 0x1203s, per truck."""
+        self._held: dict[TopicPartition, int] = {}
+        """Partitions behind held history: the last offset read."""
         self._requests: asyncio.Queue[tuple[Frame, str]] = asyncio.Queue()
         self.terminal = TerminalAnswers()
 
@@ -271,6 +278,8 @@ class Uplink:
                 self._main_changed()
                 await link.close()
                 assert self.consumer is not None
+                self._history.clear()  # read again from the confirmed offsets
+                self._held.clear()
                 for tp, offset in self.ledger.dropped().items():
                     self.consumer.seek(tp, offset)
                 await self._commit()
@@ -348,7 +357,9 @@ class Uplink:
             metrics.CONFIRMED_LAG.set(sum(
                 max(0, (consumer.highwater(tp) or 0) - ledger.confirmed.get(tp, 0))
                 for tp in self.partitions))
-        # stopping: confirm what was sent, then leave
+        # stopping: what is held goes out, is confirmed, then we leave
+        if self._history:
+            link.write(b"".join(self._history_frames()))
         if ledger.pending:
             link.probe()
             ledger.probe()
@@ -363,43 +374,76 @@ class Uplink:
             pass
 
     def _send(self, link: MainLink, batch: dict, ends: dict) -> float:
-        """Write a batch's frames; returns the age in seconds of the oldest record re-sent
-        (0: none was)."""
-        s, ledger = self.settings, self.ledger
+        """Write a batch's frames (in one write); returns the age in seconds of the oldest
+        record re-sent (0: none was). Re-sent pings are held across fetches, up to
+        :data:`HOLD_RESENT`, so that each truck's 0x1203 carries up to 5 positions; the
+        offsets they stand behind are marked written only once they went out."""
+        s, ledger, session = self.settings, self.ledger, self.session
         now_ms = int(time.time() * 1000)
-        history: dict[str, list[Ping]] = defaultdict(list)
-        lag_ms = 0
+        tolerance_ms = int(s.future_tolerance_s * 1000)
+        history, held = self._history, self._held
+        out: list[bytes] = []
+        lag_ms = live = kept = 0
+        alerts = {"live": 0, "resent": 0}
         for tp, records in batch.items():
-            for rec in records:
-                again = rec.offset < ends.get(tp, 0)
-                if again and rec.timestamp is not None:
-                    lag_ms = max(lag_ms, now_ms - rec.timestamp)
-                mode = "resent" if again else "live"
-                if tp.topic == s.topic_pings:
-                    ping = accepted(rec.key, rec.value, rec.timestamp,
-                                    max_bytes=s.max_ping_bytes,
-                                    tolerance_ms=int(s.future_tolerance_s * 1000), now_ms=now_ms)
-                    if ping is not None:
-                        self._sent_position(ping)
-                        if again:
-                            history[ping.vehicle_id].append(ping)
-                        else:
-                            link.write(self.session.position(ping))
-                            metrics.POSITIONS.labels("live").inc()
-                elif tp.topic == s.topic_alerts:
-                    frame = self._alarm(rec.value)
+            if not records:
+                continue
+            end = ends.get(tp, 0)
+            topic = tp.topic
+            if records[0].offset < end and records[0].timestamp is not None:
+                lag_ms = max(lag_ms, now_ms - records[0].timestamp)
+            kept_before = kept
+            if topic == s.topic_pings:
+                for rec in records:
+                    ping = accepted(rec.key, rec.value, rec.timestamp, max_bytes=s.max_ping_bytes,
+                                    tolerance_ms=tolerance_ms, now_ms=now_ms)
+                    if ping is None:
+                        continue
+                    self._sent_position(ping)
+                    if rec.offset < end:
+                        history[ping.vehicle_id].append(ping)
+                        kept += 1
+                    else:
+                        out.append(session.position(ping))
+                        live += 1
+            else:
+                for rec in records:
+                    frame = self._alarm(rec.value) if topic == s.topic_alerts else \
+                        self._answer(rec.value)
                     if frame is not None:
-                        link.write(frame)
-                        metrics.ALERTS.labels(mode).inc()
-                elif tp.topic == s.topic_uplink_answers:
-                    self._answer(link, rec.value)
-                ledger.wrote(tp, rec.offset)
-        for plate, pings in history.items():
-            for frame in self.session.history(plate, pings):
-                link.write(frame)
-                metrics.HISTORY_PACKETS.inc()
-            metrics.POSITIONS.labels("resent").inc(len(pings))
+                        out.append(frame)
+                        if topic == s.topic_alerts:
+                            alerts["resent" if rec.offset < end else "live"] += 1
+            if kept > kept_before or tp in held:  # behind held history: written with it
+                held[tp] = records[-1].offset
+            else:
+                ledger.wrote(tp, records[-1].offset)
+        if history and (not kept or sum(map(len, history.values())) >= HOLD_RESENT):
+            out += self._history_frames()
+        if out:
+            link.write(b"".join(out))
+        if live:
+            metrics.POSITIONS.labels("live").inc(live)
+        for mode, count in alerts.items():
+            if count:
+                metrics.ALERTS.labels(mode).inc(count)
         return lag_ms / 1000
+
+    def _history_frames(self) -> list[bytes]:
+        """The held re-sent pings as 0x1203s (per truck, time order, at most 5 a frame);
+        their offsets marked written."""
+        frames: list[bytes] = []
+        resent = 0
+        for plate, pings in self._history.items():
+            frames += self.session.history(plate, pings)
+            resent += len(pings)
+        metrics.HISTORY_PACKETS.inc(len(frames))
+        metrics.POSITIONS.labels("resent").inc(resent)
+        for tp, offset in self._held.items():
+            self.ledger.wrote(tp, offset)
+        self._history.clear()
+        self._held.clear()
+        return frames
 
     def _sent_position(self, ping: Ping) -> None:
         self.positions += 1
@@ -439,18 +483,19 @@ class Uplink:
             log.warning("alert not sent up: %s", exc)
             return None
 
-    def _answer(self, link: MainLink, value: bytes | None) -> None:
+    def _answer(self, value: bytes | None) -> bytes | None:
+        """The frame of an answer on ``yrd.uplink-answers`` (None: it cannot go up)."""
         try:
             answer = answer_decoder.decode(value or b"")
             frame = self.session.answer(answer)
         except (msgspec.DecodeError, ValueError) as exc:
             log.warning("answer not sent up: %s", exc)
-            return
+            return None
         if frame is None:
             log.warning("answer to %s lacks its content or result", answer.request.request_id)
-            return
-        link.write(frame)
+            return None
         metrics.ANSWERS.labels(answer.request.kind).inc()
+        return frame
 
     async def _queue_request(self, frame: Frame, link: str) -> None:
         await self._requests.put((frame, link))
