@@ -22,9 +22,10 @@ test: setup
 demo: setup
 	$(VENV)/bin/yrd-hazmat demo
 
-## bench: the end-to-end pipeline benchmark (see docs/benchmarks.md)
+## bench: the end-to-end pipeline benchmark, then the JT/T 809 link and uplink (see docs/benchmarks.md)
 bench: setup
 	$(VENV)/bin/python -m benchmarks.pipeline $(BENCH_ARGS)
+	$(VENV)/bin/python -m benchmarks.platforms
 
 # The worker gets the last core to itself (as a deployment gives it one) on a machine with
 # two or more; `make bench BENCH_ARGS=` lets it share the cores with the broker and the load.

@@ -13,7 +13,7 @@
    gateway's CPU, beside two ceilings on the same CPU: a raw aiokafka producer sending the
    same pings (acks=all, idempotent, linger 5 ms, as the gateway), pipelined, and the same
    producer with one frame's records in flight at a time (each frame awaited before the
-   next, as the gateway handles a link's frames). Nothing lost: the topic ends up holding
+   next: how the gateway handled a link's frames before 541da09, now a floor). Nothing lost: the topic ends up holding
    exactly the positions sent, and no dead letter.
 2. **uplink**: ``yrd-hazmat uplink`` as its own process (its own group, from the earliest
    offset) against a fast upper platform in a child process of this one (login 0x1002,
@@ -471,8 +471,8 @@ async def link_phase(opts: argparse.Namespace, addresses: dict[str, str], run_di
     result["ceiling"] = ceiling
     say(f"  link ceiling: raw aiokafka producer, the same pings (acks=all, idempotent, "
         f"linger 5 ms), {ceiling['n']:,} pings: {ceiling['pipelined']:,.0f} pings/s at "
-        f"{ceiling['pipelined_cpu']:.0%} CPU; one frame in flight at a time (each awaited, as "
-        f"the gateway handles a link's frames): {ceiling['serial']:,.0f} pings/s "
+        f"{ceiling['pipelined_cpu']:.0%} CPU; one frame in flight at a time (each awaited, "
+        f"how the gateway handled a link before 541da09): {ceiling['serial']:,.0f} pings/s "
         f"({ceiling['serial_frames']:,.0f} frames/s)")
 
 
@@ -697,15 +697,9 @@ def create_topic(bootstrap: str, topic: str) -> None:
         future.result(60)
 
 
-C_CRC = ("import binascii, yrd_hazmat.jt809.frame as f; "
-         "f.crc16 = lambda data: binascii.crc_hqx(data, 0xFFFF); ")
-"""What-if (``--c-crc``): the project's bit-by-bit CRC replaced by the same CRC in C."""
-
-
 def uplink_phase(mode: str, opts: argparse.Namespace, addresses: dict[str, str],
-                 run_dir: Path, upper: Upper, result: dict, c_crc: bool = False) -> None:
-    """One mode, ``live`` or ``backlog``: the uplink's rate for N pings, nothing lost.
-    ``c_crc``: the uplink with :data:`C_CRC` patched in (a what-if, not the project's code)."""
+                 run_dir: Path, upper: Upper, result: dict) -> None:
+    """One mode, ``live`` or ``backlog``: the uplink's rate for N pings, nothing lost."""
     from yrd_hazmat.core.timeutil import CHINA_TZ
 
     bootstrap = addresses["KAFKA_BOOTSTRAP"]
@@ -722,11 +716,10 @@ def uplink_phase(mode: str, opts: argparse.Namespace, addresses: dict[str, str],
         produced = produce_all(bootstrap, topic, records, timeout=300)
         result["topic"] = topic
     logins_before = upper.ask("stats")["logins"]
-    argv = ["-c", C_CRC + "from yrd_hazmat.cli import main; main(['uplink'])"] if c_crc \
-        else ["-m", "yrd_hazmat.cli", "uplink"]
-    name = f"uplink-{mode}" + ("-c-crc" if c_crc else "")
-    uplink = Child(name, argv, env, run_dir / f"{name}.log", opts.cpus)
-    mode_label = mode + (" (what-if: C CRC)" if c_crc else "")
+    name = f"uplink-{mode}"
+    uplink = Child(name, ["-m", "yrd_hazmat.cli", "uplink"], env, run_dir / f"{name}.log",
+                   opts.cpus)
+    mode_label = mode
     try:
         deadline = time.monotonic() + 120
         while upper.ask("stats")["logins"] <= logins_before:
@@ -915,14 +908,7 @@ async def helper_consume(bootstrap: str, topic: str, n: int) -> dict:
     for plate, mine in by_plate.items():
         session.history(plate, mine)
     history_s = time.process_time() - started
-    import yrd_hazmat.jt809.frame as frame_module
-    frame_module.crc16 = lambda data: binascii.crc_hqx(data, 0xFFFF)  # what-if
-    started = time.process_time()
-    for ping in pings:
-        session.position(ping)
-    live_c_s = time.process_time() - started
-    return {"live_c_crc_us": live_c_s / len(pings) * 1e6,
-            "n": count, "rate": count / wall, "cpu": cpu / wall, "accepted": len(pings),
+    return {"n": count, "rate": count / wall, "cpu": cpu / wall, "accepted": len(pings),
             "decode_us": decode_s / len(kept) * 1e6, "live_us": live_s / len(pings) * 1e6,
             "history_us": history_s / len(pings) * 1e6,
             "history_per_packet": len(pings) / sum(-(-len(m) // 5) for m in by_plate.values())}
@@ -968,17 +954,16 @@ def summary(results: dict, opts: argparse.Namespace) -> list[str]:
             f"{'yes' if not link['lost'] else 'NO'} ({link['on_topic']:,} of {link['sent']:,}) |"
             if c else f"| 1 link | {fmt(link['positions_per_s'])} | - | - | - | - |")
     raw = results.get("raw_consumer")
-    for mode in ("live", "backlog", "live_c_crc", "backlog_c_crc"):
+    for mode in ("live", "backlog"):
         r = results.get(mode)
         if not r or "n" not in r:
             continue
         rate = r.get("positions_per_s")
         ceiling = raw["rate"] if raw else None
         x = f"{rate / ceiling:.3f}" if rate and ceiling else "-"
-        what = "0x1202" if mode.startswith("live") else f"0x1203, {r['per_packet']:.1f}/packet"
-        label = mode.replace("_c_crc", ", what-if: CRC in C")
+        what = "0x1202" if mode == "live" else f"0x1203, {r['per_packet']:.1f}/packet"
         lines.append(
-            f"| 2 uplink {label} ({what}) | {fmt(rate)} | raw consumer {fmt(ceiling)} | {x} | "
+            f"| 2 uplink {mode} ({what}) | {fmt(rate)} | raw consumer {fmt(ceiling)} | {x} | "
             f"{r.get('uplink_cpu', float('nan')):.0%} | "
             f"{'yes' if not r['missing'] else 'NO'} ({r['n'] - r['missing']:,} of {r['n']:,}"
             f", {r['duplicates']:,} twice) |")
@@ -1017,10 +1002,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="an uplink that sends nothing new this long has stalled")
     parser.add_argument("--profile", type=Path, default=None,
                         help="py-spy record (raw) the gateway and the uplinks into this dir")
-    parser.add_argument("--c-crc", action="store_true",
-                        help="what-if: each uplink mode again with the project's Python CRC-16 "
-                             "replaced by binascii.crc_hqx (the same CRC in C), patched in the "
-                             "uplink's process only")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--state-dir", type=Path, default=REPO / ".local" / "bench-platforms")
     parser.add_argument("--kafka-port", type=int, default=39092)
@@ -1067,16 +1048,12 @@ def main(argv: list[str] | None = None) -> int:
             say(f"phase 2: the uplink, {opts.positions:,} pings of {opts.vehicles:,} trucks")
             upper = Upper()
             try:
-                runs = [(m, False) for m in modes] + ([(m, True) for m in modes]
-                                                      if opts.c_crc else [])
-                for mode, c_crc in runs:
-                    key = mode + ("_c_crc" if c_crc else "")
-                    results[key] = {}
+                for mode in modes:
+                    results[mode] = {}
                     try:
-                        uplink_phase(mode, opts, addresses, run_dir, upper, results[key],
-                                     c_crc)
+                        uplink_phase(mode, opts, addresses, run_dir, upper, results[mode])
                     except Exception as exc:  # noqa: BLE001
-                        say(f"  uplink {key}: FAILED: {exc}")
+                        say(f"  uplink {mode}: FAILED: {exc}")
                         failed = True
             finally:
                 upper.stop()
@@ -1093,8 +1070,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"(together {1e6 / (raw['decode_us'] + raw['live_us']):,.0f}/s), 0x1203 "
                     f"packets of {raw['history_per_packet']:.1f} {raw['history_us']:.1f} µs "
                     f"per position (together "
-                    f"{1e6 / (raw['decode_us'] + raw['history_us']):,.0f}/s); a 0x1202 frame "
-                    f"with the CRC in C (binascii.crc_hqx) {raw['live_c_crc_us']:.1f} µs")
+                    f"{1e6 / (raw['decode_us'] + raw['history_us']):,.0f}/s)")
     for profiler in PROFILERS:  # they stop on their own (-d); one whose process left early
         try:
             profiler.wait(60)
@@ -1110,7 +1086,7 @@ def main(argv: list[str] | None = None) -> int:
         opts.json.write_text(json.dumps(results, indent=2, default=str))
     lost = bool((results.get("link") or {}).get("lost")) or any(
         (results.get(m) or {}).get("missing")
-        for m in ("live", "backlog", "live_c_crc", "backlog_c_crc"))
+        for m in ("live", "backlog"))
     if lost:
         return 1
     return 2 if failed else 0
