@@ -109,7 +109,10 @@ def simulate(vehicles: int, interval: float, speeders: float, seed: int, duratio
              accident_every: float | None, answer_after: float, slave_port: int,
              slave_host: str) -> None:
     """Drive a simulated fleet along the YRD corridors, publishing pings."""
+    import signal
+
     settings = get_settings()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stops as Ctrl-C does: exit 0
     try:
         if protocol == "jt808":
             from .jt808.drive import run_terminals
