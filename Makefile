@@ -42,7 +42,7 @@ schemas: setup
 
 ## screenshots: the desk's screenshots in docs/ renewed by its browser test (make test leaves docs/ alone)
 screenshots: setup
-	YRD_SCREENSHOTS_DIR=docs $(VENV)/bin/python -m pytest tests/integration/test_desk_browser.py
+	YRD_SCREENSHOTS_DIR=docs $(VENV)/bin/python -m pytest tests/integration/test_desk_browser.py tests/integration/test_desk_links_browser.py
 
 ## clean: stop local services and remove their data and the venv
 clean:

@@ -83,6 +83,20 @@ def free_port_pair() -> int:
 # --------------------------------------------------------------------------
 
 
+def terminate(proc: subprocess.Popen, timeout: float) -> tuple[int, bool]:
+    """SIGTERM, as a supervisor would, then SIGKILL after ``timeout`` s; returns the exit
+    code and whether SIGTERM was enough."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return proc.returncode, False
+    return proc.returncode, True
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.3) -> bool:
     """Poll ``condition``; True as soon as it holds, False after ``timeout`` (for a test
     that reports what did not happen among other problems)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import msgspec
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import free_port, listening, wait_until
+from tests.harness import free_port, listening, terminate, wait_until
 from yrd_hazmat.core.codec import encode
 from yrd_hazmat.core.models import CommandResult, Ping
 from yrd_hazmat.readmodel import ReadModel
@@ -114,15 +113,10 @@ class WorkerProcess:
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM, as a supervisor would; returns the exit code."""
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise RuntimeError(f"worker ignored SIGTERM:\n{self.log_tail()}")
-        return self.proc.returncode
+        code, stopped = terminate(self.proc, timeout)
+        if not stopped:
+            raise RuntimeError(f"worker ignored SIGTERM:\n{self.log_tail()}")
+        return code
 
     @property
     def alive(self) -> bool:

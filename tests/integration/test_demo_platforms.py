@@ -15,7 +15,6 @@ process, real TCP, a real broker):
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tests.harness import free_port, wait_until
+from tests.harness import free_port, terminate, wait_until
 from tests.integration.harness import Kafka, run_env
 from yrd_hazmat.core.codec import encode
 from yrd_hazmat.core.models import Alert, AlertState, Ping, Severity
@@ -55,14 +54,7 @@ class Child:
         return "\n".join(self.text().splitlines()[-lines:])
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return terminate(self.proc, timeout)[0]
 
 
 def positions(upper: Child) -> tuple[int, int]:

@@ -170,7 +170,11 @@ async def test_no_request_from_another_origin_changes_anything(fresh, kafka, tmp
         paths = {"/api/login": {"name": "sh-duty", "password": "sh-pass"}, "/api/logout": {},
                  "/api/incidents/o-1/actions": {"kind": "note", "text": "forged"},
                  "/api/trucks/沪A74001/commands": {"kind": "position_query"},
-                 "/api/incidents/o-1/tell-exposed": {}}
+                 "/api/incidents/o-1/tell-exposed": {},
+                 "/api/platforms/31000001/inspections": {"question": "forged"},
+                 "/api/incidents/o-1/supervision": {"deadline_min": 5, "supervisor": "x"},
+                 "/api/trucks/沪A74001/platform-requests": {"kind": "text", "text": "forged"},
+                 "/api/uplink/requests/x/answer": {"content": "forged"}}
         posts = {r.resource.canonical for r in desk.server.app.router.routes()
                  if r.method == "POST"}
         assert len(posts) == len(paths)  # every state-changing route is tried here

@@ -26,7 +26,7 @@ import msgspec
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.harness import free_port, wait_until
+from tests.harness import free_port, terminate, wait_until
 from tests.integration.harness import Kafka, run_env, scrape
 from yrd_hazmat.core.codec import encode
 from yrd_hazmat.core.models import Alert, AlertState, Command, CommandResult, Ping, Severity
@@ -95,14 +95,7 @@ class Uplink:
 
     def stop(self) -> int:
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return terminate(self.proc, 20)[0]
 
     def tail(self) -> str:
         return "\n".join(self.log.read_text("utf-8", "replace").splitlines()[-40:])

@@ -42,6 +42,17 @@ gets another province's data to filter.
   emergency exposed, and which of them the user may command;
   ``POST`` ``{"text"}`` (optional): one text command (emergency, read aloud) per exposed
   truck of the jurisdiction, with the incident's id
+- The JT/T 809 chain (:mod:`.links`): ``GET /api/links`` (every link's health, for every
+  user); ``GET /api/platform-requests?state=open|late|all`` (the requests sent down to the
+  user's lower platforms); ``POST /api/platforms/{access_code}/inspections``
+  ``{"question", "deadline_min"}``; ``GET``/``POST /api/incidents/{incident_id}/supervision``
+  ``{"deadline_min", "level", "supervisor", "tel", "email"}`` (an order to the platform
+  the incident's truck came from); ``GET``/``POST /api/trucks/{vehicle_id}/platform-requests``
+  ``{"kind": "text"|"photo"|"tip", "text", "urgent", "camera"}`` (through the platform the
+  truck came from); ``GET /api/uplink/requests`` and ``POST
+  /api/uplink/requests/{request_id}/answer`` ``{"content"}`` | ``{"result", "content"}``
+  (the national platform's requests, region users only; 409 once answered). The feed
+  carries ``uplink-request`` (a new one), ``uplink-answer`` and ``platform-request``
 
 Safety (:mod:`.security`, :mod:`.bodies`, :mod:`.sessions`): passwords are checked in a
 thread of their own, failed logins throttled and audited; sessions end on logout and
@@ -80,6 +91,9 @@ from ..config import Settings
 from ..core.emergency.responders import ResourceIndex, load_resources
 from ..follow import Follower
 from ..core.models import Alert, Command, IncidentCommand, IncidentLog
+from ..gateway.platform_requests import PlatformRequest
+from ..gateway.platforms import Platform
+from ..gateway.platforms import from_settings as platforms_from_settings
 from ..readmodel import ReadModel
 from ..core.timeutil import CHINA_TZ
 from ..topics import ensure_topics
@@ -91,10 +105,13 @@ from .actions import ActionRequest, IncidentLogs, action_of
 from .bodies import LoginRequest, http_error, read_json
 from .commands import (CommandBook, CommandRequest, WarningRequest, command_of, exposed_trucks,
                        warning_of, warning_text)
+from .links import (ANSWERED, RELAYED, InspectionRequest, LinkBook, SupervisionRequest,
+                    UplinkAnswerRequest, VehicleRequest, answer_of, final_answer, inspection_of,
+                    platform_view, supervision_of, vehicle_request_of)
 from .media import MediaStore
 from .security import (STATE_CHANGING, Throttle, audit_login, same_origin, security_headers)
 from .sessions import Session, Sessions, SessionStore
-from .users import User, Users
+from .users import REGION, User, Users
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +200,12 @@ class Desk:
         self.commands = CommandBook()
         self.commands.listeners.append(self._command_changed)
         self.media = MediaStore()
+        self.links = LinkBook(platforms_from_settings(settings))
+        self.links.listeners.append(self._link_changed)
+        self._links_live: dict[str, asyncio.Event] = {}
+        """Topic -> its follower's caught_up: what came before is not news for the feed."""
+        self._answering: set[str] = set()
+        """Requests of the national platform being answered by this desk right now."""
         self.static = StaticFiles(STATIC)
         self.producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task] = []
@@ -203,10 +226,18 @@ class Desk:
                     (settings.topic_resources, self.resources.apply, True),
                     (settings.topic_commands, self.commands.apply_command, True),
                     (settings.topic_command_results, self.commands.apply_result, True),
-                    (settings.topic_media, self.media.apply, True)]
+                    (settings.topic_media, self.media.apply, True),
+                    (settings.topic_platforms, self.links.apply_platform, True),
+                    (settings.topic_link_states, self.links.apply_state, True),
+                    (settings.topic_platform_vehicles, self.links.apply_vehicle, True),
+                    (settings.topic_platform_requests, self.links.apply_request, True),
+                    (settings.topic_platform_request_results, self.links.apply_result, True),
+                    (settings.topic_uplink_requests, self.links.apply_uplink_request, True),
+                    (settings.topic_uplink_answers, self.links.apply_uplink_answer, True)]
         options = settings.kafka_options()
         followers = [Follower(options, topic, apply, from_start=from_start)
                      for topic, apply, from_start in followed]
+        self._links_live = {f.topic: f.caught_up for f in followers}
         self._tasks = [asyncio.create_task(f.run(), name=f"follow-{f.topic}")
                        for f in followers]
         self._tasks.append(asyncio.create_task(self._prune_commands(), name="prune commands"))
@@ -244,6 +275,15 @@ class Desk:
         app.router.add_get("/api/incidents/{incident_id}/tell-exposed", self.warning)
         app.router.add_post("/api/incidents/{incident_id}/tell-exposed", self.tell_exposed)
         app.router.add_get("/api/resources", self.resources_now)
+        app.router.add_get("/api/links", self.links_now)
+        app.router.add_get("/api/platform-requests", self.platform_requests)
+        app.router.add_post("/api/platforms/{access_code}/inspections", self.inspect_platform)
+        app.router.add_get("/api/incidents/{incident_id}/supervision", self.supervision)
+        app.router.add_post("/api/incidents/{incident_id}/supervision", self.supervise)
+        app.router.add_get("/api/trucks/{vehicle_id}/platform-requests", self.truck_platform)
+        app.router.add_post("/api/trucks/{vehicle_id}/platform-requests", self.ask_truck_platform)
+        app.router.add_get("/api/uplink/requests", self.uplink_requests)
+        app.router.add_post("/api/uplink/requests/{request_id}/answer", self.answer_uplink)
         app.router.add_get("/api/geo/{layer:provinces|cities}", self.geo)
         app.router.add_get("/api/zones", self.zones_now)
         app.router.add_get("/", self.index)
@@ -698,6 +738,7 @@ class Desk:
         while True:
             await asyncio.sleep(PRUNE_EVERY_S)
             self.commands.prune(datetime.now(CHINA_TZ))
+            self.links.prune(datetime.now(CHINA_TZ))
 
     def _command_changed(self, command_id: str) -> None:
         if not self.feeds:
@@ -762,6 +803,253 @@ class Desk:
             if alert.incident_id == incident_id and user.sees(alert.province):
                 return alert
         return None
+
+    # --- the JT/T 809 chain: links, requests down, the national platform's requests --------
+    async def links_now(self, request: web.Request) -> web.Response:
+        """Every link's health (for every user: which platforms are connected is no
+        jurisdiction's secret); the platforms' secrets never leave :mod:`.links`."""
+        now = datetime.now(CHINA_TZ)
+        return _json({"now": now, "links": self.links.links(now, bool(self.settings.uplink_host))})
+
+    def _may_use(self, user: User, platform: Platform) -> bool:
+        """A platform reporting for the user's province (a region user: every platform)."""
+        return user.jurisdiction == REGION or (platform.province is not None
+                                               and user.sees(platform.province))
+
+    async def platform_requests(self, request: web.Request) -> web.Response:
+        """The requests down to the user's platforms (or about their incidents), newest
+        first; ``state``: open, late or all; and the platforms the user may inspect."""
+        user: User = request[USER]
+        state = request.query.get("state", "all")
+        if state not in ("open", "late", "all"):
+            raise http_error(web.HTTPBadRequest, "state: open, late or all")
+        now = datetime.now(CHINA_TZ)
+        items = self.links.request_views(user, self.incidents.get, now)
+        if state != "all":
+            items = [v for v in items if v[state]]
+        known = self.links.platforms
+        platforms = [platform_view(known[code]) for code in sorted(known)
+                     if self._may_use(user, known[code])]
+        return _json({"now": now, "items": items, "platforms": platforms})
+
+    def _platform_of(self, user: User, text: str) -> Platform:
+        try:
+            code = int(text)
+        except ValueError:
+            raise http_error(web.HTTPBadRequest, f"{text[:32]!r} is not an access code") from None
+        platform = self.links.platform(code)
+        if platform is None:
+            raise http_error(web.HTTPNotFound, f"no platform {code} is configured")
+        if not self._may_use(user, platform):
+            raise http_error(web.HTTPForbidden, f"platform {code} does not report for your "
+                                                "jurisdiction")
+        if not platform.enabled:
+            raise http_error(web.HTTPConflict, f"platform {code} is disabled: its logins are "
+                                               "refused, nothing can reach it")
+        return platform
+
+    async def inspect_platform(self, request: web.Request) -> web.Response:
+        """An inspection (0x9301) of a lower platform of the jurisdiction; 201 with the
+        request as the desk shows it."""
+        user: User = request[USER]
+        platform = self._platform_of(user, request.match_info["access_code"])
+        body = await read_json(request, InspectionRequest)
+        settings = self.settings
+        try:
+            sent = inspection_of(body, platform, by=user.name, now=datetime.now(CHINA_TZ),
+                                 expires_in_s=settings.jt809_request_expiry_s,
+                                 answer_within_s=settings.jt809_answer_within_s)
+        except ValueError as exc:
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
+        return _json(await self._publish_request(sent), status=201)
+
+    async def _incident_of(self, user: User, incident_id: str) -> tuple[Alert | None,
+                                                                        IncidentLog | None]:
+        alert = await self._visible_alert(user, incident_id)
+        record = self.incidents.get(incident_id)
+        if alert is None and (record is None or not user.sees(record.home)):
+            raise http_error(web.HTTPNotFound, "no such incident")
+        return alert, record
+
+    async def supervision(self, request: web.Request) -> web.Response:
+        """Whether an order about the incident can go to a lower platform (the one its
+        truck came from; ``reason`` when none can), and the orders sent about it."""
+        user: User = request[USER]
+        incident_id = request.match_info["incident_id"]
+        alert, record = await self._incident_of(user, incident_id)
+        platform, reason = None, None
+        try:
+            target = self.links.supervision_target(incident_id, alert, record)
+            platform = platform_view(target.platform)
+        except ValueError as exc:
+            reason = str(exc)
+        now = datetime.now(CHINA_TZ)
+        return _json({"incident_id": incident_id, "platform": platform, "reason": reason,
+                      "orders": self.links.request_views(user, self.incidents.get, now,
+                                                         incident_id=incident_id)})
+
+    async def supervise(self, request: web.Request) -> web.Response:
+        """A supervision order (0x9401) about an alert of the jurisdiction, to the lower
+        platform its truck came from; its answers (0x1401, 0x1412) are recorded on the
+        incident by the gateway. 409 when no platform can take it."""
+        user: User = request[USER]
+        incident_id = request.match_info["incident_id"]
+        alert, record = await self._incident_of(user, incident_id)
+        body = await read_json(request, SupervisionRequest)
+        try:
+            target = self.links.supervision_target(incident_id, alert, record)
+        except ValueError as exc:
+            raise http_error(web.HTTPConflict, str(exc)) from None
+        if not target.platform.enabled:
+            raise http_error(web.HTTPConflict, f"platform {target.platform.access_code} is "
+                                               "disabled: its logins are refused")
+        try:
+            order = supervision_of(body, target, by=user.name, now=datetime.now(CHINA_TZ),
+                                   expires_in_s=self.settings.jt809_request_expiry_s)
+        except ValueError as exc:
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
+        return _json(await self._publish_request(order), status=201)
+
+    def _truck_platform(self, vehicle_id: str) -> tuple[Platform | None, str | None]:
+        """The platform a truck came from, or why there is none to ask."""
+        registered = self.links.vehicles.get(vehicle_id)
+        if registered is None:
+            return None, f"{vehicle_id} was not registered by a lower platform"
+        platform = self.links.platform(registered.platform)
+        if platform is None:
+            return None, (f"{vehicle_id} came from platform {registered.platform}, which is "
+                          "not configured any more")
+        if not platform.enabled:
+            return None, f"platform {platform.access_code} is disabled: its logins are refused"
+        return platform, None
+
+    async def truck_platform(self, request: web.Request) -> web.Response:
+        """The lower platform a truck of the jurisdiction came from (``reason`` when none
+        can be asked), and the requests sent about the truck, newest first."""
+        user: User = request[USER]
+        vehicle_id = request.match_info["vehicle_id"]
+        await self._visible_truck(user, vehicle_id)
+        platform, reason = self._truck_platform(vehicle_id)
+        return _json({"vehicle_id": vehicle_id, "reason": reason,
+                      "platform": platform_view(platform) if platform is not None else None,
+                      "items": self.links.request_views(user, self.incidents.get,
+                                                        datetime.now(CHINA_TZ),
+                                                        vehicle_id=vehicle_id)})
+
+    async def ask_truck_platform(self, request: web.Request) -> web.Response:
+        """A text (0x9503), photo (0x9502) or warning tip (0x9402) for a truck of the
+        jurisdiction, through the platform it came from; 409 when there is none."""
+        user: User = request[USER]
+        vehicle_id = request.match_info["vehicle_id"]
+        await self._visible_truck(user, vehicle_id)
+        body = await read_json(request, VehicleRequest)
+        platform, reason = self._truck_platform(vehicle_id)
+        if platform is None:
+            raise http_error(web.HTTPConflict, reason or "no platform")
+        settings = self.settings
+        try:
+            sent = vehicle_request_of(body, platform, self.links.vehicles[vehicle_id],
+                                      by=user.name, now=datetime.now(CHINA_TZ),
+                                      expires_in_s=settings.jt809_request_expiry_s,
+                                      answer_within_s=settings.jt809_answer_within_s)
+        except ValueError as exc:
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
+        return _json(await self._publish_request(sent), status=201)
+
+    async def _publish_request(self, sent: PlatformRequest) -> dict[str, Any]:
+        """On ``yrd.platform-requests`` (key: the access code) and in the book at once."""
+        assert self.producer is not None
+        await self.producer.send_and_wait(self.settings.topic_platform_requests, encode(sent),
+                                          key=str(sent.platform).encode())
+        self.links.add_request(sent)
+        view = self.links.request_view(sent.request_id, datetime.now(CHINA_TZ))
+        assert view is not None
+        return view
+
+    @staticmethod
+    def _region_only(user: User) -> None:
+        if user.jurisdiction != REGION:
+            raise http_error(web.HTTPForbidden, "the national platform addresses the region: "
+                                                "its requests are for the region's desk")
+
+    async def uplink_requests(self, request: web.Request) -> web.Response:
+        """The national platform's requests (region users), newest first."""
+        self._region_only(request[USER])
+        now = datetime.now(CHINA_TZ)
+        return _json({"now": now, "items": self.links.uplink_views(now)})
+
+    async def answer_uplink(self, request: web.Request) -> web.Response:
+        """A person's answer to the national platform's inspection (a text: 0x1301) or
+        supervision order (a result: 0x1401), put on ``yrd.uplink-answers`` for the
+        uplink to send; 409 once it is answered (a supervision order: done or not
+        handled), 201 with the request and its answers."""
+        user: User = request[USER]
+        self._region_only(user)
+        request_id = request.match_info["request_id"]
+        asked = self.links.upward.get(request_id)
+        if asked is None:
+            raise http_error(web.HTTPNotFound, "no such request of the national platform")
+        if asked.kind in RELAYED:
+            raise http_error(web.HTTPConflict, f"a {asked.kind} of the national platform went "
+                                               "to the truck's terminal: its result answers it")
+        if asked.kind not in ANSWERED:
+            raise http_error(web.HTTPConflict, f"a {asked.kind} of the national platform is "
+                                               "for reading: it takes no answer")
+        body = await read_json(request, UplinkAnswerRequest)
+        if request_id in self._answering:
+            raise http_error(web.HTTPConflict, "this request is being answered right now")
+        done = final_answer(asked, self.links.answers.get(request_id, []))
+        if done is not None:
+            at = done.answered_at.astimezone(CHINA_TZ)
+            raise http_error(web.HTTPConflict, f"already answered by {done.answered_by} at "
+                                               f"{at:%Y-%m-%d %H:%M:%S}")
+        try:
+            answer = answer_of(body, asked, by=user.name, now=datetime.now(CHINA_TZ))
+        except ValueError as exc:
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
+        self._answering.add(request_id)
+        try:
+            assert self.producer is not None
+            await self.producer.send_and_wait(self.settings.topic_uplink_answers, encode(answer),
+                                              key=request_id.encode())
+            self.links.add_answer(answer)
+        finally:
+            self._answering.discard(request_id)
+        return _json(self.links.uplink_view(request_id, datetime.now(CHINA_TZ)), status=201)
+
+    def _link_changed(self, what: str, request_id: str) -> None:
+        """Push a request's news to the feeds that may see it (not what was there before
+        the desk started: that is no news)."""
+        if not self.feeds:
+            return
+        s = self.settings
+        topics = ((s.topic_platform_requests, s.topic_platform_request_results)
+                  if what == "platform-request" else
+                  (s.topic_uplink_requests, s.topic_uplink_answers))
+        if not all(self._links_live.get(t, _NEVER).is_set() for t in topics):
+            return
+        now = datetime.now(CHINA_TZ)
+        if what == "platform-request":
+            asked = self.links.requests.get(request_id)
+            view = self.links.request_view(request_id, now)
+            if asked is None or view is None:
+                return
+            data = msgspec.json.encode(view)
+            for feed in list(self.feeds):
+                if self.links.sees_request(feed.user, asked, self.incidents.get):
+                    feed.push(what, data)
+            return
+        view = self.links.uplink_view(request_id, now)
+        if view is None:
+            return
+        data = msgspec.json.encode(view)
+        for feed in list(self.feeds):
+            if feed.user.jurisdiction == REGION:
+                feed.push(what, data)
+
+
+_NEVER = asyncio.Event()
+"""A follower that does not exist has never caught up."""
 
 
 class StaticFiles:

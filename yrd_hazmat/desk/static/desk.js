@@ -160,6 +160,9 @@ function switchLanguage() {
   if (desk.truck) drawTruck(desk.truck);
   if (desk.incident) drawIncident(desk.incident);
   for (const view of Object.values(desk.views)) if (view.data) view.draw(view.data);
+  if (desk.links.uplink) drawUplink();
+  if (desk.incident) loadSupervision(desk.incident.incident_id).catch(() => {});
+  if (desk.truck) loadTruckPlatform(desk.truck.vehicle_id).catch(() => {});
 }
 
 for (const b of document.querySelectorAll(".lang-switch")) b.addEventListener("click", switchLanguage);
@@ -287,7 +290,7 @@ function alarmOnNew(items) {
 // "(2) 危化品车辆值守台": critical items nobody has acted on yet
 function showBadge() {
   const items = desk.triage ? desk.triage.items : [];
-  const waiting = items.filter((i) => alarming(i) && i.state === "new").length;
+  const waiting = items.filter((i) => alarming(i) && i.state === "new").length + (desk.uplinkOpen || 0);
   document.title = (waiting ? `(${waiting}) ` : "") + t("app_title");
   document.body.dataset.unhandled = String(waiting);
 }
@@ -421,6 +424,10 @@ async function openIncident(item, focus = null) {
   $("#incident").hidden = false;
   $("#incident > .error").textContent = "";
   if (focus) $(focus).querySelector("input, textarea").focus();
+  $("#i-supervision").hidden = true;
+  $("#i-orders").replaceChildren();
+  $("#supervise-form .error").textContent = "";
+  loadSupervision(item.incident_id).catch(() => {});
   await loadIncident(item.incident_id);
 }
 
@@ -459,9 +466,9 @@ function drawIncident(incident) {
   $("#incident").dataset.incident = incident.incident_id;
   $("#i-title").replaceChildren(
     el("span", { className: `sev sev-${severity}` }, t(`sev_${severity}`)), " ",
-    (item.emergency || (record && record.emergency)) ? el("span", { className: "tag emergency-tag" }, t("emergency")) : null, " ",
+    (item.emergency || (record && record.emergency)) ? el("span", { className: "tag emergency-tag" }, t("emergency")) : "", " ",
     alertLabel(type, item.details || (record ? { subject: record.subject } : {})), " ",
-    item.state ? stateChip(item.state) : null);
+    item.state ? stateChip(item.state) : "");
   const vehicle = item.vehicle_id || (record && record.vehicle_id);
   $("#i-where").replaceChildren(el("span", { className: "plate" }, vehicle),
     ` · ${provinceLabel(item.province || (record && record.province))} ${text(item.city)} · ${when(item.ts || (record && record.raised_at))}`,
@@ -880,7 +887,11 @@ async function openTruck(vehicleId, { fly = true } = {}) {
   $("#details").hidden = false;
   if (fly && truck.latest) desk.map.flyTo([Number(truck.latest.lat), Number(truck.latest.lon)], Math.max(desk.map.getZoom(), SINGLE_ZOOM), { duration: 0.8 });
   drawTrucks();
-  await loadCommands(truck.vehicle_id);
+  if (changed) {
+    $("#d-platform").hidden = true;
+    $("#d-platform-form .error").textContent = "";
+  }
+  await Promise.all([loadCommands(truck.vehicle_id), loadTruckPlatform(truck.vehicle_id)]);
 }
 
 async function refreshTruck() {
@@ -1114,6 +1125,367 @@ desk.views.region = {
   },
 };
 
+// --- the JT/T 809 chain: link health, our requests down, the national platform's requests -----
+
+const ANSWERED_KINDS = ["inspection", "supervision"];
+
+function countdown(deadline) {
+  const ms = timeOf(deadline);
+  if (ms === null) return "";
+  const s = (ms - Date.now()) / 1000;
+  return s >= 0 ? t("due_in", { left: duration(s) }) : t("overdue_by", { late: duration(-s) });
+}
+
+// an open item past its deadline turns late where it stands (no reload, no server round)
+function tickDeadlines() {
+  for (const node of document.querySelectorAll(".requests .countdown[data-deadline]")) {
+    node.textContent = countdown(node.dataset.deadline);
+    const li = node.closest("li.request");
+    if (li && li.dataset.open === "1" && timeOf(node.dataset.deadline) < Date.now() && li.dataset.late !== "1") {
+      li.dataset.late = "1";
+      li.classList.add("late");
+      li.querySelector(".head").append(" ", el("span", { className: "tag late-tag" }, t("late_tag")));
+    }
+  }
+  showLinksBadge();
+}
+
+function lateTag(late) { return late ? el("span", { className: "tag late-tag" }, t("late_tag")) : null; }
+
+function deadlineLine(deadline, open) {
+  if (!deadline) return null;
+  return el("div", { className: "deadline" }, t("deadline_at", { when: when(deadline, true) }),
+    open ? " · " : "", open ? el("span", { className: "countdown", dataset: { deadline } }, countdown(deadline)) : null);
+}
+
+function linkRow(x) {
+  const uplink = x.link === "uplink";
+  const name = uplink ? t("link_uplink") + (x.access_code !== null ? ` (${x.access_code})` : "")
+    : `${x.name || "?"} (${x.access_code})${x.configured ? "" : t("link_unconfigured")}${x.enabled === false ? t("link_disabled") : ""}`;
+  const tr = el("tr", { className: `link status-${x.status}`, dataset: { link: x.link, code: text(x.access_code), status: x.status } },
+    cell(name), cell(uplink ? "" : (x.province ? provinceLabel(x.province) : t("region"))),
+    el("td", {}, el("span", { className: `link-status status-${x.status}` }, t(`link_${x.status}`))),
+    cell(x.since ? `${when(x.since, true)} (${ago(x.since)})` : t("never")),
+    cell(String(x.positions), "num"),
+    cell(x.last_position_at ? when(x.last_position_at, true) : "–"),
+    cell(x.resend_lag_s === null || x.resend_lag_s === undefined ? "–" : duration(x.resend_lag_s), "num"),
+    cell(String(x.reconnects), "num"));
+  const actions = el("td");
+  if (!uplink && desk.links.mayInspect.has(x.access_code) && x.enabled !== false) {
+    actions.append(button(t("inspect"), "do-inspect", () => openInspect(x)));
+  }
+  tr.append(actions);
+  return tr;
+}
+
+function openInspect(x) {
+  const form = $("#inspect-form");
+  form.dataset.platform = String(x.access_code);
+  form.querySelector(".about").textContent = t("inspect_about", { name: x.name, code: x.access_code });
+  form.querySelector(".error").textContent = "";
+  form.hidden = false;
+  form.elements.question.focus();
+}
+
+$("#inspect-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  await busy(form, async () => {
+    const minutes = Number(form.elements.deadline_min.value);
+    const response = await post(`/api/platforms/${encodeURIComponent(form.dataset.platform)}/inspections`,
+      { question: form.elements.question.value, deadline_min: minutes > 0 ? minutes : null });
+    const answer = await answerOf(response);
+    if (!response.ok) {
+      form.querySelector(".error").textContent = t("error", { why: answer.error });
+      return;
+    }
+    form.hidden = true;
+    form.elements.question.value = "";
+    await desk.views.links.loadDown();
+  });
+});
+$("#inspect-form .do-inspect-cancel").addEventListener("click", () => { $("#inspect-form").hidden = true; });
+
+function downAnswerText(a) {
+  const fields = Object.entries(a.answer || {}).filter(([k]) => k !== "text").map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`);
+  return [a.answer && a.answer.text ? a.answer.text : null, fields.length ? fields.join(", ") : null].filter(Boolean).join(" · ");
+}
+
+// a request of ours to a lower platform, with what became of it
+function downItem(r) {
+  const open = r.open;
+  const li = el("li", { className: `request down kind-${r.kind} status-${r.status}${r.late ? " late" : ""}`,
+                        dataset: { request: r.request_id, status: r.status, late: r.late ? "1" : "0", open: open ? "1" : "0" } });
+  li.append(el("div", { className: "head" },
+    el("b", {}, labelOr(`req_${r.kind}`, r.kind)), ` · ${r.platform_name || "?"} (${r.platform}) · `,
+    el("span", { className: "rstatus" }, labelOr(`dstatus_${r.status}`, r.status)), " ", lateTag(r.late)));
+  if (r.kind === "supervision") {
+    li.append(el("div", { className: "what" }, t("order_about", { plate: r.vehicle_id,
+      level: t(r.level === 0 ? "level_urgent" : "level_normal"), who: r.supervisor })));
+  } else if (r.text) {
+    li.append(el("div", { className: "what" }, r.vehicle_id ? `${r.vehicle_id} · ${r.text}` : r.text));
+  } else if (r.kind === "photo") {
+    li.append(el("div", { className: "what" }, `${r.vehicle_id} · ${t("photo_camera", { camera: r.camera })}`));
+  } else if (r.vehicle_id) {
+    li.append(el("div", { className: "what" }, r.vehicle_id));
+  }
+  li.append(el("div", { className: "who" }, t("issued_by", { who: r.issued_by, when: when(r.issued_at, true) }),
+    r.sent_at ? ` · ${t("sent_route", { route: t(`route_${r.route}`), when: when(r.sent_at, true) })}` : ""));
+  const due = deadlineLine(r.deadline, open);
+  if (due) li.append(due);
+  for (const a of r.answers) {
+    li.append(el("div", { className: "answer" }, t("answered_after", { when: when(a.at, true), took: duration(a.took_s) }),
+      " ", lateTag(a.late), ": ", el("span", { className: "answer-text" }, downAnswerText(a))));
+  }
+  if (r.detail && ["failed", "expired"].includes(r.status)) li.append(el("div", { className: "detail" }, r.detail));
+  const picture = r.answers.find((a) => a.media_id);
+  if (picture) {
+    li.append(el("a", { href: `/api/media/${encodeURIComponent(picture.media_id)}`, target: "_blank",
+                        rel: "noopener", className: "photo" }, t("photo")));
+  }
+  return li;
+}
+
+// a result as its kind means it: an order's handling, a text's delivery, a photo's outcome
+function resultLabel(result, kind = "supervision") {
+  const prefix = { text: "tresult", photo: "presult" }[kind] || "result";
+  return labelOr(`${prefix}_${result}`, String(result));
+}
+
+// a request of the national platform: its deadline, its answers, the form to answer it
+function uplinkItem(r) {
+  const open = r.status === "open";
+  const li = el("li", { className: `request up kind-${r.kind} status-${r.status}${r.late ? " late" : ""}`,
+                        dataset: { request: r.request_id, status: r.status, late: r.late ? "1" : "0", open: open ? "1" : "0" } });
+  li.append(el("div", { className: "head" },
+    el("b", {}, labelOr(`up_${r.kind}`, r.kind)), " · ", el("span", { className: "rstatus" }, t(`rstatus_${r.status}`)),
+    ` · ${t("received_at", { when: when(r.received_at, true) })}`, " ", lateTag(r.late)));
+  if (r.question) li.append(el("div", { className: "what question" }, r.question));
+  if (r.kind === "text" || r.kind === "photo") li.append(el("div", { className: "what" }, r.plate || "–"));
+  if (r.kind === "supervision" || r.kind === "notice") {
+    const warn = r.warn_type === null || r.warn_type === undefined ? "?" : r.warn_type.toString(16).padStart(4, "0");
+    li.append(el("div", { className: "what" }, t("up_order_about", { plate: r.plate || "–", warn, who: r.supervisor || "–",
+      tel: r.tel || "", level: r.level === null || r.level === undefined ? "" : t(r.level === 0 ? "level_urgent" : "level_normal") })));
+  }
+  const due = deadlineLine(r.deadline, open);
+  if (due) li.append(due);
+  for (const a of r.answers) {
+    const who = r.kind === "text" || r.kind === "photo" ? t("terminal") : a.answered_by;
+    const answer = el("div", { className: "answer" }, t("answer_by", { who, when: when(a.answered_at, true) }), " ",
+      lateTag(a.late), ": ",
+      a.result !== null && a.result !== undefined ? el("b", {}, resultLabel(a.result, r.kind)) : null,
+      a.content ? el("span", { className: "answer-text" }, (a.result !== null && a.result !== undefined ? " · " : "") + a.content) : null);
+    if (a.media_id) {
+      answer.append(" ", el("a", { href: `/api/media/${encodeURIComponent(a.media_id)}`, target: "_blank",
+                                   rel: "noopener", className: "photo" }, t("photo")));
+    }
+    li.append(answer);
+  }
+  if (open && desk.me.jurisdiction === "region") li.append(uplinkForm(r));
+  return li;
+}
+
+function uplinkForm(r) {
+  const error = el("p", { className: "error", role: "alert" });
+  const form = el("form", { className: "command-form answer-form" });
+  if (r.kind === "inspection") {
+    form.append(el("label", {}, el("span", {}, t("answer_content")),
+      el("textarea", { name: "content", rows: 2, maxLength: 1000, required: true })));
+  } else {
+    const select = el("select", { name: "result" }, ...[0, 1, 2, 3].map((n) => el("option", { value: String(n) }, resultLabel(n, r.kind))));
+    select.value = "1";
+    form.append(el("label", { className: "inline" }, el("span", {}, t("result")), " ", select),
+      el("label", {}, el("span", {}, t("remark_optional")), el("input", { name: "content", maxLength: 1000 })));
+  }
+  form.append(el("button", { type: "submit", className: "do-answer" }, t("answer_send")), error);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    await busy(form, async () => {
+      const content = form.elements.content.value.trim();
+      const body = r.kind === "inspection" ? { content }
+        : { result: Number(form.elements.result.value), content: content || null };
+      const response = await post(`/api/uplink/requests/${encodeURIComponent(r.request_id)}/answer`, body);
+      const answer = await answerOf(response);
+      if (!response.ok) {
+        error.textContent = t("error", { why: answer.error });
+        return;
+      }
+      upsertUplink(answer);
+    });
+  });
+  return form;
+}
+
+function upsertUplink(r) {
+  const items = desk.links.uplink || [];
+  desk.links.uplink = [r, ...items.filter((x) => x.request_id !== r.request_id)]
+    .sort((a, b) => (timeOf(b.received_at) || 0) - (timeOf(a.received_at) || 0));
+  drawUplink();
+}
+
+function drawUplink() {
+  const items = desk.links.uplink || [];
+  const list = $("#uplink-list");
+  // an answer being written is not thrown away by a refresh
+  const typing = document.activeElement && list.contains(document.activeElement) ? document.activeElement.closest("li.request") : null;
+  const nodes = items.map((r) => (typing && typing.dataset.request === r.request_id && r.status === "open" ? typing : uplinkItem(r)));
+  list.replaceChildren(...(nodes.length ? nodes : [el("li", { className: "empty" }, t("nothing_upper"))]));
+  showLinksBadge();
+}
+
+// the open requests of the national platform, on the Links button and in the title badge
+function showLinksBadge() {
+  const open = (desk.links.uplink || []).filter((r) => r.status === "open" && ANSWERED_KINDS.includes(r.kind));
+  const badge = $("#links-badge");
+  badge.hidden = !open.length;
+  badge.textContent = String(open.length);
+  badge.classList.toggle("late", open.some((r) => timeOf(r.deadline) !== null && timeOf(r.deadline) < Date.now()));
+  desk.uplinkOpen = open.length;
+  showBadge();
+}
+
+async function loadUplink() {
+  if (!desk.me || desk.me.jurisdiction !== "region") return;
+  const data = await getJSON("/api/uplink/requests");
+  desk.links.uplink = data.items;
+  drawUplink();
+}
+
+// a new request of the national platform: heard and seen as an alarm is
+function uplinkArrived(r) {
+  const fresh = !(desk.links.uplink || []).some((x) => x.request_id === r.request_id);
+  upsertUplink(r);
+  if (fresh && ANSWERED_KINDS.includes(r.kind)) {
+    soundAlarm();
+    const header = $("header");
+    header.classList.remove("flash");
+    void header.offsetWidth;
+    header.classList.add("flash");
+  }
+}
+
+desk.links = { uplink: null, down: null, mayInspect: new Set() };
+
+desk.views.links = {
+  data: null,
+  polling: false,
+  open() {
+    this.load().catch(() => {});
+    if (!this.polling) {   // one refresh loop, working only while the view shows
+      this.polling = true;
+      every("links", () => (this.shown() ? this.load() : null), 10000);
+    }
+  },
+  shown() { return !$("#view-links").hidden; },
+  async load() {
+    await Promise.all([this.loadLinks(), this.loadDown(), loadUplink()]);
+  },
+  async loadLinks() {
+    if (!await latest(this, "/api/links")) return;
+    this.draw(this.data);
+  },
+  async loadDown() {
+    const data = await getJSON(`/api/platform-requests?state=${encodeURIComponent($("#down-state").value)}`);
+    desk.links.down = data.items;
+    desk.links.mayInspect = new Set(data.platforms.map((p) => p.access_code));
+    this.drawDown();
+    if (this.data) this.draw(this.data);
+  },
+  draw(data) {
+    $("#links-table tbody").replaceChildren(...data.links.map(linkRow));
+    $("#uplink-section").hidden = desk.me.jurisdiction !== "region";
+    this.drawDown();
+    if (desk.links.uplink) drawUplink();
+  },
+  drawDown() {
+    const items = desk.links.down || [];
+    $("#down-list").replaceChildren(...(items.length ? items.map(downItem) : [el("li", { className: "empty" }, t("nothing_down"))]));
+  },
+};
+
+$("#down-state").addEventListener("change", () => desk.views.links.loadDown().catch(() => {}));
+
+// a request down moved on: its item (list, incident panel) follows
+function platformRequestArrived(r) {
+  if (!$("#view-links").hidden) soon("down", () => desk.views.links.loadDown(), 300);
+  if (desk.incident && r.incident_id === desk.incident.incident_id) soon("orders", () => loadSupervision(r.incident_id), 300);
+  if (desk.truck && r.vehicle_id === desk.truck.vehicle_id) soon("truck-platform", () => loadTruckPlatform(r.vehicle_id), 300);
+}
+
+// --- a text, a tip or a photo for a truck, through the lower platform it came from ------------
+
+async function loadTruckPlatform(vehicleId) {
+  const response = await api(`/api/trucks/${encodeURIComponent(vehicleId)}/platform-requests`);
+  if (!desk.truck || desk.truck.vehicle_id !== vehicleId) return;
+  const box = $("#d-platform");
+  if (!response.ok) { box.hidden = true; return; }
+  const plan = await response.json();
+  box.hidden = !plan.platform && !plan.items.length;
+  $("#d-platform-form").hidden = !plan.platform;
+  if (plan.platform) {
+    $("#d-platform-form .about").textContent = t("via_platform_about", { name: plan.platform.name, code: plan.platform.access_code });
+  }
+  $("#d-platform-requests").replaceChildren(...plan.items.map(downItem));
+}
+
+async function askTruckPlatform(body) {
+  const form = $("#d-platform-form");
+  const vehicleId = desk.truck.vehicle_id;
+  return busy(form, async () => {
+    const response = await post(`/api/trucks/${encodeURIComponent(vehicleId)}/platform-requests`, body);
+    const answer = await answerOf(response);
+    form.querySelector(".error").textContent = response.ok ? "" : t("error", { why: answer.error });
+    if (response.ok) await loadTruckPlatform(vehicleId);
+    return response.ok;
+  });
+}
+
+$("#d-platform-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  if (await askTruckPlatform({ kind: "text", text: form.elements.text.value, urgent: form.elements.urgent.checked })) {
+    form.elements.text.value = "";
+  }
+});
+$("#d-platform-form .do-platform-tip").addEventListener("click", async () => {
+  const form = $("#d-platform-form");
+  if (await askTruckPlatform({ kind: "tip", text: form.elements.text.value })) form.elements.text.value = "";
+});
+$("#d-platform-form .do-platform-photo").addEventListener("click", () => askTruckPlatform({ kind: "photo" }));
+
+// --- a supervision order from an incident, to the lower platform its truck came from --------
+
+async function loadSupervision(incidentId) {
+  const box = $("#i-supervision");
+  const response = await api(`/api/incidents/${encodeURIComponent(incidentId)}/supervision`);
+  if (!desk.incident || desk.incident.incident_id !== incidentId) return;
+  if (!response.ok) { box.hidden = true; return; }
+  const plan = await response.json();
+  const form = $("#supervise-form");
+  box.hidden = !plan.platform && !plan.orders.length;
+  form.hidden = !plan.platform;
+  form.dataset.incident = incidentId;
+  if (plan.platform) {
+    const vehicle = desk.incident.item ? desk.incident.item.vehicle_id : (desk.incident.record || {}).vehicle_id;
+    form.querySelector(".about").textContent = t("supervise_about", { name: plan.platform.name, code: plan.platform.access_code, plate: vehicle });
+    if (!form.elements.supervisor.value) form.elements.supervisor.value = desk.me.name.slice(0, 16);
+  }
+  $("#i-orders").replaceChildren(...plan.orders.map(downItem));
+}
+
+$("#supervise-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  await busy(form, async () => {
+    const body = { deadline_min: Number(form.elements.deadline_min.value), level: form.elements.level.value,
+                   supervisor: form.elements.supervisor.value.trim(), tel: form.elements.tel.value.trim() };
+    const response = await post(`/api/incidents/${encodeURIComponent(form.dataset.incident)}/supervision`, body);
+    const answer = await answerOf(response);
+    form.querySelector(".error").textContent = response.ok ? "" : t("error", { why: answer.error });
+    if (response.ok) await loadSupervision(form.dataset.incident);
+  });
+});
+
 // --- the live feed, and refreshes ----------------------------------------------------------
 
 // run fn after ms unless it is already due: a burst of events makes one request
@@ -1144,6 +1516,9 @@ function connectFeed() {
     if (desk.truck && alert.vehicle_id === desk.truck.vehicle_id) soon("truck", refreshTruck, 500);
   });
   desk.feed.addEventListener("command", (event) => commandArrived(JSON.parse(event.data)));
+  desk.feed.addEventListener("uplink-request", (event) => uplinkArrived(JSON.parse(event.data)));
+  desk.feed.addEventListener("uplink-answer", (event) => upsertUplink(JSON.parse(event.data)));
+  desk.feed.addEventListener("platform-request", (event) => platformRequestArrived(JSON.parse(event.data)));
   desk.feed.addEventListener("incident", (event) => {
     const record = JSON.parse(event.data);
     if (desk.incident && desk.incident.incident_id === record.incident_id) {
@@ -1173,6 +1548,11 @@ async function start(me) {
   every("triage", loadTriage, 15000);
   every("user", checkUser, 15000);
   every("resources", loadResources, 60000);
+  every("deadlines", tickDeadlines, 1000);
+  if (me.jurisdiction === "region") {
+    await loadUplink().catch(() => {});
+    every("uplink", loadUplink, 30000);
+  }
   document.body.dataset.ready = "1";
 }
 
