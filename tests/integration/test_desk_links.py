@@ -537,3 +537,47 @@ async def test_an_inspection_from_the_desk_answered_by_a_platform_through_the_ga
         assert answer["answer"]["text"] == "已核实" and 1.0 <= answer["took_s"] < 10
         assert late["late"] is True and late["answers"][0]["late"] is True
         assert [s["status"] for s in late["steps"]] == ["sent", "late", "answered"]
+
+
+async def test_a_lower_platforms_alarm_is_on_the_triage_until_a_desk_closes_it(
+        env, kafka, worker, tmp_path):
+    """A lower platform's alarm (0x1402, PLATFORM_ALARM on the alerts topic, never cleared
+    and not in the worker's read model) raised an hour before the desk starts: the desk
+    reads it back and lists it on its province's triage, not on another's (one two days
+    old, past the window, on none); acknowledged, it stays; closed, it leaves."""
+    from yrd_hazmat.core.models import Alert, AlertState, AlertType, Severity
+
+    settings = links_settings(env, users_file(tmp_path)).model_copy(
+        update={"topic_alerts": env["YRD_TOPIC_ALERTS"]})
+    at = datetime.now(CHINA_TZ) - timedelta(hours=1)
+    alarm = Alert(alert_id="pa-test:raised", incident_id="pa-test", type=AlertType.PLATFORM_ALARM,
+                  severity=Severity.CRITICAL, state=AlertState.RAISED, vehicle_id="沪A72009",
+                  ts=at, emitted_at=at, lat=31.2, lon=121.4, province="SH",
+                  details={"source": "jt809", "platform": SH_PLATFORM, "warn": "hijack"})
+    old = msgspec.structs.replace(alarm, alert_id="pa-old:raised", incident_id="pa-old",
+                                  ts=at - timedelta(days=2), emitted_at=at - timedelta(days=2))
+    for raised in (old, alarm):
+        kafka.send(env["YRD_TOPIC_ALERTS"], raised.vehicle_id.encode(), encode(raised))
+    kafka.flush()
+    async with desk_client(settings) as sh, desk_client(settings) as js:
+        await login(sh, "sh-duty")
+        await login(js, "js-duty")
+        triage = await until_json(sh, "/api/triage", lambda d: any(
+            i["incident_id"] == "pa-test" for i in d["items"]), "the platform's alarm", 30)
+        [item] = [i for i in triage["items"] if i["type"] == "PLATFORM_ALARM"]  # not the old
+        assert (item["severity"], item["vehicle_id"], item["state"]) == (
+            "critical", "沪A72009", "new")
+        assert not [i for i in (await (await js.get("/api/triage")).json())["items"]
+                    if i["type"] == "PLATFORM_ALARM"]
+        response = await sh.post("/api/incidents/pa-test/actions", json={"kind": "ack"})
+        assert response.status == 200, await response.text()
+        await until_json(sh, "/api/triage", lambda d: any(
+            i["incident_id"] == "pa-test" and i["state"] == "acknowledged" for i in d["items"]),
+            "acknowledged, still listed")
+        response = await sh.post("/api/incidents/pa-test/actions",
+                                 json={"kind": "close", "text": "企业已处置"})
+        assert response.status == 200, await response.text()
+        await until_json(sh, "/api/triage", lambda d: not any(
+            i["incident_id"] == "pa-test" for i in d["items"]), "closed: gone")
+        assert (await js.post("/api/incidents/pa-test/actions",
+                              json={"kind": "ack"})).status == 404

@@ -89,7 +89,7 @@ from shapely.geometry import mapping
 from ..core.codec import Rejection, encode
 from ..config import Settings
 from ..core.emergency.responders import ResourceIndex, load_resources
-from ..follow import Follower
+from ..follow import Follower, TopicReader
 from ..core.models import Alert, Command, IncidentCommand, IncidentLog
 from ..gateway.platform_requests import PlatformRequest
 from ..gateway.platforms import Platform
@@ -103,6 +103,8 @@ from ..core.zones.schedule import in_force
 from . import history, triage
 from .actions import ActionRequest, IncidentLogs, action_of
 from .bodies import LoginRequest, http_error, read_json
+from .elsewhere import WINDOW as ELSEWHERE_WINDOW
+from .elsewhere import ElsewhereAlerts, merged
 from .commands import (CommandBook, CommandRequest, WarningRequest, command_of, exposed_trucks,
                        warning_of, warning_text)
 from .links import (ANSWERED, RELAYED, InspectionRequest, LinkBook, SupervisionRequest,
@@ -201,6 +203,8 @@ class Desk:
         self.commands.listeners.append(self._command_changed)
         self.media = MediaStore()
         self.links = LinkBook(platforms_from_settings(settings))
+        self.elsewhere = ElsewhereAlerts()
+        """The lower platforms' alarms (not in the worker's read model), for the triage."""
         self.links.listeners.append(self._link_changed)
         self._links_live: dict[str, asyncio.Event] = {}
         """Topic -> its follower's caught_up: what came before is not news for the feed."""
@@ -235,6 +239,7 @@ class Desk:
                     (settings.topic_uplink_requests, self.links.apply_uplink_request, True),
                     (settings.topic_uplink_answers, self.links.apply_uplink_answer, True)]
         options = settings.kafka_options()
+        await self._read_elsewhere()
         followers = [Follower(options, topic, apply, from_start=from_start)
                      for topic, apply, from_start in followed]
         self._links_live = {f.topic: f.caught_up for f in followers}
@@ -242,6 +247,30 @@ class Desk:
                        for f in followers]
         self._tasks.append(asyncio.create_task(self._prune_commands(), name="prune commands"))
         await asyncio.wait_for(asyncio.gather(*(f.caught_up.wait() for f in followers)), 120)
+
+    async def _read_elsewhere(self) -> None:
+        """The platforms' alarms of the last day, from the alerts topic (then the alerts
+        follower keeps them)."""
+        settings = self.settings
+        reader = TopicReader(settings.kafka_options(), settings.topic_alerts,
+                             self.elsewhere.apply)
+        await reader.start(since=datetime.now(CHINA_TZ) - ELSEWHERE_WINDOW, timeout_s=120)
+        try:
+            await reader.catch_up()
+        finally:
+            await reader.stop()
+
+    async def _open_alerts_in(self, provinces) -> dict[str | None, list[Alert]]:
+        """The jurisdiction's open alerts: the worker's (read model) and the lower
+        platforms' alarms not closed by a desk."""
+        provinces = list(provinces)
+        return merged(await self.readmodel.open_alerts_in(provinces),
+                      self.elsewhere.open_in(provinces, self._closed, datetime.now(CHINA_TZ)))
+
+    def _closed(self, incident_id: str) -> bool:
+        """Whether a desk closed the incident."""
+        record = self.incidents.get(incident_id)
+        return record is not None and record.closed_at is not None
 
     async def stop(self, app: web.Application | None = None) -> None:
         tasks = [*self._tasks, *self._pushes]
@@ -392,7 +421,7 @@ class Desk:
         if len(search) > history.FILTER_MAX:
             raise http_error(web.HTTPBadRequest, f"q: at most {history.FILTER_MAX} characters")
         ids, open_alerts = await asyncio.gather(self.readmodel.vehicles_in_each(user.provinces),
-                                                self.readmodel.open_alerts_in(user.provinces))
+                                                self._open_alerts_in(user.provinces))
         worst: dict[str, int] = {}
         for alerts in open_alerts.values():
             for alert in alerts:
@@ -440,9 +469,18 @@ class Desk:
             "vehicle_id": vehicle_id, "latest": latest,
             "track": [{"ts_ms": ts, "lat": lat, "lon": lon, "speed_kmh": speed}
                       for ts, lat, lon, speed in await self.readmodel.track(vehicle_id)],
-            "open_alerts": await self.readmodel.open_alerts(vehicle_id=vehicle_id),
+            "open_alerts": await self._open_of_vehicle(vehicle_id),
             "permit": permit,
         })
+
+    async def _open_of_vehicle(self, vehicle_id: str) -> list[Alert]:
+        """A truck's open alerts: the worker's and its platform's alarms not closed."""
+        mine = await self.readmodel.open_alerts(vehicle_id=vehicle_id)
+        known = {a.incident_id for a in mine}
+        theirs = [a for a in self.elsewhere.of_vehicle(vehicle_id, self._closed,
+                                                       datetime.now(CHINA_TZ))
+                  if a.incident_id not in known]
+        return sorted(mine + theirs, key=lambda a: a.ts) if theirs else mine
 
     async def _visible_truck(self, user: User, vehicle_id: str) -> dict[str, str]:
         """The truck's latest state if its latest ping lies in the user's jurisdiction
@@ -468,7 +506,7 @@ class Desk:
     async def open_alerts(self, request: web.Request) -> web.Response:
         user: User = request[USER]
         out = []
-        for alerts in (await self.readmodel.open_alerts_in(user.provinces)).values():
+        for alerts in (await self._open_alerts_in(user.provinces)).values():
             for alert in alerts:
                 entry = msgspec.to_builtins(alert)
                 log_ = self.incidents.get(alert.incident_id)
@@ -481,7 +519,7 @@ class Desk:
         return _json(await self._triage(request[USER]))
 
     async def _triage(self, user: User) -> dict[str, Any]:
-        open_alerts = await self.readmodel.open_alerts_in(user.provinces)
+        open_alerts = await self._open_alerts_in(user.provinces)
         return triage.triage((a for alerts in open_alerts.values() for a in alerts),
                              self.incidents.all(), self.incidents.get, user.sees)
 
@@ -542,7 +580,7 @@ class Desk:
 
     async def region(self, request: web.Request) -> web.Response:
         user: User = request[USER]
-        open_alerts = await self.readmodel.open_alerts_in(user.provinces)
+        open_alerts = await self._open_alerts_in(user.provinces)
         return _json(triage.region(open_alerts, self.incidents.all(), user.provinces,
                                    datetime.now(CHINA_TZ)))
 
@@ -607,6 +645,7 @@ class Desk:
 
     # --- the live feed -----------------------------------------------------------------------
     def _alert(self, key: bytes | None, value: bytes | None) -> None:
+        self.elsewhere.apply(key, value)
         if value is None or not self.feeds:
             return
         try:
@@ -738,6 +777,7 @@ class Desk:
         while True:
             await asyncio.sleep(PRUNE_EVERY_S)
             self.commands.prune(datetime.now(CHINA_TZ))
+            self.elsewhere.prune(datetime.now(CHINA_TZ))
             self.links.prune(datetime.now(CHINA_TZ))
 
     def _command_changed(self, command_id: str) -> None:
@@ -794,6 +834,9 @@ class Desk:
         return _json(entry)
 
     async def _visible_alert(self, user: User, incident_id: str) -> Alert | None:
+        elsewhere = self.elsewhere.get(incident_id)
+        if elsewhere is not None and user.sees(elsewhere.province):
+            return elsewhere
         for province in user.provinces:
             raw = await self.readmodel.redis.hget(
                 self.readmodel.keys.open_by_province(province), incident_id)
