@@ -252,7 +252,7 @@ class Settings(BaseSettings):
     uplink_retry_min_s: float = Field(0.5, gt=0, description="first wait before reconnecting")
     uplink_retry_max_s: float = Field(30.0, gt=0, description="longest wait before reconnecting "
                                                               "(doubling from the first)")
-    uplink_group: str = Field("yrd-uplink", description="the uplink's consumer group (its "
+    uplink_group: str = Field("yrd-hazmat-uplink", description="the uplink's consumer group (its "
                                                         "committed offsets are what is known "
                                                         "delivered)")
     uplink_start: str = Field("latest", pattern="^(latest|earliest)$",

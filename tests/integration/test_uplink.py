@@ -313,7 +313,9 @@ def test_requests_reach_the_desk_and_answers_go_up(services, env, upper, uplink,
     for answer in (UplinkAnswer(request=inspection, answered_by="desk-sh", answered_at=now,
                                 content="值班: 张三"),
                    UplinkAnswer(request=order, answered_by="desk-sh", answered_at=now,
-                                result=1)):
+                                result=1),
+                   UplinkAnswer(request=inspection, answered_by="desk-region", answered_at=now,
+                                content="两张桌同时作答")):  # a second desk at the same moment
         kafka.send(env["YRD_TOPIC_UPLINK_ANSWERS"], answer.request.request_id.encode(),
                    encode(answer))
     kafka.flush()
@@ -331,6 +333,7 @@ def test_requests_reach_the_desk_and_answers_go_up(services, env, upper, uplink,
     kafka.flush()
     wait_until(lambda: len(upper.platform.answers) >= 3, "text answer up", 30)
     text_answer = upper.platform.answers[-1]
+    assert [type(a).__name__ for a in upper.platform.answers].count("InspectionAnswer") == 1
     assert type(text_answer).__name__ == "TextAnswer" and text_answer.result == 0
     assert (text_answer.msg_id if edition == 2011 else text_answer.source_sn) == \
         (41 if edition == 2011 else text_answer.source_sn)

@@ -102,6 +102,9 @@ class Uplink:
         """Re-sent pings held for their 0x1203s, per truck."""
         self._held: dict[TopicPartition, int] = {}
         """Partitions behind held history: the last offset read."""
+        self._final_answers: set[str] = set()
+        """Requests whose (final) answer went up on this link: a second is not sent (two
+        desks answering at once). Forgotten with the link: what is read again goes again."""
         self._requests: asyncio.Queue[tuple[Frame, str]] = asyncio.Queue()
         self.terminal = TerminalAnswers()
 
@@ -280,6 +283,7 @@ class Uplink:
                 assert self.consumer is not None
                 self._history.clear()  # read again from the confirmed offsets
                 self._held.clear()
+                self._final_answers.clear()
                 for tp, offset in self.ledger.dropped().items():
                     self.consumer.seek(tp, offset)
                 await self._commit()
@@ -494,7 +498,14 @@ class Uplink:
         if frame is None:
             log.warning("answer to %s lacks its content or result", answer.request.request_id)
             return None
-        metrics.ANSWERS.labels(answer.request.kind).inc()
+        request = answer.request
+        if request.request_id in self._final_answers:  # two desks answered at the same moment
+            log.warning("%s %s already answered: a second answer not sent up", request.kind,
+                        request.request_id)
+            return None
+        if request.kind != "supervision" or answer.result in (1, 2):  # (0, 3: more follow)
+            self._final_answers.add(request.request_id)
+        metrics.ANSWERS.labels(request.kind).inc()
         return frame
 
     async def _queue_request(self, frame: Frame, link: str) -> None:
