@@ -128,6 +128,37 @@ def current(states: Iterable[LinkState], now: datetime) -> list[LinkView]:
 decoder = msgspec.json.Decoder(LinkState)
 
 
+class LinkStates:
+    """The reports read on ``yrd.link-states`` (key -> state; a null value removes one),
+    those ``keep`` accepts."""
+
+    def __init__(self, keep: Callable[[LinkState], bool] = lambda state: True) -> None:
+        self.keep = keep
+        self.states: dict[str, LinkState] = {}
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        name = key.decode("utf-8", "replace")
+        if value is None:
+            self.states.pop(name, None)
+            return
+        try:
+            state = decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        if self.keep(state):
+            self.states[name] = state
+
+    def values(self) -> Iterable[LinkState]:
+        return self.states.values()
+
+    def linked(self, access_code: int, now: datetime) -> bool:
+        """Whether a fresh report says a link of the platform is up."""
+        return any(state.access_code == access_code and (state.main_up or state.slave_up)
+                   and fresh(state, now) for state in self.states.values())
+
+
 class Reporter:
     """Writes a process's link states: :meth:`changed` at once, and every ``heartbeat_s``
     all those with a link up (a state that went down is written once more, then left).

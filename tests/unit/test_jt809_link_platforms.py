@@ -189,6 +189,7 @@ def test_messages_down_take_the_main_link_while_there_is_no_slave_link():
     assert st.read(st.DOWN_BASE_MSG, static.body, 2019).plate == "沪A12345"
     assert i.read(i.DOWN_PLATFORM_MSG, question.body, 2019).value.content == "在岗吗?"
     links.main_down(NEW.access_code, second)
-    assert links.status() == {NEW.access_code: {"main": False, "slave": False}}
+    assert [(s.access_code, s.main_up, s.slave_up) for s in links.states("gw", 10.0)] == [
+        (NEW.access_code, False, False)]
     with pytest.raises(LinkDown):
         links.send(NEW.access_code, st.DOWN_BASE_MSG, b"")

@@ -110,3 +110,19 @@ def test_reporter_survives_a_failed_write():
 
     asyncio.run(scenario())
     assert len(calls) >= 3  # it went on writing after the failure
+
+
+def test_link_states_read_keep_and_remove():
+    from yrd_hazmat.link_states import LinkStates
+
+    others = LinkStates(lambda s: s.reporter != "me")
+    mine, theirs = state(reporter="me"), state(reporter="gw-b:6809")
+    for s in (mine, theirs):
+        others.apply(s.key.encode(), msgspec.json.encode(s))
+    others.apply(b"junk", b"{not json")
+    others.apply(None, msgspec.json.encode(theirs))
+    assert list(others.values()) == [theirs]
+    assert others.linked(30010001, NOW) and not others.linked(30010002, NOW)
+    assert not others.linked(30010001, NOW + timedelta(seconds=31))  # silent: not believed
+    others.apply(theirs.key.encode(), None)  # a tombstone
+    assert list(others.values()) == []

@@ -250,9 +250,3 @@ class PlatformLinks:
             positions=links.positions, last_position_at=links.last_position_at,
             reconnects=max(0, links.logins - 1), reported_at=now, heartbeat_s=heartbeat_s)
             for code, links in self._links.items()]
-
-    def status(self) -> dict[int, dict[str, bool]]:
-        """Access code -> whether its main and slave links are up."""
-        return {code: {"main": links.main is not None,
-                       "slave": links.slave is not None and links.slave.up}
-                for code, links in self._links.items()}

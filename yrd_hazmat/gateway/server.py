@@ -39,7 +39,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-import msgspec
 from aiokafka import AIOKafkaProducer
 
 from ..core.codec import Rejection, dead_letter, encode
@@ -50,8 +49,7 @@ from ..core.timeutil import CHINA_TZ
 from ..topics import ensure_topics
 from . import metrics
 from ..follow import Follower
-from ..link_states import LinkState, Reporter, fresh
-from ..link_states import decoder as link_state_decoder
+from ..link_states import LinkStates, Reporter
 from .courier import Courier, gateway_id
 from .dispatch import Dispatcher
 from .registry import Declarations, Registry
@@ -234,8 +232,9 @@ class Gateway:
         self.reporter = f"{socket.gethostname()}:{settings.jt809_port}"
         """This gateway on ``yrd.link-states``: its host and platform port, the same across
         its restarts (a restart's word replaces the one of the process before it)."""
-        self._states: dict[str, LinkState] = {}
-        """The other gateways' reports (key -> state)."""
+        self._states = LinkStates(lambda state: state.link == "platform"
+                                  and state.reporter != self.reporter)
+        """The other gateways' reports."""
         self._background: set[asyncio.Task] = set()
 
     # --- life cycle --------------------------------------------------------------------
@@ -262,7 +261,7 @@ class Gateway:
         if settings.jt809_user_id or settings.jt809_listen:
             await self._follow(settings.topic_platforms, self.platforms.apply)
             self.link_states = self._link_state_reporter()
-            await self._follow(settings.topic_link_states, self._link_state)
+            await self._follow(settings.topic_link_states, self._states.apply)
             self.dispatcher = Dispatcher(settings, self.links, self.platforms,
                                          self.publisher.publish, gateway_id(),
                                          elsewhere=self._linked_elsewhere)
@@ -513,24 +512,9 @@ class Gateway:
             except Exception as exc:  # the gateway stopping: logged, nothing else to do
                 log.warning("dead letters of a closed platform link: %s", exc)
 
-    def _link_state(self, key: bytes | None, value: bytes | None) -> None:
-        """A record of ``yrd.link-states``: the other gateways' links."""
-        name = (key or b"").decode("utf-8", "replace")
-        if value is None:
-            self._states.pop(name, None)
-            return
-        try:
-            state = link_state_decoder.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return
-        if state.link == "platform" and state.reporter != self.reporter:
-            self._states[name] = state
-
     def _linked_elsewhere(self, access_code: int) -> bool:
         """Whether another gateway's fresh report says it holds a link of the platform."""
-        now = _now()
-        return any(state.access_code == access_code and (state.main_up or state.slave_up)
-                   and fresh(state, now) for state in self._states.values())
+        return self._states.linked(access_code, _now())
 
     def _link_state_reporter(self) -> Reporter:
         """Writes the platforms' link states (:attr:`reporter`)."""
