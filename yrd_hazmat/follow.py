@@ -19,15 +19,30 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
 
+from .core.codec import Rejection, decoded
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Apply = Callable[[bytes | None, bytes | None], object]
 """Takes one record's key and value (None: a tombstone); what it returns is ignored."""
+
+
+def decoding(decode: Callable[[bytes], T], apply: Callable[[T], object]) -> Apply:
+    """An :data:`Apply` giving each record's value, decoded, to ``apply``; a record that
+    does not decode (or a tombstone) is skipped: another writer's fault, not the reader's
+    to judge."""
+    def record(key: bytes | None, value: bytes | None) -> None:
+        found = decoded(decode, value or b"")
+        if not isinstance(found, Rejection):
+            apply(found)
+    return record
 
 RECONNECTS = Counter(
     "yrd_follower_reconnects_total",

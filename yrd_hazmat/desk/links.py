@@ -24,12 +24,12 @@ import msgspec
 from msgspec import Meta
 
 from ..core.models import Alert, IncidentLog
+from ..follow import decoding
 from ..gateway.platform_client import pending
 from ..gateway.platform_records import PlatformVehicle
 from ..gateway.platform_requests import PlatformRequest, PlatformRequestResult, make_request
 from ..gateway.platforms import Platform, Platforms
-from ..link_states import LinkState, current
-from ..link_states import decoder as _state_decoder
+from ..link_states import LinkStates, current
 from ..uplink.records import UplinkAnswer, UplinkRequest, answer_decoder, request_decoder
 from ..uplink.warn import other as other_warning, warn_type as alert_warn_type
 from .users import User
@@ -198,7 +198,7 @@ class LinkBook:
         self.platforms = Platforms(fallback)
         """The platforms of ``yrd.platforms`` over the one of the ``YRD_JT809_*`` settings
         (as the gateway has them)."""
-        self.states: dict[str, LinkState] = {}
+        self.states = LinkStates()
         self.vehicles: dict[str, PlatformVehicle] = {}
         self.requests: dict[str, PlatformRequest] = {}
         self.results: dict[str, list[PlatformRequestResult]] = {}
@@ -208,6 +208,11 @@ class LinkBook:
         """(request id, answered by, answered at) -> the picture of a photo's answer (the
         picture itself is not kept here: it is on the media topic)."""
         self.listeners: list[Callable[[str, str], None]] = []
+        # what the desk follows (each a record of its topic; an unreadable one skipped)
+        self.apply_request = decoding(_platform_request.decode, self.add_request)
+        self.apply_result = decoding(_platform_result.decode, self.add_result)
+        self.apply_uplink_request = decoding(request_decoder.decode, self.add_uplink_request)
+        self.apply_uplink_answer = decoding(answer_decoder.decode, self.add_answer)
 
     def _changed(self, what: str, request_id: str) -> None:
         for listener in list(self.listeners):
@@ -218,16 +223,7 @@ class LinkBook:
         self.platforms.apply(key, value)
 
     def apply_state(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
-            return
-        name = key.decode("utf-8", "replace")
-        if value is None:
-            self.states.pop(name, None)
-            return
-        try:
-            self.states[name] = _state_decoder.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            pass
+        self.states.apply(key, value)
 
     def apply_vehicle(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
@@ -243,13 +239,6 @@ class LinkBook:
         if vehicle.vehicle_id == plate:
             self.vehicles[plate] = vehicle
 
-    def apply_request(self, key: bytes | None, value: bytes | None) -> None:
-        try:
-            request = _platform_request.decode(value or b"")
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return
-        self.add_request(request)
-
     def add_request(self, request: PlatformRequest) -> None:
         """A request down, read or just published (the same one again changes nothing)."""
         if request.request_id in self.requests:
@@ -257,30 +246,15 @@ class LinkBook:
         self.requests[request.request_id] = request
         self._changed("platform-request", request.request_id)
 
-    def apply_result(self, key: bytes | None, value: bytes | None) -> None:
-        try:
-            result = _platform_result.decode(value or b"")
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return
+    def add_result(self, result: PlatformRequestResult) -> None:
         self.results.setdefault(result.request_id, []).append(result)
         self._changed("platform-request", result.request_id)
 
-    def apply_uplink_request(self, key: bytes | None, value: bytes | None) -> None:
-        try:
-            request = request_decoder.decode(value or b"")
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return
+    def add_uplink_request(self, request: UplinkRequest) -> None:
         if request.request_id in self.upward:
             return
         self.upward[request.request_id] = request
         self._changed("uplink-request", request.request_id)
-
-    def apply_uplink_answer(self, key: bytes | None, value: bytes | None) -> None:
-        try:
-            answer = answer_decoder.decode(value or b"")
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return
-        self.add_answer(answer)
 
     def add_answer(self, answer: UplinkAnswer) -> None:
         """An answer, read or just published (the same one read back changes nothing)."""
@@ -289,7 +263,7 @@ class LinkBook:
         if any((a.answered_by, a.answered_at) == (answer.answered_by, answer.answered_at)
                for a in answers):
             return
-        media = getattr(answer, "media", None)
+        media = answer.media
         if media is not None:
             self.media_ids[(request_id, answer.answered_by, answer.answered_at)] = media.media_id
             answer = msgspec.structs.replace(answer, media=None)

@@ -28,7 +28,7 @@ import msgspec
 from ..config import Settings
 from ..core.codec import Rejection, dead_letter, encode
 from ..core.timeutil import CHINA_TZ
-from ..follow import Follower
+from ..follow import Follower, decoding
 from . import metrics
 from .downward import Ledger, Send, frame, incident_note
 from .platform_links import LinkDown, PlatformLinks
@@ -82,7 +82,7 @@ class Dispatcher:
     async def start(self) -> None:
         options = self.settings.kafka_options()
         results = Follower(options, self.settings.topic_platform_request_results,
-                           self._read_result)
+                           decoding(_results.decode, self.ledger.apply_result))
         requests = Follower(options, self.settings.topic_platform_requests, self._read_request)
         for follower in (results, requests):  # the steps first: what is done stays done
             self._tasks.append(asyncio.create_task(follower.run(),
@@ -111,15 +111,6 @@ class Dispatcher:
             return
         assert request is not None
         self.ledger.apply_request(request, self.clock())
-
-    def _read_result(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:
-            return
-        try:
-            result = _results.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return  # not ours to judge: a step another writer got wrong
-        self.ledger.apply_result(result)
 
     def _refuse(self, key: bytes | None, value: bytes, reason: str,
                 request: PlatformRequest | None) -> None:

@@ -12,7 +12,7 @@ import msgspec
 
 from ..config import Settings
 from ..core.codec import encode
-from ..follow import TopicReader
+from ..follow import TopicReader, decoding
 from ..produce import publish
 from .platform_requests import PlatformRequest, PlatformRequestResult
 from .platforms import Platforms
@@ -36,13 +36,7 @@ async def send_request(settings: Settings, request: PlatformRequest, wait_s: flo
     steps: list[PlatformRequestResult] = []
     finished = asyncio.Event()
 
-    def apply(key: bytes | None, value: bytes | None) -> None:
-        if value is None:
-            return
-        try:
-            result = _results.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return
+    def apply(result: PlatformRequestResult) -> None:
         if result.request_id != request.request_id:
             return
         steps.append(result)
@@ -56,7 +50,8 @@ async def send_request(settings: Settings, request: PlatformRequest, wait_s: flo
     if wait_s <= 0:
         await publish(settings, settings.topic_platform_requests, record)
         return steps
-    reader = TopicReader(settings.kafka_options(), settings.topic_platform_request_results, apply)
+    reader = TopicReader(settings.kafka_options(), settings.topic_platform_request_results,
+                         decoding(_results.decode, apply))
     await reader.start(from_start=False)
     try:
         await reader.catch_up()
@@ -125,14 +120,7 @@ async def read_results(settings: Settings) -> list[PlatformRequestResult]:
     """Every step on ``yrd.platform-request-results`` now."""
     found: list[PlatformRequestResult] = []
 
-    def apply(key: bytes | None, value: bytes | None) -> None:
-        if value is None:
-            return
-        try:
-            found.append(_results.decode(value))
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            pass
-
     await TopicReader.read_all(settings.kafka_options(),
-                               settings.topic_platform_request_results, apply)
+                               settings.topic_platform_request_results,
+                               decoding(_results.decode, found.append))
     return found

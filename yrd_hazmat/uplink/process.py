@@ -34,7 +34,7 @@ from ..core.timeutil import CHINA_TZ
 from ..jt808.frame import FrameError
 from ..jt809 import inspection, links
 from ..jt809.frame import Frame
-from ..follow import TopicReader
+from ..follow import TopicReader, decoding
 from ..link_states import LinkState, Reporter
 from ..topics import ensure_topics, wait_for_partitions
 from . import metrics, requests
@@ -158,42 +158,22 @@ class Uplink:
         options = s.kafka_options() | {"max_partition_fetch_bytes": ANSWER_BYTES}
         now = datetime.now(CHINA_TZ)
 
-        def answer(key: bytes | None, value: bytes | None) -> None:
-            try:
-                terminal.answer_seen(answer_decoder.decode(value or b""))
-            except msgspec.DecodeError:
-                pass
-
-        def request(key: bytes | None, value: bytes | None) -> None:
-            try:
-                terminal.request(request_decoder.decode(value or b""), now)
-            except msgspec.DecodeError:
-                pass
-
-        await TopicReader.read_all(options, s.topic_uplink_answers, answer)
-        await TopicReader.read_all(options, s.topic_uplink_requests, request)
+        await TopicReader.read_all(options, s.topic_uplink_answers,
+                                   decoding(answer_decoder.decode, terminal.answer_seen))
+        await TopicReader.read_all(options, s.topic_uplink_requests, decoding(
+            request_decoder.decode, lambda request: terminal.request(request, now)))
         since = terminal.oldest()
         log.info("uplink: %d text and photo requests unanswered; following %s and %s%s",
                  len(terminal.pending), s.topic_command_results, s.topic_media,
                  f" from {since:%Y-%m-%d %H:%M:%S}" if since else "")
-        readers = [TopicReader(options, s.topic_command_results, self._result),
-                   TopicReader(options, s.topic_media, self._media)]
+        readers = [TopicReader(options, s.topic_command_results,
+                               decoding(_result_decoder.decode, terminal.result)),
+                   TopicReader(options, s.topic_media,
+                               decoding(_media_decoder.decode, terminal.media))]
         for reader in readers:
             await reader.start(from_start=False, timeout_s=120, since=since)
             await reader.catch_up()
         return readers
-
-    def _result(self, key: bytes | None, value: bytes | None) -> None:
-        try:
-            self.terminal.result(_result_decoder.decode(value or b""))
-        except msgspec.DecodeError:
-            pass
-
-    def _media(self, key: bytes | None, value: bytes | None) -> None:
-        try:
-            self.terminal.media(_media_decoder.decode(value or b""))
-        except msgspec.DecodeError:
-            pass
 
     async def _publish_terminal_answers(self) -> None:
         """The terminals' answers onto ``yrd.uplink-answers`` (whence they go up); a
@@ -549,3 +529,4 @@ class Uplink:
                 pass
             except Exception:  # noqa: BLE001 - a request must not stop the uplink
                 log.exception("request 0x%04x not passed on", frame.header.msg_id)
+
