@@ -148,13 +148,20 @@ def all_arrived(upper: SimulatorThread, pings: Pings) -> bool:
     return all((plate, ts) in got for plate, ts, _ in pings.sent)
 
 
-def test_live_then_cut_then_every_outage_ping_exactly_once(services, env, upper, uplink):
-    kafka = Kafka(services["KAFKA_BOOTSTRAP"])
+def live_pings(kafka: Kafka, env: dict[str, str], upper: SimulatorThread, uplink: Uplink
+               ) -> Pings:
+    """The uplink started and logged in, then pings produced (so they go up live)."""
     uplink.start()
     wait_until(lambda: upper.platform.logins >= 1, "login", 60)
     time.sleep(1)  # past the first re-send (of nothing): what comes now goes live
     pings = Pings(kafka, env["YRD_TOPIC_PINGS"])
     pings.start()
+    return pings
+
+
+def test_live_then_cut_then_every_outage_ping_exactly_once(services, env, upper, uplink):
+    kafka = Kafka(services["KAFKA_BOOTSTRAP"])
+    pings = live_pings(kafka, env, upper, uplink)
     alert = Alert(alert_id="a1:raised", incident_id="a1", type="FATIGUE_DRIVING",
                   severity=Severity.WARNING, state=AlertState.RAISED, vehicle_id=PLATES[0],
                   ts=pings.base, emitted_at=pings.base, lat=31.2, lon=121.4, province="SH")
@@ -216,11 +223,7 @@ def test_live_then_cut_then_every_outage_ping_exactly_once(services, env, upper,
 
 def test_kill_minus_9_loses_nothing(services, env, upper, uplink):
     kafka = Kafka(services["KAFKA_BOOTSTRAP"])
-    uplink.start()
-    wait_until(lambda: upper.platform.logins >= 1, "login", 60)
-    time.sleep(1)  # past the first re-send (of nothing): what comes now goes live
-    pings = Pings(kafka, env["YRD_TOPIC_PINGS"])
-    pings.start()
+    pings = live_pings(kafka, env, upper, uplink)
     # killed just after a burst was sent up, before a link test could confirm it
     wait_until(lambda: len(pings.sent) >= 5 * RATE, "five bursts", 20)
     wait_until(lambda: len(received(upper)) >= 5 * RATE, "the fifth burst up", 10, 0.02)
@@ -352,11 +355,7 @@ def test_unanswered_link_tests_drop_the_link_and_nothing_is_lost(services, env, 
     YRD_UPLINK_TIMEOUT_S (3 s here); what it was sent meanwhile was never confirmed, so it
     is sent again: duplicates up to that stretch, nothing lost."""
     kafka = Kafka(services["KAFKA_BOOTSTRAP"])
-    uplink.start()
-    wait_until(lambda: upper.platform.logins >= 1, "login", 60)
-    time.sleep(1)
-    pings = Pings(kafka, env["YRD_TOPIC_PINGS"])
-    pings.start()
+    pings = live_pings(kafka, env, upper, uplink)
     time.sleep(2)
     upper.platform.answer_link_tests = False
     wait_until(lambda: scrape(env["YRD_UPLINK_METRICS_PORT"]).get(

@@ -10,7 +10,7 @@ has passed. Pure: no Kafka, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 
 import msgspec
@@ -51,17 +51,19 @@ class ElsewhereAlerts:
         """For each province, its platforms' alarms not closed and within the window."""
         wanted = set(provinces)
         out: dict[str | None, list[Alert]] = {p: [] for p in wanted}
-        for alert in self.alerts.values():
-            if alert.province in wanted and now - alert.ts <= WINDOW \
-                    and not closed(alert.incident_id):
+        for alert in self._open(closed, now):
+            if alert.province in wanted:
                 out[alert.province].append(alert)
         return out
 
     def of_vehicle(self, vehicle_id: str, closed: Callable[[str], bool],
                    now: datetime) -> list[Alert]:
         """A truck's platform alarms not closed and within the window."""
-        return [a for a in self.alerts.values() if a.vehicle_id == vehicle_id
-                and now - a.ts <= WINDOW and not closed(a.incident_id)]
+        return [a for a in self._open(closed, now) if a.vehicle_id == vehicle_id]
+
+    def _open(self, closed: Callable[[str], bool], now: datetime) -> Iterator[Alert]:
+        return (a for a in self.alerts.values()
+                if now - a.ts <= WINDOW and not closed(a.incident_id))
 
     def get(self, incident_id: str) -> Alert | None:
         return self.alerts.get(incident_id)
