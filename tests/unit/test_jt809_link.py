@@ -433,9 +433,10 @@ def test_an_alarm_about_no_valid_vehicle_is_refused():
 
 def test_unsupported_messages_and_sub_businesses_are_dead_letters():
     link = logged_in(NEW)
-    monitor = link.handle(wire(NEW, 0x1500, x.write(CAR, 2, 0x1501, b"\x00")))
+    monitor = link.handle(wire(NEW, 0x1500, x.write(CAR, 2, 0x15FF, b"\x00")))
     assert monitor.rejected[0].reason == "unsupported" and monitor.message == "ctrl"
-    sub = link.handle(wire(NEW, x.UP_EXG_MSG, x.write(CAR, 2, 0x1205, b"")))
+    # UP_EXG_MSG_APPLY_FOR_MONITOR_STARTUP: a lower platform asking for others' vehicles
+    sub = link.handle(wire(NEW, x.UP_EXG_MSG, x.write(CAR, 2, 0x1207, b"")))
     assert sub.rejected[0].reason == "unsupported"
     assert link.logged_in  # the link goes on
 
