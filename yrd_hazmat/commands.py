@@ -45,7 +45,9 @@ def command_id(vehicle_id: str, kind: str, by: str, at: datetime, content: str =
 def make_command(vehicle_id: str, kind: str, *, by: str, now: datetime, expires_in_s: float,
                  **fields) -> Command:
     """A valid command, or ValueError saying what is wrong with it (also a text a
-    terminal could not be sent: not GBK, too long)."""
+    terminal could not be sent: not GBK, too long). Each kind needs its fields: text a
+    ``text``, call_back a ``phone``, emergency_access a ``server`` and ``tcp_port``,
+    tachograph a ``command_word``."""
     if expires_in_s <= 0:
         raise ValueError(f"expires in {expires_in_s:g} s: must be after now")
     content = repr(sorted(fields.items()))
@@ -58,6 +60,12 @@ def make_command(vehicle_id: str, kind: str, *, by: str, now: datetime, expires_
         raise ValueError(str(exc)) from None
     if kind == "text" and command.text is None:
         raise ValueError("a text command needs its text")
+    if kind == "call_back" and command.phone is None:
+        raise ValueError("a call back needs the phone number to call")
+    if kind == "emergency_access" and (command.server is None or command.tcp_port is None):
+        raise ValueError("an emergency access needs the server's address and TCP port")
+    if kind == "tachograph" and command.command_word is None:
+        raise ValueError("a tachograph command needs its GB/T 19056 command word")
     try:
         command_body(command, version=1)  # the 2019 layout: the longer one
     except DownlinkError as exc:
@@ -157,6 +165,9 @@ def step_line(result: CommandResult) -> Text:
                     f"heading {position['heading']}")
     if result.media_id is not None:
         line.append(f"photo {result.media_id} (on the media topic)")
+    if result.data is not None:
+        line.append(f"tachograph command word 0x{result.command_word or 0:02x}, "
+                    f"{len(result.data) // 2} bytes: {result.data}")
     line.rstrip()
     return line
 

@@ -203,7 +203,8 @@ class VehicleTerminal(msgspec.Struct, frozen=True, kw_only=True):
     model: Annotated[str, Meta(max_length=32)] | None = None
 
 
-CommandKind = Literal["text", "position_query", "alarm_confirm", "photo"]
+CommandKind = Literal["text", "position_query", "alarm_confirm", "photo", "call_back",
+                      "emergency_access", "tachograph"]
 CommandStatus = Literal["claimed", "sent", "ok", "failed", "wrong", "unsupported", "timeout",
                         "expired", "refused"]
 
@@ -212,7 +213,10 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
     """A message down to a truck's terminal (topic ``yrd.commands``, key = plate): sent by
     ``yrd-hazmat command`` and the desk, delivered by the gateway holding the terminal's
     connection (JT/T 808 0x8300 text, 0x8201 position query, 0x8203 alarm confirmation,
-    0x8801 photo), or when the terminal next authenticates, until ``expires_at``."""
+    0x8801 photo, 0x8400 call back, 0x8105 command word 2 emergency access: connect to
+    another server, 0x8700 tachograph data), or when the terminal next authenticates,
+    until ``expires_at``. Each kind reads only its own fields; the others keep their
+    defaults."""
 
     command_id: Annotated[str, Meta(min_length=1, max_length=64,
                                     pattern=r"^[0-9A-Za-z_.:\-]+$")]
@@ -230,17 +234,58 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
                                       "alarm's location report (0: all)")] = 0
     alarm_types: Annotated[DWord, Meta(description="0x8203: the alarm bits confirmed")] = 0
     camera: Annotated[int, Meta(ge=1, le=255, description="0x8801: the camera channel")] = 1
+    phone: Annotated[str, Meta(min_length=1, max_length=20, pattern=r"^\+?[0-9]+$",
+                               description="0x8400 (call_back): the number the terminal "
+                                           "calls")] | None = None
+    listen: bool = True
+    """0x8400 flag: 1 listen (监听: the number hears the cab, the cab does not hear it),
+    0 a normal call."""
+    server: Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[0-9A-Za-z._:\-]+$",
+                                description="0x8105 (emergency_access): the address (IP "
+                                            "or domain) of the server to connect to")] | None = None
+    tcp_port: Annotated[int, Meta(ge=0, le=0xFFFF,
+                                  description="0x8105: its TCP port")] | None = None
+    udp_port: Annotated[int, Meta(ge=0, le=0xFFFF, description="0x8105: its UDP port "
+                                                              "(0: none, left empty)")] = 0
+    auth_code: Annotated[str, Meta(max_length=64, pattern=r"^[^;]*$",
+                                   description="0x8105: the authentication code that server "
+                                               "issued (监管平台鉴权码)")] = ""
+    apn: Annotated[str, Meta(max_length=64, pattern=r"^[^;]*$",
+                             description="0x8105: the dial-up access point (拨号点名称, "
+                                         "the APN)")] = ""
+    dial_user: Annotated[str, Meta(max_length=64, pattern=r"^[^;]*$",
+                                   description="0x8105: the dial-up user name")] = ""
+    dial_password: Annotated[str, Meta(max_length=64, pattern=r"^[^;]*$",
+                                       description="0x8105: the dial-up password")] = ""
+    minutes: Annotated[int, Meta(ge=0, le=0xFFFF, description="0x8105: how long the terminal "
+                                 "stays on that server before it returns, in minutes (0: it "
+                                 "stays)")] = 0
+    command_word: Annotated[int, Meta(ge=0, le=255, description="0x8700 (tachograph): the "
+                                      "GB/T 19056 command word (0x00 recorder version, 0x01 "
+                                      "driver, 0x02 clock, 0x03 mileage, 0x08 speed per "
+                                      "second...)")] | None = None
+    block: Annotated[str, Meta(max_length=2044, pattern=r"^(?:[0-9A-Fa-f]{2})*$",
+                               description="0x8700: the data block after the command word, "
+                                           "hex (a 2019 terminal's GB/T 19056 command "
+                                           "frame); none: the command word alone")] | None = None
     issued_by: Annotated[str, Meta(min_length=1, max_length=64)]
     issued_at: EventTime
     expires_at: EventTime
     incident_id: str | None = None
     """The incident it was sent about (an emergency's exposed trucks)."""
 
+    def __repr__(self) -> str:  # the dial-up password is a secret: never in a log
+        shown = ", ".join(
+            f"{name}={'****' if name == 'dial_password' and value else value!r}"
+            for name, value in msgspec.structs.asdict(self).items())
+        return f"Command({shown})"
+
 
 class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     """What became of a command (topic ``yrd.command-results``, key = plate), one record per
     step: claimed by a gateway, sent, then the terminal's answer (ok, failed, wrong,
-    unsupported: its 0x0001 general response), a timeout, or expired undelivered."""
+    unsupported: its 0x0001 general response; ok with what was asked for: a position, a
+    photo, tachograph data), a timeout, or expired undelivered."""
 
     command_id: str
     vehicle_id: VehicleId
@@ -255,6 +300,11 @@ class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     """0x8201's answer (0x0201): lat, lon, ts, speed_kmh, heading."""
     media_id: str | None = None
     """0x8801's answer: the picture on ``yrd.media`` (0x0801)."""
+    command_word: int | None = None
+    """0x8700's answer (0x0700): the GB/T 19056 command word the terminal answered."""
+    data: str | None = None
+    """0x8700's answer (0x0700): its data block (the recorder's GB/T 19056 frame), lowercase
+    hex."""
 
 
 class Media(msgspec.Struct, frozen=True, kw_only=True):

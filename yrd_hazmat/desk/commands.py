@@ -111,7 +111,10 @@ class Entry:
         """The command with its status (``waiting``: no gateway has claimed it yet) and
         its steps, as the API answers it."""
         assert self.track.command is not None
-        return msgspec.to_builtins(self.track.command) | {
+        command = msgspec.to_builtins(self.track.command)
+        if command.get("dial_password"):  # an emergency access's: for the terminal only
+            command["dial_password"] = "****"
+        return command | {
             "status": self.steps[-1].status if self.steps else "waiting",
             "steps": [msgspec.to_builtins(step) for step in self.steps]}
 

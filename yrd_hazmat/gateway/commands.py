@@ -74,6 +74,10 @@ ANSWER_STATUS = {d.OK: "ok", d.FAILED: "failed", d.WRONG: "wrong", d.UNSUPPORTED
 
 FIX_VALID = 1 << 1
 
+MAX_TACHOGRAPH_DATA = 256 * 1024
+"""Bytes of a 0x0700's data block a result carries (twice that in hex): well under
+``yrd.command-results``' 1 MB records. A recorder's answer to one 0x8700 is a few KB."""
+
 
 # --- the rules every reader applies ------------------------------------------------------
 
@@ -284,6 +288,8 @@ class Delivery:
             return self._photo_answer(vehicle_id, d.read_photo_answer(body), now)
         if msg_id == d.MEDIA_UPLOAD:
             return self._media_upload(vehicle_id, d.read_media_upload(body), now)
+        if msg_id == d.TACHOGRAPH_UPLOAD:
+            return self._tachograph_upload(vehicle_id, d.read_tachograph_upload(body), now)
         raise ValueError(f"message 0x{msg_id:04x} does not answer a command")
 
     def _general_answer(self, plate: str, answer: d.TerminalResponse,
@@ -298,6 +304,8 @@ class Delivery:
             return []
         if status == "ok" and track.command.kind == "position_query":
             return []  # acknowledged; the position comes in 0x0201
+        if status == "ok" and track.command.kind == "tachograph":
+            return []  # acknowledged; the data comes in 0x0700
         detail = None if answer.result in ANSWER_STATUS else f"result code {answer.result}"
         return self._finish(track, status, now, detail=detail)
 
@@ -325,6 +333,27 @@ class Delivery:
         if track.command_id in self._due:  # taken: its upload gets a timeout of its own
             self._due[track.command_id] = now + timedelta(seconds=self.timeout_s)
         return []
+
+    def _tachograph_upload(self, plate: str, upload: d.TachographUpload,
+                           now: datetime) -> list[Action]:
+        """0x0700: the recorder's data finishes the 0x8700 it answers (same serial, same
+        command word); it gets no 0x8001, as 0x0201 and 0x0805 get none: it is an answer
+        itself."""
+        track = self._answered(plate, upload.serial, d.TACHOGRAPH)
+        if track is None:
+            return []
+        assert track.command is not None
+        if upload.command_word != track.command.command_word:
+            log.warning("%s: 0x0700 of serial %d answers command word %s, %s asked for %s: "
+                        "not its answer", plate, upload.serial, upload.command_word,
+                        track.command_id, track.command.command_word)
+            return []
+        if len(upload.data) > MAX_TACHOGRAPH_DATA:
+            return self._finish(track, "failed", now, command_word=upload.command_word,
+                                detail=f"tachograph data of {len(upload.data)} bytes, more "
+                                       f"than a result carries ({MAX_TACHOGRAPH_DATA})")
+        return self._finish(track, "ok", now, command_word=upload.command_word,
+                            data=upload.data.hex())
 
     def _media_upload(self, plate: str, upload: d.MediaUpload, now: datetime) -> list[Action]:
         """Every whole upload becomes a :class:`Media` (also an alarm's photo: evidence)

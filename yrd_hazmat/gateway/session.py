@@ -276,7 +276,7 @@ class Session:
         out.answers.append(self._general(header, result))
 
     def _command_answer(self, header: Header, body: bytes, raw: bytes, out: Handled) -> None:
-        """A terminal's answer to a platform command (0x0001, 0x0201, 0x0805, or a whole
+        """A terminal's answer to a platform command (0x0001, 0x0201, 0x0805, 0x0700, or a whole
         0x0801 upload): to the command delivery, which answers what needs answering (the
         upload's 0x8800); the others are answers themselves and get none."""
         terminal = self.terminal
