@@ -426,6 +426,66 @@ def command_photo(plate: str, camera: int, by: str, expires_in: float | None,
     _send_command(plate, "photo", by, expires_in, wait, camera=camera)
 
 
+@command.command("call-back")
+@click.argument("phone")
+@click.option("--normal", is_flag=True,
+              help="a normal call (default: listen, 监听: PHONE hears the cab, the cab does "
+                   "not hear PHONE)")
+@_command_options
+def command_call_back(plate: str, phone: str, normal: bool, by: str, expires_in: float | None,
+                      wait: float | None) -> None:
+    """Have the terminal call PHONE (0x8400), to listen in unless --normal; the terminal
+    answers 0x0001."""
+    _send_command(plate, "call_back", by, expires_in, wait, phone=phone, listen=not normal)
+
+
+@command.command("emergency-access")
+@click.argument("server")
+@click.option("--tcp-port", type=click.IntRange(0, 0xFFFF), required=True,
+              help="the server's TCP port")
+@click.option("--udp-port", type=click.IntRange(0, 0xFFFF), default=0, show_default=True,
+              help="its UDP port (0: none)")
+@click.option("--minutes", type=click.IntRange(0, 0xFFFF), required=True,
+              help="how long the terminal stays there before it returns to this platform "
+                   "(0: no limit)")
+@click.option("--auth-code", default="", help="the authentication code that server issued")
+@click.option("--apn", default="", help="dial-up access point (default: as now)")
+@click.option("--dial-user", default="", help="dial-up user name")
+@click.option("--dial-password", default="", help="dial-up password")
+@_command_options
+def command_emergency_access(plate: str, server: str, tcp_port: int, udp_port: int,
+                             minutes: int, auth_code: str, apn: str, dial_user: str,
+                             dial_password: str, by: str, expires_in: float | None,
+                             wait: float | None) -> None:
+    """Send the terminal to SERVER, an address or domain (0x8105 command word 2: connect to
+    a specified server, the emergency access); it answers 0x0001, then leaves this
+    platform for that server."""
+    _send_command(plate, "emergency_access", by, expires_in, wait, server=server,
+                  tcp_port=tcp_port, udp_port=udp_port, minutes=minutes, auth_code=auth_code,
+                  apn=apn, dial_user=dial_user, dial_password=dial_password)
+
+
+@command.command("tachograph")
+@click.argument("word")
+@click.option("--block", default=None,
+              help="hex data block after the command word (a 2019 terminal wants GB/T "
+                   "19056's whole command frame); default: none")
+@_command_options
+def command_tachograph(plate: str, word: str, block: str | None, by: str,
+                       expires_in: float | None, wait: float | None) -> None:
+    """Collect the driving recorder's data of GB/T 19056 command WORD, in hex as the
+    standard writes it (00 version, 01 driver, 02 clock, 03 mileage, 08 speed per second,
+    10 accident...; 0x prefix optional) (0x8700); the data comes in 0x0700."""
+    try:
+        command_word = int(word, 16)
+    except ValueError:
+        raise click.BadParameter(f"{word!r} is not a hex number", param_hint="WORD") from None
+    fields: dict = {"command_word": command_word}
+    if block is not None:
+        fields["block"] = "".join(block.split())
+    _send_command(plate, "tachograph", by, expires_in, wait, **fields)
+
+
 def _send_command(plate: str, kind: str, by: str, expires_in: float | None,
                   wait: float | None, **fields) -> None:
     """Publish the command, print each result as it arrives; exit 0 on ``ok``."""
@@ -845,6 +905,94 @@ def platform_static_info(access_code: int, plate: str, colour: int, by: str,
     """Ask for a vehicle's static information (0x9601; answered 0x1601)."""
     _send_request(access_code, "static_info", by, expires_in, wait, vehicle_id=plate,
                   plate_colour=colour)
+
+
+@platform.command("driver-info")
+@click.argument("plate")
+@click.option("--ask-terminal", is_flag=True,
+              help="2019 FLAG 1: the platform asks the terminal (default: the driver it "
+                   "knows last)")
+@click.option("--colour", type=int, default=2, show_default=True, help="VEHICLE_COLOR")
+@_request_options
+def platform_driver_info(access_code: int, plate: str, ask_terminal: bool, colour: int,
+                         by: str, expires_in: float | None, wait: float) -> None:
+    """Ask who drives a vehicle (0x920A; answered 0x120A: name, identity card,
+    qualification certificate)."""
+    _send_request(access_code, "driver_info", by, expires_in, wait, vehicle_id=plate,
+                  plate_colour=colour, driver_flag=1 if ask_terminal else 0)
+
+
+@platform.command("listen")
+@click.argument("plate")
+@click.argument("tel")
+@click.option("--colour", type=int, default=2, show_default=True, help="VEHICLE_COLOR")
+@_request_options
+def platform_listen(access_code: int, plate: str, tel: str, colour: int, by: str,
+                    expires_in: float | None, wait: float) -> None:
+    """Listen in to a vehicle: its terminal calls TEL back (0x9501; answered 0x1501)."""
+    _send_request(access_code, "listen", by, expires_in, wait, vehicle_id=plate,
+                  plate_colour=colour, tel=tel)
+
+
+@platform.command("tachograph")
+@click.argument("plate")
+@click.option("--command-word", required=True,
+              help="COMMAND_TYPE, the GB/T 19056 command word, e.g. 0x08 (0x08-0x15: the "
+                   "records between --start and --end)")
+@click.option("--start", default=None, help="START_TIME (RFC 3339; China time without an "
+                                            "offset)")
+@click.option("--end", default=None, help="END_TIME (RFC 3339)")
+@click.option("--max-blocks", type=click.IntRange(0, 0xFFFF), default=None,
+              help="2011 record queries: the most data blocks")
+@click.option("--colour", type=int, default=2, show_default=True, help="VEHICLE_COLOR")
+@_request_options
+def platform_tachograph(access_code: int, plate: str, command_word: str, start: str | None,
+                        end: str | None, max_blocks: int | None, colour: int, by: str,
+                        expires_in: float | None, wait: float) -> None:
+    """Take a vehicle's tachograph data (0x9504; answered 0x1504 with the GB/T 19056
+    frame)."""
+    _send_request(access_code, "tachograph", by, expires_in, wait, vehicle_id=plate,
+                  plate_colour=colour, command_word=_number(command_word, "--command-word"),
+                  start=_deadline(start, "--start", minutes=False),
+                  end=_deadline(end, "--end", minutes=False), max_blocks=max_blocks)
+
+
+@platform.command("emergency-access")
+@click.argument("plate")
+@click.option("--server", required=True, help="SERVER_IP: the platform the terminal connects to")
+@click.option("--tcp-port", type=click.IntRange(1, 0xFFFF), required=True, help="TCP_PORT")
+@click.option("--udp-port", type=click.IntRange(0, 0xFFFF), default=0, show_default=True,
+              help="UDP_PORT")
+@click.option("--auth-code", required=True,
+              help="AUTHENTICATION_CODE the terminal gives that platform (up to 20 digits)")
+@click.option("--apn", default="", help="ACCESS_POINT_NAME of the dial-up")
+@click.option("--dial-user", default="", help="USERNAME of the dial-up")
+@click.option("--dial-password-stdin", is_flag=True,
+              help="read the dial-up PASSWORD from stdin (one line); without it, asked for "
+                   "when --dial-user is given; never an option")
+@click.option("--end", default=None,
+              help="END_TIME, until when: minutes from now or an RFC 3339 time")
+@click.option("--colour", type=int, default=2, show_default=True, help="VEHICLE_COLOR")
+@_request_options
+def platform_emergency_access(access_code: int, plate: str, server: str, tcp_port: int,
+                              udp_port: int, auth_code: str, apn: str, dial_user: str,
+                              dial_password_stdin: bool, end: str | None, colour: int,
+                              by: str, expires_in: float | None, wait: float) -> None:
+    """Have a vehicle's terminal connect to another platform (0x9505; answered 0x1505).
+    The dial-up password is never echoed."""
+    import sys
+
+    if dial_password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif dial_user:
+        password = click.prompt("dial-up password", hide_input=True, default="",
+                                show_default=False)
+    else:
+        password = ""
+    _send_request(access_code, "emergency_access", by, expires_in, wait, vehicle_id=plate,
+                  plate_colour=colour, server=server, tcp_port=tcp_port, udp_port=udp_port,
+                  auth_code=auth_code, apn=apn, dial_user=dial_user, dial_password=password,
+                  end=_deadline(end, "--end"))
 
 
 @main.command()

@@ -236,3 +236,37 @@ async def test_two_gateways_one_holding_the_link_a_request_goes_down_once(denv, 
     assert results[0]["gateway"] == b_gw.dispatcher.ledger.gateway
     inspections = [f for f in slave.received if f.header.msg_id == 0x9300]
     assert len(inspections) == 1
+
+
+async def test_who_drives_is_asked_down_and_answered_with_the_platforms_report(denv, kafka):
+    """driver_info (0x920A, 2019 FLAG) down the slave link; the simulated platform answers
+    0x120A quoting its MSG_SN: a driver_info report on yrd.platform-reports and the
+    request answered with the driver's fields."""
+    access = code()
+    configure(kafka, denv, access_code=access, name="Nanjing", user_id=7120, password="pw19",
+              edition=2019)
+    settings = settings_of(denv)
+    async with running(settings) as gateway, platform_with_slave(
+            settings.jt809_port, access, 7120, "pw19", edition=2019) as (platform, slave):
+        platform.answers(slave)
+        assert await platform.login() == lk.OK
+        await until(lambda: gateway.links.slave_link(access))
+        asked = ask(kafka, denv, access, "driver_info", vehicle_id=CAR, driver_flag=1,
+                    deadline=datetime.now(CHINA_TZ) + timedelta(seconds=30))
+        await until(lambda: answered(gateway, asked.request_id), timeout=20)
+    results = [r for r in kafka.read(denv["YRD_TOPIC_PLATFORM_REQUEST_RESULTS"],
+                                     lambda rs: any(r["status"] == "answered" for r in rs),
+                                     settle=0.5)
+               if r["request_id"] == asked.request_id]
+    assert [r["status"] for r in results] == ["sent", "answered"]
+    sent_, done = results
+    assert (done["answer_kind"], done["answer"]["name"], done["answer"]["source_sn"]) == (
+        "driver_info", "李四", sent_["serial"])
+    assert done["answer"]["valid_until"].startswith("2030-06-30")
+    reports = kafka.read(denv["YRD_TOPIC_PLATFORM_REPORTS"],
+                         lambda rs: any(r["kind"] == "driver_info" for r in rs))
+    [driver] = [r for r in reports if r["kind"] == "driver_info"]
+    assert (driver["vehicle_id"], driver["data_type"], driver["platform"]) == (
+        CAR, 0x120A, access)
+    [request_frame] = [f for f in slave.received if f.header.msg_id == 0x9200]
+    assert request_frame.body[-1:] == b"\x01"  # FLAG: ask the terminal

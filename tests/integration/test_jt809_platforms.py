@@ -124,7 +124,7 @@ async def test_two_platforms_one_added_at_run_time_pass_their_vehicles_up(penv, 
                                   120.6 + 0.001 * i, 60.0 + i, gcj02=True)
         await second.waybill("苏E80902", "运单号:YD001;货物:UN1203 汽油")
         await second.static_info("苏E80902", {"VIN": "LSVAU2180N2183294", "TRANS_TYPE": "030"})
-        await second.send(0x1500, x.write("苏E80902", 2, 0x1501, b"\x00"))  # not supported
+        await second.send(0x1500, x.write("苏E80902", 2, 0x15FF, b"\x00"))  # not supported
         assert await first.linktest() and await second.linktest()
         await first.close()
         await second.close()

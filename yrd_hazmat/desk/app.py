@@ -980,8 +980,9 @@ class Desk:
                                                         vehicle_id=vehicle_id)})
 
     async def ask_truck_platform(self, request: web.Request) -> web.Response:
-        """A text (0x9503), photo (0x9502) or warning tip (0x9402) for a truck of the
-        jurisdiction, through the platform it came from; 409 when there is none."""
+        """A text (0x9503), photo (0x9502), warning tip (0x9402), who drives (0x920A),
+        listening in (0x9501) or tachograph data (0x9504) for a truck of the jurisdiction,
+        through the platform it came from; 409 when there is none."""
         user: User = request[USER]
         vehicle_id = request.match_info["vehicle_id"]
         await self._visible_truck(user, vehicle_id)

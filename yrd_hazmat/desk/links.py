@@ -27,7 +27,8 @@ from ..core.models import Alert, IncidentLog
 from ..follow import decoding
 from ..gateway.platform_client import pending
 from ..gateway.platform_records import PlatformVehicle
-from ..gateway.platform_requests import PlatformRequest, PlatformRequestResult, make_request
+from ..gateway.platform_requests import (SECRETS, PlatformRequest, PlatformRequestResult,
+                                         make_request)
 from ..gateway.platforms import Platform, Platforms
 from ..link_states import LinkStates, current
 from ..uplink.records import UplinkAnswer, UplinkRequest, answer_decoder, request_decoder
@@ -85,13 +86,16 @@ class SupervisionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True
 
 class VehicleRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The body of ``POST /api/trucks/{vehicle_id}/platform-requests``: a text for the
-    driver (0x9503), a photo (0x9502) or a warning tip (0x9402), through the lower
-    platform the truck came from."""
+    driver (0x9503), a photo (0x9502), a warning tip (0x9402), who drives (0x920A),
+    listening in (0x9501: the terminal calls ``tel`` back) or its tachograph data (0x9504,
+    GB/T 19056 ``command_word``), through the lower platform the truck came from."""
 
-    kind: Literal["text", "photo", "tip"]
+    kind: Literal["text", "photo", "tip", "driver_info", "listen", "tachograph"]
     text: Annotated[str, Meta(max_length=QUESTION_MAX)] | None = None
     urgent: bool = False
     camera: Annotated[int, Meta(ge=1, le=255)] = 1
+    tel: Annotated[str, Meta(max_length=20)] | None = None
+    command_word: Annotated[int, Meta(ge=0, le=255)] | None = None
 
 
 def vehicle_request_of(body: VehicleRequest, platform: Platform, vehicle: PlatformVehicle, *,
@@ -101,7 +105,11 @@ def vehicle_request_of(body: VehicleRequest, platform: Platform, vehicle: Platfo
     fields: dict[str, Any] = {"vehicle_id": vehicle.vehicle_id,
                               "plate_colour": vehicle.plate_colour}
     text = (body.text or "").strip()
-    if body.kind == "photo":
+    if body.kind in ("driver_info", "listen", "tachograph"):
+        if text or body.urgent:
+            raise ValueError(f"a {body.kind} request takes no text and no urgency")
+        fields |= {"tel": (body.tel or "").strip() or None, "command_word": body.command_word}
+    elif body.kind == "photo":
         if text or body.urgent:
             raise ValueError("a photo request takes no text and no urgency")
         fields["camera"] = body.camera
@@ -360,7 +368,8 @@ class LinkBook:
         late = bool(open_ and open_[0].late) or any(a.late for a in answers) or (
             status == "waiting" and deadline is not None and now > deadline)
         platform = self.platform(request.platform)
-        return msgspec.to_builtins(request) | {
+        shown = {k: v for k, v in msgspec.to_builtins(request).items() if k not in SECRETS}
+        return shown | {
             "platform_name": platform.name if platform is not None else "",
             "status": status, "open": bool(open_) or status == "waiting", "late": late,
             "sent_at": sent.at if sent is not None else None,

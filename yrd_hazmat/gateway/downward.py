@@ -18,7 +18,12 @@ Matching an answer to its request (JT/T 809):
   alarm's INFO_ID. A platform's only open order on that vehicle otherwise.
 - 0x1503 UP_CTRL_MSG_TEXT_INFO_ACK: 2019 SOURCE_MSG_SN; 2011 MSG_ID = the MSG_SEQUENCE.
 - 0x1502 UP_CTRL_MSG_TAKE_PHOTO_ACK: 2019 SOURCE_MSG_SN; 2011 (no id): the vehicle's
-  oldest unanswered photo request. 0x1601 alike (its 2019 SOURCE_MSG_SN, else the vehicle).
+  oldest unanswered photo request. 0x1601 alike (its 2019 SOURCE_MSG_SN, else the vehicle),
+  and so are the answers of the requests about a vehicle that quote no id in 2011:
+  0x120A UP_EXG_MSG_REPORT_DRIVER_INFO_ACK (to 0x920A), 0x1501
+  UP_CTRL_MSG_MONITOR_VEHICLE_ACK (to 0x9501), 0x1504 UP_CTRL_MSG_TAKE_TRAVEL_DATA_ACK (to
+  0x9504), 0x1505 UP_CTRL_MSG_EMERGENCY_MONITORING_ACK (to 0x9505). A 0x120C (who drives,
+  sent unasked) answers nothing.
 
 An answer after the request's deadline is ``late``; so is, once, a request still
 unanswered at its deadline (the desk's "open and late"). The steps of a supervision order
@@ -37,6 +42,7 @@ from ..core.models import IncidentAction, IncidentCommand
 from ..jt808.frame import FrameError
 from ..jt809 import alarms as a
 from ..jt809 import control as c
+from ..jt809 import exchange as x
 from ..jt809 import inspection as i
 from ..jt809 import static as st
 from .platform_records import PlatformReport
@@ -48,8 +54,13 @@ LATE_GRACE = timedelta(seconds=60)
 
 ANSWERS = {"inspection_answer": "inspection", "supervision_answer": "supervision",
            "handling_result": "supervision", "text_answer": "text",
-           "photo_answer": "photo", "static_info": "static_info"}
+           "photo_answer": "photo", "static_info": "static_info",
+           "driver_info": "driver_info", "listen_answer": "listen",
+           "tachograph_answer": "tachograph", "emergency_access_answer": "emergency_access"}
 """A platform report's kind -> the kind of request it answers."""
+UNASKED = frozenset({x.REPORT_DRIVER_INFO})
+"""DATA_TYPEs of reports of an answer's kind that the platform sends unasked (0x120C):
+they answer no request."""
 MULTIPLE = frozenset({"supervision"})
 """Kinds answered more than once (0x1401 in progress, then done; 0x1412)."""
 
@@ -98,6 +109,24 @@ def _frame(r: PlatformRequest, edition: int, now: datetime) -> tuple[int, bytes]
         photo = c.PhotoRequest(lens=r.camera, size=r.size)
         return c.DOWN_CTRL_MSG, c.write(plate, colour, c.TAKE_PHOTO_REQ,
                                         c.write_photo_request(photo))
+    if kind == "driver_info":
+        ask = x.DriverRequest(flag=r.driver_flag)
+        return x.DOWN_EXG_MSG, x.write(plate, colour, x.DOWN_REPORT_DRIVER_INFO,
+                                       x.write_driver_request(ask, edition))
+    if kind == "listen":
+        return c.DOWN_CTRL_MSG, c.write(plate, colour, c.MONITOR_VEHICLE_REQ,
+                                        c.write_listen(c.ListenRequest(tel=r.tel or "")))
+    if kind == "tachograph":
+        travel = c.TachographRequest(command=r.command_word or 0, start=r.start, end=r.end,
+                                     max_blocks=r.max_blocks)
+        return c.DOWN_CTRL_MSG, c.write(plate, colour, c.TAKE_TRAVEL_DATA_REQ,
+                                        c.write_tachograph_request(travel, edition))
+    if kind == "emergency_access":
+        access = c.EmergencyAccess(auth_code=r.auth_code or "", apn=r.apn, user=r.dial_user,
+                                   password=r.dial_password, server=r.server or "",
+                                   tcp_port=r.tcp_port or 0, udp_port=r.udp_port, end=r.end)
+        return c.DOWN_CTRL_MSG, c.write(plate, colour, c.EMERGENCY_MONITORING_REQ,
+                                        c.write_emergency(access))
     return st.DOWN_BASE_MSG, st.write(plate, colour, st.VEHICLE_ADDED)
 
 
@@ -279,7 +308,7 @@ class Ledger:
         """The ``answered`` step of the request ``report`` answers (None: no open request
         of this gateway's log)."""
         kind = ANSWERS.get(report.kind)
-        if kind is None:
+        if kind is None or report.data_type in UNASKED:
             return None
         rid = self._match(report, kind)
         entry = self.open.get(rid) if rid is not None else None

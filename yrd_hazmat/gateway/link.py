@@ -19,14 +19,17 @@ A connection belongs to the platform that logged in on it.
 - UP_EXG_MSG 0x1200: 0x1201 registration -> a vehicle-register record
   (``yrd.platform-vehicles``; 2019: answered DOWN_EXG_MSG_REGISTER_ACK 0x9201 on the slave
   link); 0x1202 real-time position -> a ping; 0x1203 re-sent positions -> pings marked
-  ``blind``; 0x120B/0x120D e-waybills -> ``yrd.ewaybills``.
+  ``blind``; 0x120B/0x120D e-waybills -> ``yrd.ewaybills``; 0x120A (the answer to
+  0x920A) and 0x120C (unasked) who drives a vehicle, 0x1205/0x1206 (the answers to
+  0x9205/0x9206) recorded.
 - UP_WARN_MSG 0x1400: 0x1402 -> an alert of the platform's own (:mod:`.platform_alarms`),
   held until the vehicle's position is known; 0x1401/0x1412/0x1403 recorded.
 - UP_BASE_MSG 0x1600: 0x1601 static information recorded.
 - UP_PLATFORM_MSG 0x1300: 0x1301 an inspection's answer, 0x1302 a platform message's
   acknowledgement; UP_CTRL_MSG 0x1500: 0x1503 a text's answer, 0x1502 a photo's (the
-  picture onto ``yrd.media``): recorded, and matched to the downward request they answer
-  (:mod:`.downward`).
+  picture onto ``yrd.media``), 0x1501 a listen-in's, 0x1504 a tachograph-data request's,
+  0x1505 an emergency-access request's: recorded, and matched to the downward request
+  they answer (:mod:`.downward`), as are 0x120A and 0x1601.
 
 Anything else is a dead letter (``unsupported``), as is what cannot be read, with the
 raw frame; every ping and refusal is classified for the data-qualified rate.
@@ -362,6 +365,21 @@ class LinkSession:
             self._positions(plate, fixes, sub == x.HISTORY_LOCATION, raw, out)
         elif sub == x.REGISTER:
             self._registration(header, platform, plate, colour, message.value, raw, out)
+        elif sub in (x.RETURN_STARTUP_ACK, x.RETURN_END_ACK):
+            ack: x.ExchangeAck = message.value
+            out.reports.append(self._report(
+                header, platform, "exchange_answer", sub,
+                fields={"started": sub == x.RETURN_STARTUP_ACK} | _source(ack),
+                plate=plate, colour=message.colour))
+        elif sub in (x.REPORT_DRIVER_INFO_ACK, x.REPORT_DRIVER_INFO):
+            driver: x.Driver = message.value
+            fields = {"name": driver.name, "driver_id": driver.driver_id,
+                      "licence": driver.licence, "org": driver.org,
+                      "valid_until": driver.valid_until.isoformat()
+                      if driver.valid_until is not None else None}
+            out.reports.append(self._report(header, platform, "driver_info", sub,
+                                            fields=fields | _source(driver), plate=plate,
+                                            colour=message.colour))
         else:  # the two e-waybills (any other sub-business: x.read raised "unsupported")
             waybill: x.Waybill = message.value
             record = self._record(EWaybill, raw, out, plate, vehicle_id=plate,
@@ -451,9 +469,25 @@ class LinkSession:
     def _control_answer(self, header: f.Header, platform: Platform, message, raw: bytes,
                         out: LinkHandled) -> None:
         """UP_CTRL_MSG_TEXT_INFO_ACK 0x1503, UP_CTRL_MSG_TAKE_PHOTO_ACK 0x1502 (its picture
-        a :class:`Media` record)."""
-        plate, colour = message.plate or "", message.colour
-        if message.sub_type == c.TEXT_INFO_ACK:
+        a :class:`Media` record), UP_CTRL_MSG_MONITOR_VEHICLE_ACK 0x1501,
+        UP_CTRL_MSG_TAKE_TRAVEL_DATA_ACK 0x1504, UP_CTRL_MSG_EMERGENCY_MONITORING_ACK
+        0x1505."""
+        plate, colour, sub = message.plate or "", message.colour, message.sub_type
+        if sub in (c.MONITOR_VEHICLE_ACK, c.EMERGENCY_MONITORING_ACK):
+            result: c.ControlResult = message.value
+            kind = "listen_answer" if sub == c.MONITOR_VEHICLE_ACK else "emergency_access_answer"
+            out.reports.append(self._report(header, platform, kind, sub,
+                                            fields={"result": result.result} | _source(result),
+                                            plate=plate, colour=colour))
+            return
+        if sub == c.TAKE_TRAVEL_DATA_ACK:
+            travel: c.TachographAnswer = message.value
+            fields = {"command": travel.command, "data": travel.data.hex(),
+                      "size": len(travel.data)} | _source(travel)
+            out.reports.append(self._report(header, platform, "tachograph_answer", sub,
+                                            fields=fields, plate=plate, colour=colour))
+            return
+        if sub == c.TEXT_INFO_ACK:
             answer: c.TextAnswer = message.value
             fields = {k: v for k, v in msgspec.structs.asdict(answer).items() if v is not None}
             out.reports.append(self._report(header, platform, "text_answer", message.sub_type,
@@ -532,6 +566,13 @@ class LinkSession:
             cipher = platform.cipher or f.Cipher()
         return f.build(msg_id, self._serial, header.center, body, cipher=cipher, key=header.key,
                        edition=header.edition, time=int(self.clock().timestamp()))
+
+
+def _source(answer) -> dict[str, int]:
+    """A 2019 answer's SOURCE_DATA_TYPE and SOURCE_MSG_SN (the request it answers), as
+    fields (none in 2011)."""
+    return {name: value for name in ("source_type", "source_sn")
+            if (value := getattr(answer, name, None)) is not None}
 
 
 def _other(header: f.Header) -> int:

@@ -91,7 +91,9 @@ RESEND_LAG = Histogram(
 PLATFORM_RECORDS = Counter(
     "yrd_jt809_records_total",
     "What platforms sent besides positions: alert (0x1402), vehicle (0x1201), waybill "
-    "(0x120B, 0x120D), report (0x1601, 0x1401, 0x1412, 0x1007, 0x1008)", ["platform", "kind"])
+    "(0x120B, 0x120D), report (0x1601, 0x1401, 0x1412, 0x1403, 0x1301, 0x1302, 0x1502, "
+    "0x1503, 0x120A, 0x120C, 0x1501, 0x1504, 0x1505, 0x1205, 0x1206, 0x1007, 0x1008)",
+    ["platform", "kind"])
 DOWNWARD = Counter(
     "yrd_jt809_downward_total",
     "Messages sent down to platforms, by the link they took (slave, or main when the slave "
@@ -102,7 +104,8 @@ SLAVE_REJECTED = Counter(
 REQUESTS = Counter(
     "yrd_jt809_requests_total",
     "Downward requests (yrd.platform-requests) by platform, kind (inspection, supervision, "
-    "text, photo, tip, static_info) and step: sent, failed (no link up), expired (not sent "
+    "text, photo, tip, static_info, driver_info, listen, tachograph, emergency_access) and "
+    "step: sent, failed (no link up), expired (not sent "
     "in time), late (unanswered at the deadline), answered, answered_late, unreadable (a "
     "dead letter)", ["platform", "kind", "result"])
 ANSWER_SECONDS = Histogram(

@@ -57,14 +57,22 @@ class PlatformReport(msgspec.Struct, frozen=True, kw_only=True):
     the answer to DOWN_BASE_MSG_VEHICLE_ADDED 0x9601), an answer to a supervision order
     (0x1401) or a handling result (0x1412, 0x1403), an answer to an inspection (0x1301) or
     a platform message (0x1302), to a text (0x1503) or a photo request (0x1502: the picture
-    itself on ``yrd.media``), the link notices UP_DISCONNECT_INFORM 0x1007 and
-    UP_CLOSELINK_INFORM 0x1008. Those answering a request of ``yrd.platform-requests`` are
-    also matched to it (``yrd.platform-request-results``)."""
+    itself on ``yrd.media``), who drives a vehicle (``driver_info``: 0x120A, the answer to
+    DOWN_EXG_MSG_REPORT_DRIVER_INFO 0x920A, or 0x120C sent unasked), the answer to a
+    listen-in request (``listen_answer`` 0x1501), to a tachograph-data request
+    (``tachograph_answer`` 0x1504: the GB/T 19056 frame in hex), to an emergency-access
+    request (``emergency_access_answer`` 0x1505), to an order to start or stop passing a
+    vehicle's positions up (``exchange_answer`` 0x1205/0x1206), the link notices
+    UP_DISCONNECT_INFORM 0x1007 and UP_CLOSELINK_INFORM 0x1008. Those answering a request
+    of ``yrd.platform-requests`` are also matched to it (``yrd.platform-request-results``;
+    an unasked 0x120C is not)."""
 
     platform: AccessCode
     kind: Annotated[Literal["static_info", "supervision_answer", "handling_result",
                             "disconnect_inform", "closelink_inform", "inspection_answer",
-                            "info_ack", "text_answer", "photo_answer"], Meta(
+                            "info_ack", "text_answer", "photo_answer", "driver_info",
+                            "listen_answer", "tachograph_answer", "emergency_access_answer",
+                            "exchange_answer"], Meta(
         description="which message")]
     msg_id: Annotated[int, Meta(ge=0, le=0xFFFF, description="MSG_ID of the frame")]
     data_type: Annotated[int, Meta(ge=0, le=0xFFFF,
@@ -73,7 +81,11 @@ class PlatformReport(msgspec.Struct, frozen=True, kw_only=True):
     vehicle_id: VehicleId | None = None
     plate_colour: Annotated[int, Meta(ge=0, le=255)] | None = None
     fields: Annotated[dict[str, Any], Meta(
-        description="the message's fields (static_info: CAR_INFO's KEY:=VALUE pairs)")] = {}
+        description="the message's fields (static_info: CAR_INFO's KEY:=VALUE pairs; "
+                    "driver_info: name, driver_id, licence, org, valid_until; listen_answer, "
+                    "emergency_access_answer: result; tachograph_answer: command, data (hex), "
+                    "size; exchange_answer: started; 2019 answers: source_type, "
+                    "source_sn)")] = {}
     text: str | None = None
     received_at: EventTime
 

@@ -11,8 +11,10 @@ history (0x1203). It has a slave-link server (its address given at login) and an
 on its main link, what comes down either link after a delay of its own per request
 (:data:`ANSWER_DELAYS`, scaled by ``answer_after_s``): an inspection 0x9301 with 0x1301, a
 supervision order 0x9401 with 0x1401 and its handling result, a text 0x9503 with 0x1503, a
-photo request 0x9502 with 0x1502, a static-information request 0x9601 with 0x1601; each
-request and answer is logged.
+photo request 0x9502 with 0x1502, a static-information request 0x9601 with 0x1601, who
+drives 0x920A with 0x120A, a listen-in 0x9501 with 0x1501, a tachograph-data request
+0x9504 with 0x1504, an emergency access 0x9505 with 0x1505, an order to start or stop
+passing positions up 0x9205/0x9206 with 0x1205/0x1206; each request and answer is logged.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..core.timeutil import CHINA_TZ
 from ..jt808.frame import FrameError
 from . import alarms as a
 from . import control as c
+from . import exchange as x
 from . import inspection as ins
 from . import static as st
 from .codec import read_envelope
@@ -43,17 +46,30 @@ HELD_BACK = (2, 8)
 CYCLE = 20
 
 ANSWER_DELAYS = {ins.POST_QUERY_REQ: 1.0, a.URGE_TODO_REQ: 1.5, c.TEXT_INFO: 0.25,
-                 c.TAKE_PHOTO_REQ: 0.5, st.VEHICLE_ADDED: 0.25}
+                 c.TAKE_PHOTO_REQ: 0.5, st.VEHICLE_ADDED: 0.25, x.DOWN_REPORT_DRIVER_INFO: 0.25,
+                 c.MONITOR_VEHICLE_REQ: 0.25, c.TAKE_TRAVEL_DATA_REQ: 0.5,
+                 c.EMERGENCY_MONITORING_REQ: 0.25, x.RETURN_STARTUP: 0.1, x.RETURN_END: 0.1}
 """Each request's delay as a share of ``answer_after_s``: a person on duty answers an
 inspection, a supervision order takes longer, a terminal delivers a text sooner."""
-DOWNWARD = (ins.DOWN_PLATFORM_MSG, a.DOWN_WARN_MSG, c.DOWN_CTRL_MSG, st.DOWN_BASE_MSG)
+DOWNWARD = (ins.DOWN_PLATFORM_MSG, a.DOWN_WARN_MSG, c.DOWN_CTRL_MSG, st.DOWN_BASE_MSG,
+            x.DOWN_EXG_MSG)
 NAMES = {ins.POST_QUERY_REQ: "inspection 0x9301", ins.INFO_REQ: "message 0x9302",
          a.URGE_TODO_REQ: "supervision order 0x9401", a.INFORM_TIPS: "tip 0x9402",
          c.TEXT_INFO: "text 0x9503", c.TAKE_PHOTO_REQ: "photo request 0x9502",
-         st.VEHICLE_ADDED: "static-information request 0x9601"}
+         st.VEHICLE_ADDED: "static-information request 0x9601",
+         x.REGISTER_ACK: "registration answer 0x9201",
+         x.DOWN_REPORT_DRIVER_INFO: "driver request 0x920A",
+         c.MONITOR_VEHICLE_REQ: "listen-in 0x9501",
+         c.TAKE_TRAVEL_DATA_REQ: "tachograph-data request 0x9504",
+         c.EMERGENCY_MONITORING_REQ: "emergency access 0x9505",
+         x.RETURN_STARTUP: "start passing positions 0x9205",
+         x.RETURN_END: "stop passing positions 0x9206"}
 ANSWERS = {ins.POST_QUERY_REQ: "0x1301 '{answer}'", a.URGE_TODO_REQ: "0x1401 and the handling "
            "result (2011 0x1403, 2019 0x1412)", c.TEXT_INFO: "0x1503 delivered",
-           c.TAKE_PHOTO_REQ: "0x1502 with a picture", st.VEHICLE_ADDED: "0x1601"}
+           c.TAKE_PHOTO_REQ: "0x1502 with a picture", st.VEHICLE_ADDED: "0x1601",
+           x.DOWN_REPORT_DRIVER_INFO: "0x120A", c.MONITOR_VEHICLE_REQ: "0x1501 listening",
+           c.TAKE_TRAVEL_DATA_REQ: "0x1504", c.EMERGENCY_MONITORING_REQ: "0x1505 received",
+           x.RETURN_STARTUP: "0x1205", x.RETURN_END: "0x1206"}
 ANSWER = "已核实，值班员在岗"
 """What the platform's person on duty answers an inspection."""
 
@@ -73,6 +89,8 @@ def downward_type(frame: Frame, edition: int) -> int | None:
         return None
     vehicle = msg_id != ins.DOWN_PLATFORM_MSG and not (msg_id == a.DOWN_WARN_MSG
                                                      and edition == V2019)
+    if msg_id == x.DOWN_EXG_MSG and frame.body[:2] == x.REGISTER_ACK.to_bytes(2, "big"):
+        vehicle = False  # a 2019 0x9201 without the vehicle
     try:
         return read_envelope(frame.body, vehicle=vehicle, what="downward").sub_type
     except FrameError:

@@ -9,7 +9,11 @@ on. :meth:`SimulatedPlatform.answers` makes the platform answer what comes down 
 link, on its main link, after a delay of its own per message: an inspection 0x9301 with
 0x1301, a supervision order 0x9401 with 0x1401 and (2019) 0x1412 or (2011) 0x1403, a
 text 0x9503 with 0x1503, a photo request 0x9502 with 0x1502 and a small picture, a
-static-information request 0x9601 with 0x1601. For the tests and the demo.
+static-information request 0x9601 with 0x1601, who drives 0x920A with 0x120A (a made-up
+driver, :data:`DRIVER`), a listen-in 0x9501 with 0x1501 (listening), a tachograph-data
+request 0x9504 with 0x1504 (an empty GB/T 19056 answer frame, :func:`travel_frame`), an
+emergency access 0x9505 with 0x1505 (received), an order to start or stop passing a
+vehicle's positions up 0x9205/0x9206 with 0x1205/0x1206. For the tests and the demo.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
+import msgspec
+
+from ..core.timeutil import CHINA_TZ
 from ..jt808.frame import FrameError
 from ..tcp import TcpClient
 from . import alarms as a
@@ -64,6 +71,19 @@ class _Framing:
 
 PICTURE = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
 """The photo a simulated platform answers with (a JPEG's start and end markers)."""
+DRIVER = x.Driver(name="李四", driver_id="320102198001010011", licence="JS-DG-20260001",
+                  org="江苏省交通运输厅", valid_until=datetime(2030, 6, 30, tzinfo=CHINA_TZ))
+"""Who drives, as a simulated platform answers 0x920A."""
+
+
+def travel_frame(command: int) -> bytes:
+    """The tachograph's answer to ``command`` without data (GB/T 19056: 0x55 0x7A, the
+    command word, the data length UINT16 0, a reserved byte, the XOR of the bytes before)."""
+    head = bytes([0x55, 0x7A, command, 0x00, 0x00, 0x00])
+    check = 0
+    for byte in head:
+        check ^= byte
+    return head + bytes([check])
 
 
 class SimulatedPlatform(TcpClient):
@@ -175,7 +195,8 @@ class SimulatedPlatform(TcpClient):
     def answers(self, slave: "SlaveServer", delays: dict[int, float] | None = None,
                 answer: str = "已核实", result: int = a.DONE) -> None:
         """Answer the requests ``slave`` receives, on the main link, each DATA_TYPE
-        (0x9301, 0x9401, 0x9502, 0x9503, 0x9601) after its delay in ``delays`` seconds
+        (0x9301, 0x9401, 0x9502, 0x9503, 0x9601, 0x920A, 0x9501, 0x9504, 0x9505, 0x9205,
+        0x9206) after its delay in ``delays`` seconds
         (none: at once; a negative delay: never)."""
         delays = delays or {}
 
@@ -240,12 +261,30 @@ class SimulatedPlatform(TcpClient):
         if msg_id == c.DOWN_CTRL_MSG:
             message = c.read(msg_id, body, edition)
             plate, colour = message.plate or "", message.colour or 0
-            if message.sub_type == c.TEXT_INFO:
+            sub = message.sub_type
+            if sub in (c.MONITOR_VEHICLE_REQ, c.EMERGENCY_MONITORING_REQ):
+                ack_sub = c.MONITOR_VEHICLE_ACK if sub == c.MONITOR_VEHICLE_REQ else \
+                    c.EMERGENCY_MONITORING_ACK
+                done_ = c.ControlResult(result=c.LISTENING if sub == c.MONITOR_VEHICLE_REQ
+                                        else c.ACCESS_RECEIVED, source_type=sub,
+                                        source_sn=serial)
+                return [(c.UP_CTRL_MSG, c.write(plate, colour, ack_sub,
+                                                c.write_result(done_, ack_sub, edition)))]
+            if sub == c.TAKE_TRAVEL_DATA_REQ:
+                travel: c.TachographRequest = message.value  # type: ignore[assignment]
+                data = c.TachographAnswer(data=travel_frame(travel.command),
+                                          command=travel.command, source_type=sub,
+                                          source_sn=serial)
+                return [(c.UP_CTRL_MSG, c.write(plate, colour, c.TAKE_TRAVEL_DATA_ACK,
+                                                c.write_tachograph_answer(data, edition)))]
+            if sub == c.TEXT_INFO:
                 text: c.TextRequest = message.value  # type: ignore[assignment]
                 reply_text = c.TextAnswer(result=c.DELIVERED, msg_id=text.msg_id,
                                           source_type=c.TEXT_INFO, source_sn=serial)
                 return [(c.UP_CTRL_MSG, c.write(plate, colour, c.TEXT_INFO_ACK,
                                                 c.write_text_answer(reply_text, edition)))]
+            if sub != c.TAKE_PHOTO_REQ:
+                return []
             photo: c.PhotoRequest = message.value  # type: ignore[assignment]
             reply_photo = c.PhotoAnswer(flag=c.TAKEN, lens=photo.lens, size=photo.size,
                                         image_type=1, photo=PICTURE,
@@ -259,6 +298,19 @@ class SimulatedPlatform(TcpClient):
             return [(st.UP_BASE_MSG, st.write(message.plate or "", message.colour or 0,
                                               st.VEHICLE_ADDED_ACK,
                                               st.write_static(info, edition)))]
+        if msg_id == x.DOWN_EXG_MSG:
+            message = x.read(msg_id, body, edition)
+            plate, colour, sub = message.plate or "", message.colour or 0, message.sub_type
+            if sub == x.DOWN_REPORT_DRIVER_INFO:
+                driver = msgspec.structs.replace(DRIVER, source_type=sub, source_sn=serial)
+                return [(x.UP_EXG_MSG, x.write(plate, colour, x.REPORT_DRIVER_INFO_ACK,
+                                               x.write_driver(driver, x.REPORT_DRIVER_INFO_ACK,
+                                                              edition)))]
+            if sub in (x.RETURN_STARTUP, x.RETURN_END):
+                ack_sub = x.RETURN_STARTUP_ACK if sub == x.RETURN_STARTUP else x.RETURN_END_ACK
+                return [(x.UP_EXG_MSG, x.write_exchange_ack(
+                    ack_sub, x.ExchangeAck(source_type=sub, source_sn=serial), plate, colour,
+                    edition))]
         return []
 
     async def static_info(self, plate: str, fields: dict[str, object], colour: int = 2,
