@@ -50,6 +50,8 @@ COLLISION = 1 << 29
 """JT/T 808 alarm bit 29: collision."""
 
 
+SURNAMES = "王李张刘陈杨赵黄周吴"
+"""Simulated drivers' surnames (the permits name a driver: the national platform asks)."""
 CARGOES = (  # (UN number, GB 6944 class, name)
     ("UN1203", "3", "petrol"),
     ("UN1017", "2.3", "chlorine, liquefied"),
@@ -166,6 +168,10 @@ class Fleet:
                 "provinces": provinces_on(corridor),
                 "carrier": "YRD simulated carrier",
                 "waybill_id": f"SIM-WB-{i:04d}",
+                "driver_name": f"{SURNAMES[i % len(SURNAMES)]}师傅",
+                "driver_id": f"3101011980{i % 10_000:04d}{i % 1000:03d}X",
+                "driver_licence": f"SIM-DG-{i:06d}",
+                "driver_licence_issuer": "simulated transport authority",
             })
         return docs
 

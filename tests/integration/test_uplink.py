@@ -383,3 +383,65 @@ def test_unanswered_link_tests_drop_the_link_and_nothing_is_lost(services, env, 
     assert any(r["slave_up"] for r in states)
     assert states[-1]["reconnects"] >= 1
     assert states[-1]["positions"] >= len(pings.sent)  # (the re-sent ones again)
+
+
+@pytest.mark.parametrize("edition", [2019])
+def test_the_rest_of_the_conformance_list_is_answered(services, env, upper, uplink, edition):
+    """Exchange started, who drives and the e-waybill answered at once (from the truck's
+    permit on Kafka), a new driver reported unasked, a vehicle from elsewhere pushed down
+    reaching yrd.pings and never going back up, a listen-in request becoming a call-back
+    command answered when the terminal took it."""
+    from tests.unit.test_uplink_conformance import CREW, permit
+    from yrd_hazmat.jt809 import control
+
+    kafka = Kafka(services["KAFKA_BOOTSTRAP"])
+    kafka.send(env["YRD_TOPIC_PERMITS"], PLATES[0].encode(), permit(PLATES[0], **CREW))
+    kafka.flush()
+    uplink.start()
+    wait_until(lambda: upper.platform.slave_up, "slave link", 60)
+    send = upper.platform.send_vehicle
+    start = upper.call(send(exchange.DOWN_EXG_MSG, exchange.RETURN_STARTUP, PLATES[0],
+                            exchange.write_order(exchange.ExchangeOrder(reason=0))))
+    ask = upper.call(send(exchange.DOWN_EXG_MSG, exchange.DOWN_REPORT_DRIVER_INFO, PLATES[0],
+                          exchange.write_driver_request(exchange.DriverRequest(flag=0), 2019)))
+    upper.call(send(exchange.DOWN_EXG_MSG, exchange.TAKE_EWAYBILL_REQ, PLATES[0], b""))
+    then = datetime.now(CHINA_TZ).replace(microsecond=0) - timedelta(minutes=5)
+    elsewhere = exchange.write_location(exchange.Fix(ts=then, lat=31.3, lon=120.6,
+                                                     speed_kmh=40.0, status=0b11), 2019)
+    upper.call(send(exchange.DOWN_EXG_MSG, exchange.CAR_LOCATION, "皖A00001", elsewhere))
+    wait_until(lambda: len(upper.platform.reports) >= 3, "answers at once", 30)
+    by_sub = {sub: (plate, value) for sub, plate, value in upper.platform.reports}
+    assert by_sub[exchange.RETURN_STARTUP_ACK] == \
+        (PLATES[0], exchange.ExchangeAck(source_type=exchange.RETURN_STARTUP, source_sn=start))
+    plate, driver = by_sub[exchange.REPORT_DRIVER_INFO_ACK]
+    assert (plate, driver.name, driver.licence, driver.source_sn) == \
+        (PLATES[0], "张三", "JS-DG-000123", ask)
+    assert "WAYBILL_ID:=WB-2026-001" in by_sub[exchange.TAKE_EWAYBILL_ACK][1].text
+    pushed = kafka.read(env["YRD_TOPIC_PINGS"],
+                        lambda r: any(p["vehicle_id"] == "皖A00001" for p in r), 30)
+    assert msgspec.convert(pushed[-1], Ping).lat == 31.3
+    kafka.send(env["YRD_TOPIC_PERMITS"], PLATES[0].encode(),
+               permit(PLATES[0], **(CREW | {"driver_name": "李四"})))
+    ours = Ping(vehicle_id=PLATES[1], ts=then, lat=31.2, lon=121.4, speed_kmh=30.0)
+    kafka.send(env["YRD_TOPIC_PINGS"], PLATES[1].encode(), encode(ours))
+    kafka.flush()
+    wait_until(lambda: any(sub == exchange.REPORT_DRIVER_INFO
+                           for sub, _, _ in upper.platform.reports), "0x120C", 30)
+    wait_until(lambda: (PLATES[1], then) in received(upper), "our ping up", 30)
+    assert "皖A00001" not in {p.plate for p in upper.positions()}  # not sent back up
+    # listen in: a call-back command for the terminal gateway; answered once it took it
+    upper.call(send(control.DOWN_CTRL_MSG, control.MONITOR_VEHICLE_REQ, PLATES[2],
+                    control.write_listen(control.ListenRequest(tel="13800138000"))))
+    commands = kafka.read(env["YRD_TOPIC_COMMANDS"], lambda r: len(r) >= 1, 30)
+    command = msgspec.convert(commands[0], Command)
+    assert (command.kind, command.phone, command.vehicle_id) == \
+        ("call_back", "13800138000", PLATES[2])
+    kafka.send(env["YRD_TOPIC_COMMAND_RESULTS"], PLATES[2].encode(), encode(CommandResult(
+        command_id=command.command_id, vehicle_id=PLATES[2], status="ok",
+        at=datetime.now(CHINA_TZ))))
+    kafka.flush()
+    wait_until(lambda: any(sub == control.MONITOR_VEHICLE_ACK
+                           for sub, _, _ in upper.platform.reports), "0x1501", 30)
+    (listened,) = [v for sub, _, v in upper.platform.reports if sub == control.MONITOR_VEHICLE_ACK]
+    assert listened.result == control.LISTENING
+    assert uplink.stop() == 0, uplink.tail()

@@ -21,9 +21,13 @@ UNCONFIRMED = Gauge("yrd_uplink_unconfirmed_records", "Records written on the li
 CONFIRMED_LAG = Gauge("yrd_uplink_confirmed_lag_records", "Records on the input topics after "
                       "the last confirmed (committed) offsets")
 REQUESTS = Counter("yrd_uplink_requests", "Requests of the upper platform received, by kind "
-                   "(inspection, supervision, message, notice, text, photo)", ["kind"])
-ANSWERS = Counter("yrd_uplink_answers", "Answers of the desk sent up (0x1301, 0x1401)",
-                  ["kind"])
+                   "(inspection, supervision, message, notice, text, photo, listen, "
+                   "tachograph, emergency_access, exchange_start, exchange_stop, driver, "
+                   "waybill; position: positions of vehicles from elsewhere, 0x9202/0x9203)",
+                   ["kind"])
+ANSWERS = Counter("yrd_uplink_answers", "Answers sent up, by the request's kind (a person's "
+                  "0x1301, 0x1401; a terminal's 0x1501-0x1505; the register's 0x1205, 0x1206, "
+                  "0x120A, 0x120B); driver_report: 0x120C sent unasked", ["kind"])
 SLAVE_UP = Gauge("yrd_uplink_slave_links", "Slave links (upper -> us) logged in")
 
 for _mode in ("live", "resent"):

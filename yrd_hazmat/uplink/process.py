@@ -40,7 +40,8 @@ from ..topics import ensure_topics, wait_for_partitions
 from . import metrics, requests
 from .ledger import Ledger
 from .link import LinkDown, MainLink
-from .records import accepted, answer_decoder, request_decoder
+from .permits import Permits
+from .records import ORIGIN, accepted, answer_decoder, from_upper, request_decoder
 from .session import LinkConfig, Session
 from .slave import SlaveServer
 from .terminal_answers import KINDS, TerminalAnswers
@@ -107,6 +108,7 @@ class Uplink:
         desks answering at once). Forgotten with the link: what is read again goes again."""
         self._requests: asyncio.Queue[tuple[Frame, str]] = asyncio.Queue()
         self.terminal = TerminalAnswers()
+        self.permits = Permits()
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -131,7 +133,7 @@ class Uplink:
         tasks: list[asyncio.Task] = []
         readers: list[TopicReader] = []
         try:
-            readers = await self._terminal_readers()
+            readers = [*await self._terminal_readers(), await self._permit_reader()]
             tasks = [asyncio.create_task(self._handle_requests()),
                      asyncio.create_task(self._publish_terminal_answers()),
                      *(asyncio.create_task(reader.follow()) for reader in readers)]
@@ -175,6 +177,29 @@ class Uplink:
             await reader.catch_up()
         return readers
 
+    async def _permit_reader(self) -> TopicReader:
+        """``yrd.permits`` read to its end, then followed: who drives (0x920A, 0x120C) and
+        the e-waybill (0x920B)."""
+        reader = TopicReader(self.settings.kafka_options(), self.settings.topic_permits,
+                             self.permits.apply)
+        await reader.start(from_start=True, timeout_s=120)
+        await reader.catch_up()
+        self.permits.live = True
+        log.info("uplink: %d trucks' permits read", len(self.permits.by_plate))
+        return reader
+
+    def _report_drivers(self) -> None:
+        """0x120C for each driver new or changed since the last call (while the main link
+        is down they are not sent: the upper platform asks with 0x920A)."""
+        for plate, driver in self.permits.changed():
+            if self.link is None:
+                continue
+            try:
+                self.link.write(self.session.driver(plate, driver))
+                metrics.ANSWERS.labels("driver_report").inc()
+            except LinkDown:
+                pass
+
     async def _publish_terminal_answers(self) -> None:
         """The terminals' answers onto ``yrd.uplink-answers`` (whence they go up); a
         request whose command never finished is answered failed an hour past its deadline."""
@@ -184,6 +209,7 @@ class Uplink:
         last_expiry = loop.time()
         while True:
             await asyncio.sleep(0.2)
+            self._report_drivers()
             if loop.time() - last_expiry > 60:
                 terminal.expire(datetime.now(CHINA_TZ))
                 last_expiry = loop.time()
@@ -379,6 +405,8 @@ class Uplink:
             kept_before = kept
             if topic == s.topic_pings:
                 for rec in records:
+                    if from_upper(rec.headers):  # sent down by the upper platform itself
+                        continue
                     ping = accepted(rec.key, rec.value, rec.timestamp, max_bytes=s.max_ping_bytes,
                                     tolerance_ms=tolerance_ms, now_ms=now_ms)
                     if ping is None:
@@ -500,7 +528,8 @@ class Uplink:
                 outcome = requests.handle(frame, link=link, edition=self.config.edition,
                                           now=datetime.now(CHINA_TZ),
                                           inspection_answer_s=s.uplink_inspection_answer_s,
-                                          command_expiry_s=s.command_expiry_s)
+                                          command_expiry_s=s.command_expiry_s,
+                                          permits=self.permits)
             except FrameError as exc:
                 log.warning("request 0x%04x unreadable: %s", frame.header.msg_id, exc)
                 continue
@@ -520,6 +549,15 @@ class Uplink:
                                                  value=encode(outcome.command))
                 if outcome.request is not None and outcome.request.kind in KINDS:
                     self.terminal.request(outcome.request, datetime.now(CHINA_TZ))
+                if outcome.answer is not None:  # made at once: goes up as a person's does
+                    await producer.send_and_wait(s.topic_uplink_answers,
+                                                 key=outcome.answer.request.request_id.encode(),
+                                                 value=encode(outcome.answer))
+                for ping in outcome.pings:  # a vehicle from elsewhere, for the worker
+                    await producer.send(s.topic_pings, key=ping.vehicle_id.encode(),
+                                        value=encode(ping), headers=[ORIGIN])
+                if outcome.pings:
+                    metrics.REQUESTS.labels("position").inc(len(outcome.pings))
                 if outcome.info_ack is not None and self.link is not None:
                     data = inspection.write_info_ack(outcome.info_ack, self.config.edition)
                     self.link.write(self.session.frame(

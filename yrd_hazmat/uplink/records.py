@@ -1,11 +1,13 @@
 """What the uplink reads and writes on Kafka.
 
-In: ``yrd.pings`` (a ping goes up when the worker would accept it: :func:`accepted`),
-``yrd.alerts`` (:mod:`.warn` says which), ``yrd.uplink-answers`` (:class:`UplinkAnswer`,
-the desk's answers). Out: ``yrd.uplink-requests`` (:class:`UplinkRequest`, the upper
-platform's inspections 0x9301 and supervision orders 0x9401 with their deadline, key =
-request id) and ``yrd.commands`` (its text 0x9503 and photo 0x9502 requests as
-:class:`~yrd_hazmat.core.models.Command`).
+In: ``yrd.pings`` (a ping goes up when the worker would accept it: :func:`accepted`; not
+the positions the upper platform itself sent down, header :data:`ORIGIN`), ``yrd.alerts``
+(:mod:`.warn` says which), ``yrd.uplink-answers`` (:class:`UplinkAnswer`, the desk's
+answers), ``yrd.permits`` (who drives, the e-waybill: :mod:`.permits`). Out:
+``yrd.uplink-requests`` (:class:`UplinkRequest`, the upper platform's requests with their
+deadline, key = request id), ``yrd.commands`` (those for a truck's terminal, as
+:class:`~yrd_hazmat.core.models.Command`) and ``yrd.pings`` (positions of vehicles from
+elsewhere, 0x9202/0x9203, marked with :data:`ORIGIN`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ import msgspec
 from ..core.codec import decode_ping, time_ahead
 from ..core.models import Media, Ping
 from ..core.timeutil import to_ms
+from ..jt809.exchange import Driver
 from ..jt809.gnss import Fix
+
+
+ORIGIN = ("yrd-origin", b"upper-platform")
+"""The Kafka header of a ping the upper platform sent down (never sent back up)."""
+
+
+def from_upper(headers) -> bool:
+    return bool(headers) and ORIGIN in headers
 
 
 def accepted(key: bytes | None, value: bytes | None, timestamp_ms: int | None, *,
@@ -43,11 +54,17 @@ def to_fix(ping: Ping) -> Fix:
                mileage_km=ping.mileage_km)
 
 
-RequestKind = Literal["inspection", "supervision", "message", "notice", "text", "photo"]
+RequestKind = Literal["inspection", "supervision", "message", "notice", "text", "photo",
+                      "listen", "tachograph", "emergency_access", "exchange_start",
+                      "exchange_stop", "driver", "waybill"]
 """inspection 0x9301 and supervision 0x9401 await a person's answer; message 0x9302
-(acknowledged on receipt, 0x1302) and notice 0x9402/0x9403 (an alarm passed down) are
-for the desk to read; text 0x9503 and photo 0x9502 go to a truck's terminal as a command
-and are answered from its result (0x1503, 0x1502: :mod:`.terminal_answers`)."""
+(acknowledged on receipt, 0x1302) and notice 0x9402/0x9403 (an alarm passed down) and
+0x9204 (a vehicle from elsewhere) are for the desk to read; text 0x9503, photo 0x9502,
+listen 0x9501, tachograph 0x9504 and emergency_access 0x9505 go to a truck's terminal as
+a command and are answered from its result (0x1503, 0x1502, 0x1501, 0x1504, 0x1505:
+:mod:`.terminal_answers`); exchange_start 0x9205 / exchange_stop 0x9206 are acknowledged
+at once (0x1205, 0x1206), driver 0x920A and waybill 0x920B are answered at once from the
+truck's permit (0x120A, 0x120B)."""
 
 
 class UplinkRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,6 +107,8 @@ class UplinkRequest(msgspec.Struct, frozen=True, kw_only=True):
     """photo: LENS_ID."""
     size: int | None = None
     """photo: SIZE_TYPE."""
+    reason: int | None = None
+    """exchange_start/_stop: REASON_CODE; tachograph: COMMAND_TYPE."""
 
 
 class UplinkAnswer(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,6 +127,10 @@ class UplinkAnswer(msgspec.Struct, frozen=True, kw_only=True):
     result: int | None = None
     media: Media | None = None
     """photo taken: the picture, as on ``yrd.media``."""
+    driver: Driver | None = None
+    """driver: who drives (0x120A), from the truck's permit."""
+    data: str | None = None
+    """tachograph: TRAVELDATA_INFO, the GB/T 19056 frame the terminal sent (hex)."""
 
 
 request_decoder = msgspec.json.Decoder(UplinkRequest)

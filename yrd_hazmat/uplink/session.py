@@ -8,9 +8,11 @@ UP_EXG_MSG_HISTORY_LOCATION 0x1203 (1 to 5 kept positions of one vehicle, in GNS
 order), UP_WARN_MSG 0x1400 carrying UP_WARN_MSG_ADPT_INFO 0x1402 (an alarm) or
 UP_WARN_MSG_URGE_TODO_ACK 0x1401 (the answer to a supervision order), UP_PLATFORM_MSG
 0x1300 carrying UP_PLATFORM_MSG_POST_QUERY_ACK 0x1301 (the answer to an inspection),
-UP_CTRL_MSG 0x1500 carrying UP_CTRL_MSG_TAKE_PHOTO_ACK 0x1502 and UP_CTRL_MSG_TEXT_INFO_ACK
-0x1503 (a terminal's answer to a photo or text request), and UP_DISCONNECT_REQ 0x1003 on
-the way out. Received: UP_CONNECT_RSP 0x1002, UP_LINKTEST_RSP
+UP_CTRL_MSG 0x1500 carrying UP_CTRL_MSG_TAKE_PHOTO_ACK 0x1502, UP_CTRL_MSG_TEXT_INFO_ACK
+0x1503, 0x1501, 0x1504 and 0x1505 (a terminal's answer to a photo, text, listen-in,
+tachograph or emergency-access request), UP_EXG_MSG answers 0x1205/0x1206 (exchange
+started/stopped), 0x120A (who drives), 0x120B (the e-waybill) and 0x120C (a new driver,
+unasked), and UP_DISCONNECT_REQ 0x1003 on the way out. Received: UP_CONNECT_RSP 0x1002, UP_LINKTEST_RSP
 0x1006, UP_DISCONNECT_RSP 0x1004, and the upper platform's requests (0x9300, 0x9400,
 0x9500), which a 2019 upper platform may send on the main link while the slave link is
 down. The slave link's own messages (0x9001 ... 0x9008) are in :mod:`.slave`.
@@ -119,13 +121,21 @@ class Session(Framer):
         return self.frame(alarms.UP_WARN_MSG, alarms.write(
             alarms.ADPT_INFO, data, c.edition, plate=alert.vehicle_id, colour=c.colour))
 
+    def driver(self, plate: str, driver: exchange.Driver) -> bytes:
+        """0x120C: who drives ``plate`` now, sent unasked."""
+        data = exchange.write_driver(driver, exchange.REPORT_DRIVER_INFO, self.config.edition)
+        return self.frame(exchange.UP_EXG_MSG, exchange.write(
+            plate, self.config.colour, exchange.REPORT_DRIVER_INFO, data))
+
     def answer(self, answer: UplinkAnswer) -> bytes | None:
         """0x1301 (inspection) or 0x1401 (supervision order) of a person's answer, 0x1503
-        (text) or 0x1502 (photo) of a terminal's; None when the answer lacks what its kind
-        needs."""
+        (text), 0x1502 (photo), 0x1501, 0x1504, 0x1505 of a terminal's, the 0x1200 answers
+        made at once; None when the answer lacks what its kind needs."""
         req, edition = answer.request, self.config.edition
-        if req.kind in ("text", "photo"):
+        if req.kind in ("text", "photo", "listen", "tachograph", "emergency_access"):
             return self._control_answer(answer)
+        if req.kind in ("exchange_start", "exchange_stop", "driver", "waybill"):
+            return self._exchange_answer(answer)
         if req.kind == "inspection":
             if answer.content is None:
                 return None
@@ -156,11 +166,48 @@ class Session(Framer):
             alarms.URGE_TODO_ACK, data, edition, plate=req.plate or "",
             colour=req.colour if req.colour is not None else self.config.colour))
 
+    def _exchange_answer(self, answer: UplinkAnswer) -> bytes | None:
+        req, edition = answer.request, self.config.edition
+        if not req.plate:
+            return None
+        colour = req.colour if req.colour is not None else self.config.colour
+        if req.kind in ("exchange_start", "exchange_stop"):
+            start = req.kind == "exchange_start"
+            return self.frame(exchange.UP_EXG_MSG, exchange.write_exchange_ack(
+                exchange.RETURN_STARTUP_ACK if start else exchange.RETURN_END_ACK,
+                exchange.ExchangeAck(
+                    source_type=exchange.RETURN_STARTUP if start else exchange.RETURN_END,
+                    source_sn=req.serial), req.plate, colour, edition))
+        if req.kind == "driver":
+            driver = msgspec.structs.replace(
+                answer.driver or exchange.Driver(),
+                source_type=exchange.DOWN_REPORT_DRIVER_INFO, source_sn=req.serial)
+            data = exchange.write_driver(driver, exchange.REPORT_DRIVER_INFO_ACK, edition)
+            return self.frame(exchange.UP_EXG_MSG, exchange.write(
+                req.plate, colour, exchange.REPORT_DRIVER_INFO_ACK, data))
+        data = exchange.write_waybill(exchange.Waybill(
+            text=answer.content or "", source_type=exchange.TAKE_EWAYBILL_REQ,
+            source_sn=req.serial), exchange.TAKE_EWAYBILL_ACK, edition)
+        return self.frame(exchange.UP_EXG_MSG, exchange.write(
+            req.plate, colour, exchange.TAKE_EWAYBILL_ACK, data))
+
     def _control_answer(self, answer: UplinkAnswer) -> bytes | None:
         req, edition = answer.request, self.config.edition
         if answer.result is None or not req.plate:
             return None
         colour = req.colour if req.colour is not None else self.config.colour
+        if req.kind in ("listen", "emergency_access"):
+            sub = control.MONITOR_VEHICLE_ACK if req.kind == "listen" else \
+                control.EMERGENCY_MONITORING_ACK
+            data = control.write_result(control.ControlResult(
+                result=answer.result, source_sn=req.serial), sub, edition)
+            return self.frame(control.UP_CTRL_MSG, control.write(req.plate, colour, sub, data))
+        if req.kind == "tachograph":
+            data = control.write_tachograph_answer(control.TachographAnswer(
+                data=bytes.fromhex(answer.data or ""), command=req.reason,
+                source_sn=req.serial), edition)
+            return self.frame(control.UP_CTRL_MSG, control.write(
+                req.plate, colour, control.TAKE_TRAVEL_DATA_ACK, data))
         if req.kind == "text":
             data = control.write_text_answer(control.TextAnswer(
                 result=answer.result, msg_id=req.sequence, source_type=control.TEXT_INFO,

@@ -186,6 +186,10 @@ class UpperPlatform:
         self.alarm_serials: deque[int] = deque(maxlen=keep or 10_000)
         """MSG_SN of the frame of each alarm in :attr:`alarms` (a 2019 order quotes it)."""
         self.answers: list[object] | deque = [] if keep is None else deque(maxlen=keep)
+        self.reports: list[tuple[int, str | None, object]] | deque = [] if keep is None \
+            else deque(maxlen=keep)
+        """The other answers and reports of the conformance list (0x1205, 0x1206, 0x120A,
+        0x120B, 0x120C, 0x1501, 0x1504, 0x1505): (sub-business, plate, value)."""
         self.tally = Tally()
         self.inspection_ids = itertools.count(1)
         self.supervision_ids = itertools.count(1)
@@ -288,6 +292,14 @@ class UpperPlatform:
         peer.send(control.DOWN_CTRL_MSG, control.write(plate, 2, control.TEXT_INFO,
                   control.write_text(control.TextRequest(msg_id=sequence, text=text))))
         await peer.writer.drain()
+
+    async def send_vehicle(self, msg_id: int, sub_type: int, plate: str, data: bytes) -> int:
+        """Any vehicle message of the conformance list (0x9200 or 0x9500 business,
+        e.g. 0x9205, 0x920A, 0x9501) with its data; returns the frame's MSG_SN."""
+        peer = self._peer()
+        serial = peer.send(msg_id, exchange.write(plate, 2, sub_type, data))
+        await peer.writer.drain()
+        return serial
 
     async def send_photo(self, plate: str, lens: int = 1, size: int = 2) -> int:
         """DOWN_CTRL_MSG_TAKE_PHOTO_REQ 0x9502 for a truck; returns the frame's MSG_SN."""
@@ -443,6 +455,8 @@ class UpperPlatform:
                                   control.TEXT_INFO_ACK, control.TAKE_PHOTO_ACK):
             self.answers.append(message.value)
             self._timed(message.sub_type, message.value)
+        elif message.sub_type in REPORTS:
+            self.reports.append((message.sub_type, message.plate, message.value))
 
     def _timed(self, sub_type: int, value) -> None:
         """Match an answer to its question; log the time it took."""
@@ -464,6 +478,12 @@ class UpperPlatform:
             log.info("answer to %s after %.1f s, %s the %.0f s allowed%s", asked.describe(),
                      asked.took_s, verdict, asked.allowed_s,
                      f": {content}" if content else f": result {getattr(value, 'result', '?')}")
+
+
+REPORTS = frozenset({exchange.RETURN_STARTUP_ACK, exchange.RETURN_END_ACK,
+                     exchange.REPORT_DRIVER_INFO_ACK, exchange.TAKE_EWAYBILL_ACK,
+                     exchange.REPORT_DRIVER_INFO, control.MONITOR_VEHICLE_ACK,
+                     control.TAKE_TRAVEL_DATA_ACK, control.EMERGENCY_MONITORING_ACK})
 
 
 class SimulatorThread:

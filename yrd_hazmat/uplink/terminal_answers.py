@@ -1,6 +1,10 @@
-"""Answers to the upper platform's text and photo requests, which reach a truck's
-terminal as commands: UP_CTRL_MSG_TEXT_INFO_ACK 0x1503 (RESULT 0 delivered, 1 failed) and
-UP_CTRL_MSG_TAKE_PHOTO_ACK 0x1502 (PHOTO_RSP_FLAG, and the picture when taken).
+"""Answers to the upper platform's requests that reach a truck's terminal as commands:
+UP_CTRL_MSG_TEXT_INFO_ACK 0x1503 (RESULT 0 delivered, 1 failed),
+UP_CTRL_MSG_TAKE_PHOTO_ACK 0x1502 (PHOTO_RSP_FLAG, and the picture when taken),
+UP_CTRL_MSG_MONITOR_VEHICLE_ACK 0x1501 (0 listening: the terminal took the call-back
+0x8400; 1 failed), UP_CTRL_MSG_TAKE_TRAVEL_DATA_ACK 0x1504 (the tachograph's data block of
+the terminal's 0x0700; empty when it sent none) and UP_CTRL_MSG_EMERGENCY_MONITORING_ACK
+0x1505 (0 the terminal took 0x8105, 1 no such vehicle, 2 failed).
 
 Kafka holds everything an answer needs, so a restart of ours loses none: the request on
 ``yrd.uplink-requests`` (kind text / photo, naming its command), the command's final step
@@ -23,12 +27,19 @@ from ..gateway.commands import FINAL
 from ..jt809 import control
 from .records import UplinkAnswer, UplinkRequest
 
-KINDS = frozenset({"text", "photo"})
+KINDS = frozenset({"text", "photo", "listen", "tachograph", "emergency_access"})
 ANSWERED_BY = "terminal"
 
 _PHOTO_FLAGS = {"unsupported": control.NOT_SUPPORTED, "timeout": control.OFFLINE,
                 "expired": control.OFFLINE, "refused": control.OFFLINE}
 """A command's final status (but ok) -> PHOTO_RSP_FLAG; others: NOT_TAKEN."""
+FAILED = {"text": control.FAILED, "listen": control.LISTEN_FAILED,
+          "emergency_access": control.ACCESS_FAILED}
+"""The result of a command that did not succeed (ok: 0, in each)."""
+NO_COMMAND = {"text": control.FAILED, "photo": control.WRONG_PLATE,
+              "listen": control.LISTEN_FAILED, "tachograph": 1,
+              "emergency_access": control.NO_SUCH_VEHICLE}
+"""The result when no command could carry the request (a plate no terminal can have)."""
 
 
 class TerminalAnswers:
@@ -50,8 +61,7 @@ class TerminalAnswers:
         if request.kind not in KINDS or request.request_id in self.answered:
             return
         if request.command_id is None:  # no command could carry it
-            self._answer(request, now, control.FAILED if request.kind == "text"
-                         else control.WRONG_PLATE)
+            self._answer(request, now, NO_COMMAND[request.kind])
             return
         self.pending[request.command_id] = request
 
@@ -69,9 +79,11 @@ class TerminalAnswers:
         request = self.pending.get(result.command_id)
         if request is None:
             return
-        if request.kind == "text":
-            self._answer(request, result.at,
-                         control.DELIVERED if result.status == "ok" else control.FAILED)
+        if request.kind in FAILED:
+            self._answer(request, result.at, 0 if result.status == "ok" else FAILED[request.kind])
+        elif request.kind == "tachograph":
+            self._answer(request, result.at, 0 if result.status == "ok" else 1,
+                         data=result.data if result.status == "ok" else None)
         elif result.status == "ok" and result.media_id is not None:
             picture = self.pictures.pop(result.media_id, None)
             if picture is None:
@@ -109,19 +121,19 @@ class TerminalAnswers:
         result lost to retention): answered as failed / offline."""
         for command_id, request in list(self.pending.items()):
             if request.deadline is not None and (now - request.deadline).total_seconds() > 3600:
-                self._answer(request, now, control.FAILED if request.kind == "text"
-                             else control.OFFLINE)
+                self._answer(request, now, control.OFFLINE if request.kind == "photo"
+                             else FAILED.get(request.kind, 1))
         for media_id, request in list(self.waiting.items()):
             if request.deadline is not None and (now - request.deadline).total_seconds() > 3600:
                 del self.waiting[media_id]
                 self._answer(request, now, control.TAKEN_SENT_LATER)
 
     def _answer(self, request: UplinkRequest, at: datetime, result: int,
-                picture: Media | None = None) -> None:
+                picture: Media | None = None, data: str | None = None) -> None:
         if request.command_id is not None:
             self.pending.pop(request.command_id, None)
         if request.request_id in self.answered:
             return
         self.answered.add(request.request_id)
         self._out.append(UplinkAnswer(request=request, answered_by=ANSWERED_BY, answered_at=at,
-                                      result=result, media=picture))
+                                      result=result, media=picture, data=data))

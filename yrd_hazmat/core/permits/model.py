@@ -64,8 +64,17 @@ class Permit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Fa
                                 description="issuing public security organ")]
     provinces: Annotated[list[Province], Meta(min_length=1, max_length=8)]
     crs: Literal["WGS84", "GCJ02"] = "WGS84"
-    driver_id: OptionalText | None = None
+    driver_id: Annotated[OptionalText, Meta(
+        description="the driver's identity card number")] | None = None
     escort_id: OptionalText | None = None
+    driver_name: Annotated[OptionalText, Meta(description="the driver's name")] | None = None
+    driver_licence: Annotated[OptionalText, Meta(
+        description="the driver's qualification certificate for dangerous goods "
+                    "(从业资格证) number")] | None = None
+    driver_licence_issuer: Annotated[OptionalText, Meta(
+        description="who issued the qualification certificate")] | None = None
+    driver_licence_until: Annotated[EventTime, Meta(
+        description="when the qualification certificate expires")] | None = None
     carrier: OptionalText | None = None
     waybill_id: OptionalText | None = None
     packing_group: Literal["I", "II", "III"] | None = None
