@@ -43,7 +43,7 @@ import msgspec
 
 from ..jt808.frame import FrameError
 from .codec import (PLATE, Message, Reader, check_version, counted, envelope, fixed,
-                    read_envelope, to_utc)
+                    quoting, read_envelope, to_utc)
 from .frame import V2011, V2019
 
 UP_WARN_MSG, DOWN_WARN_MSG = 0x1400, 0x9400
@@ -253,8 +253,7 @@ def read_result(data: bytes, sub_type: int = ADPT_TODO_INFO) -> HandlingResult:
 def write_result(result: HandlingResult, sub_type: int = ADPT_TODO_INFO) -> bytes:
     if sub_type == ADPT_TODO_INFO_2011:
         return struct.pack(">IB", result.info_id or 0, result.result)
-    return struct.pack(">HIB", result.source_type or ADPT_INFO, result.source_sn or 0,
-                       result.result)
+    return quoting(result, ADPT_INFO) + bytes([result.result])
 
 
 def write(sub_type: int, data: bytes, version: int = V2011, plate: str | None = None,

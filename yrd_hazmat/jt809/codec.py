@@ -165,6 +165,12 @@ def envelope(sub_type: int, data: bytes, plate: str | None = None, colour: int =
     return head + struct.pack(">HI", sub_type, len(data)) + data
 
 
+def quoting(answer, request_type: int) -> bytes:
+    """2019: SOURCE_DATA_TYPE and SOURCE_MSG_SN, the request an answer quotes (its
+    ``source_type``, default ``request_type``, and ``source_sn``, default 0)."""
+    return struct.pack(">HI", answer.source_type or request_type, answer.source_sn or 0)
+
+
 class Message(msgspec.Struct, frozen=True, kw_only=True):
     """A decoded business message: the vehicle (when the business carries one), the
     sub-business and its decoded value (a Struct of the business's module, a list of them,
@@ -177,4 +183,4 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
 
 
 __all__ = ["Envelope", "Message", "Reader", "V2011", "check_version", "counted", "decode",
-           "envelope", "fixed", "from_utc", "gbk", "read_envelope", "to_utc"]
+           "envelope", "fixed", "from_utc", "gbk", "quoting", "read_envelope", "to_utc"]

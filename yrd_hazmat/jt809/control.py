@@ -48,7 +48,17 @@ import msgspec
 from ..core.timeutil import CHINA_TZ
 from ..jt808.frame import FrameError, bcd, bcd_digits
 from ..jt808.messages import bcd_time
-from .codec import Message, Reader, check_version, counted, envelope, fixed, read_envelope, to_utc
+from .codec import (
+    Message,
+    Reader,
+    check_version,
+    counted,
+    envelope,
+    fixed,
+    quoting,
+    read_envelope,
+    to_utc,
+)
 from .frame import V2011, V2019
 from .gnss import Fix, read_fix, write_fix
 
@@ -216,8 +226,7 @@ def write_tachograph_answer(a: TachographAnswer, version: int = V2011) -> bytes:
     """2019: the request and COMMAND_TYPE first; 2011: COMMAND_TYPE first when known."""
     head = b""
     if check_version(version) == V2019:
-        head = struct.pack(">HIB", a.source_type or TAKE_TRAVEL_DATA_REQ, a.source_sn or 0,
-                           a.command or 0)
+        head = quoting(a, TAKE_TRAVEL_DATA_REQ) + bytes([a.command or 0])
     elif a.command is not None:
         head = bytes([a.command])
     return head + struct.pack(">I", len(a.data)) + a.data
@@ -251,7 +260,7 @@ def write_result(a: ControlResult, sub_type: int, version: int = V2011) -> bytes
     if check_version(version) == V2019:
         request = MONITOR_VEHICLE_REQ if sub_type == MONITOR_VEHICLE_ACK else \
             EMERGENCY_MONITORING_REQ
-        return struct.pack(">HIB", a.source_type or request, a.source_sn or 0, a.result)
+        return quoting(a, request) + bytes([a.result])
     return bytes([a.result])
 
 
@@ -280,7 +289,7 @@ def read_photo_answer(data: bytes, version: int = V2011) -> PhotoAnswer:
 def write_photo_answer(a: PhotoAnswer, version: int = V2011) -> bytes:
     source = b""
     if check_version(version) == V2019:
-        source = struct.pack(">HI", a.source_type or TAKE_PHOTO_REQ, a.source_sn or 0)
+        source = quoting(a, TAKE_PHOTO_REQ)
     return (source + bytes([a.flag]) + write_fix(a.fix, version)
             + struct.pack(">BIBB", a.lens, len(a.photo), a.size, a.image_type) + a.photo)
 
@@ -306,7 +315,7 @@ def read_text_answer(data: bytes, version: int = V2011) -> TextAnswer:
 
 def write_text_answer(a: TextAnswer, version: int = V2011) -> bytes:
     if check_version(version) == V2019:
-        return struct.pack(">HIB", a.source_type or TEXT_INFO, a.source_sn or 0, a.result)
+        return quoting(a, TEXT_INFO) + bytes([a.result])
     return struct.pack(">IB", a.msg_id or 0, a.result)
 
 

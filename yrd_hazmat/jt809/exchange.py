@@ -62,6 +62,7 @@ from .codec import (
     counted,
     envelope,
     fixed,
+    quoting,
     read_envelope,
     to_utc,
 )
@@ -243,8 +244,7 @@ def write_waybill(waybill: Waybill, sub_type: int = REPORT_EWAYBILL_INFO,
                   version: int = V2011) -> bytes:
     source = b""
     if sub_type == TAKE_EWAYBILL_ACK and check_version(version) == V2019:
-        source = struct.pack(">HI", waybill.source_type or TAKE_EWAYBILL_REQ,
-                             waybill.source_sn or 0)
+        source = quoting(waybill, TAKE_EWAYBILL_REQ)
     return source + counted(waybill.text)
 
 
@@ -326,8 +326,7 @@ def write_driver(driver: Driver, sub_type: int = REPORT_DRIVER_INFO,
                  version: int = V2011) -> bytes:
     source = b""
     if sub_type == REPORT_DRIVER_INFO_ACK and check_version(version) == V2019:
-        source = struct.pack(">HI", driver.source_type or DOWN_REPORT_DRIVER_INFO,
-                             driver.source_sn or 0)
+        source = quoting(driver, DOWN_REPORT_DRIVER_INFO)
     out = source + b"".join(fixed(getattr(driver, name), size)
                             for name, _, size in DRIVER_FIELDS)
     if check_version(version) == V2019:

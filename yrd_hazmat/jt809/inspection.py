@@ -32,7 +32,16 @@ import struct
 import msgspec
 
 from ..jt808.frame import FrameError
-from .codec import Message, Reader, check_version, counted, envelope, fixed, read_envelope
+from .codec import (
+    Message,
+    Reader,
+    check_version,
+    counted,
+    envelope,
+    fixed,
+    quoting,
+    read_envelope,
+)
 from .frame import V2011, V2019
 
 UP_PLATFORM_MSG, DOWN_PLATFORM_MSG = 0x1300, 0x9300
@@ -133,7 +142,7 @@ def write_answer(a: InspectionAnswer, version: int = V2011) -> bytes:
     if check_version(version) == V2019:
         return (bytes([a.object_type or CONNECTED_PLATFORM]) + fixed(a.responder or "", 16)
                 + fixed(a.responder_tel or "", 20) + fixed(a.object_id, 20)
-                + struct.pack(">HI", a.source_type or POST_QUERY_REQ, a.source_sn or 0)
+                + quoting(a, POST_QUERY_REQ)
                 + counted(a.content))
     return (bytes([a.object_type or CONNECTED_PLATFORM]) + fixed(a.object_id, 12)
             + struct.pack(">I", a.info_id or 0) + counted(a.content))
@@ -148,7 +157,7 @@ def read_info_ack(data: bytes, version: int = V2011) -> InfoAck:
 
 def write_info_ack(ack: InfoAck, version: int = V2011) -> bytes:
     if check_version(version) == V2019:
-        return struct.pack(">HI", ack.source_type or INFO_REQ, ack.source_sn or 0)
+        return quoting(ack, INFO_REQ)
     return struct.pack(">I", ack.info_id or 0)
 
 

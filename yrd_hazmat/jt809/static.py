@@ -16,12 +16,10 @@ source fields).
 
 from __future__ import annotations
 
-import struct
-
 import msgspec
 
 from ..jt808.frame import FrameError
-from .codec import Message, Reader, check_version, envelope, gbk, read_envelope
+from .codec import Message, Reader, check_version, envelope, gbk, quoting, read_envelope
 from .frame import V2011, V2019
 
 UP_BASE_MSG, DOWN_BASE_MSG = 0x1600, 0x9600
@@ -64,7 +62,7 @@ def read_static(data: bytes, version: int = V2011) -> StaticInfo:
 def write_static(info: StaticInfo, version: int = V2011) -> bytes:
     source = b""
     if check_version(version) == V2019:
-        source = struct.pack(">HI", info.source_type or VEHICLE_ADDED, info.source_sn or 0)
+        source = quoting(info, VEHICLE_ADDED)
     return source + gbk(info.text)
 
 
