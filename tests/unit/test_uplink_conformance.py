@@ -218,3 +218,20 @@ def test_the_desk_never_shows_an_emergency_access_dial_password():
     view = book.view(command.command_id)
     assert view["server"] == "10.9.8.7" and view["dial_password"] == "****"
     assert "s3cret" not in repr(command) and "s3cret" not in str(book.of_vehicle(PLATE))
+
+
+@pytest.mark.parametrize("edition", [V2011, V2019])
+def test_static_information_is_answered_from_what_the_platform_knows(edition):
+    from yrd_hazmat.jt809 import static
+
+    permits = Permits()
+    permits.apply(PLATE.encode(), permit(**CREW))
+    out = handle(static.write(PLATE, 2, static.VEHICLE_ADDED), static.DOWN_BASE_MSG, edition,
+                 permits, serial=44)
+    assert out.request.kind == "static_info" and out.command is None
+    f, message = read(Session(config(edition)).answer(out.answer), edition)
+    assert (f.header.msg_id, message.sub_type, message.plate) == \
+        (static.UP_BASE_MSG, static.VEHICLE_ADDED_ACK, PLATE)
+    assert message.value.fields == {"VEHICLE_COLOR": "2", "TRANS_TYPE": "030",
+                                    "OWERS_NAME": "苏州危运"}
+    assert message.value.source_sn == (44 if edition == V2019 else None)

@@ -2,7 +2,9 @@
 (DOWN_EXG_MSG_REPORT_DRIVER_INFO 0x920A is answered with UP_EXG_MSG_REPORT_DRIVER_INFO_ACK
 0x120A; a new or changed driver goes up unasked as UP_EXG_MSG_REPORT_DRIVER_INFO 0x120C)
 and the electronic waybill (DOWN_EXG_MSG_TAKE_EWAYBILL_REQ 0x920B is answered with
-UP_EXG_MSG_TAKE_EWAYBILL_ACK 0x120B). Pure: no Kafka, no clock.
+UP_EXG_MSG_TAKE_EWAYBILL_ACK 0x120B) and its static information (DOWN_BASE_MSG_VEHICLE_ADDED
+0x9601 is answered with UP_BASE_MSG_VEHICLE_ADDED_ACK 0x1601: VEHICLE_COLOR, TRANS_TYPE 030
+dangerous goods, OWERS_NAME the carrier). Pure: no Kafka, no clock.
 
 The waybill's text is the permit's waybill fields as ``KEY:=VALUE`` pairs separated by
 ``;`` (the form of JT/T 809's CAR_INFO), e.g. ``WAYBILL_ID:=WB-1;UN:=UN1017;...``.
@@ -14,8 +16,11 @@ import msgspec
 
 from ..core.permits.model import Permit
 from ..jt809.exchange import Driver
+from ..jt809.static import static_text
 
 _decoder = msgspec.json.Decoder(Permit)
+TRANS_TYPE = "030"
+"""JT/T 809 CAR_INFO TRANS_TYPE of road transport of dangerous goods."""
 
 WAYBILL_FIELDS = (("WAYBILL_ID", "waybill_id"), ("PERMIT_ID", "permit_id"),
                   ("UN", "un_number"), ("CLASS", "hazard_class"), ("CARGO", "cargo_name"),
@@ -81,6 +86,14 @@ class Permits:
     def waybill(self, plate: str) -> str | None:
         permit = self.by_plate.get(plate)
         return waybill_of(permit) if permit is not None else None
+
+    def static_info(self, plate: str, colour: int) -> str:
+        """CAR_INFO of a truck: what the platform knows of it (its permit's carrier)."""
+        permit = self.by_plate.get(plate)
+        fields: dict[str, object] = {"VEHICLE_COLOR": colour, "TRANS_TYPE": TRANS_TYPE}
+        if permit is not None and permit.carrier:
+            fields["OWERS_NAME"] = permit.carrier.replace(";", ",")
+        return static_text(fields)
 
     def changed(self) -> list[tuple[str, Driver]]:
         """Drivers new or changed since the last call (to report with 0x120C)."""

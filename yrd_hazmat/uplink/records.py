@@ -56,15 +56,15 @@ def to_fix(ping: Ping) -> Fix:
 
 RequestKind = Literal["inspection", "supervision", "message", "notice", "text", "photo",
                       "listen", "tachograph", "emergency_access", "exchange_start",
-                      "exchange_stop", "driver", "waybill"]
+                      "exchange_stop", "driver", "waybill", "static_info"]
 """inspection 0x9301 and supervision 0x9401 await a person's answer; message 0x9302
 (acknowledged on receipt, 0x1302) and notice 0x9402/0x9403 (an alarm passed down) and
 0x9204 (a vehicle from elsewhere) are for the desk to read; text 0x9503, photo 0x9502,
 listen 0x9501, tachograph 0x9504 and emergency_access 0x9505 go to a truck's terminal as
 a command and are answered from its result (0x1503, 0x1502, 0x1501, 0x1504, 0x1505:
 :mod:`.terminal_answers`); exchange_start 0x9205 / exchange_stop 0x9206 are acknowledged
-at once (0x1205, 0x1206), driver 0x920A and waybill 0x920B are answered at once from the
-truck's permit (0x120A, 0x120B)."""
+at once (0x1205, 0x1206), driver 0x920A, waybill 0x920B and static_info 0x9601 are
+answered at once from the truck's permit (0x120A, 0x120B, 0x1601)."""
 
 
 class UplinkRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,7 +18,8 @@
   ``exchange_start`` / ``exchange_stop`` and its answer at once (0x1205 / 0x1206; every
   truck of ours goes up anyway). DOWN_EXG_MSG_REPORT_DRIVER_INFO 0x920A and
   DOWN_EXG_MSG_TAKE_EWAYBILL_REQ 0x920B: kind ``driver`` / ``waybill``, answered at once from
-  the truck's permit (0x120A, 0x120B: :mod:`.permits`).
+  the truck's permit (0x120A, 0x120B: :mod:`.permits`); DOWN_BASE_MSG_VEHICLE_ADDED 0x9601
+  likewise, kind ``static_info`` (0x1601).
 - DOWN_EXG_MSG_CAR_LOCATION 0x9202 and DOWN_EXG_MSG_HISTORY_ARCOSSAREA 0x9203: positions
   of a vehicle from elsewhere, as pings for ``yrd.pings`` (the worker checks them like
   ours; they are not sent back up); DOWN_EXG_MSG_CAR_INFO 0x9204: its static information,
@@ -35,7 +36,7 @@ import msgspec
 
 from ..core.models import Command, Ping
 from ..jt808.frame import FrameError
-from ..jt809 import alarms, bodies, control, exchange, inspection
+from ..jt809 import alarms, bodies, control, exchange, inspection, static
 from ..jt809.codec import Message
 from ..jt809.frame import V2019, Frame
 from ..jt809.gnss import Fix
@@ -75,7 +76,7 @@ def handle(frame: Frame, *, link: str, edition: int, now: datetime,
     nothing of us. Raises :class:`~yrd_hazmat.jt808.frame.FrameError` for a bad body."""
     msg_id = frame.header.msg_id
     if msg_id not in (inspection.DOWN_PLATFORM_MSG, alarms.DOWN_WARN_MSG, control.DOWN_CTRL_MSG,
-                      exchange.DOWN_EXG_MSG):
+                      exchange.DOWN_EXG_MSG, static.DOWN_BASE_MSG):
         return None
     message = bodies.read(msg_id, frame.body, edition)
     assert isinstance(message, Message)
@@ -83,6 +84,14 @@ def handle(frame: Frame, *, link: str, edition: int, now: datetime,
     base = {"received_at": now, "edition": edition, "serial": serial, "link": link}
     if msg_id == exchange.DOWN_EXG_MSG:
         return _exchange(message, base, permits or Permits())
+    if msg_id == static.DOWN_BASE_MSG and message.plate:
+        request = UplinkRequest(request_id=request_id("static_info", now, serial, link),
+                                kind="static_info", deadline=None, plate=message.plate,
+                                colour=message.colour, **base)
+        colour = message.colour if message.colour is not None else 2
+        return Outcome(request=request, answer=UplinkAnswer(
+            request=request, answered_by=ISSUER, answered_at=now, result=0,
+            content=(permits or Permits()).static_info(message.plate, colour)))
     if isinstance(value, inspection.Inspection):
         if message.sub_type == inspection.INFO_REQ:
             ack = inspection.InfoAck(info_id=value.info_id) if edition != V2019 else \

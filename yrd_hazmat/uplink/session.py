@@ -12,7 +12,7 @@ UP_CTRL_MSG 0x1500 carrying UP_CTRL_MSG_TAKE_PHOTO_ACK 0x1502, UP_CTRL_MSG_TEXT_
 0x1503, 0x1501, 0x1504 and 0x1505 (a terminal's answer to a photo, text, listen-in,
 tachograph or emergency-access request), UP_EXG_MSG answers 0x1205/0x1206 (exchange
 started/stopped), 0x120A (who drives), 0x120B (the e-waybill) and 0x120C (a new driver,
-unasked), and UP_DISCONNECT_REQ 0x1003 on the way out. Received: UP_CONNECT_RSP 0x1002, UP_LINKTEST_RSP
+unasked), UP_BASE_MSG_VEHICLE_ADDED_ACK 0x1601 (static information), and UP_DISCONNECT_REQ 0x1003 on the way out. Received: UP_CONNECT_RSP 0x1002, UP_LINKTEST_RSP
 0x1006, UP_DISCONNECT_RSP 0x1004, and the upper platform's requests (0x9300, 0x9400,
 0x9500), which a 2019 upper platform may send on the main link while the slave link is
 down. The slave link's own messages (0x9001 ... 0x9008) are in :mod:`.slave`.
@@ -26,7 +26,7 @@ import random
 import msgspec
 
 from ..core.models import Alert, Ping
-from ..jt809 import alarms, control, exchange, inspection, links
+from ..jt809 import alarms, control, exchange, inspection, links, static
 from ..jt809.frame import V2011, V2019, Cipher, Frame, build, parse
 from ..jt809.gnss import Fix
 from . import warn
@@ -136,6 +136,14 @@ class Session(Framer):
             return self._control_answer(answer)
         if req.kind in ("exchange_start", "exchange_stop", "driver", "waybill"):
             return self._exchange_answer(answer)
+        if req.kind == "static_info":
+            if not req.plate:
+                return None
+            data = static.write_static(static.StaticInfo(
+                text=answer.content or "", source_sn=req.serial), edition)
+            return self.frame(static.UP_BASE_MSG, static.write(
+                req.plate, req.colour if req.colour is not None else self.config.colour,
+                static.VEHICLE_ADDED_ACK, data))
         if req.kind == "inspection":
             if answer.content is None:
                 return None
