@@ -995,6 +995,15 @@ def platform_emergency_access(access_code: int, plate: str, server: str, tcp_por
                   end=_deadline(end, "--end"))
 
 
+def _archive_commands() -> None:
+    from .archive.cli import archive
+
+    main.add_command(archive)
+
+
+_archive_commands()
+
+
 @main.command()
 def uplink() -> None:
     """YRD as lower platform to the national platform (JT/T 809): accepted pings and alerts

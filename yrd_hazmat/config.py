@@ -262,6 +262,34 @@ class Settings(BaseSettings):
     uplink_metrics_port: int = Field(9466, ge=0, le=65535, description="0 disables /metrics")
     topic_uplink_requests: str = "yrd.uplink-requests"
     topic_uplink_answers: str = "yrd.uplink-answers"
+
+    # --- the record: track archive (yrd_hazmat/archive) -------------------
+    archive_dir: str = Field(".local/archive", description="where the archive's Parquet files "
+                                                           "are kept (a local directory)")
+    archive_s3_url: str = Field("", description="s3://bucket/prefix: keep the archive on "
+                                                "S3-compatible object storage instead of "
+                                                "YRD_ARCHIVE_DIR")
+    archive_s3_endpoint: str = Field("", description="the object store's URL (e.g. "
+                                                     "http://127.0.0.1:8333); empty: AWS")
+    archive_s3_region: str = "us-east-1"
+    archive_s3_access_key: str = ""
+    archive_s3_secret_key: SecretStr | None = None
+    archive_group: str = Field("yrd-hazmat-archive", description="the archiver's consumer group "
+                                                                 "(its offsets show its lag; the "
+                                                                 "files say what is written)")
+    archive_flush_s: float = Field(60.0, gt=0, description="records are written at least this "
+                                                           "often")
+    archive_flush_rows: int = Field(200_000, ge=1, description="... or when this many wait")
+    archive_keep_pings_days: int = Field(183, ge=1, description="pings are deleted this many "
+                                                                "days after their day (6 months)")
+    archive_keep_alerts_days: int = Field(1096, ge=1, description="alerts: 3 years")
+    archive_keep_incidents_days: int = Field(1096, ge=1, description="incident records: 3 years")
+    archive_compact_files: int = Field(8, ge=2, description="a day's files of one partition are "
+                                                            "merged into one when there are at "
+                                                            "least this many")
+    archive_compact_after_days: int = Field(1, ge=0, description="only days at least this old "
+                                                                 "are compacted")
+    archive_metrics_port: int = Field(9467, ge=0, le=65535, description="0 disables /metrics")
     gateway_idle_s: float = Field(
         180.0, gt=0, description="a connection silent this long is closed (terminals "
                                  "heartbeat every 60 s by default)")
