@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -303,7 +304,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
     _install_stop_handlers(logs)
     started_services = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
     env = dict(os.environ)
-    worker = gateway = fleet = platform = desk = upper = uplink = None
+    worker = gateway = fleet = platform = desk = upper = uplink = archiver = None
     failed = False
     started = time.monotonic()
     try:
@@ -315,6 +316,11 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         for name, value in DEMO_UPLINK.items():  # the demo's national platform (JT/T 809)
             os.environ.setdefault(name, value)
         os.environ.setdefault("YRD_DESK_USERS", str(_demo_users(state_dir(repo))))
+        if "YRD_ARCHIVE_DIR" not in os.environ and "YRD_ARCHIVE_S3_URL" not in os.environ:
+            archive = state_dir(repo) / "archive"
+            if started_services:  # new topics: an archive of the last demo's would not fit
+                shutil.rmtree(archive, ignore_errors=True)
+            os.environ["YRD_ARCHIVE_DIR"] = str(archive)
         os.environ.setdefault("YRD_RESOURCES_FILE", str(files("yrd_hazmat.data") / "resources.json"))
         env = dict(os.environ)  # every process's: the desk loads the worker's zones and resources
         settings = load_settings()
@@ -335,6 +341,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
                         "--inspect-every", str(INSPECT_EVERY_S), "--order-every",
                         str(ORDER_EVERY_S)], env, logs / "upper.log")
         uplink = _spawn([*cli, "uplink"], env, logs / "uplink.log")
+        archiver = _spawn([*cli, "archive", "run"], env, logs / "archive.log")
         redis_url = env["REDIS_URL"]
         redis_cli = "redis-cli -u " + (redis_url if mask_url(redis_url) == redis_url else '"$REDIS_URL"')
         _show(
@@ -360,6 +367,10 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
             f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics   "
             f"read model: {redis_cli} hgetall {settings.redis_prefix}:vehicle:<plate>\n"
             f"zones: {env['YRD_ZONES_FILE']} (illustrative)\n"
+            f"archive pid {archiver.pid}: every ping, alert and incident as Parquet by day in "
+            f"{env.get('YRD_ARCHIVE_DIR') or env.get('YRD_ARCHIVE_S3_URL')} (log "
+            f"{logs / 'archive.log'}); a track: yrd-hazmat track {_first_plate(vehicles)} "
+            "--from <time> --to <time> --format geojson\n"
             f"message a driver: yrd-hazmat command {_first_plate(vehicles)} text \"...\" --tts "
             "(or from a truck's panel on the desk); what drivers receive shows below\n"
             "[bold]Alerts (speeding needs 30 s over the limit before it fires). Ctrl-C to stop.[/]"
@@ -375,7 +386,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
                                     _watch({"worker": worker, "gateway": gateway,
                                             "simulator": fleet, "platform": platform,
                                             "desk": desk, "national platform": upper,
-                                            "uplink": uplink})))
+                                            "uplink": uplink, "archive": archiver})))
     except Stopped as stop:
         _say(f"\n[bold]{signal.Signals(stop.signum).name} received.[/]")
     except KeyboardInterrupt:
@@ -393,6 +404,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         _stop(fleet, "simulator")
         _stop(platform, "platform")
         _stop(uplink, "uplink")  # logs out of the national platform, which is still there
+        _stop(archiver, "archive")  # a last flush
         _stop(upper, "national platform")
         _stop(desk, "desk")
         _stop(gateway, "gateway")

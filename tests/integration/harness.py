@@ -74,6 +74,7 @@ def run_env(services: dict[str, str], **overrides: str) -> dict[str, str]:
         "YRD_JT808_PORT": str(free_port()),
         "YRD_GATEWAY_METRICS_PORT": str(free_port()),
         "YRD_DESK_PORT": str(free_port()),
+        "YRD_ARCHIVE_METRICS_PORT": str(free_port()),
         "YRD_BATCH_WITHIN_S": "0.05",
         # Trucks of most tests carry no permit; the permit tests require one (".*").
         "YRD_PERMIT_REQUIRED_PATTERN": "",

@@ -50,17 +50,19 @@ def alive(pid: int, marker: str) -> bool:
 
 
 def children_of(screen: str) -> dict[str, int]:
-    """The pids of the worker, gateway, fleet, platform, desk, national platform and uplink,
+    """The pids of the worker, gateway, fleet, platform, desk, national platform, uplink and
+    archiver,
     as the demo prints them (wrapped at the console's width: any space may have become a
     line break)."""
     found = re.search(r"worker pid (\d+) .*?gateway pid (\d+) .*?fleet of \d+ trucks, pid (\d+)"
                       r".*?JT/T 809 link .*?pid (\d+).*?police desk pid (\d+)"
-                      r".*?national platform \(simulated\) pid (\d+) .*?uplink pid (\d+)",
+                      r".*?national platform \(simulated\) pid (\d+) .*?uplink pid (\d+)"
+                      r".*?archive pid (\d+)",
                       " ".join(screen.split()))
     assert found, screen[-3000:]
     return {"worker": int(found[1]), "gateway": int(found[2]), "simulator": int(found[3]),
             "platform": int(found[4]), "desk": int(found[5]), "upper": int(found[6]),
-            "uplink": int(found[7])}
+            "uplink": int(found[7]), "archive": int(found[8])}
 
 
 def uplink_env() -> dict[str, str]:

@@ -3,7 +3,8 @@
 (:mod:`.writer`), turns the records into rows (:mod:`.rows`: province and city by the
 jurisdiction index, the carrier by the vehicle register it follows), writes them every
 ``YRD_ARCHIVE_FLUSH_S`` or ``YRD_ARCHIVE_FLUSH_ROWS``, then commits the offsets to its
-consumer group (``YRD_ARCHIVE_GROUP``; they show its lag). Every hour (and at start) it
+consumer group (``YRD_ARCHIVE_GROUP``; they show its lag: where to read comes from the
+archive's files, a partition they say nothing of from its start). Every hour (and at start) it
 compacts the small files of past days and deletes the days past their retention
 (:mod:`.upkeep`). SIGTERM: a last flush, then exit 0.
 """
@@ -30,6 +31,10 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 UPKEEP_EVERY_S = 3600.0
+
+
+class ArchiveMismatch(RuntimeError):
+    """The archive's state does not fit the topics (see :meth:`Archiver._assign`)."""
 
 
 class Archiver:
@@ -97,7 +102,9 @@ class Archiver:
 
     async def _assign(self) -> None:
         """Every partition of the three topics, at the offset the archive's files say is
-        next (where there is none: the group's committed offset, else the start)."""
+        next; where they say nothing, the start of what Kafka keeps. A state past the
+        partition's end (the topic was made anew, or the archive is another cluster's)
+        stops the archiver with the reason: nothing is written over."""
         consumer = self.consumer
         assert consumer is not None
         partitions = []
@@ -106,15 +113,18 @@ class Archiver:
                                                              poll_s=0.2), 120)
             partitions += [TopicPartition(topic, p) for p in ids]
         consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
         for tp in partitions:
             kind = self.kinds[tp.topic]
             written = await asyncio.to_thread(writer.recover, self.store, kind, tp.partition)
             if written is None:
-                committed = await consumer.committed(tp)
-                if committed is None:
-                    await consumer.seek_to_beginning(tp)
-                else:
-                    consumer.seek(tp, committed)
+                await consumer.seek_to_beginning(tp)
+            elif written > ends[tp]:
+                raise ArchiveMismatch(
+                    f"the archive at {self.store!r} has {kind} of {tp.topic} partition "
+                    f"{tp.partition} up to offset {written}, the topic ends at {ends[tp]}: "
+                    "was the topic made anew? Point YRD_ARCHIVE_DIR / YRD_ARCHIVE_S3_URL "
+                    "at this cluster's archive")
             else:
                 consumer.seek(tp, written)
         log.info("archive: reading %d partitions", len(partitions))
@@ -183,4 +193,8 @@ async def run_until_signalled(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await Archiver(settings).run(stop)
+    try:
+        await Archiver(settings).run(stop)
+    except ArchiveMismatch as exc:
+        log.error("archive: %s", exc)
+        raise SystemExit(2) from None
