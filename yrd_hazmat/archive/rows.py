@@ -15,7 +15,7 @@ Each row keeps where it came from (``partition``, ``offset``) and when the broke
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import msgspec
 import numpy as np
@@ -69,27 +69,41 @@ _json = msgspec.json.Encoder()
 
 
 class Rows:
-    """Rows of one kind, by day and Kafka partition, column by column (what a flush
-    writes)."""
+    """Rows of one kind, by day and Kafka partition (what a flush writes), kept as Arrow
+    tables of each fetched chunk."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.schema = SCHEMAS[kind]
-        self.groups: dict[tuple[date, int], dict[str, list]] = {}
+        self.groups: dict[tuple[date, int], list[pa.Table]] = {}
         self.count = 0
 
+    def extend(self, columns: dict[str, list], days: np.ndarray, partitions: np.ndarray) -> None:
+        """One chunk, column by column, with each row's day (days since 1970-01-01, China
+        time) and partition."""
+        if not len(days):
+            return
+        table = pa.table(columns, schema=self.schema)
+        keys = days.astype(np.int64) * 100_000 + partitions.astype(np.int64)
+        for key in np.unique(keys):
+            rows = np.flatnonzero(keys == key)
+            day = EPOCH + timedelta(days=int(key // 100_000))
+            part = table if len(rows) == len(keys) else table.take(pa.array(rows))
+            self.groups.setdefault((day, int(key % 100_000)), []).append(part)
+        self.count += len(days)
+
     def add(self, day: date, row: dict) -> None:
-        key = (day, row["partition"])
-        columns = self.groups.get(key)
-        if columns is None:
-            columns = self.groups[key] = {name: [] for name in self.schema.names}
-        for name in self.schema.names:
-            columns[name].append(row.get(name))
-        self.count += 1
+        """One row (the kinds of few records)."""
+        self.extend({name: [row.get(name)] for name in self.schema.names},
+                    np.array([(day - EPOCH).days]), np.array([row["partition"]]))
 
     def tables(self) -> dict[tuple[date, int], pa.Table]:
-        return {key: pa.table(columns, schema=self.schema)
-                for key, columns in self.groups.items()}
+        return {key: pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+                for key, parts in self.groups.items()}
+
+
+EPOCH = date(1970, 1, 1)
+DAY_MS, CHINA_MS = 86_400_000, 8 * 3_600_000
 
 
 def _received(timestamp_ms: int | None) -> datetime | None:
@@ -102,39 +116,53 @@ def pings(records, *, index: JurisdictionIndex, carriers, max_bytes: int,
           tolerance_ms: int, out: Rows) -> int:
     """The accepted pings of ``records`` (Kafka records of ``yrd.pings``: key, value,
     timestamp, partition, offset) into ``out``; how many were not accepted."""
-    kept: list[tuple[Ping, object]] = []
+    kept: list[Ping] = []
+    recs = []
+    stamps: list[int] = []
     refused = 0
     for rec in records:
         ping = decode_ping(rec.key, rec.value, max_bytes)
         if not isinstance(ping, Ping):
             refused += 1
             continue
-        received = rec.timestamp if rec.timestamp is not None else to_ms(ping.ts)
-        if time_ahead(ping, received, tolerance_ms) is not None:
+        ts_ms = to_ms(ping.ts)
+        received = rec.timestamp if rec.timestamp is not None else ts_ms
+        if time_ahead(ping, received, tolerance_ms, ts_ms) is not None:
             refused += 1
             continue
-        kept.append((ping, rec))
+        kept.append(ping)
+        recs.append(rec)
+        stamps.append(ts_ms)
     if not kept:
         return refused
-    lons = np.fromiter((p.lon for p, _ in kept), dtype=np.float64, count=len(kept))
-    lats = np.fromiter((p.lat for p, _ in kept), dtype=np.float64, count=len(kept))
-    provinces, codes, names = index.locate(lons, lats)
-    for i, (p, rec) in enumerate(kept):
-        where = p.fix_valid
-        out.add(day_of(p.ts), {
-            "vehicle_id": p.vehicle_id, "ts": p.ts, "lat": p.lat, "lon": p.lon,
-            "speed_kmh": p.speed_kmh, "heading": p.heading, "crs": p.crs,
-            "alarm_flags": p.alarm_flags, "status_flags": p.status_flags,
-            "road_class": p.road_class, "altitude_m": p.altitude_m,
-            "mileage_km": p.mileage_km, "fix_valid": p.fix_valid, "blind": p.blind,
-            "quality": list(p.quality),
-            "alarm_extra": _json.encode(p.alarm_extra).decode() if p.alarm_extra else None,
-            "raw_items": _json.encode(p.raw_items).decode() if p.raw_items else None,
-            "province": provinces[i] if where else None,
-            "city_code": codes[i] if where else None,
-            "city_name": names[i] if where else None,
-            "carrier": carriers(p.vehicle_id), "partition": rec.partition,
-            "offset": rec.offset, "received_at": _received(rec.timestamp)})
+    n = len(kept)
+    lons = np.fromiter((p.lon for p in kept), dtype=np.float64, count=n)
+    lats = np.fromiter((p.lat for p in kept), dtype=np.float64, count=n)
+    fixed = np.fromiter((p.fix_valid for p in kept), dtype=bool, count=n)
+    provinces = np.full(n, None, dtype=object)
+    codes, names = provinces.copy(), provinces.copy()
+    if fixed.any():  # a report without a fix has no place
+        where = np.flatnonzero(fixed)
+        provinces[where], codes[where], names[where] = index.locate(lons[where], lats[where])
+    ts = pa.array(stamps, pa.int64()).cast(TS)
+    encode = _json.encode
+    columns = {
+        "vehicle_id": [p.vehicle_id for p in kept], "ts": ts, "lat": lats, "lon": lons,
+        "speed_kmh": [p.speed_kmh for p in kept], "heading": [p.heading for p in kept],
+        "crs": [p.crs for p in kept], "alarm_flags": [p.alarm_flags for p in kept],
+        "status_flags": [p.status_flags for p in kept],
+        "road_class": [p.road_class for p in kept], "altitude_m": [p.altitude_m for p in kept],
+        "mileage_km": [p.mileage_km for p in kept], "fix_valid": fixed,
+        "blind": [p.blind for p in kept], "quality": [p.quality for p in kept],
+        "alarm_extra": [encode(p.alarm_extra).decode() if p.alarm_extra else None
+                        for p in kept],
+        "raw_items": [encode(p.raw_items).decode() if p.raw_items else None for p in kept],
+        "province": provinces, "city_code": codes, "city_name": names,
+        "carrier": [carriers(p.vehicle_id) for p in kept],
+        "partition": [r.partition for r in recs], "offset": [r.offset for r in recs],
+        "received_at": pa.array([r.timestamp for r in recs], pa.int64()).cast(TS)}
+    days = (np.array(stamps, dtype=np.int64) + CHINA_MS) // DAY_MS
+    out.extend(columns, days, np.array(columns["partition"], dtype=np.int64))
     return refused
 
 
