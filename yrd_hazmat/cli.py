@@ -997,8 +997,12 @@ def platform_emergency_access(access_code: int, plate: str, server: str, tcp_por
 
 def _archive_commands() -> None:
     from .archive.cli import archive
+    from .archive.commands import evidence, evidence_verify, track
 
     main.add_command(archive)
+    main.add_command(track)
+    main.add_command(evidence)
+    main.add_command(evidence_verify)
 
 
 _archive_commands()

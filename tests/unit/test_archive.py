@@ -185,3 +185,18 @@ def test_a_track_is_exactly_the_pings_of_the_period(tmp_path):
     every = archive.track("沪A00001", DAY - timedelta(days=1), DAY + timedelta(days=1),
                           with_no_fix=True)
     assert every.num_rows == 12  # 08:40 has one fix and one without: one per time
+
+
+def test_a_gcj02_ping_is_placed_where_it_really_is(tmp_path):
+    """At 121.0595 E, 31.25 N read as WGS84 a point is in Shanghai; as GCJ-02 (a Chinese
+    map's coordinates, shifted about 500 m) it is 121.0549 E, 31.2519 N in WGS84, in
+    Jiangsu (Suzhou): the archive must say Jiangsu, as the worker does."""
+    store = Store.local_dir(str(tmp_path))
+    writer.flush(store, batch_of([record("沪A00001", DAY, 0, where=(121.0595, 31.25),
+                                         crs="GCJ02"),
+                                  record("沪A00001", DAY + timedelta(seconds=5), 1,
+                                         where=(121.0595, 31.25))]))
+    (f,) = store.list("pings")
+    t = pq.read_table(store.full(f.path)).to_pylist()
+    assert [(r["crs"], r["province"]) for r in t] == [("GCJ02", "JS"), ("WGS84", "SH")]
+    assert (t[0]["lon"], t[0]["lat"]) == (121.0595, 31.25)  # kept as sent

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..core.codec import decode_ping, time_ahead
+from ..core.geo.gcj02 import gcj02_to_wgs84
 from ..core.geo.jurisdiction import JurisdictionIndex
 from ..core.models import Alert, IncidentLog, Ping
 from ..core.timeutil import CHINA_TZ, to_ms
@@ -143,7 +144,12 @@ def pings(records, *, index: JurisdictionIndex, carriers, max_bytes: int,
     codes, names = provinces.copy(), provinces.copy()
     if fixed.any():  # a report without a fix has no place
         where = np.flatnonzero(fixed)
-        provinces[where], codes[where], names[where] = index.locate(lons[where], lats[where])
+        x, y = lons[where], lats[where]
+        gcj = np.fromiter((kept[i].crs == "GCJ02" for i in where), dtype=bool, count=len(where))
+        if gcj.any():  # the boundaries are WGS84 (the worker converts the same way)
+            x, y = x.copy(), y.copy()
+            x[gcj], y[gcj] = gcj02_to_wgs84(x[gcj], y[gcj])
+        provinces[where], codes[where], names[where] = index.locate(x, y)
     ts = pa.array(stamps, pa.int64()).cast(TS)
     encode = _json.encode
     columns = {

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from ..core.models import Alert
 from ..core.timeutil import CHINA_TZ
 from ..follow import assign_all
+from ..spreadsheet import cell
 
 DEFAULT_SPAN = timedelta(hours=24)
 DEFAULT_LIMIT = 5000
@@ -192,10 +193,10 @@ def csv_of(alerts: Iterable[Alert]) -> bytes:
     writer.writerow(CSV_COLUMNS)
     for a in alerts:
         writer.writerow([
-            a.ts.astimezone(CHINA_TZ).isoformat(timespec="seconds"), _cell(a.type),
-            a.severity.value, a.state.value, _cell(a.vehicle_id), a.province or "",
-            _cell(a.city.name) if a.city else "", f"{a.lat:.6f}", f"{a.lon:.6f}",
-            _cell(a.incident_id), _cell(summary(a.details))])
+            a.ts.astimezone(CHINA_TZ).isoformat(timespec="seconds"), cell(a.type),
+            a.severity.value, a.state.value, cell(a.vehicle_id), a.province or "",
+            cell(a.city.name) if a.city else "", f"{a.lat:.6f}", f"{a.lon:.6f}",
+            cell(a.incident_id), cell(summary(a.details))])
     return out.getvalue().encode("utf-8")
 
 
@@ -204,8 +205,3 @@ def summary(details: Mapping[str, Any]) -> str:
     text = "; ".join(f"{k}={v}" for k, v in details.items())
     text = " ".join(text.split())
     return text if len(text) <= SUMMARY_MAX else text[:SUMMARY_MAX - 1] + "…"
-
-
-def _cell(text: str) -> str:
-    """Text as a spreadsheet shows it: one starting like a formula is quoted with '."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
