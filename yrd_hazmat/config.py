@@ -290,6 +290,13 @@ class Settings(BaseSettings):
     archive_compact_after_days: int = Field(1, ge=0, description="only days at least this old "
                                                                  "are compacted")
     archive_metrics_port: int = Field(9467, ge=0, le=65535, description="0 disables /metrics")
+    assess_gap_s: float = Field(300.0, gt=0, description="the month's track completeness: two "
+                                                       "fixes further apart in time break the "
+                                                       "track between them")
+    assess_drift_kmh: float = Field(200.0, gt=0, description="a fix reached from the one before "
+                                                            "at a higher speed is a drift point")
+    assess_drift_min_km: float = Field(1.0, ge=0, description="... when the jump is also at least "
+                                                             "this long (GNSS jitter is not drift)")
     gateway_idle_s: float = Field(
         180.0, gt=0, description="a connection silent this long is closed (terminals "
                                  "heartbeat every 60 s by default)")

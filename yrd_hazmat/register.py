@@ -8,7 +8,8 @@ Sources, the first that names one wins:
 3. ``yrd.platform-vehicles`` with ``yrd.platforms``: a vehicle a lower platform (a
    carrier's or a province's) registered over JT/T 809 belongs to that platform's name.
 
-A plate none of them names has no carrier (``None``).
+A plate any of them has a record of is registered (:meth:`Register.plates`); one none of
+them names a carrier for has no carrier (``None``).
 """
 
 from __future__ import annotations
@@ -34,31 +35,34 @@ def _plate(key: bytes | None) -> str | None:
 
 class Register:
     def __init__(self) -> None:
-        self.declared: dict[str, str] = {}
-        self.permitted: dict[str, str] = {}
-        self.platform_of: dict[str, int] = {}
+        self.declared: dict[str, str | None] = {}
+        self.permitted: dict[str, str | None] = {}
+        self.platform_of: dict[str, int | None] = {}
         self.platform_names: dict[int, str] = {}
 
-    def _set(self, table: dict, key: bytes | None, value: object | None) -> None:
+    def _set(self, table: dict, key: bytes | None, value: bytes | None, name: str) -> None:
+        """A record of a source: its plate is registered (with the carrier it names, or
+        none); a tombstone takes it out."""
         plate = _plate(key)
         if plate is None:
             return
-        if isinstance(value, (str, int)) and value != "":
-            table[plate] = value
-        else:
+        if value is None:
             table.pop(plate, None)
+            return
+        found = _field(value, name)
+        table[plate] = found if isinstance(found, (str, int)) and found != "" else None
 
     def vehicle_terminal(self, key: bytes | None, value: bytes | None) -> None:
         """A ``yrd.vehicle-terminals`` record (key: plate)."""
-        self._set(self.declared, key, _field(value, "carrier"))
+        self._set(self.declared, key, value, "carrier")
 
     def permit(self, key: bytes | None, value: bytes | None) -> None:
         """A ``yrd.permits`` record (key: plate; null: revoked)."""
-        self._set(self.permitted, key, _field(value, "carrier"))
+        self._set(self.permitted, key, value, "carrier")
 
     def platform_vehicle(self, key: bytes | None, value: bytes | None) -> None:
         """A ``yrd.platform-vehicles`` record (key: plate)."""
-        self._set(self.platform_of, key, _field(value, "platform"))
+        self._set(self.platform_of, key, value, "platform")
 
     def platform(self, key: bytes | None, value: bytes | None) -> None:
         """A ``yrd.platforms`` record (key: access code)."""
@@ -77,9 +81,13 @@ class Register:
     def carrier(self, plate: str) -> str | None:
         found = self.declared.get(plate) or self.permitted.get(plate)
         if found:
-            return found
+            return str(found)
         code = self.platform_of.get(plate)
-        return self.platform_names.get(code) if code is not None else None
+        return self.platform_names.get(code) if isinstance(code, int) else None
+
+    def plates(self) -> list[str]:
+        """Every registered plate (a source names it), sorted."""
+        return sorted(set(self.declared) | set(self.permitted) | set(self.platform_of))
 
     def __len__(self) -> int:
-        return len(set(self.declared) | set(self.permitted) | set(self.platform_of))
+        return len(self.plates())

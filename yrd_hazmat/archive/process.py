@@ -25,7 +25,7 @@ from ..core.timeutil import CHINA_TZ
 from ..follow import TopicReader
 from ..register import Register
 from ..topics import ensure_topics, wait_for_partitions
-from . import metrics, rows, upkeep, writer
+from . import metrics, register_snapshot, rows, upkeep, writer
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,9 @@ class Archiver:
         try:
             today = datetime.now(CHINA_TZ).date()
             result = await asyncio.to_thread(upkeep.run, self.store, self.settings, today)
-            log.info("archive upkeep: %s", result)
+            plates = await asyncio.to_thread(register_snapshot.write, self.store,
+                                             self.register, today)
+            log.info("archive upkeep: %s; the register's %d vehicles kept", result, plates)
         except Exception:  # noqa: BLE001 - upkeep fails, writing goes on
             log.exception("archive upkeep failed")
             metrics.UPKEEP_FAILURES.inc()

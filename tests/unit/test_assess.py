@@ -1,0 +1,210 @@
+"""The monthly assessment of a synthetic month whose answers are worked out here, by hand
+and with this file's own great-circle arithmetic, not by the code under test: a truck with
+a 40 % hole in its track, one with drift points, one silent all month (networked, not
+online), one never heard of, one speeding and driving tired, one not registered."""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from tests.unit.test_archive import batch_of, record
+from yrd_hazmat.archive import register_snapshot, rows, writer
+from yrd_hazmat.archive.read import Archive
+from yrd_hazmat.archive.store import Store
+from yrd_hazmat.assess.figures import Bounds, compute
+from yrd_hazmat.core.codec import encode
+from yrd_hazmat.core.models import Alert, AlertState, IncidentAction, IncidentLog, Severity
+from yrd_hazmat.core.timeutil import CHINA_TZ
+from yrd_hazmat.register import Register
+
+Record = namedtuple("Record", "key value timestamp partition offset")
+T = datetime(2026, 11, 12, 9, 0, tzinfo=CHINA_TZ)
+GAP, DRIFT, SILENT, NEVER, TIRED, STRANGER = ("沪A00001", "沪A00002", "沪A00003", "沪A00004",
+                                              "苏E00005", "浙A00006")
+REGISTERED = {GAP: "甲运输", DRIFT: "甲运输", SILENT: "甲运输", NEVER: "甲运输", TIRED: "乙运输"}
+
+
+def km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Haversine, mean Earth radius."""
+    (lon1, lat1), (lon2, lat2) = a, b
+    h = (math.sin(math.radians(lat2 - lat1) / 2) ** 2 + math.cos(math.radians(lat1))
+         * math.cos(math.radians(lat2)) * math.sin(math.radians(lon2 - lon1) / 2) ** 2)
+    return 2 * 6371.0088 * math.asin(math.sqrt(h))
+
+
+class Month:
+    def __init__(self) -> None:
+        self.offset = 0
+        self.pings: list[Record] = []
+        self.alerts: list[Record] = []
+        self.incidents: list[Record] = []
+
+    def ping(self, plate: str, at: datetime, where, **fields) -> None:
+        self.pings.append(record(plate, at, self.offset, where=where, **fields))
+        self.offset += 1
+
+    def alert(self, plate: str, type_: str, incident: str, state: AlertState,
+              at: datetime) -> None:
+        value = Alert(alert_id=f"{incident}:{state.value}", incident_id=incident, type=type_,
+                      severity=Severity.WARNING, state=state, vehicle_id=plate, ts=at,
+                      emitted_at=at, lat=31.3, lon=120.62, province="JS")
+        self.alerts.append(Record(plate.encode(), encode(value), int(at.timestamp() * 1000),
+                                  0, len(self.alerts)))
+
+    def incident(self, plate: str, incident: str, at: datetime, acted: bool) -> None:
+        actions = [IncidentAction(kind="raised", by="worker", at=at)]
+        if acted:
+            actions.append(IncidentAction(kind="ack", by="js-desk", at=at + timedelta(minutes=3)))
+        value = IncidentLog(incident_id=incident, vehicle_id=plate, province="JS",
+                            alert_type="SPEEDING", raised_at=at, actions=actions)
+        self.incidents.append(Record(incident.encode(), encode(value),
+                                     int(at.timestamp() * 1000), 0, len(self.incidents)))
+
+    def write(self, store: Store) -> None:
+        writer.flush(store, batch_of(self.pings))
+        for kind, recs, convert in (("alerts", self.alerts, rows.alerts),
+                                    ("incidents", self.incidents, rows.incidents)):
+            batch = writer.Batch(kind, f"yrd.{kind}")
+            batch.read(0, 0, len(recs) - 1)
+            convert(recs, carriers=lambda plate: None, out=batch.rows)
+            writer.flush(store, batch)
+
+
+@pytest.fixture()
+def month(tmp_path) -> tuple[Archive, dict]:
+    m, expect = Month(), {}
+    # GAP: 101 fixes 30 s apart going east at 36 km/h (100 steps); the 39 in the middle
+    # never came: the 40 steps between the 30th and the 70th are one 20-minute hole
+    path = [(121.30 + 0.00315 * i, 31.10) for i in range(101)]
+    kept = [i for i in range(101) if not 31 <= i < 70]
+    for i in kept:
+        m.ping(GAP, T + timedelta(seconds=30 * i), path[i])
+    segments = list(zip(kept, kept[1:]))
+    total = sum(km(path[a], path[b]) for a, b in segments)
+    broken = sum(km(path[a], path[b]) for a, b in segments if (b - a) * 30 > 300)
+    expect["gap"] = {"total": total, "complete": total - broken}
+    assert broken / total == pytest.approx(0.40, abs=0.01)  # the truck of the issue: 40 %
+    for i in range(5):  # a bad speed: not qualified; 3 without a fix: neither
+        m.ping(GAP, T + timedelta(hours=5, seconds=i), path[-1], quality=["bad_speed"])
+    for i in range(3):
+        m.ping(GAP, T + timedelta(hours=6, seconds=i), path[-1], fix_valid=False)
+    # DRIFT: creeping north, one fix 48 km east at sea in the middle (out and back)
+    fixes = [(121.45, 31.25 + 0.001 * i) for i in range(20)]
+    fixes[10] = (121.95, 31.26)
+    for i, where in enumerate(fixes):
+        m.ping(DRIFT, T + timedelta(days=1, seconds=30 * i), where)
+    expect["drift_km"] = sum(km(a, b) for a, b in zip(fixes, fixes[1:])
+                             if km(a, b) < 1 or km(a, b) / 30 * 3600 <= 200)
+    # SILENT: qualified last month, nothing this one
+    m.ping(SILENT, datetime(2026, 10, 20, 8, tzinfo=CHINA_TZ), (121.47, 31.23))
+    # TIRED: Suzhou; 3 speedings and 1 zone speeding; tired 40 min, then again 10 min
+    # before the month ends and still at it
+    for i in range(10):
+        m.ping(TIRED, T + timedelta(days=2, seconds=10 * i), (120.62 + 0.0002 * i, 31.30))
+    for n in range(3):
+        at = T + timedelta(days=2, hours=n)
+        m.alert(TIRED, "SPEEDING", f"s{n}", AlertState.RAISED, at)
+        m.alert(TIRED, "SPEEDING", f"s{n}", AlertState.CLEARED, at + timedelta(minutes=1))
+    m.alert(TIRED, "ZONE_SPEEDING", "z", AlertState.RAISED, T + timedelta(days=3))
+    m.alert(TIRED, "FATIGUE_DRIVING", "f1", AlertState.RAISED, T + timedelta(days=4))
+    m.alert(TIRED, "FATIGUE_DRIVING", "f1", AlertState.CLEARED,
+            T + timedelta(days=4, minutes=40))
+    m.alert(TIRED, "FATIGUE_DRIVING", "f2", AlertState.RAISED,
+            datetime(2026, 11, 30, 23, 50, tzinfo=CHINA_TZ))
+    m.alert(TIRED, "SPEEDING", "old", AlertState.RAISED, datetime(2026, 10, 31, 23,
+                                                                    tzinfo=CHINA_TZ))
+    for n, acted in enumerate((True, True, False)):
+        m.incident(TIRED, f"i{n}", T + timedelta(days=2, hours=n), acted)
+    # STRANGER: not registered, 4 records in Hangzhou
+    for i in range(4):
+        m.ping(STRANGER, T + timedelta(seconds=10 * i), (120.16, 30.27))
+    store = Store.local_dir(str(tmp_path))
+    m.write(store)
+    return Archive(store), expect
+
+
+def by(figures, level: str, key: str) -> dict:
+    (row,) = [r for r in figures.rows if r["level"] == level and r["key"] == key]
+    return row
+
+
+def test_the_regions_figures(month):
+    archive, expect = month
+    f = compute(archive, "2026-11", REGISTERED)
+    region = by(f, "region", "YRD")
+    assert (region["registered"], region["networked"], region["online"]) == (5, 4, 3)
+    assert region["networked_rate"] == 4 / 5 and region["online_rate"] == 3 / 4
+    records = 62 + 5 + 3 + 20 + 10 + 4  # SILENT's is October's
+    qualified = records - 5 - 3
+    assert (region["records"], region["qualified"]) == (records, qualified)
+    assert region["drift_vehicles"] == 1 and region["drift_rate"] == pytest.approx(1 / 3)
+    assert region["overspeeds"] == 4 and region["overspeeds_per_vehicle"] == pytest.approx(4 / 3)
+    assert region["fatigue_s"] == 50 * 60
+    assert region["fatigue_s_per_vehicle"] == pytest.approx(1000.0)
+    assert (region["incidents"], region["handled"]) == (3, 2)
+    gap_and_others = expect["gap"]["total"] + expect["drift_km"]
+    assert region["mileage_km"] == pytest.approx(gap_and_others + sum(
+        km((120.62 + 0.0002 * i, 31.30), (120.62 + 0.0002 * (i + 1), 31.30)) for i in range(9)),
+        rel=1e-6)  # (the stranger's four fixes at one place: 0 km)
+
+
+def test_the_truck_with_a_hole_and_the_one_that_drifts(month):
+    archive, expect = month
+    f = compute(archive, "2026-11", REGISTERED)
+    vehicles = {v["vehicle_id"]: v for v in f.vehicles.to_pylist()}
+    gap = vehicles[GAP]
+    assert gap["mileage_km"] == pytest.approx(expect["gap"]["total"], rel=1e-9)
+    assert gap["complete_km"] / gap["mileage_km"] == pytest.approx(
+        expect["gap"]["complete"] / expect["gap"]["total"], rel=1e-9)
+    assert gap["complete_km"] / gap["mileage_km"] == pytest.approx(0.60, abs=0.01)
+    drift = vehicles[DRIFT]
+    assert drift["drift_points"] == 2  # out to sea and back
+    assert drift["mileage_km"] == pytest.approx(expect["drift_km"], rel=1e-9)
+    assert SILENT not in vehicles and NEVER not in vehicles  # no record this month
+
+
+def test_per_province_city_and_carrier(month):
+    archive, _ = month
+    f = compute(archive, "2026-11", REGISTERED)
+    sh, js = by(f, "province", "SH"), by(f, "province", "JS")
+    assert (sh["registered"], sh["online"], sh["drift_vehicles"]) == (2, 2, 1)
+    assert (js["registered"], js["online"], js["overspeeds"]) == (1, 1, 4)
+    assert by(f, "city", "320500")["name"] == "苏州市"
+    zj = by(f, "province", "ZJ")
+    assert (zj["registered"], zj["records"], zj["networked_rate"]) == (0, 4, None)
+    jia = by(f, "carrier", "甲运输")
+    assert (jia["registered"], jia["networked"], jia["online"]) == (4, 3, 2)
+    assert by(f, "carrier", "乙运输")["handling_rate"] == pytest.approx(2 / 3)
+    assert {v["type"] for v in f.violations} == {"SPEEDING", "ZONE_SPEEDING", "FATIGUE_DRIVING"}
+    assert len(f.violations) == 6  # raised in November only
+    days = {(d["day"], d["province"]): d for d in f.daily}
+    assert days[(date(2026, 11, 12), "SH")]["records"] == 62 + 5  # (no-fix ones: no place)
+
+
+def test_the_bounds_are_settings(month):
+    archive, expect = month
+    lax = compute(archive, "2026-11", REGISTERED, Bounds(gap_s=2000, drift_kmh=10_000))
+    region = by(lax, "region", "YRD")
+    assert region["drift_vehicles"] == 0
+    gap = {v["vehicle_id"]: v for v in lax.vehicles.to_pylist()}[GAP]
+    assert gap["complete_km"] == pytest.approx(gap["mileage_km"])
+
+
+def test_the_register_is_kept_with_the_archive(tmp_path):
+    store = Store.local_dir(str(tmp_path))
+    register = Register()
+    register.permit(GAP.encode(), encode({"carrier": "甲运输"}))
+    register.permit(NEVER.encode(), encode({"permit_id": "P"}))  # no carrier named
+    register.permit(DRIFT.encode(), encode({"carrier": "甲运输"}))
+    register.permit(DRIFT.encode(), None)  # revoked
+    assert register_snapshot.write(store, register, date(2026, 11, 28)) == 2
+    register.vehicle_terminal(NEVER.encode(), encode({"carrier": "丙运输"}))
+    register_snapshot.write(store, register, date(2026, 12, 2))
+    assert register_snapshot.read(store, date(2026, 11, 30)) == \
+        (date(2026, 11, 28), {GAP: "甲运输", NEVER: None})
+    assert register_snapshot.read(store, date(2026, 12, 31))[1][NEVER] == "丙运输"
+    assert register_snapshot.read(store, date(2026, 11, 1)) == (None, {})

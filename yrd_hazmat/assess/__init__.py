@@ -1,0 +1,1 @@
+"""The monthly assessment: the regulator's figures from the archive (:mod:`.figures`)."""

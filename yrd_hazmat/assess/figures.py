@@ -1,0 +1,283 @@
+"""The monthly assessment's figures, computed from the archive with DuckDB.
+
+Definitions (交运发〔2016〕160号 and the provinces' rules, as ``../shared/domain.md`` gives
+them; the bounds are settings):
+
+- **registered**: the vehicles of the vehicle register (the archive's snapshot of it at the
+  month's end, :mod:`.register_snapshot`).
+- **networked** (入网): registered vehicles with at least one qualified record in the
+  archive up to the month's end (the archive keeps pings 6 months). **Networked rate** =
+  networked / registered.
+- **online** (上线): networked vehicles with at least one record in the month. **Online
+  rate** = online / networked.
+- **qualified record** (数据合格): a ping with a valid fix and no data-quality finding
+  (invalid position, time, speed, direction, altitude, plate...). **Qualified rate** =
+  qualified records / all records of the month.
+- **track completeness** (轨迹完整率): between consecutive fixes of a vehicle (time order,
+  one per fix time) a segment of great-circle length; a segment whose fixes are more than
+  ``YRD_ASSESS_GAP_S`` (300 s) apart breaks the track. Rate = length of unbroken segments /
+  length of all segments (drift segments left out of both).
+- **drift** (漂移): a fix reached from the one before at more than ``YRD_ASSESS_DRIFT_KMH``
+  (200 km/h) over at least ``YRD_ASSESS_DRIFT_MIN_KM`` (1 km). **Drift rate** = online
+  vehicles with a drift point / online vehicles.
+- **overspeed events per vehicle**: SPEEDING and ZONE_SPEEDING alerts raised in the month /
+  online vehicles. **Fatigue time per vehicle**: the time FATIGUE_DRIVING alerts stood
+  (raised to cleared, or to the month's end) / online vehicles, in seconds.
+- **alarm handling rate**: incidents raised in the month on which a person acted (ack,
+  assign, dispatch, close...) / incidents raised in the month.
+
+Every figure is given for the region, per province, per city and per carrier. A vehicle
+belongs to the city (and province) where most of its fixes of the month were, and to the
+carrier the register names (else the one its pings were archived with); its records and
+kilometres count there. A vehicle with no fix in the month has no city.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+
+from ..archive.read import Archive
+from ..core.timeutil import CHINA_TZ
+
+OVERSPEED = ("SPEEDING", "ZONE_SPEEDING")
+FATIGUE = "FATIGUE_DRIVING"
+PERSON_ACTIONS = frozenset({"ack", "assign", "note", "dispatch", "arrive", "release", "close"})
+
+
+@dataclass(frozen=True)
+class Bounds:
+    gap_s: float = 300.0
+    drift_kmh: float = 200.0
+    drift_min_km: float = 1.0
+
+    @classmethod
+    def of(cls, settings) -> "Bounds":
+        return cls(gap_s=settings.assess_gap_s, drift_kmh=settings.assess_drift_kmh,
+                   drift_min_km=settings.assess_drift_min_km)
+
+
+@dataclass
+class Figures:
+    month: str
+    start: datetime
+    end: datetime
+    bounds: Bounds
+    vehicles: pa.Table
+    """One row per vehicle: its counts (the basis of every other table)."""
+    rows: list[dict] = field(default_factory=list)
+    """level (region, province, city, carrier), key, name and the figures."""
+    daily: list[dict] = field(default_factory=list)
+    """per province and day: vehicles heard, records, qualified records (a record counts
+    in the province of its own position; one without a fix in none)."""
+    violations: list[dict] = field(default_factory=list)
+    """alerts raised in the month: type, severity, lat, lon, province, city, carrier, ts."""
+    registered_at: date | None = None
+    """the day of the register snapshot used (None: none found, registered = 0)."""
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """``2026-11`` -> its first instant and the first instant of the next month, China
+    time."""
+    first = datetime.strptime(month + "-01", "%Y-%m-%d").replace(tzinfo=CHINA_TZ)
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    return first, nxt
+
+
+def _days(start: datetime, end: datetime) -> list[date]:
+    return [start.date() + timedelta(days=n) for n in range((end - start).days)]
+
+
+VEHICLES_SQL = """
+WITH month AS (
+    SELECT * FROM pings WHERE ts >= $start AND ts < $end
+), fixes AS (
+    SELECT vehicle_id, ts, lat, lon, city_code, city_name, province, carrier
+    FROM (SELECT *, row_number() OVER (PARTITION BY vehicle_id, ts
+                                       ORDER BY received_at, partition, "offset") AS rn
+          FROM month WHERE fix_valid) WHERE rn = 1
+), segs AS (
+    SELECT vehicle_id, epoch(ts - lag(ts) OVER w) AS dt,
+           2 * 6371.0088 * asin(sqrt(
+               power(sin(radians(lat - lag(lat) OVER w) / 2), 2) +
+               cos(radians(lat)) * cos(radians(lag(lat) OVER w)) *
+               power(sin(radians(lon - lag(lon) OVER w) / 2), 2))) AS km
+    FROM fixes WINDOW w AS (PARTITION BY vehicle_id ORDER BY ts)
+), seg AS (
+    SELECT vehicle_id,
+           km >= $drift_min_km AND km / greatest(dt, 1) * 3600 > $drift_kmh AS drift,
+           km, dt
+    FROM segs WHERE dt IS NOT NULL
+), per_seg AS (
+    SELECT vehicle_id,
+           sum(CASE WHEN NOT drift THEN km ELSE 0 END) AS mileage_km,
+           sum(CASE WHEN NOT drift AND dt <= $gap_s THEN km ELSE 0 END) AS complete_km,
+           count(*) FILTER (WHERE drift) AS drift_points
+    FROM seg GROUP BY vehicle_id
+), home AS (
+    SELECT vehicle_id, arg_max(city_code, n) AS city_code, arg_max(city_name, n) AS city_name,
+           arg_max(province, n) AS province
+    FROM (SELECT vehicle_id, city_code, city_name, province, count(*) AS n
+          FROM fixes WHERE city_code IS NOT NULL GROUP BY ALL) GROUP BY vehicle_id
+), recs AS (
+    SELECT vehicle_id, count(*) AS records,
+           count(*) FILTER (WHERE fix_valid AND len(quality) = 0) AS qualified,
+           arg_max(carrier, ts) AS archived_carrier
+    FROM month GROUP BY vehicle_id
+)
+SELECT r.vehicle_id, r.records, r.qualified, r.archived_carrier,
+       h.city_code, h.city_name, h.province,
+       coalesce(s.mileage_km, 0) AS mileage_km, coalesce(s.complete_km, 0) AS complete_km,
+       coalesce(s.drift_points, 0) AS drift_points
+FROM recs r LEFT JOIN home h USING (vehicle_id) LEFT JOIN per_seg s USING (vehicle_id)
+"""
+
+EVER_QUALIFIED_SQL = """
+SELECT DISTINCT vehicle_id FROM pings WHERE ts < $end AND fix_valid AND len(quality) = 0
+"""
+
+
+def compute(archive: Archive, month: str, registered: dict[str, str | None],
+            bounds: Bounds = Bounds(), *, kept_days: int = 183,
+            registered_at: date | None = None) -> Figures:
+    """The month's figures. ``registered``: plate -> carrier (None: none known), the
+    register at the month's end."""
+    start, end = month_bounds(month)
+    con = archive.connect(_days(start, end))
+    params = {"start": start, "end": end, "gap_s": bounds.gap_s,
+              "drift_kmh": bounds.drift_kmh, "drift_min_km": bounds.drift_min_km}
+    vehicles = con.sql(VEHICLES_SQL, params=params).to_arrow_table()
+    history = archive.connect(_days(end - timedelta(days=kept_days), end))
+    ever = {row[0] for row in history.execute(EVER_QUALIFIED_SQL, {"end": end}).fetchall()}
+    alerts = con.execute(
+        "SELECT vehicle_id, incident_id, type, severity, state, ts, lat, lon, province, "
+        "city_name FROM alerts WHERE ts >= $start AND ts < $end ORDER BY ts, \"offset\"",
+        {"start": start, "end": end}).fetchall()
+    incidents = con.execute(
+        "SELECT incident_id, vehicle_id, record FROM (SELECT *, row_number() OVER "
+        "(PARTITION BY incident_id ORDER BY received_at DESC, \"offset\" DESC) AS rn "
+        "FROM incidents WHERE raised_at >= $start AND raised_at < $end) WHERE rn = 1",
+        {"start": start, "end": end}).fetchall()
+    figures = Figures(month=month, start=start, end=end, bounds=bounds, vehicles=vehicles,
+                      registered_at=registered_at)
+    _tables(figures, registered, ever, alerts, incidents)
+    _daily(figures, con, params)
+    return figures
+
+
+def _tables(figures: Figures, registered: dict[str, str | None], ever: set[str],
+            alerts: list[tuple], incidents: list[tuple]) -> None:
+    per_vehicle: dict[str, dict] = {}
+    for v in figures.vehicles.to_pylist():
+        v["carrier"] = registered.get(v["vehicle_id"]) or v.pop("archived_carrier")
+        v.pop("archived_carrier", None)
+        per_vehicle[v["vehicle_id"]] = v
+    for plate, carrier in registered.items():  # registered, silent all month
+        if plate not in per_vehicle:
+            per_vehicle[plate] = {"vehicle_id": plate, "records": 0, "qualified": 0,
+                                  "city_code": None, "city_name": None, "province": None,
+                                  "mileage_km": 0.0, "complete_km": 0.0, "drift_points": 0,
+                                  "carrier": carrier}
+    overspeeds: dict[str, int] = {}
+    fatigue_s: dict[str, float] = {}
+    raised: dict[str, tuple[str, datetime]] = {}
+    for vehicle, incident, type_, severity, state, ts, lat, lon, province, city in alerts:
+        if state == "raised":
+            v = per_vehicle.get(vehicle, {})
+            figures.violations.append({
+                "vehicle_id": vehicle, "type": type_, "severity": severity, "ts": ts,
+                "lat": lat, "lon": lon, "province": province, "city_name": city,
+                "carrier": v.get("carrier")})
+            if type_ in OVERSPEED:
+                overspeeds[vehicle] = overspeeds.get(vehicle, 0) + 1
+            if type_ == FATIGUE:
+                raised[incident] = (vehicle, ts)
+        elif state == "cleared" and incident in raised:
+            vehicle, since = raised.pop(incident)
+            fatigue_s[vehicle] = fatigue_s.get(vehicle, 0.0) + (ts - since).total_seconds()
+    for vehicle, since in raised.values():  # still standing at the month's end
+        fatigue_s[vehicle] = fatigue_s.get(vehicle, 0.0) + (figures.end - since).total_seconds()
+    handled: dict[str, list[bool]] = {}
+    for _, vehicle, record in incidents:
+        try:
+            actions = json.loads(record).get("actions", [])
+        except ValueError:
+            actions = []
+        acted = any(a.get("kind") in PERSON_ACTIONS for a in actions if isinstance(a, dict))
+        handled.setdefault(vehicle, []).append(acted)
+
+    groups: dict[tuple[str, str], dict] = {}
+
+    def group(level: str, key: str | None, name: str | None) -> dict:
+        k = (level, key or "")
+        if k not in groups:
+            groups[k] = {"level": level, "key": key or "", "name": name or key or "(none)",
+                         "registered": 0, "networked": 0, "online": 0, "records": 0,
+                         "qualified": 0, "mileage_km": 0.0, "complete_km": 0.0,
+                         "drift_vehicles": 0, "overspeeds": 0, "fatigue_s": 0.0,
+                         "incidents": 0, "handled": 0}
+        return groups[k]
+
+    for plate, v in per_vehicle.items():
+        is_registered = plate in registered
+        networked = is_registered and plate in ever
+        online = networked and v["records"] > 0
+        targets = [group("region", "YRD", "长三角")]
+        if v["province"]:
+            targets.append(group("province", v["province"], v["province"]))
+        if v["city_code"]:
+            targets.append(group("city", v["city_code"], v["city_name"]))
+        targets.append(group("carrier", v["carrier"], v["carrier"]))
+        for g in targets:
+            g["registered"] += is_registered
+            g["networked"] += networked
+            g["online"] += online
+            g["records"] += v["records"]
+            g["qualified"] += v["qualified"]
+            g["mileage_km"] += v["mileage_km"]
+            g["complete_km"] += v["complete_km"]
+            g["drift_vehicles"] += online and v["drift_points"] > 0
+            g["overspeeds"] += overspeeds.get(plate, 0)
+            g["fatigue_s"] += fatigue_s.get(plate, 0.0)
+            g["incidents"] += len(handled.get(plate, []))
+            g["handled"] += sum(handled.get(plate, []))
+    for g in groups.values():
+        g |= rates(g)
+    order = {"region": 0, "province": 1, "city": 2, "carrier": 3}
+    figures.rows = sorted(groups.values(), key=lambda g: (order[g["level"]], g["key"]))
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def rates(g: dict) -> dict:
+    return {"networked_rate": _ratio(g["networked"], g["registered"]),
+            "online_rate": _ratio(g["online"], g["networked"]),
+            "qualified_rate": _ratio(g["qualified"], g["records"]),
+            "completeness": _ratio(g["complete_km"], g["mileage_km"]),
+            "drift_rate": _ratio(g["drift_vehicles"], g["online"]),
+            "overspeeds_per_vehicle": _ratio(g["overspeeds"], g["online"]),
+            "fatigue_s_per_vehicle": _ratio(g["fatigue_s"], g["online"]),
+            "handling_rate": _ratio(g["handled"], g["incidents"])}
+
+
+DAILY_SQL = """
+WITH month AS (SELECT * FROM pings WHERE ts >= $start AND ts < $end)
+SELECT CAST(timezone('Asia/Shanghai', ts) AS DATE) AS day, province,
+       count(DISTINCT vehicle_id) AS vehicles, count(*) AS records,
+       count(*) FILTER (WHERE fix_valid AND len(quality) = 0) AS qualified
+FROM month WHERE province IS NOT NULL GROUP BY ALL ORDER BY day, province
+"""
+
+
+def _daily(figures: Figures, con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    rows = con.execute(DAILY_SQL, {"start": params["start"], "end": params["end"]}).fetchall()
+    figures.daily = [{"day": day, "province": province, "vehicles": vehicles,
+                      "records": records, "qualified": qualified,
+                      "qualified_rate": _ratio(qualified, records)}
+                     for day, province, vehicles, records, qualified in rows]
