@@ -1009,6 +1009,15 @@ _archive_commands()
 
 
 @main.command()
+def figures() -> None:
+    """Today's assessment figures (since midnight, China time) from the archive, as
+    Prometheus gauges on YRD_ASSESS_METRICS_PORT, every YRD_ASSESS_EVERY_S."""
+    from .assess.today import run_until_signalled
+
+    run_until_signalled(get_settings())
+
+
+@main.command()
 def uplink() -> None:
     """YRD as lower platform to the national platform (JT/T 809): accepted pings and alerts
     up, the upper platform's requests in. Off while YRD_UPLINK_HOST is empty."""

@@ -297,6 +297,10 @@ class Settings(BaseSettings):
                                                             "at a higher speed is a drift point")
     assess_drift_min_km: float = Field(1.0, ge=0, description="... when the jump is also at least "
                                                              "this long (GNSS jitter is not drift)")
+    assess_every_s: float = Field(600.0, gt=0, description="yrd-hazmat figures: today's figures "
+                                                          "are computed this often")
+    assess_metrics_port: int = Field(9468, ge=0, le=65535, description="yrd-hazmat figures' "
+                                                                      "/metrics (0: off)")
     gateway_idle_s: float = Field(
         180.0, gt=0, description="a connection silent this long is closed (terminals "
                                  "heartbeat every 60 s by default)")

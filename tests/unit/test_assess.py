@@ -208,3 +208,33 @@ def test_the_register_is_kept_with_the_archive(tmp_path):
         (date(2026, 11, 28), {GAP: "甲运输", NEVER: None})
     assert register_snapshot.read(store, date(2026, 12, 31))[1][NEVER] == "丙运输"
     assert register_snapshot.read(store, date(2026, 11, 1)) == (None, {})
+
+
+def test_todays_figures_become_gauges_per_province(month):
+    """The day of the hole (2026-11-12): the gauges say what that day's figures are."""
+    from prometheus_client import REGISTRY
+
+    from yrd_hazmat.assess import today
+    from yrd_hazmat.config import Settings
+
+    archive, expect = month
+    register = Register()
+    for plate, carrier in REGISTERED.items():
+        register.permit(plate.encode(), encode({"carrier": carrier}))
+    register_snapshot.write(archive.store, register, date(2026, 11, 1))
+    figures = today.today(archive.store, Settings(),
+                          now=datetime(2026, 11, 12, 23, 0, tzinfo=CHINA_TZ))
+    today.export(figures)
+
+    def gauge(name: str, **labels) -> float | None:
+        return REGISTRY.get_sample_value(name, labels)
+
+    # that day GAP (Shanghai) and STRANGER (Hangzhou, not registered) were heard; DRIFT
+    # drove the next day: no place that day, counted for the region only
+    assert gauge("yrd_today_vehicles", province="SH", state="online") == 1
+    assert gauge("yrd_today_vehicles", province="all", state="registered") == 5
+    assert gauge("yrd_today_records", province="SH", kind="all") == 62 + 5 + 3
+    assert gauge("yrd_today_rate", province="SH", figure="completeness") == pytest.approx(
+        expect["gap"]["complete"] / expect["gap"]["total"])
+    assert gauge("yrd_today_rate", province="ZJ", figure="online") is None  # none networked
+    assert gauge("yrd_today_records", province="ZJ", kind="all") == 4

@@ -89,7 +89,10 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 
 def _days(start: datetime, end: datetime) -> list[date]:
-    return [start.date() + timedelta(days=n) for n in range((end - start).days)]
+    """The days from ``start``'s to the one holding ``end``'s last instant."""
+    first = start.astimezone(CHINA_TZ).date()
+    last = (end - timedelta(microseconds=1)).astimezone(CHINA_TZ).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 VEHICLES_SQL = """
@@ -147,6 +150,14 @@ def compute(archive: Archive, month: str, registered: dict[str, str | None],
     """The month's figures. ``registered``: plate -> carrier (None: none known), the
     register at the month's end."""
     start, end = month_bounds(month)
+    return compute_period(archive, start, end, month, registered, bounds,
+                          kept_days=kept_days, registered_at=registered_at)
+
+
+def compute_period(archive: Archive, start: datetime, end: datetime, label: str,
+                   registered: dict[str, str | None], bounds: Bounds = Bounds(), *,
+                   kept_days: int = 183, registered_at: date | None = None) -> Figures:
+    """The figures of any period (a month; today so far): the same definitions."""
     con = archive.connect(_days(start, end))
     params = {"start": start, "end": end, "gap_s": bounds.gap_s,
               "drift_kmh": bounds.drift_kmh, "drift_min_km": bounds.drift_min_km}
@@ -162,7 +173,7 @@ def compute(archive: Archive, month: str, registered: dict[str, str | None],
         "(PARTITION BY incident_id ORDER BY received_at DESC, \"offset\" DESC) AS rn "
         "FROM incidents WHERE raised_at >= $start AND raised_at < $end) WHERE rn = 1",
         {"start": start, "end": end}).fetchall()
-    figures = Figures(month=month, start=start, end=end, bounds=bounds, vehicles=vehicles,
+    figures = Figures(month=label, start=start, end=end, bounds=bounds, vehicles=vehicles,
                       registered_at=registered_at)
     _tables(figures, registered, ever, alerts, incidents)
     _daily(figures, con, params)
