@@ -22,10 +22,11 @@ test: setup
 demo: setup
 	$(VENV)/bin/yrd-hazmat demo
 
-## bench: the end-to-end pipeline benchmark, then the JT/T 809 link and uplink (see docs/benchmarks.md)
+## bench: the end-to-end pipeline benchmark, then the JT/T 809 link and uplink, then the archive (see docs/benchmarks.md)
 bench: setup
 	$(VENV)/bin/python -m benchmarks.pipeline $(BENCH_ARGS)
 	$(VENV)/bin/python -m benchmarks.platforms
+	$(VENV)/bin/python -m benchmarks.archive
 
 # The worker gets the last core to itself (as a deployment gives it one) on a machine with
 # two or more; `make bench BENCH_ARGS=` lets it share the cores with the broker and the load.
@@ -42,7 +43,7 @@ schemas: setup
 
 ## screenshots: the desk's screenshots in docs/ renewed by its browser test (make test leaves docs/ alone)
 screenshots: setup
-	YRD_SCREENSHOTS_DIR=docs $(VENV)/bin/python -m pytest tests/integration/test_desk_browser.py tests/integration/test_desk_links_browser.py
+	YRD_SCREENSHOTS_DIR=docs $(VENV)/bin/python -m pytest tests/integration/test_desk_browser.py tests/integration/test_desk_links_browser.py tests/integration/test_desk_track_browser.py
 
 ## clean: stop local services and remove their data and the venv
 clean:

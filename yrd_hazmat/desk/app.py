@@ -100,7 +100,7 @@ from ..topics import ensure_topics
 from ..core.zones.model import parse_zone_record
 from ..core.zones.registry import ZoneRegistry
 from ..core.zones.schedule import in_force
-from . import history, triage
+from . import history, track, triage
 from .actions import ActionRequest, IncidentLogs, action_of
 from .bodies import LoginRequest, http_error, read_json
 from .elsewhere import WINDOW as ELSEWHERE_WINDOW
@@ -188,6 +188,8 @@ class Desk:
         self._hashing = ThreadPoolExecutor(max_workers=2, thread_name_prefix="desk-login")
         """Password checks (PBKDF2, slow on purpose) run here, never on the event loop."""
         self._history_reads = asyncio.Semaphore(HISTORY_READS)
+        self.tracks = track.Tracks(settings)
+        """A truck's track of any period: the archive, read in threads."""
         self.incidents = IncidentLogs()
         self.incidents.listeners.append(self._incident_changed)
         self.feeds: set[Feed] = set()
@@ -291,6 +293,7 @@ class Desk:
         app.router.add_get("/api/trucks/{vehicle_id}", self.truck)
         app.router.add_post("/api/trucks/{vehicle_id}/commands", self.command_truck)
         app.router.add_get("/api/trucks/{vehicle_id}/commands", self.truck_commands)
+        app.router.add_get("/api/trucks/{vehicle_id}/track", self.truck_track)
         app.router.add_get("/api/media/{media_id}", self.picture)
         app.router.add_get("/api/alerts/open", self.open_alerts)
         app.router.add_get("/api/triage", self.triage)
@@ -472,6 +475,26 @@ class Desk:
             "open_alerts": await self._open_of_vehicle(vehicle_id),
             "permit": permit,
         })
+
+    async def truck_track(self, request: web.Request) -> web.Response:
+        """A truck of the jurisdiction (the rule of its panel): its track and alerts of any
+        period from the archive (:mod:`.track`), the view audited."""
+        user: User = request[USER]
+        vehicle_id = request.match_info["vehicle_id"]
+        await self._visible_truck(user, vehicle_id)
+        try:
+            since, until = track.period_of(request.query, datetime.now(CHINA_TZ))
+        except ValueError as exc:
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
+        try:
+            answer = await self.tracks.view(vehicle_id, since, until)
+        except OSError as exc:
+            log.warning("track of %s: the archive cannot be read: %s", vehicle_id, exc)
+            raise http_error(web.HTTPServiceUnavailable,
+                             "the archive cannot be read: try again") from None
+        track.audit_view(user.name, request.remote, vehicle_id, since, until,
+                         len(answer["points"]))
+        return _json(answer)
 
     async def _open_of_vehicle(self, vehicle_id: str) -> list[Alert]:
         """A truck's open alerts: the worker's and its platform's alarms not closed."""

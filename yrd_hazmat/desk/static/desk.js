@@ -30,7 +30,7 @@ const desk = {
   me: null, map: null, home: null, layers: {}, legend: null, markers: new Map(),
   trucks: [], trucksById: new Map(), triage: null, triageShown: TRIAGE_PAGE,
   triageItems: new Map(), seenAlarms: null, truck: null, selection: null, incident: null,
-  scene: null, resources: {}, feed: null, timers: {}, views: {}, audio: null,
+  scene: null, resources: {}, feed: null, timers: {}, views: {}, audio: null, playback: null,
 };
 
 // --- words and times ----------------------------------------------------------------------
@@ -158,6 +158,7 @@ function switchLanguage() {
   drawTriage();
   drawTrucks();
   if (desk.truck) drawTruck(desk.truck);
+  showPlayback();
   if (desk.incident) drawIncident(desk.incident);
   for (const view of Object.values(desk.views)) if (view.data) view.draw(view.data);
   if (desk.links.uplink) drawUplink();
@@ -882,6 +883,7 @@ async function openTruck(vehicleId, { fly = true } = {}) {
   if (changed) {
     $("#d-commands").replaceChildren();
     $("#d-message .error").textContent = "";
+    resetPlayback();
   }
   drawTruck(truck);
   $("#details").hidden = false;
@@ -941,6 +943,7 @@ for (const b of document.querySelectorAll(".close-pane")) {
     if (pane.id === "details") {
       desk.truck = null;
       if (desk.selection) desk.selection.remove();
+      clearPlayback();
       drawTrucks();
     } else {
       desk.incident = null;
@@ -951,6 +954,170 @@ for (const b of document.querySelectorAll(".close-pane")) {
     }
   });
 }
+
+// --- a truck's track of any period from the archive, played back on the map ----------------
+
+const PLAYBACK_SPAN_MS = 24 * 3600_000;   // the period the form offers first: the last 24 h
+const SEVERITY_COLOURS = { critical: "#c0392b", warning: "#e67e22", info: "#2e86c1" };
+
+// the form back to the last 24 h, nothing drawn
+function resetPlayback() {
+  clearPlayback();
+  const form = $("#playback-form");
+  const now = Date.now();
+  form.elements.from.value = localInput(now - PLAYBACK_SPAN_MS);
+  form.elements.to.value = localInput(now);
+  $("#d-playback .error").textContent = "";
+}
+
+function clearPlayback() {
+  const p = desk.playback;
+  if (p) {
+    p.playing = false;
+    if (p.frame) cancelAnimationFrame(p.frame);
+    p.layer.remove();
+  }
+  desk.playback = null;
+  const box = $("#d-playback");
+  for (const key of ["points", "alerts", "state", "at"]) delete box.dataset[key];
+  $("#playback-controls").hidden = true;
+  $("#playback-summary").textContent = "";
+  $("#playback-form .do-track-clear").hidden = true;
+}
+
+async function loadPlayback() {
+  const form = $("#playback-form");
+  const vehicleId = desk.truck.vehicle_id;
+  const error = $("#d-playback .error");
+  const query = new URLSearchParams({ from: fromLocalInput(form.elements.from.value), to: fromLocalInput(form.elements.to.value) });
+  await busy(form, async () => {
+    error.textContent = "";
+    $("#playback-summary").textContent = t("track_loading");
+    const response = await api(`/api/trucks/${encodeURIComponent(vehicleId)}/track?${query}`);
+    if (!desk.truck || desk.truck.vehicle_id !== vehicleId) return;
+    if (!response.ok) {
+      $("#playback-summary").textContent = "";
+      error.textContent = t("error", { why: (await answerOf(response)).error });
+      return;
+    }
+    drawPlayback(await response.json());
+  });
+}
+
+// the track as a line, its alerts as dots coloured by severity, a marker at the slider's time
+function drawPlayback(track) {
+  clearPlayback();
+  const layer = L.layerGroup().addTo(desk.map);
+  const points = track.points;
+  const line = L.polyline(points.map((p) => [p[1], p[2]]), { color: "#16a085", weight: 3, opacity: 0.85, interactive: false }).addTo(layer);
+  let marked = 0;
+  for (const a of track.alerts) {
+    if (a.lat === null || a.lon === null) continue;
+    const colour = SEVERITY_COLOURS[a.severity] || "#7f8c8d";
+    L.circleMarker([a.lat, a.lon], { radius: 7, color: colour, weight: 2, fillColor: colour,
+                                     fillOpacity: a.state === "cleared" ? 0.25 : 0.9 })
+      .bindPopup(() => el("div", { className: "track-alert" }, t("track_alert", {
+        sev: t(`sev_${a.severity}`), what: typeLabel(a.type), state: labelOr(`state_${a.state}`, a.state), when: when(a.ts, true) })))
+      .addTo(layer);
+    marked += 1;
+  }
+  const p = { vehicleId: track.vehicle_id, track, layer, points, playing: false, frame: null, speed: Number($("#playback-speed").value) || 1,
+              start: points.length ? points[0][0] : 0, end: points.length ? points[points.length - 1][0] : 0, at: 0, marker: null };
+  desk.playback = p;
+  const box = $("#d-playback");
+  box.dataset.points = String(line.getLatLngs().length);
+  box.dataset.alerts = String(marked);
+  box.dataset.state = "loaded";
+  $("#playback-form .do-track-clear").hidden = false;
+  if (points.length) {
+    const arrow = el("span", { className: "playback-icon" }, "▲");
+    p.label = el("span", {});
+    p.arrow = arrow;
+    p.marker = L.marker([points[0][1], points[0][2]], { icon: L.divIcon({ className: "playback-marker", iconSize: [22, 22], html: arrow }),
+                                                       keyboard: false, interactive: false })
+      .bindTooltip(p.label, { permanent: true, direction: "top", offset: [0, -10] }).addTo(layer);
+    const slider = $("#playback-time");
+    slider.max = String(Math.round((p.end - p.start) / 1000));
+    $("#playback-controls").hidden = false;
+    desk.map.fitBounds(line.getBounds().pad(0.15), { maxZoom: 16 });
+  }
+  seekPlayback(p.start);
+  showPlayback();
+}
+
+// words of the playback (again after a language switch)
+function showPlayback() {
+  const p = desk.playback;
+  if (!p) return;
+  const period = { from: when(p.track.from), to: when(p.track.to) };
+  $("#playback-summary").textContent = p.points.length
+    ? t("track_summary", { ...period, n: p.points.length, alerts: p.track.alerts.length }) + (p.track.truncated ? t("track_thinned") : "")
+    : t("track_empty", period);
+  $("#playback-controls .do-play").textContent = t(p.playing ? "pause" : "play");
+  if (p.points.length) seekPlayback(p.at);
+}
+
+// where the truck was at ms: between the fixes around it, and the speed of the one before
+function positionAt(points, ms) {
+  let lo = 0, hi = points.length - 1;
+  if (ms <= points[0][0]) return { lat: points[0][1], lon: points[0][2], fix: points[0] };
+  if (ms >= points[hi][0]) return { lat: points[hi][1], lon: points[hi][2], fix: points[hi] };
+  while (hi - lo > 1) {   // points[lo].ts <= ms < points[hi].ts
+    const mid = (lo + hi) >> 1;
+    if (points[mid][0] <= ms) lo = mid; else hi = mid;
+  }
+  const a = points[lo], b = points[hi];
+  const f = (ms - a[0]) / (b[0] - a[0]);
+  return { lat: a[1] + (b[1] - a[1]) * f, lon: a[2] + (b[2] - a[2]) * f, fix: a };
+}
+
+function seekPlayback(ms) {
+  const p = desk.playback;
+  if (!p || !p.points.length) return;
+  p.at = Math.min(p.end, Math.max(p.start, ms));
+  const here = positionAt(p.points, p.at);
+  const [, , , speed, heading] = here.fix;
+  p.marker.setLatLng([here.lat, here.lon]);
+  p.arrow.style.transform = `rotate(${heading || 0}deg)`;  // CSSOM: allowed by the CSP
+  const words = t("playback_at", { when: when(new Date(p.at).toISOString(), true),
+                                   speed: speed === null ? "–" : t("speed", { v: speed }) });
+  p.label.textContent = words;
+  $("#playback-now").textContent = words;
+  $("#playback-time").value = String(Math.round((p.at - p.start) / 1000));
+  $("#d-playback").dataset.at = String(Math.round(p.at));
+}
+
+function playPlayback(on) {
+  const p = desk.playback;
+  if (!p || !p.points.length) return;
+  p.playing = on;
+  if (p.frame) cancelAnimationFrame(p.frame);
+  p.frame = null;
+  $("#d-playback").dataset.state = on ? "playing" : "paused";
+  $("#playback-controls .do-play").textContent = t(on ? "pause" : "play");
+  if (!on) return;
+  if (p.at >= p.end) seekPlayback(p.start);   // from the start again
+  let last = performance.now();
+  const step = (now) => {
+    if (!p.playing || desk.playback !== p) return;
+    seekPlayback(p.at + (now - last) * p.speed);
+    last = now;
+    if (p.at >= p.end) playPlayback(false);
+    else p.frame = requestAnimationFrame(step);
+  };
+  p.frame = requestAnimationFrame(step);
+}
+
+$("#playback-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (desk.truck) loadPlayback().catch(() => {});
+});
+$("#playback-form .do-track-clear").addEventListener("click", () => clearPlayback());
+$("#playback-controls .do-play").addEventListener("click", () => { if (desk.playback) playPlayback(!desk.playback.playing); });
+$("#playback-speed").addEventListener("change", (event) => { if (desk.playback) desk.playback.speed = Number(event.target.value) || 1; });
+$("#playback-time").addEventListener("input", (event) => {
+  if (desk.playback) seekPlayback(desk.playback.start + Number(event.target.value) * 1000);
+});
 
 // --- plate search ---------------------------------------------------------------------------
 

@@ -115,6 +115,10 @@ const LABELS = {
     order_about: "车辆 {plate} · {level} · 督办人 {who}",
     via_platform: "经下级平台", via_platform_about: "该车由 {name}（{code}）接入：文本（0x9503）、报警预警（0x9402）、拍照（0x9502）经该平台下发",
     platform_text: "文本或预警内容", urgent: "紧急", send_tip: "发送预警", photo_camera: "摄像头 {camera}",
+    track_playback: "轨迹回放", track_load: "加载轨迹", track_clear: "清除", play: "播放", pause: "暂停",
+    playback_speed: "回放速度", playback_time: "回放时间", track_loading: "正在读取轨迹…",
+    track_summary: "{from} 至 {to}：{n} 个定位点，{alerts} 条报警记录", track_thinned: "（点数过多，已均匀抽稀显示）",
+    track_empty: "{from} 至 {to} 无定位记录。", playback_at: "{when} · {speed}", track_alert: "{sev} · {what} · {state} · {when}",
   },
   en: {
     other_lang: "中文",
@@ -229,6 +233,10 @@ const LABELS = {
     order_about: "vehicle {plate} · {level} · supervisor {who}",
     via_platform: "Through its platform", via_platform_about: "This truck comes from {name} ({code}): a text (0x9503), a warning tip (0x9402) or a photo (0x9502) goes through it",
     platform_text: "Text or tip", urgent: "urgent", send_tip: "Send as tip", photo_camera: "camera {camera}",
+    track_playback: "Track playback", track_load: "Load the track", track_clear: "Clear", play: "Play", pause: "Pause",
+    playback_speed: "Playback speed", playback_time: "Playback time", track_loading: "Reading the track…",
+    track_summary: "{from} to {to}: {n} positions, {alerts} alert records", track_thinned: " (too many to draw: thinned evenly)",
+    track_empty: "No positions from {from} to {to}.", playback_at: "{when} · {speed}", track_alert: "{sev} · {what} · {state} · {when}",
   },
 };
 
