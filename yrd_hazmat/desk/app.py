@@ -37,6 +37,8 @@ gets another province's data to filter.
   answered (201) with the command and its status, 400 with the reason when invalid
 - ``GET /api/trucks/{vehicle_id}/commands``: the truck's commands, newest first, each with
   its status and the steps that counted (:mod:`.commands`)
+- ``GET /api/trucks/{vehicle_id}/track?from=&to=``: the truck's track and alerts of any
+  period (31 days at most) from the archive (:mod:`.track`)
 - ``GET /api/media/{media_id}``: a picture a truck of the jurisdiction uploaded
 - ``GET /api/incidents/{incident_id}/tell-exposed``: the default warning to the trucks the
   emergency exposed, and which of them the user may command;
