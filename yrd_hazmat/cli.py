@@ -998,11 +998,13 @@ def platform_emergency_access(access_code: int, plate: str, server: str, tcp_por
 def _archive_commands() -> None:
     from .archive.cli import archive
     from .archive.commands import evidence, evidence_verify, track
+    from .assess.cli import assess
 
     main.add_command(archive)
     main.add_command(track)
     main.add_command(evidence)
     main.add_command(evidence_verify)
+    main.add_command(assess)
 
 
 _archive_commands()

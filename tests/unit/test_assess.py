@@ -238,3 +238,25 @@ def test_todays_figures_become_gauges_per_province(month):
         expect["gap"]["complete"] / expect["gap"]["total"])
     assert gauge("yrd_today_rate", province="ZJ", figure="online") is None  # none networked
     assert gauge("yrd_today_records", province="ZJ", kind="all") == 4
+
+
+def test_fatigue_standing_when_the_month_began_counts_from_its_start(tmp_path):
+    m = Month()
+    for i in range(3):
+        m.ping(TIRED, datetime(2026, 11, 1, 0, 10 * i, tzinfo=CHINA_TZ), (120.62, 31.30))
+    m.alert(TIRED, "FATIGUE_DRIVING", "f0", AlertState.RAISED,
+            datetime(2026, 10, 31, 23, 0, tzinfo=CHINA_TZ))
+    m.alert(TIRED, "FATIGUE_DRIVING", "f0", AlertState.CLEARED,
+            datetime(2026, 11, 1, 0, 30, tzinfo=CHINA_TZ))
+    m.alert(TIRED, "FATIGUE_DRIVING", "gone", AlertState.RAISED,
+            datetime(2026, 10, 30, 1, 0, tzinfo=CHINA_TZ))  # over before the month
+    m.alert(TIRED, "FATIGUE_DRIVING", "gone", AlertState.CLEARED,
+            datetime(2026, 10, 30, 2, 0, tzinfo=CHINA_TZ))
+    m.incident(TIRED, "i", datetime(2026, 11, 1, 0, 5, tzinfo=CHINA_TZ), acted=False)
+    store = Store.local_dir(str(tmp_path))
+    m.write(store)
+    f = compute(Archive(store), "2026-11", {TIRED: "乙运输"})
+    region = by(f, "region", "YRD")
+    assert region["fatigue_s"] == 30 * 60  # 00:00 to 00:30, not from 23:00
+    assert by(f, "city", "320500")["province"] == "JS"
+    assert not [v for v in f.violations if v["type"] == "FATIGUE_DRIVING"]  # raised before

@@ -22,7 +22,8 @@ them; the bounds are settings):
   vehicles with a drift point / online vehicles.
 - **overspeed events per vehicle**: SPEEDING and ZONE_SPEEDING alerts raised in the month /
   online vehicles. **Fatigue time per vehicle**: the time FATIGUE_DRIVING alerts stood
-  (raised to cleared, or to the month's end) / online vehicles, in seconds.
+  (raised to cleared, or to the month's end; one raised in the 3 days before the month and
+  still standing counts from its start) / online vehicles, in seconds.
 - **alarm handling rate**: incidents raised in the month on which a person acted (ack,
   assign, dispatch, close...) / incidents raised in the month.
 
@@ -45,6 +46,9 @@ from ..archive.read import Archive
 from ..core.timeutil import CHINA_TZ
 
 OVERSPEED = ("SPEEDING", "ZONE_SPEEDING")
+FATIGUE_CARRIED_DAYS = 3
+"""A FATIGUE_DRIVING alert raised up to this many days before the month and still standing
+at its start counts from the start."""
 FATIGUE = "FATIGUE_DRIVING"
 PERSON_ACTIONS = frozenset({"ack", "assign", "note", "dispatch", "arrive", "release", "close"})
 
@@ -168,6 +172,12 @@ def compute_period(archive: Archive, start: datetime, end: datetime, label: str,
         "SELECT vehicle_id, incident_id, type, severity, state, ts, lat, lon, province, "
         "city_name FROM alerts WHERE ts >= $start AND ts < $end ORDER BY ts, \"offset\"",
         {"start": start, "end": end}).fetchall()
+    before = archive.connect(_days(start - timedelta(days=FATIGUE_CARRIED_DAYS), start))
+    carried = before.execute(
+        "SELECT vehicle_id, incident_id, state FROM alerts WHERE type = $type AND ts >= $from "
+        "AND ts < $start ORDER BY ts, \"offset\"",
+        {"type": FATIGUE, "from": start - timedelta(days=FATIGUE_CARRIED_DAYS),
+         "start": start}).fetchall()
     incidents = con.execute(
         "SELECT incident_id, vehicle_id, record FROM (SELECT *, row_number() OVER "
         "(PARTITION BY incident_id ORDER BY received_at DESC, \"offset\" DESC) AS rn "
@@ -175,13 +185,26 @@ def compute_period(archive: Archive, start: datetime, end: datetime, label: str,
         {"start": start, "end": end}).fetchall()
     figures = Figures(month=label, start=start, end=end, bounds=bounds, vehicles=vehicles,
                       registered_at=registered_at)
-    _tables(figures, registered, ever, alerts, incidents)
+    _tables(figures, registered, ever, alerts, incidents, _standing(carried))
     _daily(figures, con, params)
     return figures
 
 
+def _standing(alerts: list[tuple]) -> dict[str, str]:
+    """Of (vehicle, incident, state) in time order: the incidents still raised at the end,
+    incident -> vehicle."""
+    standing: dict[str, str] = {}
+    for vehicle, incident, state in alerts:
+        if state == "raised":
+            standing[incident] = vehicle
+        else:
+            standing.pop(incident, None)
+    return standing
+
+
 def _tables(figures: Figures, registered: dict[str, str | None], ever: set[str],
-            alerts: list[tuple], incidents: list[tuple]) -> None:
+            alerts: list[tuple], incidents: list[tuple],
+            tired_at_start: dict[str, str] | None = None) -> None:
     per_vehicle: dict[str, dict] = {}
     for v in figures.vehicles.to_pylist():
         v["carrier"] = registered.get(v["vehicle_id"]) or v.pop("archived_carrier")
@@ -195,7 +218,8 @@ def _tables(figures: Figures, registered: dict[str, str | None], ever: set[str],
                                   "carrier": carrier}
     overspeeds: dict[str, int] = {}
     fatigue_s: dict[str, float] = {}
-    raised: dict[str, tuple[str, datetime]] = {}
+    raised: dict[str, tuple[str, datetime]] = {  # tired since before the month: from its start
+        incident: (vehicle, figures.start) for incident, vehicle in (tired_at_start or {}).items()}
     for vehicle, incident, type_, severity, state, ts, lat, lon, province, city in alerts:
         if state == "raised":
             v = per_vehicle.get(vehicle, {})
@@ -223,10 +247,12 @@ def _tables(figures: Figures, registered: dict[str, str | None], ever: set[str],
 
     groups: dict[tuple[str, str], dict] = {}
 
-    def group(level: str, key: str | None, name: str | None) -> dict:
+    def group(level: str, key: str | None, name: str | None,
+              province: str | None = None) -> dict:
         k = (level, key or "")
         if k not in groups:
             groups[k] = {"level": level, "key": key or "", "name": name or key or "(none)",
+                         "province": province,
                          "registered": 0, "networked": 0, "online": 0, "records": 0,
                          "qualified": 0, "mileage_km": 0.0, "complete_km": 0.0,
                          "drift_vehicles": 0, "overspeeds": 0, "fatigue_s": 0.0,
@@ -239,9 +265,9 @@ def _tables(figures: Figures, registered: dict[str, str | None], ever: set[str],
         online = networked and v["records"] > 0
         targets = [group("region", "YRD", "长三角")]
         if v["province"]:
-            targets.append(group("province", v["province"], v["province"]))
+            targets.append(group("province", v["province"], v["province"], v["province"]))
         if v["city_code"]:
-            targets.append(group("city", v["city_code"], v["city_name"]))
+            targets.append(group("city", v["city_code"], v["city_name"], v["province"]))
         targets.append(group("carrier", v["carrier"], v["carrier"]))
         for g in targets:
             g["registered"] += is_registered
