@@ -62,6 +62,9 @@ def assess(month: str, output: str | None, provinces: tuple[str, ...], carrier: 
         known = sorted(r["key"] for r in figures.rows if r["level"] == "carrier")
         raise click.UsageError(f"no carrier {carrier!r} in {month}'s figures; the carriers: "
                                + (", ".join(known) or "none"))
+    from . import stored
+
+    stored.save(store, figures)  # the desk's 月度考核 shows it from there
     out = Path(output or f"assessment-{month}")
     written = report.write_csv(figures, out, provinces=provinces or None, carrier=carrier)
     page = out / "report.html"

@@ -39,6 +39,9 @@ gets another province's data to filter.
   its status and the steps that counted (:mod:`.commands`)
 - ``GET /api/trucks/{vehicle_id}/track?from=&to=``: the truck's track and alerts of any
   period (31 days at most) from the archive (:mod:`.track`)
+- ``GET /api/assessments``: the months assessed (``yrd-hazmat assess``);
+  ``GET /api/assessments/{month}``: that month's report page, the region's whole or the
+  user's province's rows (:mod:`.assessment`)
 - ``GET /api/media/{media_id}``: a picture a truck of the jurisdiction uploaded
 - ``GET /api/incidents/{incident_id}/tell-exposed``: the default warning to the trucks the
   emergency exposed, and which of them the user may command;
@@ -102,7 +105,7 @@ from ..topics import ensure_topics
 from ..core.zones.model import parse_zone_record
 from ..core.zones.registry import ZoneRegistry
 from ..core.zones.schedule import in_force
-from . import history, track, triage
+from . import assessment, history, track, triage
 from .actions import ActionRequest, IncidentLogs, action_of
 from .bodies import LoginRequest, http_error, read_json
 from .elsewhere import WINDOW as ELSEWHERE_WINDOW
@@ -318,6 +321,8 @@ class Desk:
         app.router.add_post("/api/trucks/{vehicle_id}/platform-requests", self.ask_truck_platform)
         app.router.add_get("/api/uplink/requests", self.uplink_requests)
         app.router.add_post("/api/uplink/requests/{request_id}/answer", self.answer_uplink)
+        app.router.add_get("/api/assessments", self.assessments)
+        app.router.add_get("/api/assessments/{month}", self.assessment_page)
         app.router.add_get("/api/geo/{layer:provinces|cities}", self.geo)
         app.router.add_get("/api/zones", self.zones_now)
         app.router.add_get("/", self.index)
@@ -497,6 +502,35 @@ class Desk:
         track.audit_view(user.name, request.remote, vehicle_id, since, until,
                          len(answer["points"]))
         return _json(answer)
+
+    async def assessments(self, request: web.Request) -> web.Response:
+        """The months with an assessment kept with the archive, newest first."""
+        try:
+            store = self.tracks.archive().store
+            found = await asyncio.to_thread(assessment.months, store)
+        except OSError as exc:
+            log.warning("assessments: the archive cannot be read: %s", exc)
+            raise http_error(web.HTTPServiceUnavailable,
+                             "the archive cannot be read: try again") from None
+        return _json({"months": found})
+
+    async def assessment_page(self, request: web.Request) -> web.Response:
+        """A month's assessment as its report page, for the user's jurisdiction."""
+        user: User = request[USER]
+        month = request.match_info["month"]
+        try:
+            store = self.tracks.archive().store
+            body = await asyncio.to_thread(assessment.page, store, month, user)
+        except ValueError as exc:
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
+        except OSError as exc:
+            log.warning("assessment %s: the archive cannot be read: %s", month, exc)
+            raise http_error(web.HTTPServiceUnavailable,
+                             "the archive cannot be read: try again") from None
+        if body is None:
+            raise http_error(web.HTTPNotFound, f"no assessment kept for {month}: run "
+                                               f"yrd-hazmat assess --month {month}")
+        return web.Response(text=body, content_type="text/html", charset="utf-8")
 
     async def _open_of_vehicle(self, vehicle_id: str) -> list[Alert]:
         """A truck's open alerts: the worker's and its platform's alarms not closed."""

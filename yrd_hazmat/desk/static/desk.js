@@ -1292,6 +1292,23 @@ desk.views.region = {
   },
 };
 
+desk.views.assessment = {
+  open() { this.load().catch(() => {}); },
+  async load() {
+    const list = $("#assessment-months");
+    const response = await api("/api/assessments");
+    if (!response.ok) {
+      list.replaceChildren(el("li", {}, t("assessment_unavailable")));
+      return;
+    }
+    const data = await response.json();
+    list.replaceChildren(...(data.months.length ? data.months.map((m) =>
+      el("li", {}, el("a", { href: `/api/assessments/${encodeURIComponent(m)}`, target: "_blank",
+                              rel: "noopener", dataset: { month: m } }, m)))
+      : [el("li", {}, t("assessment_none"))]));
+  },
+};
+
 // --- the JT/T 809 chain: link health, our requests down, the national platform's requests -----
 
 const ANSWERED_KINDS = ["inspection", "supervision"];

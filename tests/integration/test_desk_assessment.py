@@ -1,0 +1,42 @@
+"""The monthly assessment on the desk (月度考核): the report ``yrd-hazmat assess`` kept
+with the archive, the whole region for the region's users, one province's rows for that
+province's users; 404 for a month not assessed, 400 for what is not a month, 401 signed
+out."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_desk import desk_client, desk_settings, login, users_file
+from tests.unit.test_assess import REGISTERED, month  # noqa: F401 - the synthetic month
+from yrd_hazmat.assess import stored
+from yrd_hazmat.assess.figures import compute
+
+pytestmark = pytest.mark.integration
+
+
+async def test_the_months_report_for_each_jurisdiction(env, month, tmp_path):  # noqa: F811
+    archive, _ = month
+    stored.save(archive.store, compute(archive, "2026-11", REGISTERED))
+    settings = desk_settings(env, users_file(tmp_path)).model_copy(
+        update={"archive_dir": archive.store.root, "archive_s3_url": ""})
+    async with desk_client(settings) as chief, desk_client(settings) as sh, \
+            desk_client(settings) as nobody:
+        assert (await nobody.get("/api/assessments")).status == 401
+        assert (await nobody.get("/api/assessments/2026-11")).status == 401
+        await login(chief, "chief")
+        await login(sh, "sh-duty")
+        listed = await chief.get("/api/assessments")
+        assert listed.status == 200 and (await listed.json()) == {"months": ["2026-11"]}
+        whole = await chief.get("/api/assessments/2026-11")
+        assert whole.status == 200 and whole.content_type == "text/html"
+        page = await whole.text()
+        assert "75.0%" in page  # the region's online rate: 3 of 4 networked
+        assert "苏州市" in page and "乙运输" in page  # Jiangsu's city, a carrier row
+        mine = await (await sh.get("/api/assessments/2026-11")).text()
+        assert "苏州市" not in mine and "乙运输" not in mine  # Shanghai's rows only
+        assert "75.0%" in mine  # the region's headline, for comparison
+        missing = await chief.get("/api/assessments/2026-10")
+        assert missing.status == 404 and "yrd-hazmat assess --month 2026-10" in \
+            (await missing.json())["error"]
+        assert (await chief.get("/api/assessments/2026-13")).status == 400
