@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 
 import pyarrow as pa
 import pytest
 
 from tests.unit.test_archive import DAY, batch_of, record, rows_in
+from tests.unit.test_archive import (  # noqa: F401 - run here again, on S3 (the store fixture)
+    test_a_flush_killed_at_any_step_is_written_once,
+    test_retention_deletes_only_what_is_due,
+)
 from yrd_hazmat.archive import layout, upkeep, writer
 from yrd_hazmat.archive.read import Archive
 from yrd_hazmat.archive.store import Store
 from yrd_hazmat.config import Settings
-from yrd_hazmat.core.timeutil import CHINA_TZ
 
 pytestmark = pytest.mark.integration
 
@@ -41,17 +44,6 @@ def store(s3_env) -> Store:
     store = Store.of(settings_of(s3_env))
     assert not store.local and store.list("") == []
     return store
-
-
-def rows_on(store: Store, kind: str = "pings") -> list[tuple]:
-    """:func:`tests.unit.test_archive.rows_in` through the store's own filesystem (that one
-    reads a local path)."""
-    files = layout.live([f for e in store.list(kind)
-                         if (f := layout.parse(e.path, e.size)) is not None])
-    table = store.read_table([f.path for f in files], columns=["partition", "offset"])
-    if table is None:
-        return []
-    return sorted(zip(table["partition"].to_pylist(), table["offset"].to_pylist()))
 
 
 def test_put_get_list_dirs_delete(store):
@@ -119,7 +111,7 @@ def test_flushes_of_several_batches(store):
     assert writer.flush(store, batch_of([*recs[9:], late])) == {0: 13}
     assert [e.path.split("/")[1] for e in store.list("pings")] == \
         ["day=2026-11-09", "day=2026-11-10", "day=2026-11-10", "day=2026-11-10"]
-    assert rows_on(store) == [(0, n) for n in range(13)]
+    assert rows_in(store) == [(0, n) for n in range(13)]
     assert json.loads(store.get(layout.state_path("pings", 0))) == {"next": 13}
     assert store.get(layout.pending_path("pings", 0)) is None
     assert writer.recover(store, "pings", 0) == 13
@@ -141,40 +133,7 @@ def test_recover_undoes_a_flush_killed_before_its_state(store):
     assert [e.path for e in store.list("pings")] == [
         layout.data_path("pings", DAY.date(), "yrd.pings", 0, 0, 4)]
     assert store.get(layout.pending_path("pings", 0)) is None
-    assert rows_on(store) == [(0, n) for n in range(5)]
-
-
-@pytest.mark.parametrize("killed_after", ["pending", "one file", "all files", "state"])
-def test_a_flush_killed_at_any_step_is_written_once(store, killed_after, monkeypatch):
-    """As tests/unit/test_archive.py, on S3."""
-    first = [record("沪A00001", DAY + timedelta(seconds=i), i) for i in range(5)]
-    writer.flush(store, batch_of(first))
-    recs = [record("沪A00002", DAY + timedelta(hours=h), 5 + i)  # over three days
-            for i, h in enumerate(range(-24, 24, 6))]
-    steps = {"pending": 1, "one file": 2, "all files": 1 + 3, "state": 1 + 3 + 1}[killed_after]
-    calls = {"n": 0}
-
-    def counting(fn):
-        def wrapped(*args):
-            if calls["n"] == steps:
-                raise KeyboardInterrupt("kill -9")
-            calls["n"] += 1
-            return fn(*args)
-        return wrapped
-
-    for name in ("put", "put_table", "delete"):
-        monkeypatch.setattr(store, name, counting(getattr(store, name)))
-    with pytest.raises(KeyboardInterrupt):
-        writer.flush(store, batch_of(recs))
-    monkeypatch.undo()
-    resume = writer.recover(store, "pings", 0)
-    assert resume == (5 + len(recs) if killed_after == "state" else 5)
-    again = [r for r in recs if r.offset >= resume]
-    for part in (again[:3], again[3:]):
-        if part:
-            writer.flush(store, batch_of(part))
-    assert rows_on(store) == [(0, n) for n in range(5 + len(recs))]
-    assert store.get(layout.pending_path("pings", 0)) is None
+    assert rows_in(store) == [(0, n) for n in range(5)]
 
 
 def test_compaction_on_s3(store):
@@ -187,11 +146,11 @@ def test_compaction_on_s3(store):
     files = upkeep.files_of(store, "pings", DAY.date())
     table = store.read_table([f.path for f in files])
     store.put_table(layout.data_path("pings", DAY.date(), "yrd.pings", 0, 0, 9, True), table)
-    assert rows_on(store) == [(0, n) for n in range(10)]
+    assert rows_in(store) == [(0, n) for n in range(10)]
     assert upkeep.run(store, settings, DAY.date() + timedelta(days=2))["pings"][
         "files_merged"] == 0  # the leftovers deleted, nothing to merge
     (only,) = store.list("pings")
-    assert only.path.endswith("-c.parquet") and rows_on(store) == [(0, n) for n in range(10)]
+    assert only.path.endswith("-c.parquet") and rows_in(store) == [(0, n) for n in range(10)]
     # a later day's files merged by the next run, sorted by vehicle and time
     next_day = DAY + timedelta(days=1)
     for k in range(10, 19):
@@ -203,19 +162,7 @@ def test_compaction_on_s3(store):
         only.path, layout.data_path("pings", next_day.date(), "yrd.pings", 0, 10, 18, True)]
     merged = store.read_table([store.list("pings")[1].path])
     assert merged["vehicle_id"].to_pylist() == ["沪A00000"] * 5 + ["沪A00001"] * 4
-    assert rows_on(store) == [(0, n) for n in range(19)]
-
-
-def test_retention_on_s3(store):
-    old = datetime(2026, 5, 1, 12, tzinfo=CHINA_TZ)
-    writer.flush(store, batch_of([record("沪A00001", old + timedelta(days=d), d)
-                                  for d in range(4)]))
-    settings = Settings(archive_keep_pings_days=183)
-    today = date(2026, 11, 1)
-    assert upkeep.due(upkeep.days(store, "pings"), today, 183) == [date(2026, 5, 1)]
-    assert upkeep.run(store, settings, today)["pings"]["days_deleted"] == 1
-    assert upkeep.days(store, "pings") == [date(2026, 5, 2), date(2026, 5, 3), date(2026, 5, 4)]
-    assert rows_on(store) == [(0, 1), (0, 2), (0, 3)]
+    assert rows_in(store) == [(0, n) for n in range(19)]
 
 
 def test_a_track_on_s3_equals_the_same_on_a_disk(store, tmp_path):
@@ -228,7 +175,7 @@ def test_a_track_on_s3_equals_the_same_on_a_disk(store, tmp_path):
     for target in (store, local):
         writer.flush(target, batch_of(recs[:6]))
         writer.flush(target, batch_of(recs[6:]))
-    assert rows_on(store) == rows_in(local) == [(0, n) for n in range(16)]
+    assert rows_in(store) == rows_in(local) == [(0, n) for n in range(16)]
     on_s3, on_disk = Archive(store), Archive(local)
     for start, end, with_no_fix in [
             (DAY + timedelta(minutes=20), DAY + timedelta(minutes=80), False),

@@ -47,13 +47,20 @@ def batch_of(records, register: Register | None = None) -> writer.Batch:
 
 
 def rows_in(store: Store, kind: str = "pings") -> list[tuple]:
+    """(partition, offset) of every row a reader sees, through the store's own filesystem
+    (a directory or a bucket: tests/integration/test_archive_s3.py runs tests of this file
+    on S3)."""
     files = layout.live([f for e in store.list(kind)
                          if (f := layout.parse(e.path, e.size)) is not None])
-    out = []
-    for f in files:
-        table = pq.read_table(store.full(f.path))
-        out += list(zip(table["partition"].to_pylist(), table["offset"].to_pylist()))
-    return sorted(out)
+    table = store.read_table([f.path for f in files], columns=["partition", "offset"])
+    if table is None:
+        return []
+    return sorted(zip(table["partition"].to_pylist(), table["offset"].to_pylist()))
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store.local_dir(str(tmp_path))
 
 
 def test_rows_carry_the_place_the_carrier_and_the_quality(tmp_path):
@@ -87,10 +94,9 @@ def test_a_late_ping_lands_in_its_own_day(tmp_path):
 
 
 @pytest.mark.parametrize("killed_after", ["pending", "one file", "all files", "state"])
-def test_a_flush_killed_at_any_step_is_written_once(tmp_path, killed_after, monkeypatch):
+def test_a_flush_killed_at_any_step_is_written_once(store, killed_after, monkeypatch):
     """The records of a flush killed part way are in the archive exactly once after the
     restart reads them again, in batches cut differently."""
-    store = Store.local_dir(str(tmp_path))
     first = [record("沪A00001", DAY + timedelta(seconds=i), i) for i in range(5)]
     writer.flush(store, batch_of(first))
     recs = [record("沪A00002", DAY + timedelta(hours=h), 5 + i)  # over three days
@@ -98,7 +104,6 @@ def test_a_flush_killed_at_any_step_is_written_once(tmp_path, killed_after, monk
     # the flush's steps: its pending note, three files, its state, the note deleted
     steps = {"pending": 1, "one file": 2, "all files": 1 + 3, "state": 1 + 3 + 1}[killed_after]
     calls = {"n": 0}
-    put, put_table, delete = store.put, store.put_table, store.delete
 
     def counting(fn):
         def wrapped(*args):
@@ -108,9 +113,8 @@ def test_a_flush_killed_at_any_step_is_written_once(tmp_path, killed_after, monk
             return fn(*args)
         return wrapped
 
-    monkeypatch.setattr(store, "put", counting(put))
-    monkeypatch.setattr(store, "put_table", counting(put_table))
-    monkeypatch.setattr(store, "delete", counting(delete))
+    for name in ("put", "put_table", "delete"):
+        monkeypatch.setattr(store, name, counting(getattr(store, name)))
     with pytest.raises(KeyboardInterrupt):
         writer.flush(store, batch_of(recs))
     monkeypatch.undo()
@@ -158,8 +162,7 @@ def test_compaction_waits_for_the_day_and_the_count(tmp_path):
     assert rows_in(store) == [(0, n) for n in range(10)]
 
 
-def test_retention_deletes_only_what_is_due(tmp_path):
-    store = Store.local_dir(str(tmp_path))
+def test_retention_deletes_only_what_is_due(store):
     old = datetime(2026, 5, 1, 12, tzinfo=CHINA_TZ)
     writer.flush(store, batch_of([record("沪A00001", old + timedelta(days=d), d)
                                   for d in range(4)]))
@@ -168,6 +171,7 @@ def test_retention_deletes_only_what_is_due(tmp_path):
     assert upkeep.due(upkeep.days(store, "pings"), today, 183) == [date(2026, 5, 1)]
     assert upkeep.run(store, settings, today)["pings"]["days_deleted"] == 1
     assert upkeep.days(store, "pings") == [date(2026, 5, 2), date(2026, 5, 3), date(2026, 5, 4)]
+    assert rows_in(store) == [(0, 1), (0, 2), (0, 3)]
 
 
 def test_a_track_is_exactly_the_pings_of_the_period(tmp_path):
