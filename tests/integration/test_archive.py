@@ -6,6 +6,9 @@
 - A run killed with SIGKILL at random moments while records keep arriving, restarted each
   time, ends with an archive equal to the clean one record for record: nothing lost,
   nothing doubled.
+- A store that goes away in the middle of a flush (one file written, the next refused):
+  the archiver reads nothing more, tries the same batch again, and once the store is back
+  every record is there once.
 """
 
 from __future__ import annotations
@@ -166,8 +169,9 @@ def test_a_killed_archiver_writes_what_a_clean_one_writes(services, env, tmp_pat
     clean = Archiver(env, tmp_path / "clean", tmp_path / "clean.log")
     clean.start()
     total_records = len(first) + len(second) + len(alerts) + len(incidents)
-    wait_until(lambda: _read_to(clean, env, total_records), "clean archive complete", 120)
-    wait_until(lambda: _read_to(faulted, env, total_records), "faulted archive complete", 120)
+    wait_until(lambda: _read_to(clean.store, env, total_records), "clean archive complete", 120)
+    wait_until(lambda: _read_to(faulted.store, env, total_records), "faulted archive complete",
+               120)
     assert clean.stop() == 0, clean.tail()
     assert faulted.stop() == 0, faulted.tail()
 
@@ -186,13 +190,13 @@ def test_a_killed_archiver_writes_what_a_clean_one_writes(services, env, tmp_pat
     assert len(contents(clean.store, "incidents")) == len(incidents)
 
 
-def _read_to(archiver: Archiver, env: dict[str, str], total: int) -> bool:
+def _read_to(store: Store, env: dict[str, str], total: int) -> bool:
     """Every record of the three topics is written (by the archive's own state files)."""
     written = 0
     for kind, name in (("pings", "YRD_TOPIC_PINGS"), ("alerts", "YRD_TOPIC_ALERTS"),
                        ("incidents", "YRD_TOPIC_INCIDENTS")):
         for p in range(4):
-            raw = archiver.store.get(layout.state_path(kind, p))
+            raw = store.get(layout.state_path(kind, p))
             if raw is not None:
                 written += int(json.loads(raw)["next"])
     return written >= total
@@ -207,3 +211,67 @@ def test_an_archive_ahead_of_its_topic_stops_the_archiver_with_the_reason(servic
     assert archiver.proc is not None
     assert archiver.proc.wait(90) == 2, archiver.tail()
     assert "was the topic made anew?" in archiver.tail()
+
+
+class FlakyStore(Store):
+    """A local store that, while ``away`` is set, writes one file of a flush and then
+    refuses: a store going away in the middle of a flush."""
+
+    def __init__(self, root: Path) -> None:
+        import pyarrow.fs as pafs
+
+        root.mkdir(parents=True, exist_ok=True)
+        super().__init__(pafs.LocalFileSystem(), str(root), local=True)
+        self.away = False
+        self.refused = 0
+        self._written_while_away = 0
+
+    def put_table(self, path, table) -> None:
+        if self.away:
+            if self._written_while_away >= 1:
+                self.refused += 1
+                raise OSError("the object store is away")
+            self._written_while_away += 1
+        super().put_table(path, table)
+
+
+async def test_a_store_going_away_mid_flush_loses_and_doubles_nothing(services, env, tmp_path,
+                                                                    monkeypatch):
+    import asyncio
+
+    from yrd_hazmat.archive.process import Archiver
+    from yrd_hazmat.config import Settings
+
+    for name, value in env.items():
+        if name.startswith("YRD_") or name in ("KAFKA_BOOTSTRAP", "REDIS_URL"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("YRD_ARCHIVE_GROUP", f"archive-{uuid.uuid4().hex[:8]}")
+    settings = Settings()
+    store = FlakyStore(tmp_path / "flaky")
+    kafka = Kafka(services["KAFKA_BOOTSTRAP"])
+    records = pings(datetime.now(CHINA_TZ) - timedelta(hours=30), 60, random.Random(7))
+    store.away = True  # from the first flush on, the second file of each is refused
+    for key, value, _ in records:
+        kafka.send(env["YRD_TOPIC_PINGS"], key, value)
+    kafka.flush()
+    stop = asyncio.Event()
+    archiver = Archiver(settings, store)
+    run = asyncio.create_task(archiver.run(stop))
+    try:
+        for _ in range(300):
+            if store.refused >= 2 or run.done():
+                break
+            await asyncio.sleep(0.1)
+        assert store.refused >= 2 and archiver.unwritten  # refused, tried again, waiting
+        store.away = False  # back
+        for _ in range(600):
+            if _read_to(store, env, len(records)) or run.done():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, 60)
+    rows = contents(store, "pings")
+    keys = [(r["partition"], r["offset"]) for r in rows]
+    assert len(keys) == len(set(keys)) == sum(ok for _, _, ok in records)
+    assert not archiver.unwritten

@@ -10,6 +10,8 @@ REFUSED = Counter("yrd_archive_refused", "Records not archived, by kind (a ping 
                   "refuses too; an alert or incident record that does not decode)", ["kind"])
 FLUSH_SECONDS = Histogram("yrd_archive_flush_seconds", "Time to write one kind's batch",
                           ["kind"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+FLUSH_FAILURES = Counter("yrd_archive_flush_failures", "Flushes the store refused (it is "
+                         "tried again; nothing more is read meanwhile), by kind", ["kind"])
 WRITTEN_AT = Gauge("yrd_archive_written_timestamp_seconds", "When the kind was last written "
                    "(Unix time)", ["kind"])
 COMPACTED = Counter("yrd_archive_compacted_files", "Small files merged away, by kind", ["kind"])

@@ -31,6 +31,8 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 UPKEEP_EVERY_S = 3600.0
+RETRY_S = 2.0
+"""A flush the store refused is tried again this often."""
 
 
 class ArchiveMismatch(RuntimeError):
@@ -49,6 +51,9 @@ class Archiver:
         self.batches = {topic: writer.Batch(kind, topic) for topic, kind in self.kinds.items()}
         self.consumer: AIOKafkaConsumer | None = None
         self.last_flush = time.monotonic()
+        self.unwritten = False
+        """A flush failed (the store away): it is tried again as it was before anything
+        more is read, so its file names and pending notes stay what they were."""
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -68,6 +73,13 @@ class Archiver:
             log.info("archive: writing to %r", self.store)
             next_upkeep = 0.0
             while not stop.is_set():
+                if self.unwritten:  # the store failed: the same batch again, nothing new read
+                    try:
+                        await asyncio.wait_for(stop.wait(), RETRY_S)
+                    except asyncio.TimeoutError:
+                        pass
+                    await self._flush()
+                    continue
                 batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
                 self._take(batch)
                 if self._due():
@@ -164,7 +176,18 @@ class Archiver:
                 continue
             count, kind = batch.rows.count, batch.kind
             started = time.monotonic()
-            done = await asyncio.to_thread(writer.flush, self.store, batch)
+            try:
+                done = await asyncio.to_thread(writer.flush, self.store, batch)
+            except OSError as exc:
+                if not self.unwritten:
+                    log.warning("archive: %s not written, the store failed (again every "
+                                "%.0f s, nothing more read meanwhile): %s", kind, RETRY_S, exc)
+                metrics.FLUSH_FAILURES.labels(kind).inc()
+                self.unwritten = True
+                return
+            if self.unwritten:
+                log.info("archive: the store writes again")
+                self.unwritten = False
             metrics.FLUSH_SECONDS.labels(kind).observe(time.monotonic() - started)
             metrics.ROWS.labels(kind).inc(count)
             metrics.WRITTEN_AT.labels(kind).set(time.time())
