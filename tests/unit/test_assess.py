@@ -260,3 +260,86 @@ def test_fatigue_standing_when_the_month_began_counts_from_its_start(tmp_path):
     assert region["fatigue_s"] == 30 * 60  # 00:00 to 00:30, not from 23:00
     assert by(f, "city", "320500")["province"] == "JS"
     assert not [v for v in f.violations if v["type"] == "FATIGUE_DRIVING"]  # raised before
+
+
+def test_link_uptime_and_the_national_platforms_questions(tmp_path):
+    """The uplink up 20 minutes carried over from October (its last report there, stale
+    after three heartbeats), then 12:00-12:20 by one reporter and 12:15-12:45 by another
+    (up while either says up: 45 minutes); a lower platform up 5 minutes. Three
+    inspections: one answered in time, one late, one never; two supervision orders: one
+    done, one in progress; an October inspection's late answer counts for October."""
+    from yrd_hazmat.link_states import LinkState
+    from yrd_hazmat.uplink.records import UplinkAnswer, UplinkRequest
+
+    def at(day: int, hour: int, minute: int, month: int = 11) -> datetime:
+        return datetime(2026, month, day, hour, minute, tzinfo=CHINA_TZ)
+
+    states = [("uplink", 31000000, "a", True, at(31, 23, 50, 10)),
+              ("uplink", 31000000, "a", True, at(15, 12, 0)),
+              ("uplink", 31000000, "a", True, at(15, 12, 10)),
+              ("uplink", 31000000, "a", False, at(15, 12, 20)),
+              ("uplink", 31000000, "b", True, at(15, 12, 15)),
+              ("platform", 30010001, "gw", True, at(2, 10, 0)),
+              ("platform", 30010001, "gw", False, at(2, 10, 5))]
+    link_recs = []
+    for n, (link, code, reporter, up, when) in enumerate(states):
+        state = LinkState(link=link, access_code=code, reporter=reporter, main_up=up,
+                          slave_up=up, reported_at=when, heartbeat_s=600,
+                          name="上海企业平台" if link == "platform" else "")
+        link_recs.append(Record(state.key.encode(), encode(state),
+                                int(when.timestamp() * 1000), 0, n))
+
+    def request(rid: str, kind: str, when: datetime) -> UplinkRequest:
+        return UplinkRequest(request_id=rid, kind=kind, received_at=when,
+                             deadline=when + timedelta(minutes=10), edition=2019, serial=1,
+                             link="slave", question="谁在值班?")
+
+    asked = {"in-time": request("in-time", "inspection", at(3, 9, 0)),
+             "late": request("late", "inspection", at(4, 9, 0)),
+             "never": request("never", "inspection", at(5, 9, 0)),
+             "done": request("done", "supervision", at(6, 9, 0)),
+             "going": request("going", "supervision", at(7, 9, 0)),
+             "october": request("october", "inspection", at(31, 23, 58, 10))}
+    answers = [UplinkAnswer(request=asked["in-time"], answered_by="张", content="张",
+                            answered_at=at(3, 9, 5)),
+               UplinkAnswer(request=asked["late"], answered_by="李", content="李",
+                            answered_at=at(4, 9, 30)),
+               UplinkAnswer(request=asked["done"], answered_by="王", result=1,
+                            answered_at=at(6, 10, 0)),
+               UplinkAnswer(request=asked["going"], answered_by="王", result=0,
+                            answered_at=at(7, 10, 0)),
+               UplinkAnswer(request=asked["october"], answered_by="赵", content="赵",
+                            answered_at=at(1, 0, 30))]
+    store = Store.local_dir(str(tmp_path))
+    for kind, recs, convert in (
+            ("link_states", link_recs, rows.link_states),
+            ("uplink_requests", [Record(r.request_id.encode(), encode(r),
+                                        int(r.received_at.timestamp() * 1000), 0, n)
+                                 for n, r in enumerate(asked.values())], rows.uplink_requests),
+            ("uplink_answers", [Record(a.request.request_id.encode(), encode(a),
+                                       int(a.answered_at.timestamp() * 1000), 0, n)
+                                for n, a in enumerate(answers)], rows.uplink_answers)):
+        batch = writer.Batch(kind, f"yrd.{kind}")
+        batch.read(0, 0, len(recs) - 1)
+        assert convert(recs, out=batch.rows) == 0
+        writer.flush(store, batch)
+    f = compute(Archive(store), "2026-11", {})
+    month_s = 30 * 86_400
+    links = {(entry["link"], entry["access_code"]): entry for entry in f.links}
+    assert links[("uplink", 31000000)]["up_s"] == (20 + 45) * 60
+    assert links[("platform", 30010001)]["up_s"] == 5 * 60
+    assert links[("platform", 30010001)]["name"] == "上海企业平台"
+    region = by(f, "region", "YRD")
+    assert region["link_uptime"] == pytest.approx(65 * 60 / month_s)
+    assert (region["inspections"], region["inspections_in_time"]) == (3, 1)
+    assert region["inspection_response_rate"] == pytest.approx(1 / 3)
+    assert (region["supervisions"], region["supervisions_done"]) == (2, 1)
+    assert region["supervision_handling_rate"] == 0.5
+    from yrd_hazmat.assess import report, stored
+
+    page = report.html(f)
+    assert "查岗响应率" in page and "33.3%" in page and "上海企业平台" in page
+    assert "50.0%" in page  # supervision orders done
+    stored.save(store, f)  # kept with the archive and read back for the desk
+    again = stored.load(store, "2026-11")
+    assert again.links == f.links and report.html(again) == page

@@ -6,9 +6,10 @@ DuckDB, Trino and Spark read as a ``day`` column)::
     _state/<kind>/p<partition>.json      what is written: {"next": offset}
     _state/<kind>/p<partition>.pending   what a flush is writing: {"next": ..., "files": [...]}
 
-``kind`` is pings, alerts or incidents; the day is the record's event day in China time
-(a ping's fix time, an alert's ping time, an incident's raising time), so a ping uploaded
-hours late lands in its own day. A file holds the rows of one Kafka partition whose
+``kind`` is pings, alerts, incidents, link_states, uplink_requests or uplink_answers; the
+day is the record's event day in China time (a ping's fix time, an alert's ping time, an
+incident's raising time, a link state's report time, a request's arrival, an answer's
+time), so a ping uploaded hours late lands in its own day. A file holds the rows of one Kafka partition whose
 offsets lie between its first and last (the others of that range belong to other days);
 a compacted file replaces the files of its day and partition whose range it covers.
 """
@@ -21,7 +22,7 @@ from datetime import date, datetime
 
 from ..core.timeutil import CHINA_TZ
 
-KINDS = ("pings", "alerts", "incidents")
+KINDS = ("pings", "alerts", "incidents", "link_states", "uplink_requests", "uplink_answers")
 STATE = "_state"
 _NAME = re.compile(r"^(?P<topic>.+)-p(?P<partition>\d+)-(?P<first>\d{20})-(?P<last>\d{20})"
                    r"(?P<compacted>-c)?\.parquet$")

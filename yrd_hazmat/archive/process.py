@@ -1,5 +1,6 @@
 """The archiver: ``yrd-hazmat archive run``. It reads every partition of ``yrd.pings``,
-``yrd.alerts`` and ``yrd.incidents`` from where its files say it stopped
+``yrd.alerts``, ``yrd.incidents``, ``yrd.link-states``, ``yrd.uplink-requests`` and
+``yrd.uplink-answers`` from where its files say it stopped
 (:mod:`.writer`), turns the records into rows (:mod:`.rows`: province and city by the
 jurisdiction index, the carrier by the vehicle register it follows), writes them every
 ``YRD_ARCHIVE_FLUSH_S`` or ``YRD_ARCHIVE_FLUSH_ROWS``, then commits the offsets to its
@@ -35,6 +36,10 @@ RETRY_S = 2.0
 """A flush the store refused is tried again this often."""
 
 
+CONVERT = {"link_states": rows.link_states, "uplink_requests": rows.uplink_requests,
+           "uplink_answers": rows.uplink_answers}
+
+
 class ArchiveMismatch(RuntimeError):
     """The archive's state does not fit the topics (see :meth:`Archiver._assign`)."""
 
@@ -47,7 +52,9 @@ class Archiver:
         self.index = default_index()
         s = settings
         self.kinds = {s.topic_pings: "pings", s.topic_alerts: "alerts",
-                      s.topic_incidents: "incidents"}
+                      s.topic_incidents: "incidents", s.topic_link_states: "link_states",
+                      s.topic_uplink_requests: "uplink_requests",
+                      s.topic_uplink_answers: "uplink_answers"}
         self.batches = {topic: writer.Batch(kind, topic) for topic, kind in self.kinds.items()}
         self.consumer: AIOKafkaConsumer | None = None
         self.last_flush = time.monotonic()
@@ -65,7 +72,8 @@ class Archiver:
         follow = [asyncio.create_task(r.follow()) for r in readers]
         consumer = self.consumer = AIOKafkaConsumer(
             **s.kafka_options(), group_id=s.archive_group, enable_auto_commit=False,
-            auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
+            auto_offset_reset="earliest",  # (an uplink answer with its picture: 6 MiB)
+            max_partition_fetch_bytes=8 * 1024 * 1024)
         await consumer.start()
         upkeep_task: asyncio.Task | None = None
         try:
@@ -156,8 +164,10 @@ class Archiver:
                                      out=batch.rows)
             elif batch.kind == "alerts":
                 refused = rows.alerts(records, carriers=carriers, out=batch.rows)
-            else:
+            elif batch.kind == "incidents":
                 refused = rows.incidents(records, carriers=carriers, out=batch.rows)
+            else:
+                refused = CONVERT[batch.kind](records, out=batch.rows)
             if refused:
                 metrics.REFUSED.labels(batch.kind).inc(refused)
 

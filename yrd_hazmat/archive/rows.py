@@ -8,6 +8,11 @@ same columns), and the pure conversion of Kafka records into them.
 - alerts: every alert record, raised and cleared, its details as JSON.
 - incidents: every version of every incident record (the latest, per ``incident_id``, holds
   its whole handling), the record itself as JSON.
+- link_states: every report of a JT/T 809 link's state (``yrd.link-states``: the uplink to
+  the national platform, the lower platforms' links), for the link uptime.
+- uplink_requests, uplink_answers: the national platform's requests (inspections,
+  supervision orders, ...) and the answers sent up, for the inspection response rate and
+  the handling of supervision orders.
 
 Each row keeps where it came from (``partition``, ``offset``) and when the broker took it
 (``received_at``): a reader can tell two copies of a record from two records.
@@ -62,7 +67,28 @@ INCIDENTS = pa.schema([
     pa.field("actions", pa.int32()), pa.field("carrier", pa.string()),
     pa.field("record", pa.string()), *SOURCE])
 
-SCHEMAS = {"pings": PINGS, "alerts": ALERTS, "incidents": INCIDENTS}
+LINK_STATES = pa.schema([
+    pa.field("key", pa.string()), pa.field("link", pa.string()),
+    pa.field("access_code", pa.int64()), pa.field("name", pa.string()),
+    pa.field("reporter", pa.string()), pa.field("main_up", pa.bool_()),
+    pa.field("slave_up", pa.bool_()), pa.field("reported_at", TS),
+    pa.field("heartbeat_s", pa.float64()), *SOURCE])
+
+UPLINK_REQUESTS = pa.schema([
+    pa.field("request_id", pa.string()), pa.field("kind", pa.string()),
+    pa.field("ts", TS), pa.field("deadline", TS), pa.field("plate", pa.string()),
+    pa.field("question", pa.string()), pa.field("link", pa.string()),
+    pa.field("serial", pa.int64()), *SOURCE])
+
+UPLINK_ANSWERS = pa.schema([
+    pa.field("request_id", pa.string()), pa.field("kind", pa.string()),
+    pa.field("requested_at", TS), pa.field("deadline", TS), pa.field("ts", TS),
+    pa.field("answered_by", pa.string()), pa.field("result", pa.int32()),
+    pa.field("content", pa.string()), *SOURCE])
+
+SCHEMAS = {"pings": PINGS, "alerts": ALERTS, "incidents": INCIDENTS,
+           "link_states": LINK_STATES, "uplink_requests": UPLINK_REQUESTS,
+           "uplink_answers": UPLINK_ANSWERS}
 
 _alert_decoder = msgspec.json.Decoder(Alert)
 _incident_decoder = msgspec.json.Decoder(IncidentLog)
@@ -213,4 +239,64 @@ def incidents(records, *, carriers, out: Rows) -> int:
             "actions": len(log.actions), "carrier": carriers(log.vehicle_id),
             "record": rec.value.decode("utf-8", "replace"), "partition": rec.partition,
             "offset": rec.offset, "received_at": _received(rec.timestamp)})
+    return refused
+
+
+def link_states(records, *, out: Rows) -> int:
+    from ..link_states import decoder
+
+    refused = 0
+    for rec in records:
+        if rec.value is None:
+            continue  # a removed report: nothing to keep
+        try:
+            state = decoder.decode(rec.value)
+        except (msgspec.DecodeError, ValueError):
+            refused += 1
+            continue
+        out.add(day_of(state.reported_at), {
+            "key": rec.key.decode("utf-8", "replace") if rec.key else state.key,
+            "link": state.link, "access_code": state.access_code, "name": state.name,
+            "reporter": state.reporter, "main_up": state.main_up, "slave_up": state.slave_up,
+            "reported_at": state.reported_at, "heartbeat_s": state.heartbeat_s,
+            "partition": rec.partition, "offset": rec.offset,
+            "received_at": _received(rec.timestamp)})
+    return refused
+
+
+def uplink_requests(records, *, out: Rows) -> int:
+    from ..uplink.records import request_decoder
+
+    refused = 0
+    for rec in records:
+        try:
+            r = request_decoder.decode(rec.value or b"")
+        except (msgspec.DecodeError, ValueError):
+            refused += 1
+            continue
+        out.add(day_of(r.received_at), {
+            "request_id": r.request_id, "kind": r.kind, "ts": r.received_at,
+            "deadline": r.deadline, "plate": r.plate, "question": r.question, "link": r.link,
+            "serial": r.serial, "partition": rec.partition, "offset": rec.offset,
+            "received_at": _received(rec.timestamp)})
+    return refused
+
+
+def uplink_answers(records, *, out: Rows) -> int:
+    """(A photo's picture is not kept: it is on yrd.media.)"""
+    from ..uplink.records import answer_decoder
+
+    refused = 0
+    for rec in records:
+        try:
+            a = answer_decoder.decode(rec.value or b"")
+        except (msgspec.DecodeError, ValueError):
+            refused += 1
+            continue
+        out.add(day_of(a.answered_at), {
+            "request_id": a.request.request_id, "kind": a.request.kind,
+            "requested_at": a.request.received_at, "deadline": a.request.deadline,
+            "ts": a.answered_at, "answered_by": a.answered_by, "result": a.result,
+            "content": a.content, "partition": rec.partition, "offset": rec.offset,
+            "received_at": _received(rec.timestamp)})
     return refused

@@ -23,13 +23,19 @@ from .store import Store
 
 SORT = {"pings": [("vehicle_id", "ascending"), ("ts", "ascending"), ("offset", "ascending")],
         "alerts": [("vehicle_id", "ascending"), ("ts", "ascending"), ("offset", "ascending")],
-        "incidents": [("incident_id", "ascending"), ("offset", "ascending")]}
+        "incidents": [("incident_id", "ascending"), ("offset", "ascending")],
+        "link_states": [("key", "ascending"), ("reported_at", "ascending"),
+                        ("offset", "ascending")],
+        "uplink_requests": [("ts", "ascending"), ("offset", "ascending")],
+        "uplink_answers": [("ts", "ascending"), ("offset", "ascending")]}
 
 
 def keep_days(settings, kind: str) -> int:
-    return {"pings": settings.archive_keep_pings_days,
-            "alerts": settings.archive_keep_alerts_days,
-            "incidents": settings.archive_keep_incidents_days}[kind]
+    if kind == "pings":
+        return settings.archive_keep_pings_days
+    if kind == "incidents":
+        return settings.archive_keep_incidents_days
+    return settings.archive_keep_alerts_days  # alerts, and the links' and requests' records
 
 
 def days(store: Store, kind: str) -> list[date]:

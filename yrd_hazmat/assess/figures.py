@@ -26,6 +26,14 @@ them; the bounds are settings):
   still standing counts from its start) / online vehicles, in seconds.
 - **alarm handling rate**: incidents raised in the month on which a person acted (ack,
   assign, dispatch, close...) / incidents raised in the month.
+- **link uptime** (平台连通率): the time the JT/T 809 main link was up / the period. A link
+  state report (``yrd.link-states``) holds until the next one, for at most three of its
+  heartbeats (a reporter gone silent counts as down); several reporters of the same link:
+  up while any says up. The region's figure is the uplink to the national platform's; each
+  lower platform's link is listed too.
+- **inspection response rate** (查岗响应率): the national platform's inspections received
+  in the period answered by their deadline / inspections received. **Supervision orders
+  handled**: orders received in the period answered "done" (result 1) / orders received.
 
 Every figure is given for the region, per province, per city and per carrier. A vehicle
 belongs to the city (and province) where most of its fixes of the month were, and to the
@@ -82,6 +90,8 @@ class Figures:
     """alerts raised in the month: type, severity, lat, lon, province, city, carrier, ts."""
     registered_at: date | None = None
     """the day of the register snapshot used (None: none found, registered = 0)."""
+    links: list[dict] = field(default_factory=list)
+    """per JT/T 809 link (link: uplink / platform, access_code, name): up_s, uptime."""
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
@@ -186,6 +196,7 @@ def compute_period(archive: Archive, start: datetime, end: datetime, label: str,
     figures = Figures(month=label, start=start, end=end, bounds=bounds, vehicles=vehicles,
                       registered_at=registered_at)
     _tables(figures, registered, ever, alerts, incidents, _standing(carried))
+    _links_and_requests(figures, archive)
     _daily(figures, con, params)
     return figures
 
@@ -259,6 +270,7 @@ def _tables(figures: Figures, registered: dict[str, str | None], ever: set[str],
                          "incidents": 0, "handled": 0}
         return groups[k]
 
+    group("region", "YRD", "长三角")  # there even in a month without a vehicle
     for plate, v in per_vehicle.items():
         is_registered = plate in registered
         networked = is_registered and plate in ever
@@ -318,3 +330,74 @@ def _daily(figures: Figures, con: duckdb.DuckDBPyConnection, params: dict) -> No
                       "records": records, "qualified": qualified,
                       "qualified_rate": _ratio(qualified, records)}
                      for day, province, vehicles, records, qualified in rows]
+
+
+STALE_HEARTBEATS = 3
+"""A link state report holds for at most this many of its heartbeats."""
+
+
+def _links_and_requests(figures: Figures, archive: Archive) -> None:
+    """Link uptime, the inspection response rate and the supervision orders handled: on
+    the region's row, and ``figures.links``."""
+    start, end = figures.start, figures.end
+    con = archive.connect(_days(start - timedelta(days=1), end))
+    reports = con.execute(
+        "SELECT key, link, access_code, name, main_up, reported_at, heartbeat_s "
+        "FROM link_states WHERE reported_at >= $from AND reported_at < $end "
+        "ORDER BY key, reported_at, \"offset\"",
+        {"from": start - timedelta(days=1), "end": end}).fetchall()
+    spans: dict[tuple[str, int], list[tuple[datetime, datetime]]] = {}
+    names: dict[tuple[str, int], str] = {}
+    by_key: dict[str, list[tuple]] = {}
+    for row in reports:
+        by_key.setdefault(row[0], []).append(row)
+    for rows_of_key in by_key.values():
+        for i, (_, link, code, name, up, at, heartbeat) in enumerate(rows_of_key):
+            names[(link, code)] = name or names.get((link, code), "")
+            spans.setdefault((link, code), [])
+            if not up:
+                continue
+            until = at + timedelta(seconds=STALE_HEARTBEATS * heartbeat)
+            if i + 1 < len(rows_of_key):
+                until = min(until, rows_of_key[i + 1][5])
+            lo, hi = max(at, start), min(until, end)
+            if hi > lo:
+                spans[(link, code)].append((lo, hi))
+    period = (end - start).total_seconds()
+    for (link, code), parts in sorted(spans.items()):
+        up_s = _union_seconds(parts)
+        figures.links.append({"link": link, "access_code": code, "name": names[(link, code)],
+                              "up_s": up_s, "uptime": _ratio(up_s, period)})
+    uplink = [entry for entry in figures.links if entry["link"] == "uplink"]
+    asked = con.execute(
+        "SELECT request_id, kind, deadline FROM uplink_requests WHERE ts >= $start AND "
+        "ts < $end AND kind IN ('inspection', 'supervision')",
+        {"start": start, "end": end}).fetchall()
+    answers = con.execute(
+        "SELECT request_id, min(ts), max(CASE WHEN result = 1 THEN 1 ELSE 0 END) "
+        "FROM uplink_answers WHERE requested_at >= $start AND requested_at < $end "
+        "GROUP BY request_id", {"start": start, "end": end}).fetchall()
+    first = {rid: (at, done) for rid, at, done in answers}
+    inspections = [(rid, deadline) for rid, kind, deadline in asked if kind == "inspection"]
+    orders = [rid for rid, kind, _ in asked if kind == "supervision"]
+    in_time = sum(1 for rid, deadline in inspections if rid in first and (
+        deadline is None or first[rid][0] <= deadline))
+    done = sum(1 for rid in orders if rid in first and first[rid][1])
+    for row in figures.rows:
+        if row["level"] == "region":
+            row |= {"link_uptime": uplink[0]["uptime"] if uplink else None,
+                    "inspections": len(inspections), "inspections_in_time": in_time,
+                    "inspection_response_rate": _ratio(in_time, len(inspections)),
+                    "supervisions": len(orders), "supervisions_done": done,
+                    "supervision_handling_rate": _ratio(done, len(orders))}
+
+
+def _union_seconds(parts: list[tuple[datetime, datetime]]) -> float:
+    total, reach = 0.0, None
+    for lo, hi in sorted(parts):
+        if reach is not None and lo < reach:
+            lo = reach
+        if hi > lo:
+            total += (hi - lo).total_seconds()
+            reach = hi if reach is None else max(reach, hi)
+    return total

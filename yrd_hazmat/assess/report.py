@@ -43,7 +43,11 @@ RATES = ("networked_rate", "online_rate", "qualified_rate", "completeness", "dri
 PER_VEHICLE = ("overspeeds_per_vehicle", "fatigue_s_per_vehicle")
 FIGURE_COLUMNS = ("level", "key", "name", *COUNTS, "networked_rate", "online_rate",
                   "qualified_rate", "completeness", "drift_rate", "overspeeds_per_vehicle",
-                  "fatigue_s_per_vehicle", "handling_rate")
+                  "fatigue_s_per_vehicle", "handling_rate", "link_uptime", "inspections",
+                  "inspections_in_time", "inspection_response_rate", "supervisions",
+                  "supervisions_done", "supervision_handling_rate")
+CHAIN_RATES = ("link_uptime", "inspection_response_rate", "supervision_handling_rate")
+"""The region's alone (the JT/T 809 chain): empty on other rows."""
 DAILY_COLUMNS = ("day", "province", "vehicles", "records", "qualified", "qualified_rate")
 VIOLATION_COLUMNS = ("vehicle_id", "type", "severity", "ts", "lat", "lon", "province",
                      "city_name", "carrier")
@@ -146,8 +150,10 @@ def figure_line(row: dict) -> list[str]:
         value = row.get(column)
         if column in ("level", "key", "name"):
             out.append(cell(str(value or "")))
-        elif column in RATES or column == "overspeeds_per_vehicle":
+        elif column in RATES or column in CHAIN_RATES or column == "overspeeds_per_vehicle":
             out.append(_num(value, 4))  # fractions (and events per vehicle), 4 decimals
+        elif value is None:
+            out.append("")
         elif column in ("mileage_km", "complete_km"):
             out.append(_num(value, 3))
         elif column in ("fatigue_s", "fatigue_s_per_vehicle"):
@@ -359,6 +365,7 @@ def html(figures: Figures, *, provinces: Iterable[str] | None = None,
         parts.append(_province_charts(view))
         parts.append(_daily_charts(view))
     parts.append(_map(view))
+    parts.append(_chain(figures, view))
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p) + "\n"
 
@@ -440,6 +447,40 @@ def _cards(row: dict) -> str:
         f'<div class="card"><div class="l">{e(zh)} <small>{e(en)}</small></div>'
         f'<div class="v">{e(value(row))}</div><div class="s">{e(sub(row))}</div></div>'
         for zh, en, value, sub in HEADLINE) + "</div>"
+
+
+def _chain(figures: Figures, view: View) -> str:
+    """The JT/T 809 chain: the link uptime, the national platform's inspections and
+    supervision orders (the region's page only)."""
+    if view.provinces or view.carrier is not None or view.region is None:
+        return ""
+    r = view.region
+    out = ['<section id="chain"><h2>上级平台链路与查岗 The chain to the national platform</h2>',
+           '<div class="cards">']
+    for zh, en, value, sub in (
+            ("平台连通率", "link uptime", pct(r.get("link_uptime")), "the uplink's main link"),
+            ("查岗响应率", "inspection response", pct(r.get("inspection_response_rate")),
+             f'{count(r.get("inspections_in_time", 0))} / {count(r.get("inspections", 0))} '
+             "in time"),
+            ("督办处理率", "supervision orders done", pct(r.get("supervision_handling_rate")),
+             f'{count(r.get("supervisions_done", 0))} / {count(r.get("supervisions", 0))}')):
+        out.append(f'<div class="card"><div class="l">{e(zh)} <small>{e(en)}</small></div>'
+                   f'<div class="v">{e(value)}</div><div class="s">{e(sub)}</div></div>')
+    out.append("</div>")
+    links = getattr(figures, "links", [])
+    if links:
+        out.append('<table><thead><tr><th>链路<small>link</small></th><th>接入码<small>'
+                   'access code</small></th><th>名称<small>name</small></th><th>在线时长'
+                   '<small>up (h:mm)</small></th><th>连通率<small>uptime</small></th></tr>'
+                   '</thead><tbody>')
+        for link in links:
+            kind = "上级平台 uplink" if link["link"] == "uplink" else "下级平台 platform"
+            out.append(f'<tr><td>{e(kind)}</td><td>{e(str(link["access_code"]))}</td>'
+                       f'<td>{e(link["name"] or "")}</td><td>{e(hmm(link["up_s"]))}</td>'
+                       f'<td>{e(pct(link["uptime"]))}</td></tr>')
+        out.append("</tbody></table>")
+    out.append("</section>")
+    return "\n".join(out)
 
 
 def _headline(view: View) -> str:

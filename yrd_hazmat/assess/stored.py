@@ -26,7 +26,8 @@ def _dir(month: str) -> str:
 def save(store: Store, figures: Figures) -> None:
     doc = {"month": figures.month, "start": figures.start, "end": figures.end,
            "bounds": vars(figures.bounds), "rows": figures.rows, "daily": figures.daily,
-           "violations": figures.violations, "registered_at": figures.registered_at}
+           "violations": figures.violations, "registered_at": figures.registered_at,
+           "links": figures.links}
     store.put_table(f"{_dir(figures.month)}/vehicles.parquet", figures.vehicles)
     store.put(f"{_dir(figures.month)}/figures.json", msgspec.json.encode(doc))
 
@@ -54,4 +55,4 @@ def load(store: Store, month: str) -> Figures | None:
                    vehicles=vehicles, rows=doc["rows"], daily=doc["daily"],
                    violations=doc["violations"],
                    registered_at=date.fromisoformat(doc["registered_at"])
-                   if doc["registered_at"] else None)
+                   if doc["registered_at"] else None, links=doc.get("links", []))

@@ -5,7 +5,8 @@ on ``YRD_ASSESS_METRICS_PORT`` (9468) per province and for the region:
 
 - ``yrd_today_vehicles{province, state}``: registered, networked, online;
 - ``yrd_today_rate{province, figure}``: networked, online, qualified, completeness, drift,
-  handling (0 to 1; absent while its denominator is 0);
+  handling (0 to 1; absent while its denominator is 0); for the region also link_uptime,
+  inspection_response, supervision_handling;
 - ``yrd_today_per_vehicle{province, figure}``: overspeeds, fatigue_seconds;
 - ``yrd_today_records{province, kind}``: all, qualified;
 - ``yrd_today_computed_timestamp_seconds``, ``yrd_today_compute_seconds``.
@@ -44,7 +45,10 @@ COMPUTE_SECONDS = Gauge("yrd_today_compute_seconds", "How long the last computat
 
 RATES = {"networked": "networked_rate", "online": "online_rate",
          "qualified": "qualified_rate", "completeness": "completeness",
-         "drift": "drift_rate", "handling": "handling_rate"}
+         "drift": "drift_rate", "handling": "handling_rate", "link_uptime": "link_uptime",
+         "inspection_response": "inspection_response_rate",
+         "supervision_handling": "supervision_handling_rate"}
+"""gauge figure -> the row's rate (the last three: the region's only)."""
 PER = {"overspeeds": "overspeeds_per_vehicle", "fatigue_seconds": "fatigue_s_per_vehicle"}
 
 
@@ -68,7 +72,7 @@ def export(figures: Figures) -> None:
         for state in ("registered", "networked", "online"):
             VEHICLES.labels(province, state).set(row[state])
         for figure, name in RATES.items():
-            if row[name] is not None:
+            if row.get(name) is not None:
                 RATE.labels(province, figure).set(row[name])
         for figure, name in PER.items():
             if row[name] is not None:
