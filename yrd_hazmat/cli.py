@@ -209,15 +209,22 @@ def desk() -> None:
 
 @main.command("desk-user")
 @click.argument("name")
-@click.option("--jurisdiction", type=click.Choice(["SH", "JS", "ZJ", "AH", "region"]),
-              required=True, help="the province the user sees, or the whole region")
+@click.option("--jurisdiction", type=click.Choice(["SH", "JS", "ZJ", "AH", "region", "carrier"]),
+              required=True, help="the province the user sees, the whole region, or "
+                                  "carrier (its monthly assessment only)")
+@click.option("--carrier", default=None, help="jurisdiction carrier: the carrier, as the "
+                                              "vehicle register names it")
 @click.password_option(help="read from the terminal when not given")
-def desk_user(name: str, jurisdiction: str, password: str) -> None:
+def desk_user(name: str, jurisdiction: str, carrier: str | None, password: str) -> None:
     """Print a desk user entry (password hashed) for the YRD_DESK_USERS file."""
     from .desk.users import hash_password
 
-    click.echo(json.dumps({"name": name, "jurisdiction": jurisdiction,
-                           "password": hash_password(password)}, ensure_ascii=False))
+    if (jurisdiction == "carrier") != bool(carrier):
+        raise click.UsageError("--carrier with --jurisdiction carrier, and only with it")
+    entry = {"name": name, "jurisdiction": jurisdiction, "password": hash_password(password)}
+    if carrier:
+        entry["carrier"] = carrier
+    click.echo(json.dumps(entry, ensure_ascii=False))
 
 
 @main.group()

@@ -40,3 +40,31 @@ async def test_the_months_report_for_each_jurisdiction(env, month, tmp_path):  #
         assert missing.status == 404 and "yrd-hazmat assess --month 2026-10" in \
             (await missing.json())["error"]
         assert (await chief.get("/api/assessments/2026-13")).status == 400
+
+
+async def test_a_carriers_account_sees_its_own_assessment_and_nothing_else(env, month,  # noqa: F811
+                                                                          tmp_path):
+    import json
+
+    from yrd_hazmat.desk.users import hash_password
+
+    archive, _ = month
+    stored.save(archive.store, compute(archive, "2026-11", REGISTERED))
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"users": [
+        {"name": "jia", "jurisdiction": "carrier", "carrier": "甲运输",
+         "password": hash_password("jia-pass", 1_000)}]}))
+    settings = desk_settings(env, str(users)).model_copy(
+        update={"archive_dir": archive.store.root, "archive_s3_url": ""})
+    async with desk_client(settings) as jia:
+        answer = await jia.post("/api/login", json={"name": "jia", "password": "jia-pass"})
+        assert answer.status == 200, await answer.text()
+        me = await (await jia.get("/api/me")).json()
+        assert (me["jurisdiction"], me["carrier"], me["provinces"]) == ("carrier", "甲运输", [])
+        page = await (await jia.get("/api/assessments/2026-11")).text()
+        assert "甲运输" in page and "乙运输" not in page
+        for path in ("/api/trucks", "/api/alerts/open", "/api/history", "/api/links",
+                     "/api/trucks/沪A00001/track"):
+            refused = await jia.get(path)
+            assert refused.status == 403, path
+            assert "assessment only" in (await refused.json())["error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timedelta
 
 import msgspec
@@ -272,3 +273,26 @@ def test_the_csv_export_opens_in_a_spreadsheet_without_running_anything():
     assert "'note=" not in row and "note==HYPERLINK" in row  # the cell starts with "note"
     formula = msgspec.structs.replace(risky, details={"=cmd|' /C calc'!A0": 1})
     assert history.csv_of([formula]).decode("utf-8").endswith(",i,'=cmd|' /C calc'!A0=1\r\n")
+
+
+def test_a_carriers_account_names_its_carrier_and_sees_no_province():
+    from click.testing import CliRunner
+
+    from yrd_hazmat.cli import main
+    from yrd_hazmat.desk.users import UsersFile
+
+    def users(**fields) -> bytes:
+        return json.dumps({"users": [{"name": "jia", "password": "x", **fields}]}).encode()
+
+    (jia,) = msgspec.json.decode(users(jurisdiction="carrier", carrier="甲运输"),
+                                 type=UsersFile).users
+    assert jia.provinces == () and not jia.sees("SH") and not jia.sees(None)
+    for wrong in ({"jurisdiction": "carrier"}, {"jurisdiction": "SH", "carrier": "甲运输"}):
+        with pytest.raises(msgspec.ValidationError, match="names its carrier"):
+            msgspec.json.decode(users(**wrong), type=UsersFile)
+    made = CliRunner().invoke(main, ["desk-user", "jia", "--jurisdiction", "carrier",
+                                     "--carrier", "甲运输", "--password", "pw"])
+    assert made.exit_code == 0 and json.loads(made.output)["carrier"] == "甲运输"
+    refused = CliRunner().invoke(main, ["desk-user", "jia", "--jurisdiction", "carrier",
+                                        "--password", "pw"])
+    assert refused.exit_code == 2 and "--carrier" in refused.output

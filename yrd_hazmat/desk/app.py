@@ -75,6 +75,7 @@ import json
 import logging
 import math
 import mimetypes
+import re
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -118,7 +119,7 @@ from .links import (ANSWERED, RELAYED, InspectionRequest, LinkBook, SupervisionR
 from .media import MediaStore
 from .security import (STATE_CHANGING, Throttle, audit_login, same_origin, security_headers)
 from .sessions import Session, Sessions, SessionStore
-from .users import REGION, User, Users
+from .users import CARRIER, REGION, User, Users
 
 log = logging.getLogger(__name__)
 
@@ -375,6 +376,9 @@ class Desk:
             raise http_error(web.HTTPUnauthorized, "sign in")
         request[USER] = user
         request[SESSION] = session
+        if user.jurisdiction == CARRIER and not CARRIER_PATHS.match(request.path):
+            raise http_error(web.HTTPForbidden, "a carrier's account sees its monthly "
+                                                "assessment only")
         return await handler(request)
 
     # --- signing in and out --------------------------------------------------------------
@@ -1206,7 +1210,11 @@ def _geo(layer: str) -> bytes:
 
 def _me(user: User) -> dict[str, Any]:
     return {"name": user.name, "jurisdiction": user.jurisdiction,
-            "provinces": [p or "none" for p in user.provinces]}
+            "provinces": [p or "none" for p in user.provinces], "carrier": user.carrier}
+
+
+CARRIER_PATHS = re.compile(r"^/api/(me|logout|assessments(/[^/]+)?)$")
+"""What a carrier's account may ask for."""
 
 
 def run(settings: Settings) -> None:

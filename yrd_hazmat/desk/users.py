@@ -23,7 +23,8 @@ import msgspec
 from ..core.models import PROVINCES
 
 REGION = "region"
-Jurisdiction = Literal["SH", "JS", "ZJ", "AH", "region"]
+CARRIER = "carrier"
+Jurisdiction = Literal["SH", "JS", "ZJ", "AH", "region", "carrier"]
 ITERATIONS = 600_000
 
 
@@ -31,10 +32,21 @@ class User(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str
     jurisdiction: Jurisdiction
     password: str
+    carrier: str | None = None
+    """jurisdiction ``carrier``: the carrier (as the vehicle register names it) whose
+    monthly assessment the account sees, and nothing else."""
+
+    def __post_init__(self) -> None:
+        if (self.jurisdiction == CARRIER) != bool(self.carrier):
+            raise ValueError(f"desk user {self.name!r}: a carrier's account names its carrier, "
+                             "and only a carrier's account does")
 
     @property
     def provinces(self) -> tuple[str | None, ...]:
-        """The provinces this user sees (None: trucks outside the region)."""
+        """The provinces this user sees (None: trucks outside the region; a carrier's
+        account: none)."""
+        if self.jurisdiction == CARRIER:
+            return ()
         return (*PROVINCES, None) if self.jurisdiction == REGION else (self.jurisdiction,)
 
     def sees(self, province: str | None) -> bool:

@@ -126,7 +126,7 @@ function applyLabels(root = document) {
   for (const node of root.querySelectorAll("[data-l10n-aria]")) node.setAttribute("aria-label", t(node.dataset.l10nAria));
   for (const node of root.querySelectorAll(".lang-switch")) node.textContent = t("other_lang");
   document.documentElement.lang = prefs.lang === "zh" ? "zh-CN" : "en";
-  if (desk.me) $("#who").textContent = `${desk.me.name} · ${desk.me.jurisdiction === "region" ? t("region") : provinceLabel(desk.me.jurisdiction)}`;
+  if (desk.me) $("#who").textContent = `${desk.me.name} · ${desk.me.jurisdiction === "region" ? t("region") : desk.me.jurisdiction === "carrier" ? desk.me.carrier : provinceLabel(desk.me.jurisdiction)}`;
   fillChoices();
   showMute();
   showBadge();
@@ -1718,6 +1718,13 @@ async function start(me) {
   $("#login").hidden = true;
   $("#desk").hidden = false;
   applyLabels();
+  if (me.jurisdiction === "carrier") {  // a carrier's account: its monthly assessment only
+    for (const b of document.querySelectorAll("#views button")) b.hidden = b.dataset.view !== "assessment";
+    showView("assessment");
+    every("user", checkUser, 15000);
+    document.body.dataset.ready = "1";
+    return;
+  }
   desk.map = L.map("map", { preferCanvas: true, zoomSnap: 0.25, maxZoom: 18 }).setView([31.3, 119.8], 7);
   if (me.tile_url) L.tileLayer(me.tile_url, { maxZoom: 18 }).addTo(desk.map);
   desk.layers.trucks = L.layerGroup().addTo(desk.map);

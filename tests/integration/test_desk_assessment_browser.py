@@ -1,0 +1,49 @@
+"""The monthly assessment on the desk in headless Chromium: a carrier's account lands on
+月度考核 with only that view, its month listed; the page it opens shows its carrier's row
+and not another's. No script errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.test_desk import desk_settings
+from tests.integration.test_desk_browser import chromium, desk_page, serving, until
+from tests.unit.test_assess import REGISTERED, month  # noqa: F401 - the synthetic month
+from yrd_hazmat.assess import stored
+from yrd_hazmat.assess.figures import compute
+from yrd_hazmat.desk.users import hash_password
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_carrier_signs_in_to_its_assessment(env, month, tmp_path):  # noqa: F811
+    archive, _ = month
+    stored.save(archive.store, compute(archive, "2026-11", REGISTERED))
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"users": [
+        {"name": "jia", "jurisdiction": "carrier", "carrier": "甲运输",
+         "password": hash_password("jia-pass", 1_000)}]}))
+    settings = desk_settings(env, str(users)).model_copy(
+        update={"archive_dir": archive.store.root, "archive_s3_url": ""})
+    async with serving(settings) as url, chromium() as browser:
+        page = await desk_page(browser)
+        await page.goto(url)
+        await page.locator("#login:not([hidden])").wait_for()
+        await page.fill("#login input[name=name]", "jia")
+        await page.fill("#login input[name=password]", "jia-pass")
+        await page.click("#login button[type=submit]")
+        await until(page, "document.body.dataset.ready === '1'", "the desk ready")
+        assert await page.locator("#view-assessment").is_visible()
+        shown = await page.evaluate("[...document.querySelectorAll('#views button')]"
+                                    ".filter((b) => !b.hidden).map((b) => b.dataset.view)")
+        assert shown == ["assessment"]
+        link = page.locator("#assessment-months a[data-month='2026-11']")
+        await link.wait_for()
+        assert "甲运输" in await page.locator("#who").inner_text()
+        report = await page.context.new_page()  # the same session
+        await report.goto(url.rstrip("/") + await link.get_attribute("href"))
+        text = await report.locator("body").inner_text()
+        assert "甲运输" in text and "乙运输" not in text
+        assert page.errors == []
