@@ -294,7 +294,7 @@ def synthetic_day(root: str, trucks: int, interval_s: int, day) -> int:
     return written
 
 
-def assess_phase(trucks: int, interval_s: int) -> dict:
+def assess_phase(trucks: int, interval_s: int, days: int = 1) -> dict:
     from datetime import date
 
     from yrd_hazmat.archive.read import Archive
@@ -302,16 +302,17 @@ def assess_phase(trucks: int, interval_s: int) -> dict:
     from yrd_hazmat.assess.figures import compute_period
     from yrd_hazmat.core.timeutil import CHINA_TZ
 
-    day = date(2026, 11, 12)
+    first = date(2026, 11, 1) if days > 1 else date(2026, 11, 12)
     with tempfile.TemporaryDirectory() as root:
-        rows = synthetic_day(root, trucks, interval_s, day)
+        rows = sum(synthetic_day(root, trucks, interval_s, first + timedelta(days=d))
+                   for d in range(days))
         size = sum(p.stat().st_size for p in Path(root).rglob("*.parquet"))
         registered = {f"沪A{t:05d}": f"carrier-{t % 200}" for t in range(trucks)}
-        start = datetime(2026, 11, 12, tzinfo=CHINA_TZ)
+        start = datetime(first.year, first.month, first.day, tzinfo=CHINA_TZ)
         began = time.perf_counter()
         figures = compute_period(Archive(Store.local_dir(root)), start,
-                                 start + timedelta(days=1), "2026-11-12", registered,
-                                 kept_days=1)
+                                 start + timedelta(days=days), f"{days} days", registered,
+                                 kept_days=days)
         seconds = time.perf_counter() - began
     region = next(r for r in figures.rows if r["level"] == "region")
     return {"rows": rows, "bytes": size, "seconds": seconds, "online": region["online"],
@@ -329,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-port", type=int, default=36379)
     parser.add_argument("--assess-trucks", type=int, default=10_000)
     parser.add_argument("--assess-interval", type=int, default=60)
+    parser.add_argument("--assess-month-interval", type=int, default=600,
+                        help="also a whole month (30 days) of --assess-trucks trucks at one fix "
+                             "every this many seconds, computed in one go (0: not)")
     parser.add_argument("--skip", default="", help="phases to leave out: core,archiver,assess")
     opts = parser.parse_args(argv)
     skip = set(filter(None, opts.skip.split(",")))
@@ -372,6 +376,12 @@ def main(argv: list[str] | None = None) -> int:
               f"10,000 trucks every 10 s ({month_rows / 1e9:.1f} billion pings) at that rate: "
               f"about {month_rows / rate / 3600:.1f} h | {a['online']:,} online, "
               f"{a['drift']:,} with drift, completeness {a['completeness']:.1%}")
+        if opts.assess_month_interval:
+            m = assess_phase(opts.assess_trucks, opts.assess_month_interval, days=30)
+            print(f"assessment of a month: 30 days of {opts.assess_trucks:,} trucks, a fix "
+                  f"every {opts.assess_month_interval} s ({m['rows']:,} pings, "
+                  f"{m['bytes'] / 1e6:,.0f} MB) in {m['seconds']:.1f} s "
+                  f"({m['rows'] / m['seconds']:,.0f} rows/s) | {m['online']:,} online")
     return 1 if lost else 0
 
 
