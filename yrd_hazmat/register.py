@@ -39,6 +39,7 @@ class Register:
         self.permitted: dict[str, str | None] = {}
         self.platform_of: dict[str, int | None] = {}
         self.platform_names: dict[int, str] = {}
+        self.platform_provinces: dict[int, str] = {}
 
     def _set(self, table: dict, key: bytes | None, value: bytes | None, name: str) -> None:
         """A record of a source: its plate is registered (with the carrier it names, or
@@ -72,11 +73,20 @@ class Register:
             code = int(key)
         except ValueError:
             return
-        name = _field(value, "name")
+        name, province = _field(value, "name"), _field(value, "province")
         if isinstance(name, str) and name:
             self.platform_names[code] = name
         else:
             self.platform_names.pop(code, None)
+        if isinstance(province, str) and province:
+            self.platform_provinces[code] = province
+        else:
+            self.platform_provinces.pop(code, None)
+
+    def platforms(self) -> dict[int, tuple[str, str | None]]:
+        """The lower platforms: access code -> (name, province)."""
+        return {code: (name, self.platform_provinces.get(code))
+                for code, name in sorted(self.platform_names.items())}
 
     def carrier(self, plate: str) -> str | None:
         found = self.declared.get(plate) or self.permitted.get(plate)

@@ -208,6 +208,12 @@ def test_the_register_is_kept_with_the_archive(tmp_path):
         (date(2026, 11, 28), {GAP: "甲运输", NEVER: None})
     assert register_snapshot.read(store, date(2026, 12, 31))[1][NEVER] == "丙运输"
     assert register_snapshot.read(store, date(2026, 11, 1)) == (None, {})
+    register.platform(b"30010001", encode({"name": "上海企业平台", "province": "SH"}))
+    register.platform(b"30010002", encode({"name": "无省平台"}))
+    register_snapshot.write(store, register, date(2026, 12, 3))
+    assert register_snapshot.read_platforms(store, date(2026, 12, 3)) == \
+        {30010001: ("上海企业平台", "SH"), 30010002: ("无省平台", None)}
+    assert register_snapshot.read_platforms(store, None) == {}
 
 
 def test_todays_figures_become_gauges_per_province(month):
@@ -310,8 +316,20 @@ def test_link_uptime_and_the_national_platforms_questions(tmp_path):
                             answered_at=at(7, 10, 0)),
                UplinkAnswer(request=asked["october"], answered_by="赵", content="赵",
                             answered_at=at(1, 0, 30))]
+    from yrd_hazmat.gateway.platform_requests import PlatformRequestResult
+
+    def step(rid: str, status: str, when: datetime, late: bool = False) -> Record:
+        result = PlatformRequestResult(request_id=rid, platform=30010001, kind="inspection",
+                                       status=status, at=when, late=late)
+        return Record(b"30010001", encode(result), int(when.timestamp() * 1000), 0, 0)
+
+    ours = [step("q1", "sent", at(8, 9, 0)), step("q1", "answered", at(8, 9, 3)),
+            step("q2", "sent", at(9, 9, 0)), step("q2", "late", at(9, 9, 10)),
+            step("q2", "answered", at(9, 9, 30), late=True)]
+    ours = [r._replace(offset=n) for n, r in enumerate(ours)]
     store = Store.local_dir(str(tmp_path))
     for kind, recs, convert in (
+            ("platform_results", ours, rows.platform_results),
             ("link_states", link_recs, rows.link_states),
             ("uplink_requests", [Record(r.request_id.encode(), encode(r),
                                         int(r.received_at.timestamp() * 1000), 0, n)
@@ -323,7 +341,7 @@ def test_link_uptime_and_the_national_platforms_questions(tmp_path):
         batch.read(0, 0, len(recs) - 1)
         assert convert(recs, out=batch.rows) == 0
         writer.flush(store, batch)
-    f = compute(Archive(store), "2026-11", {})
+    f = compute(Archive(store), "2026-11", {}, platforms={30010001: ("上海企业平台", "SH")})
     month_s = 30 * 86_400
     links = {(entry["link"], entry["access_code"]): entry for entry in f.links}
     assert links[("uplink", 31000000)]["up_s"] == (20 + 45) * 60
@@ -335,6 +353,12 @@ def test_link_uptime_and_the_national_platforms_questions(tmp_path):
     assert region["inspection_response_rate"] == pytest.approx(1 / 3)
     assert (region["supervisions"], region["supervisions_done"]) == (2, 1)
     assert region["supervision_handling_rate"] == 0.5
+    # the lower platform's: its province and its carrier (no vehicle of theirs this month)
+    for level, key in (("province", "SH"), ("carrier", "上海企业平台")):
+        row = by(f, level, key)
+        assert row["link_uptime"] == pytest.approx(5 * 60 / month_s)
+        assert (row["inspections"], row["inspections_in_time"]) == (2, 1)
+        assert row["inspection_response_rate"] == 0.5
     from yrd_hazmat.assess import report, stored
 
     page = report.html(f)

@@ -13,6 +13,9 @@ same columns), and the pure conversion of Kafka records into them.
 - uplink_requests, uplink_answers: the national platform's requests (inspections,
   supervision orders, ...) and the answers sent up, for the inspection response rate and
   the handling of supervision orders.
+- platform_results: the steps of our requests down to the lower platforms
+  (``yrd.platform-request-results``: sent, answered in time or late...), for their
+  inspection response rate per province and carrier.
 
 Each row keeps where it came from (``partition``, ``offset``) and when the broker took it
 (``received_at``): a reader can tell two copies of a record from two records.
@@ -86,9 +89,15 @@ UPLINK_ANSWERS = pa.schema([
     pa.field("answered_by", pa.string()), pa.field("result", pa.int32()),
     pa.field("content", pa.string()), *SOURCE])
 
+PLATFORM_RESULTS = pa.schema([
+    pa.field("request_id", pa.string()), pa.field("platform", pa.int64()),
+    pa.field("kind", pa.string()), pa.field("status", pa.string()), pa.field("ts", TS),
+    pa.field("deadline", TS), pa.field("took_s", pa.float64()), pa.field("late", pa.bool_()),
+    *SOURCE])
+
 SCHEMAS = {"pings": PINGS, "alerts": ALERTS, "incidents": INCIDENTS,
            "link_states": LINK_STATES, "uplink_requests": UPLINK_REQUESTS,
-           "uplink_answers": UPLINK_ANSWERS}
+           "uplink_answers": UPLINK_ANSWERS, "platform_results": PLATFORM_RESULTS}
 
 _alert_decoder = msgspec.json.Decoder(Alert)
 _incident_decoder = msgspec.json.Decoder(IncidentLog)
@@ -298,5 +307,24 @@ def uplink_answers(records, *, out: Rows) -> int:
             "requested_at": a.request.received_at, "deadline": a.request.deadline,
             "ts": a.answered_at, "answered_by": a.answered_by, "result": a.result,
             "content": a.content, "partition": rec.partition, "offset": rec.offset,
+            "received_at": _received(rec.timestamp)})
+    return refused
+
+
+def platform_results(records, *, out: Rows) -> int:
+    from ..gateway.platform_requests import PlatformRequestResult
+
+    decode = msgspec.json.Decoder(PlatformRequestResult).decode
+    refused = 0
+    for rec in records:
+        try:
+            r = decode(rec.value or b"")
+        except (msgspec.DecodeError, ValueError):
+            refused += 1
+            continue
+        out.add(day_of(r.at), {
+            "request_id": r.request_id, "platform": r.platform, "kind": r.kind,
+            "status": r.status, "ts": r.at, "deadline": r.deadline, "took_s": r.took_s,
+            "late": r.late, "partition": rec.partition, "offset": rec.offset,
             "received_at": _received(rec.timestamp)})
     return refused

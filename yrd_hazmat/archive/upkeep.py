@@ -27,7 +27,8 @@ SORT = {"pings": [("vehicle_id", "ascending"), ("ts", "ascending"), ("offset", "
         "link_states": [("key", "ascending"), ("reported_at", "ascending"),
                         ("offset", "ascending")],
         "uplink_requests": [("ts", "ascending"), ("offset", "ascending")],
-        "uplink_answers": [("ts", "ascending"), ("offset", "ascending")]}
+        "uplink_answers": [("ts", "ascending"), ("offset", "ascending")],
+        "platform_results": [("ts", "ascending"), ("offset", "ascending")]}
 
 
 def keep_days(settings, kind: str) -> int:

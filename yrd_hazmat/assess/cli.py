@@ -56,7 +56,8 @@ def assess(month: str, output: str | None, provinces: tuple[str, ...], carrier: 
                    f"{last_day.isoformat()} ({store!r}/register/): registered = 0 and the "
                    "networked rate is empty", err=True)
     figures = compute(Archive(store), month, registered, Bounds.of(settings),
-                      registered_at=registered_at)
+                      registered_at=registered_at,
+                      platforms=register_snapshot.read_platforms(store, registered_at))
     if carrier is not None and not any(r["level"] == "carrier" and r["key"] == carrier
                                        for r in figures.rows):
         known = sorted(r["key"] for r in figures.rows if r["level"] == "carrier")

@@ -160,17 +160,21 @@ SELECT DISTINCT vehicle_id FROM pings WHERE ts < $end AND fix_valid AND len(qual
 
 def compute(archive: Archive, month: str, registered: dict[str, str | None],
             bounds: Bounds = Bounds(), *, kept_days: int = 183,
-            registered_at: date | None = None) -> Figures:
+            registered_at: date | None = None,
+            platforms: dict[int, tuple[str, str | None]] | None = None) -> Figures:
     """The month's figures. ``registered``: plate -> carrier (None: none known), the
-    register at the month's end."""
+    register at the month's end; ``platforms``: its lower platforms, access code -> (name,
+    province)."""
     start, end = month_bounds(month)
     return compute_period(archive, start, end, month, registered, bounds,
-                          kept_days=kept_days, registered_at=registered_at)
+                          kept_days=kept_days, registered_at=registered_at,
+                          platforms=platforms)
 
 
 def compute_period(archive: Archive, start: datetime, end: datetime, label: str,
                    registered: dict[str, str | None], bounds: Bounds = Bounds(), *,
-                   kept_days: int = 183, registered_at: date | None = None) -> Figures:
+                   kept_days: int = 183, registered_at: date | None = None,
+                   platforms: dict[int, tuple[str, str | None]] | None = None) -> Figures:
     """The figures of any period (a month; today so far): the same definitions."""
     con = archive.connect(_days(start, end))
     params = {"start": start, "end": end, "gap_s": bounds.gap_s,
@@ -196,7 +200,7 @@ def compute_period(archive: Archive, start: datetime, end: datetime, label: str,
     figures = Figures(month=label, start=start, end=end, bounds=bounds, vehicles=vehicles,
                       registered_at=registered_at)
     _tables(figures, registered, ever, alerts, incidents, _standing(carried))
-    _links_and_requests(figures, archive)
+    _links_and_requests(figures, archive, platforms or {})
     _daily(figures, con, params)
     return figures
 
@@ -336,9 +340,12 @@ STALE_HEARTBEATS = 3
 """A link state report holds for at most this many of its heartbeats."""
 
 
-def _links_and_requests(figures: Figures, archive: Archive) -> None:
-    """Link uptime, the inspection response rate and the supervision orders handled: on
-    the region's row, and ``figures.links``."""
+def _links_and_requests(figures: Figures, archive: Archive,
+                        platforms: dict[int, tuple[str, str | None]]) -> None:
+    """Link uptime, the inspection response rate and the supervision orders handled: the
+    region's (its uplink, the national platform's questions), each province's and
+    carrier's (their lower platforms' links, and their answers to our inspections), and
+    ``figures.links``."""
     start, end = figures.start, figures.end
     con = archive.connect(_days(start - timedelta(days=1), end))
     reports = con.execute(
@@ -384,12 +391,76 @@ def _links_and_requests(figures: Figures, archive: Archive) -> None:
         deadline is None or first[rid][0] <= deadline))
     done = sum(1 for rid in orders if rid in first and first[rid][1])
     for row in figures.rows:
+        row |= {"link_uptime": None, "inspections": 0, "inspections_in_time": 0,
+                "inspection_response_rate": None}
         if row["level"] == "region":
             row |= {"link_uptime": uplink[0]["uptime"] if uplink else None,
                     "inspections": len(inspections), "inspections_in_time": in_time,
                     "inspection_response_rate": _ratio(in_time, len(inspections)),
                     "supervisions": len(orders), "supervisions_done": done,
                     "supervision_handling_rate": _ratio(done, len(orders))}
+    _lower_platforms(figures, con, platforms)
+
+
+def _lower_platforms(figures: Figures, con, platforms: dict[int, tuple[str, str | None]]
+                     ) -> None:
+    """Per province and carrier: the mean uptime of their lower platforms' links, and
+    their platforms' answers to our inspections (answered by the deadline / sent in the
+    period). A platform's carrier is its name; its province, its configuration's."""
+    start, end = figures.start, figures.end
+    for entry in figures.links:
+        if entry["link"] == "platform" and entry["access_code"] in platforms:
+            entry["name"] = platforms[entry["access_code"]][0] or entry["name"]
+    steps = con.execute(
+        "SELECT request_id, platform, status, late, ts FROM platform_results "
+        "WHERE kind = 'inspection' AND ts >= $start AND ts < $until",
+        {"start": start, "until": end + timedelta(days=1)}).fetchall()
+    sent = {(rid, code) for rid, code, status, _, ts in steps if status == "sent" and ts < end}
+    answered = {(rid, code) for rid, code, status, late, _ in steps
+                if status == "answered" and not late}
+    uptimes: dict[tuple[str, str], list[float]] = {}
+    asked: dict[tuple[str, str], list[int]] = {}
+
+    def places(code: int) -> list[tuple[str, str]]:
+        name, province = platforms.get(code, (None, None))
+        out = [("carrier", name)] if name else []
+        return out + ([("province", province)] if province else [])
+
+    for entry in figures.links:
+        if entry["link"] == "platform" and entry["uptime"] is not None:
+            for place in places(entry["access_code"]):
+                uptimes.setdefault(place, []).append(entry["uptime"])
+    for rid, code in sent:
+        for place in places(code):
+            tally = asked.setdefault(place, [0, 0])
+            tally[0] += 1
+            tally[1] += (rid, code) in answered
+    rows = {(r["level"], r["key"]): r for r in figures.rows}
+    for place in sorted(set(uptimes) | set(asked)):
+        row = rows.get(place)
+        if row is None:  # a platform's carrier or province without a vehicle this month
+            row = rows[place] = _empty_row(figures, *place)
+        if place in uptimes:
+            row["link_uptime"] = sum(uptimes[place]) / len(uptimes[place])
+        if place in asked:
+            n, ok = asked[place]
+            row |= {"inspections": n, "inspections_in_time": ok,
+                    "inspection_response_rate": _ratio(ok, n)}
+    order = {"region": 0, "province": 1, "city": 2, "carrier": 3}
+    figures.rows = sorted(rows.values(), key=lambda g: (order[g["level"]], g["key"]))
+
+
+def _empty_row(figures: Figures, level: str, key: str) -> dict:
+    template = next(r for r in figures.rows if r["level"] == "region")
+    row = {name: (0 if isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and not name.endswith(("rate", "completeness", "uptime", "per_vehicle"))
+                  else None) for name, value in template.items()}
+    row |= {"level": level, "key": key, "name": key, "province": key if level == "province"
+            else None, "mileage_km": 0.0, "complete_km": 0.0, "fatigue_s": 0.0}
+    for name in ("link_uptime", "inspection_response_rate"):
+        row[name] = None
+    row |= rates(row)
+    return row
 
 
 def _union_seconds(parts: list[tuple[datetime, datetime]]) -> float:

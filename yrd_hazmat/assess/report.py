@@ -208,7 +208,7 @@ def pct(value: float | None) -> str:
 
 
 def count(value) -> str:
-    return f"{int(value):,d}"
+    return "—" if value is None else f"{int(value):,d}"
 
 
 def kilometres(value: float | None) -> str:
@@ -343,6 +343,9 @@ COLUMNS = (  # key, Chinese, English, kind
     ("incidents", "事件", "incidents", "count"),
     ("handled", "已处置", "handled", "count"),
     ("handling_rate", "处置率", "handling", "rate"),
+    ("link_uptime", "平台连通率", "link uptime", "rate"),
+    ("inspections", "查岗", "inspections", "count"),
+    ("inspection_response_rate", "查岗响应率", "inspection response", "rate"),
 )
 FORMATS = {"count": count, "rate": pct, "km": kilometres, "hmm": hmm, "per": per_vehicle}
 LEVELS = (("province", "省级", "Provinces"), ("city", "市级", "Cities"),
@@ -513,7 +516,7 @@ def _table(rows: list[dict], level: str, total: dict | None) -> str:
         if r["level"] == "region":
             name = "长三角 region"
         cells = "".join(
-            f'<td class="n{" rate" if kind == "rate" else ""}">{e(FORMATS[kind](r[k]))}</td>'
+            f'<td class="n{" rate" if kind == "rate" else ""}">{e(FORMATS[kind](r.get(k)))}</td>'
             for k, _, _, kind in COLUMNS)
         return (f'<tr class="{cls}" data-level="{e(r["level"])}" data-key="{e(r["key"])}">'
                 f"<td>{e(name)}</td><td>{e(r['key'])}</td>{cells}</tr>")

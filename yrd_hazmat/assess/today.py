@@ -58,7 +58,8 @@ def today(store: Store, settings, now: datetime | None = None) -> Figures:
     day, registered = register_snapshot.read(store, now.date())
     return compute_period(Archive(store), start, now + timedelta(microseconds=1),
                           start.date().isoformat(), registered, Bounds.of(settings),
-                          kept_days=settings.archive_keep_pings_days, registered_at=day)
+                          kept_days=settings.archive_keep_pings_days, registered_at=day,
+                          platforms=register_snapshot.read_platforms(store, day))
 
 
 def export(figures: Figures) -> None:
