@@ -42,20 +42,25 @@ async def test_the_months_report_for_each_jurisdiction(env, month, tmp_path):  #
         assert (await chief.get("/api/assessments/2026-13")).status == 400
 
 
-async def test_a_carriers_account_sees_its_own_assessment_and_nothing_else(env, month,  # noqa: F811
-                                                                          tmp_path):
+def carrier_desk(env: dict[str, str], archive, tmp_path):
+    """Desk settings over ``archive`` with November assessed and one user: ``jia``
+    (password ``jia-pass``), the account of the carrier 甲运输."""
     import json
 
     from yrd_hazmat.desk.users import hash_password
 
-    archive, _ = month
     stored.save(archive.store, compute(archive, "2026-11", REGISTERED))
     users = tmp_path / "users.json"
     users.write_text(json.dumps({"users": [
         {"name": "jia", "jurisdiction": "carrier", "carrier": "甲运输",
          "password": hash_password("jia-pass", 1_000)}]}))
-    settings = desk_settings(env, str(users)).model_copy(
+    return desk_settings(env, str(users)).model_copy(
         update={"archive_dir": archive.store.root, "archive_s3_url": ""})
+
+
+async def test_a_carriers_account_sees_its_own_assessment_and_nothing_else(env, month,  # noqa: F811
+                                                                          tmp_path):
+    settings = carrier_desk(env, month[0], tmp_path)
     async with desk_client(settings) as jia:
         answer = await jia.post("/api/login", json={"name": "jia", "password": "jia-pass"})
         assert answer.status == 200, await answer.text()

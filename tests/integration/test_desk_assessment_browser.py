@@ -4,29 +4,17 @@ and not another's. No script errors."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.integration.test_desk import desk_settings
+from tests.integration.test_desk_assessment import carrier_desk
 from tests.integration.test_desk_browser import chromium, desk_page, serving, until
-from tests.unit.test_assess import REGISTERED, month  # noqa: F401 - the synthetic month
-from yrd_hazmat.assess import stored
-from yrd_hazmat.assess.figures import compute
-from yrd_hazmat.desk.users import hash_password
+from tests.unit.test_assess import month  # noqa: F401 - the synthetic month
 
 pytestmark = pytest.mark.integration
 
 
 async def test_a_carrier_signs_in_to_its_assessment(env, month, tmp_path):  # noqa: F811
-    archive, _ = month
-    stored.save(archive.store, compute(archive, "2026-11", REGISTERED))
-    users = tmp_path / "users.json"
-    users.write_text(json.dumps({"users": [
-        {"name": "jia", "jurisdiction": "carrier", "carrier": "甲运输",
-         "password": hash_password("jia-pass", 1_000)}]}))
-    settings = desk_settings(env, str(users)).model_copy(
-        update={"archive_dir": archive.store.root, "archive_s3_url": ""})
+    settings = carrier_desk(env, month[0], tmp_path)
     async with serving(settings) as url, chromium() as browser:
         page = await desk_page(browser)
         await page.goto(url)

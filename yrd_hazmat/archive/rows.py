@@ -207,124 +207,94 @@ def pings(records, *, index: JurisdictionIndex, carriers, max_bytes: int,
     return refused
 
 
-def alerts(records, *, carriers, out: Rows) -> int:
+def _each(records, decode, row, out: Rows) -> int:
+    """The records of a low-volume kind into ``out``: ``row(value)`` gives the row's event
+    time and its columns (its source is added); a tombstone is skipped; how many did not
+    decode."""
     refused = 0
     for rec in records:
+        if rec.value is None:
+            continue  # a removed record: nothing to keep
         try:
-            a = _alert_decoder.decode(rec.value or b"")
+            value = decode(rec.value)
         except (msgspec.DecodeError, ValueError):
             refused += 1
             continue
-        out.add(day_of(a.ts), {
+        when, columns = row(value, rec)
+        out.add(day_of(when), columns | {"partition": rec.partition, "offset": rec.offset,
+                                         "received_at": _received(rec.timestamp)})
+    return refused
+
+
+def alerts(records, *, carriers, out: Rows) -> int:
+    def row(a: Alert, rec) -> tuple[datetime, dict]:
+        return a.ts, {
             "alert_id": a.alert_id, "incident_id": a.incident_id, "type": a.type,
             "severity": a.severity.value, "state": a.state.value, "vehicle_id": a.vehicle_id,
             "ts": a.ts, "emitted_at": a.emitted_at, "lat": a.lat, "lon": a.lon,
             "province": a.province, "city_code": a.city.code if a.city else None,
             "city_name": a.city.name if a.city else None, "permit_id": a.permit_id,
             "un_number": a.un_number, "hazard_class": a.hazard_class,
-            "carrier": carriers(a.vehicle_id),
-            "details": _json.encode(a.details).decode(), "partition": rec.partition,
-            "offset": rec.offset, "received_at": _received(rec.timestamp)})
-    return refused
+            "carrier": carriers(a.vehicle_id), "details": _json.encode(a.details).decode()}
+    return _each(records, _alert_decoder.decode, row, out)
 
 
 def incidents(records, *, carriers, out: Rows) -> int:
-    refused = 0
-    for rec in records:
-        if rec.value is None:
-            continue  # a tombstone: nothing to keep
-        try:
-            log = _incident_decoder.decode(rec.value)
-        except (msgspec.DecodeError, ValueError):
-            refused += 1
-            continue
+    def row(log: IncidentLog, rec) -> tuple[datetime, dict]:
         when = log.raised_at or _received(rec.timestamp) or datetime.now(CHINA_TZ)
-        out.add(day_of(when), {
+        return when, {
             "incident_id": log.incident_id, "vehicle_id": log.vehicle_id,
             "province": log.province, "alert_type": log.alert_type,
             "severity": log.severity.value if log.severity else None,
             "emergency": log.emergency, "raised_at": log.raised_at,
             "cleared_at": log.cleared_at, "closed_at": log.closed_at,
             "actions": len(log.actions), "carrier": carriers(log.vehicle_id),
-            "record": rec.value.decode("utf-8", "replace"), "partition": rec.partition,
-            "offset": rec.offset, "received_at": _received(rec.timestamp)})
-    return refused
+            "record": rec.value.decode("utf-8", "replace")}
+    return _each(records, _incident_decoder.decode, row, out)
 
 
 def link_states(records, *, out: Rows) -> int:
     from ..link_states import decoder
 
-    refused = 0
-    for rec in records:
-        if rec.value is None:
-            continue  # a removed report: nothing to keep
-        try:
-            state = decoder.decode(rec.value)
-        except (msgspec.DecodeError, ValueError):
-            refused += 1
-            continue
-        out.add(day_of(state.reported_at), {
+    def row(state, rec) -> tuple[datetime, dict]:
+        return state.reported_at, {
             "key": rec.key.decode("utf-8", "replace") if rec.key else state.key,
             "link": state.link, "access_code": state.access_code, "name": state.name,
             "reporter": state.reporter, "main_up": state.main_up, "slave_up": state.slave_up,
-            "reported_at": state.reported_at, "heartbeat_s": state.heartbeat_s,
-            "partition": rec.partition, "offset": rec.offset,
-            "received_at": _received(rec.timestamp)})
-    return refused
+            "reported_at": state.reported_at, "heartbeat_s": state.heartbeat_s}
+    return _each(records, decoder.decode, row, out)
 
 
 def uplink_requests(records, *, out: Rows) -> int:
     from ..uplink.records import request_decoder
 
-    refused = 0
-    for rec in records:
-        try:
-            r = request_decoder.decode(rec.value or b"")
-        except (msgspec.DecodeError, ValueError):
-            refused += 1
-            continue
-        out.add(day_of(r.received_at), {
+    def row(r, rec) -> tuple[datetime, dict]:
+        return r.received_at, {
             "request_id": r.request_id, "kind": r.kind, "ts": r.received_at,
             "deadline": r.deadline, "plate": r.plate, "question": r.question, "link": r.link,
-            "serial": r.serial, "partition": rec.partition, "offset": rec.offset,
-            "received_at": _received(rec.timestamp)})
-    return refused
+            "serial": r.serial}
+    return _each(records, request_decoder.decode, row, out)
 
 
 def uplink_answers(records, *, out: Rows) -> int:
     """(A photo's picture is not kept: it is on yrd.media.)"""
     from ..uplink.records import answer_decoder
 
-    refused = 0
-    for rec in records:
-        try:
-            a = answer_decoder.decode(rec.value or b"")
-        except (msgspec.DecodeError, ValueError):
-            refused += 1
-            continue
-        out.add(day_of(a.answered_at), {
+    def row(a, rec) -> tuple[datetime, dict]:
+        return a.answered_at, {
             "request_id": a.request.request_id, "kind": a.request.kind,
             "requested_at": a.request.received_at, "deadline": a.request.deadline,
             "ts": a.answered_at, "answered_by": a.answered_by, "result": a.result,
-            "content": a.content, "partition": rec.partition, "offset": rec.offset,
-            "received_at": _received(rec.timestamp)})
-    return refused
+            "content": a.content}
+    return _each(records, answer_decoder.decode, row, out)
 
 
 def platform_results(records, *, out: Rows) -> int:
     from ..gateway.platform_requests import PlatformRequestResult
 
-    decode = msgspec.json.Decoder(PlatformRequestResult).decode
-    refused = 0
-    for rec in records:
-        try:
-            r = decode(rec.value or b"")
-        except (msgspec.DecodeError, ValueError):
-            refused += 1
-            continue
-        out.add(day_of(r.at), {
+    def row(r, rec) -> tuple[datetime, dict]:
+        return r.at, {
             "request_id": r.request_id, "platform": r.platform, "kind": r.kind,
             "status": r.status, "ts": r.at, "deadline": r.deadline, "took_s": r.took_s,
-            "late": r.late, "partition": rec.partition, "offset": rec.offset,
-            "received_at": _received(rec.timestamp)})
-    return refused
+            "late": r.late}
+    return _each(records, msgspec.json.Decoder(PlatformRequestResult).decode, row, out)
