@@ -89,10 +89,12 @@ class Archive:
             "incident_id ORDER BY received_at DESC, \"offset\" DESC) AS rn FROM src) "
             "WHERE rn = 1 ORDER BY raised_at")
 
-    def connect(self, days: list[date]) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection with a view per kind (pings, alerts, incidents) over the
-        live files of ``days``."""
+    def connect(self, days: list[date],
+                kinds: tuple[str, ...] = layout.KINDS) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with a view per kind (default: every kind) over the live
+        files of ``days`` (each kind's day directories are listed: ask only for those the
+        queries read)."""
         con = duckdb.connect()
-        for kind in layout.KINDS:
+        for kind in kinds:
             con.register(kind, self.dataset(kind, days))
         return con

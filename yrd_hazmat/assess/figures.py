@@ -176,17 +176,18 @@ def compute_period(archive: Archive, start: datetime, end: datetime, label: str,
                    kept_days: int = 183, registered_at: date | None = None,
                    platforms: dict[int, tuple[str, str | None]] | None = None) -> Figures:
     """The figures of any period (a month; today so far): the same definitions."""
-    con = archive.connect(_days(start, end))
+    con = archive.connect(_days(start, end), ("pings", "alerts", "incidents"))
     params = {"start": start, "end": end, "gap_s": bounds.gap_s,
               "drift_kmh": bounds.drift_kmh, "drift_min_km": bounds.drift_min_km}
     vehicles = con.sql(VEHICLES_SQL, params=params).to_arrow_table()
-    history = archive.connect(_days(end - timedelta(days=kept_days), end))
+    history = archive.connect(_days(end - timedelta(days=kept_days), end), ("pings",))
     ever = {row[0] for row in history.execute(EVER_QUALIFIED_SQL, {"end": end}).fetchall()}
     alerts = con.execute(
         "SELECT vehicle_id, incident_id, type, severity, state, ts, lat, lon, province, "
         "city_name FROM alerts WHERE ts >= $start AND ts < $end ORDER BY ts, \"offset\"",
         {"start": start, "end": end}).fetchall()
-    before = archive.connect(_days(start - timedelta(days=FATIGUE_CARRIED_DAYS), start))
+    before = archive.connect(_days(start - timedelta(days=FATIGUE_CARRIED_DAYS), start),
+                             ("alerts",))
     carried = before.execute(
         "SELECT vehicle_id, incident_id, state FROM alerts WHERE type = $type AND ts >= $from "
         "AND ts < $start ORDER BY ts, \"offset\"",
@@ -347,7 +348,9 @@ def _links_and_requests(figures: Figures, archive: Archive,
     carrier's (their lower platforms' links, and their answers to our inspections), and
     ``figures.links``."""
     start, end = figures.start, figures.end
-    con = archive.connect(_days(start - timedelta(days=1), end))
+    con = archive.connect(_days(start - timedelta(days=1), end),
+                          ("link_states", "uplink_requests", "uplink_answers",
+                           "platform_results"))
     reports = con.execute(
         "SELECT key, link, access_code, name, main_up, reported_at, heartbeat_s "
         "FROM link_states WHERE reported_at >= $from AND reported_at < $end "

@@ -445,11 +445,14 @@ HEADLINE = (  # label zh, label en, value, sub-line
 )
 
 
+def _card(zh: str, en: str, value: str, sub: str) -> str:
+    return (f'<div class="card"><div class="l">{e(zh)} <small>{e(en)}</small></div>'
+            f'<div class="v">{e(value)}</div><div class="s">{e(sub)}</div></div>')
+
+
 def _cards(row: dict) -> str:
     return '<div class="cards">' + "".join(
-        f'<div class="card"><div class="l">{e(zh)} <small>{e(en)}</small></div>'
-        f'<div class="v">{e(value(row))}</div><div class="s">{e(sub(row))}</div></div>'
-        for zh, en, value, sub in HEADLINE) + "</div>"
+        _card(zh, en, value(row), sub(row)) for zh, en, value, sub in HEADLINE) + "</div>"
 
 
 def _chain(figures: Figures, view: View) -> str:
@@ -467,8 +470,7 @@ def _chain(figures: Figures, view: View) -> str:
              "in time"),
             ("督办处理率", "supervision orders done", pct(r.get("supervision_handling_rate")),
              f'{count(r.get("supervisions_done", 0))} / {count(r.get("supervisions", 0))}')):
-        out.append(f'<div class="card"><div class="l">{e(zh)} <small>{e(en)}</small></div>'
-                   f'<div class="v">{e(value)}</div><div class="s">{e(sub)}</div></div>')
+        out.append(_card(zh, en, value, sub))
     out.append("</div>")
     links = getattr(figures, "links", [])
     if links:
