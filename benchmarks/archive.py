@@ -294,6 +294,31 @@ def synthetic_day(root: str, trucks: int, interval_s: int, day) -> int:
     return written
 
 
+class PeakMemory:
+    """The process's largest resident set while the block runs (sampled every 0.1 s)."""
+
+    def __enter__(self) -> "PeakMemory":
+        import threading
+
+        self.bytes = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while True:
+            with open("/proc/self/statm") as f:
+                self.bytes = max(self.bytes, int(f.read().split()[1]) * page)
+            if self._done.wait(0.1):
+                return
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def assess_phase(trucks: int, interval_s: int, days: int = 1) -> dict:
     from datetime import date
 
@@ -310,12 +335,14 @@ def assess_phase(trucks: int, interval_s: int, days: int = 1) -> dict:
         registered = {f"沪A{t:05d}": f"carrier-{t % 200}" for t in range(trucks)}
         start = datetime(first.year, first.month, first.day, tzinfo=CHINA_TZ)
         began = time.perf_counter()
-        figures = compute_period(Archive(Store.local_dir(root)), start,
-                                 start + timedelta(days=days), f"{days} days", registered,
-                                 kept_days=days)
+        with PeakMemory() as peak:
+            figures = compute_period(Archive(Store.local_dir(root)), start,
+                                     start + timedelta(days=days), f"{days} days", registered,
+                                     kept_days=days)
         seconds = time.perf_counter() - began
     region = next(r for r in figures.rows if r["level"] == "region")
-    return {"rows": rows, "bytes": size, "seconds": seconds, "online": region["online"],
+    return {"rows": rows, "bytes": size, "seconds": seconds, "peak_bytes": peak.bytes,
+            "online": region["online"],
             "drift": region["drift_vehicles"], "completeness": region["completeness"]}
 
 
@@ -372,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         month_rows = 10_000 * 8_640 * 30
         print(f"assessment: a day of {opts.assess_trucks:,} trucks, a fix every "
               f"{opts.assess_interval} s ({a['rows']:,} pings, {a['bytes'] / 1e6:,.0f} MB) in "
-              f"{a['seconds']:.1f} s ({rate:,.0f} rows/s on {cores} cores) | a month of "
+              f"{a['seconds']:.1f} s ({rate:,.0f} rows/s on {cores} cores, at most "
+              f"{a['peak_bytes'] / 2**30:.1f} GiB resident) | a month of "
               f"10,000 trucks every 10 s ({month_rows / 1e9:.1f} billion pings) at that rate: "
               f"about {month_rows / rate / 3600:.1f} h | {a['online']:,} online, "
               f"{a['drift']:,} with drift, completeness {a['completeness']:.1%}")
@@ -381,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"assessment of a month: 30 days of {opts.assess_trucks:,} trucks, a fix "
                   f"every {opts.assess_month_interval} s ({m['rows']:,} pings, "
                   f"{m['bytes'] / 1e6:,.0f} MB) in {m['seconds']:.1f} s "
-                  f"({m['rows'] / m['seconds']:,.0f} rows/s) | {m['online']:,} online")
+                  f"({m['rows'] / m['seconds']:,.0f} rows/s, at most "
+                  f"{m['peak_bytes'] / 2**30:.1f} GiB resident; a day at a time) "
+                  f"| {m['online']:,} online")
     return 1 if lost else 0
 
 

@@ -51,6 +51,7 @@ import duckdb
 import pyarrow as pa
 
 from ..archive.read import Archive
+from ..archive.rows import SCHEMAS
 from ..core.timeutil import CHINA_TZ
 
 OVERSPEED = ("SPEEDING", "ZONE_SPEEDING")
@@ -109,21 +110,24 @@ def _days(start: datetime, end: datetime) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-VEHICLES_SQL = """
-WITH month AS (
+DAY_SQL = """
+WITH day AS (
     SELECT * FROM pings WHERE ts >= $start AND ts < $end
 ), fixes AS (
-    SELECT vehicle_id, ts, lat, lon, city_code, city_name, province, carrier
+    SELECT vehicle_id, ts, lat, lon, city_code, city_name, province
     FROM (SELECT *, row_number() OVER (PARTITION BY vehicle_id, ts
                                        ORDER BY received_at, partition, "offset") AS rn
-          FROM month WHERE fix_valid) WHERE rn = 1
+          FROM day WHERE fix_valid) WHERE rn = 1
+), track AS (
+    SELECT vehicle_id, ts, lat, lon FROM fixes
+    UNION ALL SELECT vehicle_id, ts, lat, lon FROM carried
 ), segs AS (
     SELECT vehicle_id, epoch(ts - lag(ts) OVER w) AS dt,
            2 * 6371.0088 * asin(sqrt(
                power(sin(radians(lat - lag(lat) OVER w) / 2), 2) +
                cos(radians(lat)) * cos(radians(lag(lat) OVER w)) *
                power(sin(radians(lon - lag(lon) OVER w) / 2), 2))) AS km
-    FROM fixes WINDOW w AS (PARTITION BY vehicle_id ORDER BY ts)
+    FROM track WINDOW w AS (PARTITION BY vehicle_id ORDER BY ts)
 ), seg AS (
     SELECT vehicle_id,
            km >= $drift_min_km AND km / greatest(dt, 1) * 3600 > $drift_kmh AS drift,
@@ -135,23 +139,86 @@ WITH month AS (
            sum(CASE WHEN NOT drift AND dt <= $gap_s THEN km ELSE 0 END) AS complete_km,
            count(*) FILTER (WHERE drift) AS drift_points
     FROM seg GROUP BY vehicle_id
-), home AS (
-    SELECT vehicle_id, arg_max(city_code, n) AS city_code, arg_max(city_name, n) AS city_name,
-           arg_max(province, n) AS province
-    FROM (SELECT vehicle_id, city_code, city_name, province, count(*) AS n
-          FROM fixes WHERE city_code IS NOT NULL GROUP BY ALL) GROUP BY vehicle_id
 ), recs AS (
     SELECT vehicle_id, count(*) AS records,
            count(*) FILTER (WHERE fix_valid AND len(quality) = 0) AS qualified,
-           arg_max(carrier, ts) AS archived_carrier
-    FROM month GROUP BY vehicle_id
+           arg_max(carrier, ts) AS carrier, max(ts) AS last_ts
+    FROM day GROUP BY vehicle_id
+)
+SELECT vehicle_id, r.records, r.qualified, r.carrier, r.last_ts,
+       coalesce(s.mileage_km, 0) AS mileage_km, coalesce(s.complete_km, 0) AS complete_km,
+       coalesce(s.drift_points, 0) AS drift_points
+FROM recs r LEFT JOIN per_seg s USING (vehicle_id)
+"""
+"""A day's share of the vehicles' counts. ``carried``: each vehicle's last fix before the
+day (in the period), so the segment across midnight counts on the day it ends."""
+
+DAY_CITIES_SQL = """
+SELECT vehicle_id, city_code, city_name, province, count(*) AS n
+FROM (SELECT *, row_number() OVER (PARTITION BY vehicle_id, ts
+                                   ORDER BY received_at, partition, "offset") AS rn
+      FROM pings WHERE ts >= $start AND ts < $end AND fix_valid)
+WHERE rn = 1 AND city_code IS NOT NULL GROUP BY ALL
+"""
+
+LAST_FIXES_SQL = """
+SELECT vehicle_id, arg_max(ts, ts) AS ts, arg_max(lat, ts) AS lat, arg_max(lon, ts) AS lon
+FROM (SELECT vehicle_id, ts, lat, lon FROM pings
+      WHERE ts >= $start AND ts < $end AND fix_valid
+      UNION ALL SELECT vehicle_id, ts, lat, lon FROM carried)
+GROUP BY vehicle_id
+"""
+
+VEHICLES_SQL = """
+WITH recs AS (
+    SELECT vehicle_id, sum(records)::BIGINT AS records, sum(qualified)::BIGINT AS qualified,
+           arg_max(carrier, last_ts) AS archived_carrier, sum(mileage_km) AS mileage_km,
+           sum(complete_km) AS complete_km, sum(drift_points)::BIGINT AS drift_points
+    FROM parts GROUP BY vehicle_id
+), home AS (
+    SELECT vehicle_id, arg_max(city_code, n) AS city_code, arg_max(city_name, n) AS city_name,
+           arg_max(province, n) AS province
+    FROM (SELECT vehicle_id, city_code, city_name, province, sum(n) AS n
+          FROM cities GROUP BY ALL) GROUP BY vehicle_id
 )
 SELECT r.vehicle_id, r.records, r.qualified, r.archived_carrier,
        h.city_code, h.city_name, h.province,
-       coalesce(s.mileage_km, 0) AS mileage_km, coalesce(s.complete_km, 0) AS complete_km,
-       coalesce(s.drift_points, 0) AS drift_points
-FROM recs r LEFT JOIN home h USING (vehicle_id) LEFT JOIN per_seg s USING (vehicle_id)
+       r.mileage_km, r.complete_km, r.drift_points
+FROM recs r LEFT JOIN home h USING (vehicle_id)
 """
+"""The period's counts per vehicle: the days' shares summed (a vehicle's home city: the
+one with most of its fixes over the period)."""
+
+
+def _vehicles(archive: Archive, start: datetime, end: datetime, bounds: Bounds) -> pa.Table:
+    """One row per vehicle heard in the period, computed a day at a time so a month of a
+    large fleet needs a day's memory, not the month's."""
+    carried = pa.table({"vehicle_id": pa.array([], pa.string()),
+                        "ts": pa.array([], SCHEMAS["pings"].field("ts").type),
+                        "lat": pa.array([], pa.float64()), "lon": pa.array([], pa.float64())})
+    parts, cities = [], []
+    for day in _days(start, end):
+        midnight = datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ)
+        params = {"start": max(start, midnight), "end": min(end, midnight + timedelta(days=1)),
+                  "gap_s": bounds.gap_s, "drift_kmh": bounds.drift_kmh,
+                  "drift_min_km": bounds.drift_min_km}
+        con = archive.connect([day], ("pings",))
+        try:
+            con.register("carried", carried)
+            parts.append(con.sql(DAY_SQL, params=params).to_arrow_table())
+            window = {"start": params["start"], "end": params["end"]}
+            cities.append(con.sql(DAY_CITIES_SQL, params=window).to_arrow_table())
+            carried = con.sql(LAST_FIXES_SQL, params=window).to_arrow_table()
+        finally:
+            con.close()
+    con = duckdb.connect()
+    try:
+        con.register("parts", pa.concat_tables(parts))
+        con.register("cities", pa.concat_tables(cities))
+        return con.sql(VEHICLES_SQL).to_arrow_table()
+    finally:
+        con.close()
+
 
 EVER_QUALIFIED_SQL = """
 SELECT DISTINCT vehicle_id FROM pings WHERE ts < $end AND fix_valid AND len(quality) = 0
@@ -176,10 +243,9 @@ def compute_period(archive: Archive, start: datetime, end: datetime, label: str,
                    kept_days: int = 183, registered_at: date | None = None,
                    platforms: dict[int, tuple[str, str | None]] | None = None) -> Figures:
     """The figures of any period (a month; today so far): the same definitions."""
+    vehicles = _vehicles(archive, start, end, bounds)
     con = archive.connect(_days(start, end), ("pings", "alerts", "incidents"))
-    params = {"start": start, "end": end, "gap_s": bounds.gap_s,
-              "drift_kmh": bounds.drift_kmh, "drift_min_km": bounds.drift_min_km}
-    vehicles = con.sql(VEHICLES_SQL, params=params).to_arrow_table()
+    params = {"start": start, "end": end}
     history = archive.connect(_days(end - timedelta(days=kept_days), end), ("pings",))
     ever = {row[0] for row in history.execute(EVER_QUALIFIED_SQL, {"end": end}).fetchall()}
     alerts = con.execute(

@@ -32,6 +32,7 @@ from typing import Iterable
 
 from ..core.timeutil import CHINA_TZ
 from ..spreadsheet import cell
+from ..names import PROVINCES, TYPES
 from .figures import Figures
 
 log = logging.getLogger(__name__)
@@ -52,29 +53,9 @@ DAILY_COLUMNS = ("day", "province", "vehicles", "records", "qualified", "qualifi
 VIOLATION_COLUMNS = ("vehicle_id", "type", "severity", "ts", "lat", "lon", "province",
                      "city_name", "carrier")
 
-PROVINCES = {"SH": ("上海", "Shanghai"), "JS": ("江苏", "Jiangsu"), "ZJ": ("浙江", "Zhejiang"),
-             "AH": ("安徽", "Anhui")}
 PROVINCE_ORDER = ("SH", "JS", "ZJ", "AH")
 CITY_PREFIX = {"31": "SH", "32": "JS", "33": "ZJ", "34": "AH"}
 
-TYPES = {  # AlertType -> (Chinese, colour)
-    "SPEEDING": ("超速", "#d62728"),
-    "ZONE_SPEEDING": ("区域超速", "#ff7f0e"),
-    "FATIGUE_DRIVING": ("疲劳驾驶", "#9467bd"),
-    "ZONE_VIOLATION": ("闯入禁行区", "#8c564b"),
-    "ZONE_DWELL": ("区域滞留", "#e377c2"),
-    "NO_VALID_PERMIT": ("无有效通行证", "#1f77b4"),
-    "PERMIT_TIME_WINDOW": ("通行时段违规", "#17becf"),
-    "ROUTE_DEVIATION": ("偏离路线", "#2ca02c"),
-    "PROVINCE_HANDOVER": ("跨省交接", "#7f7f7f"),
-    "HANDOVER_NOT_PERMITTED": ("跨省未许可", "#bcbd22"),
-    "HANDOVER_EXPECTED": ("待交接", "#aec7e8"),
-    "PROLONGED_STOP": ("长时间停车", "#98df8a"),
-    "DEVICE_ALARM": ("终端报警", "#ff9896"),
-    "SIGNAL_LOST": ("信号中断", "#c5b0d5"),
-    "IMPLAUSIBLE_JUMP": ("位置跳变", "#c49c94"),
-    "PLATFORM_ALARM": ("平台报警", "#f7b6d2"),
-}
 OTHER_COLOURS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd")
 
 
