@@ -1017,6 +1017,15 @@ def _archive_commands() -> None:
 _archive_commands()
 
 
+def _notify_commands() -> None:
+    from .notify.cli import notify
+
+    main.add_command(notify)
+
+
+_notify_commands()
+
+
 @main.command()
 def figures() -> None:
     """Today's assessment figures (since midnight, China time) from the archive, as

@@ -301,6 +301,32 @@ class Settings(BaseSettings):
                                                           "are computed this often")
     assess_metrics_port: int = Field(9468, ge=0, le=65535, description="yrd-hazmat figures' "
                                                                       "/metrics (0: off)")
+    # --- the notifier (yrd-hazmat notify run) ----------------------------
+    topic_subscriptions: str = "yrd.subscriptions"
+    topic_notifications: str = "yrd.notifications"
+    notify_group: str = Field("yrd-hazmat-notifier", description="the notifier's consumer "
+                              "group on yrd.alerts (run one notifier)")
+    notify_start: str = Field("latest", pattern="^(latest|earliest)$",
+                              description="where a notifier whose group has no offsets "
+                                          "starts reading alerts: latest (from now on) or "
+                                          "earliest (everything Kafka keeps)")
+    notify_max_attempts: int = Field(8, ge=1, le=100, description="a delivery is given up "
+                                     "after this many failed attempts (5 s, 10 s, 20 s... "
+                                     "apart, at most 10 min)")
+    notify_concurrency: int = Field(8, ge=1, le=256, description="deliveries sent at once")
+    notify_timeout_s: float = Field(10.0, gt=0, description="one attempt's time limit")
+    notify_desk_url: str = Field("", description="the desk's address, for links in messages "
+                                                 "(e.g. https://desk.example.org)")
+    notify_metrics_port: int = Field(9469, ge=0, le=65535, description="the notifier's "
+                                                                       "/metrics (0: off)")
+    smtp_host: str = Field("", description="the SMTP server for e-mail subscriptions "
+                                           "('' : e-mail deliveries fail with that reason)")
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(False, description="STARTTLS after connecting")
+    smtp_ssl: bool = Field(False, description="TLS from the start (port 465)")
+    smtp_sender: str = Field("yrd-hazmat@localhost", description="the From address")
     gateway_idle_s: float = Field(
         180.0, gt=0, description="a connection silent this long is closed (terminals "
                                  "heartbeat every 60 s by default)")

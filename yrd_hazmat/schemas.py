@@ -19,6 +19,8 @@ from .core.zones.model import ZoneFeature
 from .gateway.platform_records import TOPICS as _RECORD_TOPICS
 from .gateway.platform_requests import TOPICS as _REQUEST_TOPICS
 from .link_states import LinkState
+from .notify.deliveries import Delivery
+from .notify.subscriptions import Subscription
 from .uplink.records import TOPICS as _UPLINK_TOPICS
 
 PLATFORM_TOPICS = _RECORD_TOPICS | _REQUEST_TOPICS | _UPLINK_TOPICS | {
@@ -32,7 +34,8 @@ TOPICS: dict[str, str] = {
     suffix: Settings.model_fields[f"topic_{suffix}"].default
     for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers", "terminals", "incidents",
                    "incident_actions", "resources", "vehicle_terminals", "commands",
-                   "command_results", "media", *PLATFORM_TOPICS)
+                   "command_results", "media", "subscriptions", "notifications",
+                   *PLATFORM_TOPICS)
 }
 """Settings suffix -> default topic name, as the settings define it (the file is
 ``schemas/<name>.schema.json``)."""
@@ -47,6 +50,8 @@ TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
     "commands": Command,
     "command_results": CommandResult,
     "media": Media,
+    "subscriptions": Subscription,
+    "notifications": Delivery,
     **{suffix: model for suffix, (model, _) in PLATFORM_TOPICS.items()},
 }
 """Topic (settings suffix) -> the struct that is its value schema."""
@@ -65,6 +70,10 @@ _KEYS = {
     "vehicle_terminals": "vehicle id (equal to vehicle_id); compacted, a null value removes "
                          "the declaration",
     "media": "media id (equal to media_id)",
+    "subscriptions": "subscription id (equal to subscription_id); compacted, a null value "
+                     "removes it",
+    "notifications": "delivery id (equal to delivery_id); compacted: each delivery's latest "
+                     "state, kept 30 days",
     **{suffix: key for suffix, (_, key) in PLATFORM_TOPICS.items()},
 }
 def topic_schema(suffix: str) -> dict[str, Any]:

@@ -52,6 +52,10 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_platform_requests: {"retention.ms": str(7 * _DAY_MS)},
         settings.topic_platform_request_results: {"retention.ms": str(30 * _DAY_MS)},
         settings.topic_link_states: compacted,
+        # the notifier: who is told of what, and every delivery's latest state (a month)
+        settings.topic_subscriptions: compacted,
+        settings.topic_notifications: compacted | {"cleanup.policy": "compact,delete",
+                                                   "retention.ms": str(30 * _DAY_MS)},
         # the uplink: the national platform's requests, and the answers the desk gives
         settings.topic_uplink_requests: {"retention.ms": str(30 * _DAY_MS)},
         # (an answer to a photo request carries the picture: up to yrd.media's 4 MiB)

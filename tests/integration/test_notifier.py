@@ -1,0 +1,257 @@
+"""The notifier end to end: a real broker, ``yrd-hazmat notify run`` as its own OS process,
+and a real HTTP receiver standing in for a duty room's webhook.
+
+- Killed with SIGKILL at random moments while alerts keep coming, restarted each time: the
+  receiver gets every alert raised, signed with the subscription's secret; a second copy
+  only of an attempt the kill interrupted, then marked as a possible repeat with the same
+  delivery id (so the receiver can drop it); a graceful restart repeats nothing.
+- A receiver failing (HTTP 503) gets the alert again later with backoff; one refusing
+  (HTTP 400) is given up with the reason; both recorded on ``yrd.notifications``, as
+  ``yrd-hazmat notify deliveries`` shows them.
+- A burst of alerts beyond a subscription's rate limit: as many messages as the limit
+  allows, then one digest counting the rest; alerts another subscription does not name
+  never reach it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.harness import terminate, wait_until
+from tests.integration.harness import Kafka, run_env
+from yrd_hazmat.core.codec import encode
+from yrd_hazmat.core.models import Alert, AlertState, City, Severity
+from yrd_hazmat.core.timeutil import CHINA_TZ
+from yrd_hazmat.notify.channels import verify_webhook
+
+pytestmark = pytest.mark.integration
+
+SECRET = "duty-room-secret"
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1: keeps every request; answers ``status`` (or the
+    next of ``script``)."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.script: list[int] = []
+        self.status = 200
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.lock:
+                    status = receiver.script.pop(0) if receiver.script else receiver.status
+                    receiver.received.append({"path": self.path, "headers": dict(self.headers),
+                                              "body": body, "status": status})
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def notices(self, path: str) -> list[dict]:
+        with self.lock:
+            return [json.loads(r["body"]) for r in self.received if r["path"] == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture()
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture()
+def env(services):
+    return run_env(services, YRD_NOTIFY_START="earliest",
+                   YRD_NOTIFY_GROUP=f"notify-{uuid.uuid4().hex[:8]}",
+                   YRD_NOTIFY_DESK_URL="https://desk.example.org")
+
+
+class Notifier:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        self.proc = subprocess.Popen([sys.executable, "-m", "yrd_hazmat.cli", "notify", "run"],
+                                     env=self.env, stdout=self.log.open("ab"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(lambda: self.log.read_text("utf-8", "replace").count(
+            "deliveries known") >= self.starts, "the notifier started", 90)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        return terminate(self.proc, 30)[0]
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text("utf-8", "replace").splitlines()[-40:])
+
+
+def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run([sys.executable, "-m", "yrd_hazmat.cli", "notify", *args], env=env,
+                          input=stdin, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def subscribe(env: dict[str, str], **sub) -> None:
+    cli(env, "subscribe", "-", stdin=json.dumps(sub, ensure_ascii=False))
+
+
+def alert(n: int, *, province: str = "SH", severity: Severity = Severity.WARNING,
+          kind: str = "SPEEDING") -> tuple[bytes, bytes]:
+    plate = f"沪A{n:05d}"
+    at = datetime(2026, 12, 7, 9, 0, tzinfo=CHINA_TZ) + timedelta(seconds=n)
+    incident = f"{plate}:{kind}:{n}"
+    a = Alert(alert_id=f"{incident}:raised", incident_id=incident, type=kind,
+              severity=severity, state=AlertState.RAISED, vehicle_id=plate, ts=at,
+              emitted_at=at, lat=31.2, lon=121.5, province=province,
+              city=City(code="310115", name="浦东新区"), details={"speed_kmh": 95})
+    return plate.encode(), encode(a)
+
+
+def send(kafka: Kafka, env: dict[str, str], records: list[tuple[bytes, bytes]]) -> None:
+    for key, value in records:
+        kafka.send(env["YRD_TOPIC_ALERTS"], key, value)
+    kafka.flush()
+
+
+def test_a_killed_notifier_tells_each_alert_once_but_for_a_marked_repeat(services, env,
+                                                                          receiver, tmp_path):
+    kafka = Kafka(services["KAFKA_BOOTSTRAP"])
+    rng = random.Random(26)
+    subscribe(env, subscription_id="sh-duty", name="上海值班室", provinces=["SH"],
+              max_messages=10_000, window_s=60,
+              channel={"kind": "webhook", "url": receiver.url("/sh"), "secret": SECRET})
+    notifier = Notifier(env, tmp_path / "notifier.log")
+    notifier.start()
+    records = [alert(n) for n in range(80)]
+    chunks = [records[i::5] for i in range(5)]
+    kills = 0
+    for chunk in chunks:
+        send(kafka, env, chunk)
+        time.sleep(rng.uniform(0.0, 1.5))
+        notifier.kill()  # kill -9 wherever it is: reading, writing, sending
+        kills += 1
+        notifier.start()
+    wanted = {f"沪A{n:05d}:SPEEDING:{n}:raised" for n in range(80)}
+    try:
+        wait_until(lambda: len({n["notice_id"] for n in receiver.notices("/sh")}) >= 80,
+                   "every alert told", 120)
+        notifier.stop()
+        notifier.start()  # a graceful restart: nothing more is sent
+        time.sleep(3)
+    finally:
+        assert notifier.stop() == 0, notifier.tail()
+
+    requests = [r for r in receiver.received if r["path"] == "/sh"]
+    for r in requests:  # every request is signed with the subscription's secret
+        h = r["headers"]
+        assert verify_webhook(SECRET, h["X-YRD-Timestamp"], r["body"], h["X-YRD-Signature"],
+                              datetime.now(CHINA_TZ), tolerance_s=600)
+        assert h["X-YRD-Delivery"] == json.loads(r["body"])["notice_id"]
+    notices = receiver.notices("/sh")
+    told = {}
+    for n in notices:
+        told.setdefault(n["notice_id"], []).append(n)
+    assert len(told) == 80
+    said = {n["lines"][-1].removeprefix("事件编号: ") for copies in told.values() for n in copies}
+    assert {f"{w.rsplit(':', 1)[0]}" for w in wanted} == said
+    repeats = {i: copies for i, copies in told.items() if len(copies) > 1}
+    assert all(all(c["repeat"] for c in copies[1:]) for copies in repeats.values())
+    assert len(repeats) <= kills, "more repeats than interrupted attempts"
+    assert all(n["link"].startswith("https://desk.example.org/?incident=") for n in notices)
+
+    rows = [json.loads(line) for line in cli(env, "deliveries", "--last", "500").splitlines()]
+    assert len(rows) == 80 and {r["state"] for r in rows} == {"sent"}
+
+
+def test_failing_and_refusing_receivers_are_retried_or_given_up(services, env, receiver,
+                                                                tmp_path):
+    kafka = Kafka(services["KAFKA_BOOTSTRAP"])
+    receiver.script = [503, 503]  # the first two answers: the receiver is down
+    subscribe(env, subscription_id="retry", name="retried", alert_types=["SPEEDING"],
+              channel={"kind": "webhook", "url": receiver.url("/flaky")})
+    subscribe(env, subscription_id="refused", name="refused", alert_types=["FATIGUE_DRIVING"],
+              channel={"kind": "webhook", "url": receiver.url("/gone")})
+    notifier = Notifier(env, tmp_path / "notifier.log")
+    notifier.start()
+    try:
+        send(kafka, env, [alert(1)])
+        wait_until(lambda: [r["status"] for r in receiver.received] == [503, 503, 200],
+                   "two failures, then delivered", 60)
+        receiver.status = 400
+        send(kafka, env, [alert(2, kind="FATIGUE_DRIVING")])
+
+        def rows():
+            return {r["subscription_id"]: r for r in map(
+                json.loads, cli(env, "deliveries").splitlines())}
+        wait_until(lambda: rows().get("refused", {}).get("state") == "given_up",
+                   "the refused delivery given up", 60)
+    finally:
+        assert notifier.stop() == 0, notifier.tail()
+    found = rows()
+    assert found["retry"]["state"] == "sent" and found["retry"]["attempts"] == 3
+    assert found["refused"]["attempts"] == 1 and "400" in found["refused"]["reason"]
+    times = [r for r in receiver.received if r["path"] == "/flaky"]
+    assert len(times) == 3  # given the alert again twice, then never more
+
+
+def test_a_burst_beyond_the_rate_limit_comes_as_one_digest(services, env, receiver, tmp_path):
+    kafka = Kafka(services["KAFKA_BOOTSTRAP"])
+    subscribe(env, subscription_id="js-only", name="江苏", provinces=["JS"],
+              channel={"kind": "webhook", "url": receiver.url("/js")})
+    subscribe(env, subscription_id="burst", name="上海值班室", provinces=["SH"],
+              max_messages=5, window_s=10,
+              channel={"kind": "webhook", "url": receiver.url("/burst")})
+    notifier = Notifier(env, tmp_path / "notifier.log")
+    notifier.start()
+    try:
+        send(kafka, env, [alert(n) for n in range(50)])
+        wait_until(lambda: any(n["kind"] == "digest" for n in receiver.notices("/burst")),
+                   "the digest", 60)
+        time.sleep(1)
+    finally:
+        assert notifier.stop() == 0, notifier.tail()
+    notices = receiver.notices("/burst")
+    singles = [n for n in notices if n["kind"] == "alert"]
+    digests = [n for n in notices if n["kind"] == "digest"]
+    assert len(singles) == 5 and len(digests) == 1
+    assert digests[0]["items"] == 45 and digests[0]["subject"].startswith("45 条报警汇总")
+    assert digests[0]["lines"][-1].endswith("(and 5 more)")  # 40 listed
+    assert receiver.notices("/js") == []

@@ -1,0 +1,143 @@
+"""``yrd-hazmat notify``: the notifier, its subscriptions and its deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import datetime
+
+import click
+import msgspec
+
+from ..config import get_settings
+
+
+@click.group()
+def notify() -> None:
+    """Alerts to people: webhooks, DingTalk / WeCom / Feishu robots, SMS, e-mail."""
+
+
+@notify.command("run")
+def notify_run() -> None:
+    """Send what the subscriptions ask for until SIGTERM. Run one notifier."""
+    import logging
+
+    from .process import run_until_signalled
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    asyncio.run(run_until_signalled(get_settings()))
+
+
+async def _read(topic: str, apply) -> None:
+    from ..follow import TopicReader
+
+    reader = TopicReader(get_settings().kafka_options(), topic, apply)
+    await reader.start(from_start=True, timeout_s=30)
+    try:
+        await reader.catch_up()
+    finally:
+        await reader.stop()
+
+
+def _subscriptions():
+    from .subscriptions import Subscriptions
+
+    table = Subscriptions()
+    asyncio.run(_read(get_settings().topic_subscriptions, table.apply))
+    return table
+
+
+@notify.command("subscribe")
+@click.argument("source", type=click.File("rb"), default="-")
+def notify_subscribe(source) -> None:
+    """Add or replace subscriptions: a JSON object, or a list of them, from SOURCE (a file,
+    or - for stdin: secrets never go on the command line). Each is checked before any is
+    published."""
+    from ..produce import publish
+    from .subscriptions import Subscription, encode
+
+    raw = source.read()
+    try:
+        data = msgspec.json.decode(raw)
+        subs = msgspec.convert(data if isinstance(data, list) else [data],
+                               list[Subscription])
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise click.ClickException(f"not a subscription: {exc}") from None
+    settings = get_settings()
+    asyncio.run(publish(settings, settings.topic_subscriptions,
+                        [(s.subscription_id, encode(s)) for s in subs]))
+    for s in subs:
+        click.echo(f"subscribed {s.subscription_id}: {s.name} via {s.channel.kind}")
+
+
+@notify.command("unsubscribe")
+@click.argument("subscription_id")
+def notify_unsubscribe(subscription_id: str) -> None:
+    """Remove a subscription (its deliveries still open are given up)."""
+    from ..produce import publish
+
+    settings = get_settings()
+    asyncio.run(publish(settings, settings.topic_subscriptions, [(subscription_id, None)]))
+    click.echo(f"removed {subscription_id}")
+
+
+@notify.command("subscriptions")
+def notify_subscriptions() -> None:
+    """The subscriptions in force, as JSON lines (secrets masked)."""
+    for s in _subscriptions().all():
+        shown = msgspec.to_builtins(s) | {"channel": s.channel.masked()}
+        click.echo(json.dumps(shown, ensure_ascii=False))
+
+
+@notify.command("test")
+@click.argument("subscription_id")
+def notify_test(subscription_id: str) -> None:
+    """Send a test message through a subscription's channel now, and say what came back."""
+    import aiohttp
+
+    from ..core.timeutil import CHINA_TZ
+    from .notice import Notice
+    from .process import smtp_of
+    from .send import deliver
+
+    sub = _subscriptions().get(subscription_id)
+    if sub is None:
+        raise click.ClickException(f"no subscription {subscription_id}")
+    settings = get_settings()
+    now = datetime.now(CHINA_TZ)
+    notice = Notice(notice_id=f"test-{subscription_id}-{int(now.timestamp())}",
+                    subject=f"[测试] {sub.name}: 通知测试 (a test)", kind="test",
+                    lines=["这是一条测试消息 (a test message)", f"订阅: {subscription_id}"],
+                    severity="info")
+
+    async def send():
+        async with aiohttp.ClientSession() as session:
+            return await deliver(sub.channel, notice, now=now, session=session,
+                                 smtp=smtp_of(settings), timeout_s=settings.notify_timeout_s)
+    try:
+        answer = asyncio.run(send())
+    except ValueError as exc:  # an e-mail channel with no SMTP server configured
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{'sent' if answer.ok else 'FAILED'}: {answer.reason}")
+    sys.exit(0 if answer.ok else 1)
+
+
+@notify.command("deliveries")
+@click.option("--last", type=int, default=50, show_default=True)
+@click.option("--state", default=None, help="only this state (sent, retrying, given_up...)")
+def notify_deliveries(last: int, state: str | None) -> None:
+    """The latest deliveries, as JSON lines: state, attempts, why it failed."""
+    from .deliveries import Book
+
+    book = Book()
+    asyncio.run(_read(get_settings().topic_notifications, book.apply))
+    found = sorted(book.by_id.values(), key=lambda d: d.updated_at)
+    if state:
+        found = [d for d in found if d.state == state]
+    for d in found[-last:]:
+        row = msgspec.to_builtins(d)
+        row.pop("notice", None)
+        row["subject"] = d.notice.subject if d.notice else None
+        row.pop("event_ids", None)
+        click.echo(json.dumps(row, ensure_ascii=False))

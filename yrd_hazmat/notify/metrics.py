@@ -1,0 +1,19 @@
+"""The notifier's metrics (its own /metrics, ``YRD_NOTIFY_METRICS_PORT``)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter("yrd_notify_events_total", "Events read (alerts raised or cleared...)", ["kind"])
+DELIVERIES = Counter("yrd_notify_deliveries_total",
+                     "Attempts' outcomes: sent, retrying (failed, again later), given_up",
+                     ["channel", "outcome"])
+DIGESTED = Counter("yrd_notify_digested_total",
+                   "Events kept back by a subscription's rate limit or quiet hours, told in "
+                   "a digest", ["channel"])
+IN_DOUBT = Counter("yrd_notify_in_doubt_total",
+                   "Attempts whose outcome was unknown at a restart (sent again, marked as "
+                   "a possible repeat)")
+OPEN = Gauge("yrd_notify_open_deliveries", "Deliveries not yet sent nor given up")
+SEND_SECONDS = Histogram("yrd_notify_send_seconds", "One attempt's time", ["channel"],
+                         buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+REFUSED = Counter("yrd_notify_refused_total", "Records that are not what their topic holds",
+                  ["topic"])
