@@ -304,6 +304,10 @@ class Settings(BaseSettings):
     # --- the notifier (yrd-hazmat notify run) ----------------------------
     topic_subscriptions: str = "yrd.subscriptions"
     topic_notifications: str = "yrd.notifications"
+    topic_deadlines: str = "yrd.deadlines"
+    notify_clock_horizon_s: float = Field(
+        2 * 86400, gt=0, description="at a restart the notifier reads the alerts of this "
+                                     "long before its offsets again, for their deadlines only")
     notify_group: str = Field("yrd-hazmat-notifier", description="the notifier's consumer "
                               "group on yrd.alerts (run one notifier)")
     notify_start: str = Field("latest", pattern="^(latest|earliest)$",

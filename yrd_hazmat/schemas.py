@@ -19,6 +19,7 @@ from .core.zones.model import ZoneFeature
 from .gateway.platform_records import TOPICS as _RECORD_TOPICS
 from .gateway.platform_requests import TOPICS as _REQUEST_TOPICS
 from .link_states import LinkState
+from .notify.deadlines import Deadline
 from .notify.deliveries import Delivery
 from .notify.subscriptions import Subscription
 from .uplink.records import TOPICS as _UPLINK_TOPICS
@@ -34,7 +35,7 @@ TOPICS: dict[str, str] = {
     suffix: Settings.model_fields[f"topic_{suffix}"].default
     for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers", "terminals", "incidents",
                    "incident_actions", "resources", "vehicle_terminals", "commands",
-                   "command_results", "media", "subscriptions", "notifications",
+                   "command_results", "media", "subscriptions", "notifications", "deadlines",
                    *PLATFORM_TOPICS)
 }
 """Settings suffix -> default topic name, as the settings define it (the file is
@@ -52,6 +53,7 @@ TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
     "media": Media,
     "subscriptions": Subscription,
     "notifications": Delivery,
+    "deadlines": Deadline,
     **{suffix: model for suffix, (model, _) in PLATFORM_TOPICS.items()},
 }
 """Topic (settings suffix) -> the struct that is its value schema."""
@@ -72,6 +74,8 @@ _KEYS = {
     "media": "media id (equal to media_id)",
     "subscriptions": "subscription id (equal to subscription_id); compacted, a null value "
                      "removes it",
+    "deadlines": "TYPE:severity (equal to alert_type:severity, either may be *); compacted, a "
+                 "null value removes the line",
     "notifications": "delivery id (equal to delivery_id); compacted: each delivery's latest "
                      "state, kept 30 days",
     **{suffix: key for suffix, (_, key) in PLATFORM_TOPICS.items()},

@@ -54,6 +54,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_link_states: compacted,
         # the notifier: who is told of what, and every delivery's latest state (a month)
         settings.topic_subscriptions: compacted,
+        settings.topic_deadlines: compacted,
         settings.topic_notifications: compacted | {"cleanup.policy": "compact,delete",
                                                    "retention.ms": str(30 * _DAY_MS)},
         # the uplink: the national platform's requests, and the answers the desk gives

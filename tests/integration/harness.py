@@ -71,6 +71,7 @@ def run_env(services: dict[str, str], **overrides: str) -> dict[str, str]:
         "YRD_TOPIC_LINK_STATES": f"t{run}.link-states",
         "YRD_TOPIC_SUBSCRIPTIONS": f"t{run}.subscriptions",
         "YRD_TOPIC_NOTIFICATIONS": f"t{run}.notifications",
+        "YRD_TOPIC_DEADLINES": f"t{run}.deadlines",
         "YRD_REDIS_PREFIX": f"t{run}",
         "YRD_METRICS_PORT": str(free_port()),
         "YRD_JT808_PORT": str(free_port()),

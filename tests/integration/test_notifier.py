@@ -26,12 +26,15 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tests.harness import terminate, wait_until
-from tests.integration.harness import Kafka, run_env
+from tests.integration.harness import Kafka, WorkerProcess, run_env
 from yrd_hazmat.core.codec import encode
-from yrd_hazmat.core.models import Alert, AlertState, City, Severity
+from yrd_hazmat.core.models import (
+    Alert, AlertState, City, IncidentAction, IncidentCommand, Severity,
+)
 from yrd_hazmat.core.timeutil import CHINA_TZ
 from yrd_hazmat.notify.channels import verify_webhook
 
@@ -255,3 +258,67 @@ def test_a_burst_beyond_the_rate_limit_comes_as_one_digest(services, env, receiv
     assert digests[0]["items"] == 45 and digests[0]["subject"].startswith("45 条报警汇总")
     assert digests[0]["lines"][-1].endswith("(and 5 more)")  # 40 listed
     assert receiver.notices("/js") == []
+
+
+def test_an_unacknowledged_critical_alert_is_escalated_on_time(services, env, receiver,
+                                                               tmp_path):
+    """Critical alerts: 4 s to acknowledge, 8 s to close. One nobody touches goes to the
+    province when its first deadline passes and to the region at its second, each told to
+    the subscriptions of that level and recorded on its incident by the keeper; one a duty
+    officer acknowledges at once and that then clears is never escalated."""
+    kafka = Kafka(services["KAFKA_BOOTSTRAP"])
+    cli(env, "deadline", "--severity", "critical", "--ack-s", "4", "--close-s", "8")
+    subscribe(env, subscription_id="sh-province", name="上海总队", provinces=["SH"],
+              events=["escalated"], levels=["province"],
+              channel={"kind": "webhook", "url": receiver.url("/province")})
+    subscribe(env, subscription_id="region", name="长三角联合办", events=["escalated"],
+              levels=["region"], channel={"kind": "webhook", "url": receiver.url("/region")})
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()  # the incident keeper
+    notifier = Notifier(env, tmp_path / "notifier.log")
+    notifier.start()
+    try:
+        now = datetime.now(CHINA_TZ)
+        ignored, handled = (alert_at(n, now, Severity.CRITICAL) for n in (1, 2))
+        send(kafka, env, [ignored, handled])
+        ack = IncidentCommand(  # as the desk sends it: with the alert, to open the record
+            incident_id="沪A00002:ZONE_VIOLATION:2", alert=msgspec.json.decode(handled[1], type=Alert),
+            action=IncidentAction(kind="ack", by="sh-duty", at=now + timedelta(seconds=1),
+                                  action_id="ack-2"))
+        kafka.send(env["YRD_TOPIC_INCIDENT_ACTIONS"], ack.incident_id.encode(), encode(ack))
+        kafka.flush()
+        cleared = alert_at(2, now, Severity.CRITICAL, state=AlertState.CLEARED)
+        send(kafka, env, [cleared])
+        wait_until(lambda: receiver.notices("/region"), "the escalation to the region", 60)
+        time.sleep(2)
+        records = kafka.read(env["YRD_TOPIC_INCIDENTS"], lambda rs: any(
+            r and r["incident_id"].startswith("沪A00001") and r.get("level") == "region"
+            for r in rs), 30)
+    finally:
+        assert notifier.stop() == 0, notifier.tail()
+        worker.stop()
+    province, region = receiver.notices("/province"), receiver.notices("/region")
+    assert [n["kind"] for n in province + region] == ["escalation", "escalation"]
+    assert "沪A00001" in province[0]["subject"] and "超时升级至省级" in province[0]["subject"]
+    assert "超时升级至区域" in region[0]["subject"]
+    assert {r["path"] for r in receiver.received} == {"/province", "/region"}
+    assert "沪A00002" not in json.dumps([province, region], ensure_ascii=False)
+    latest = [r for r in records if r and r["incident_id"].startswith("沪A00001")][-1]
+    escalations = [a for a in latest["actions"] if a["kind"] == "escalate"]
+    assert [(a["level"], a["by"]) for a in escalations] == [("province", "notifier"),
+                                                            ("region", "notifier")]
+    raised = now.replace(microsecond=0)
+    offsets = [(datetime.fromisoformat(a["at"]) - raised).total_seconds() for a in escalations]
+    assert 3 <= offsets[0] <= 5 and 7 <= offsets[1] <= 9  # at the deadlines, not later
+    handled_records = [r for r in records if r and r["incident_id"].startswith("沪A00002")]
+    assert handled_records and all(r.get("level") is None for r in handled_records)
+
+
+def alert_at(n: int, now: datetime, severity: Severity,
+             state: AlertState = AlertState.RAISED) -> tuple[bytes, bytes]:
+    plate = f"沪A{n:05d}"
+    incident = f"{plate}:ZONE_VIOLATION:{n}"
+    at = now.replace(microsecond=0)
+    a = Alert(alert_id=f"{incident}:{state.value}", incident_id=incident, type="ZONE_VIOLATION",
+              severity=severity, state=state, vehicle_id=plate, ts=at, emitted_at=at, lat=31.2,
+              lon=121.5, province="SH", city=City(code="310115", name="浦东新区"))
+    return plate.encode(), encode(a)

@@ -52,6 +52,7 @@ import pyarrow as pa
 
 from ..archive.read import Archive
 from ..archive.rows import SCHEMAS
+from ..core.models import PERSON_ACTIONS
 from ..core.timeutil import CHINA_TZ
 
 OVERSPEED = ("SPEEDING", "ZONE_SPEEDING")
@@ -59,7 +60,6 @@ FATIGUE_CARRIED_DAYS = 3
 """A FATIGUE_DRIVING alert raised up to this many days before the month and still standing
 at its start counts from the start."""
 FATIGUE = "FATIGUE_DRIVING"
-PERSON_ACTIONS = frozenset({"ack", "assign", "note", "dispatch", "arrive", "release", "close"})
 
 
 @dataclass(frozen=True)

@@ -354,13 +354,23 @@ class Resource(msgspec.Struct, frozen=True, kw_only=True):
 
 
 ActionKind = Literal["raised", "cleared", "ack", "assign", "note", "dispatch", "arrive",
-                     "release", "close"]
+                     "release", "close", "escalate", "explain", "appeal", "appeal_accepted",
+                     "appeal_rejected"]
+PERSON_ACTIONS = frozenset({"ack", "assign", "note", "dispatch", "arrive", "release", "close",
+                            "explain"})
+"""The actions that are a person handling the incident (what meets its deadline to
+acknowledge, and counts in the handling rate)."""
+Level = Literal["city", "province", "region"]
+"""Who handles an alert: its city's duty room first, then (escalated) its province's
+supervisors, then the region's joint office."""
 
 
 class IncidentAction(msgspec.Struct, frozen=True, kw_only=True):
     """One step of an incident: the worker's (raised, cleared) or a person's (ack, assign,
     note on the desk; dispatch, arrive, release, close with the desk or ``yrd-hazmat
-    respond``)."""
+    respond``); the notifier's escalate (a deadline passed: ``level`` is the level it goes
+    to); a carrier's explain (a handling note) and appeal (``text``: the reason), and the
+    police's appeal_accepted or appeal_rejected (``text``: why)."""
 
     kind: ActionKind
     by: Annotated[str, Meta(description="the desk user or operator; the worker for raised, cleared")]
@@ -373,6 +383,8 @@ class IncidentAction(msgspec.Struct, frozen=True, kw_only=True):
     """Who the incident is assigned to (kind assign)."""
     resource_id: str | None = None
     """The resource dispatched, arrived or released."""
+    level: Level | None = None
+    """The level an escalation goes to (kind escalate)."""
 
 
 class Response(msgspec.Struct, frozen=True, kw_only=True):
@@ -425,6 +437,10 @@ class IncidentLog(msgspec.Struct, frozen=True, kw_only=True):
     closed_at: EventTime | None = None
     rejected: list[dict[str, Any]] = []
     """The latest actions refused (action_id, kind, reason), so whoever sent one learns why."""
+    level: Level | None = None
+    """The level it was escalated to (None: not escalated)."""
+    appeal: Literal["open", "accepted", "rejected"] | None = None
+    """A carrier's appeal of the alert, and the police's decision."""
 
     @property
     def home(self) -> str | None:

@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..core.models import PROVINCES, Alert, IncidentAction, IncidentLog
+from ..core.models import PERSON_ACTIONS, PROVINCES, Alert, IncidentAction, IncidentLog
 from .history import Found
 
 SEVERITIES = ("critical", "warning", "info")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
-DESK_KINDS = frozenset({"ack", "assign", "note", "dispatch", "arrive", "release", "close"})
+DESK_KINDS = PERSON_ACTIONS
 REGION_WINDOW = timedelta(hours=24)
 """The period of the region's handling times and cross-border responses."""
 Sees = Callable[[str | None], bool]

@@ -141,3 +141,44 @@ def notify_deliveries(last: int, state: str | None) -> None:
         row["subject"] = d.notice.subject if d.notice else None
         row.pop("event_ids", None)
         click.echo(json.dumps(row, ensure_ascii=False))
+
+
+@notify.command("deadline")
+@click.option("--type", "alert_type", default="*", show_default=True, help="alert type, or *")
+@click.option("--severity", type=click.Choice(["critical", "warning", "info", "*"]),
+              default="*", show_default=True)
+@click.option("--ack-s", type=click.IntRange(min=1), default=None,
+              help="seconds to acknowledge (unset: no such deadline)")
+@click.option("--close-s", type=click.IntRange(min=1), default=None,
+              help="seconds to close (unset: no such deadline)")
+@click.option("--remove", is_flag=True, help="remove this line (the next specific one holds)")
+def notify_deadline(alert_type: str, severity: str, ack_s: int | None, close_s: int | None,
+                    remove: bool) -> None:
+    """Set the deadlines of alerts of a type and severity (either may be *): the most
+    specific line holds; without one, the defaults (critical 5 min / 4 h, warning 30 min /
+    24 h, info none)."""
+    from ..produce import publish
+    from .deadlines import Deadline, encode
+
+    try:
+        line = Deadline(alert_type=alert_type, severity=severity, ack_s=ack_s, close_s=close_s)
+        line = msgspec.convert(msgspec.to_builtins(line), Deadline)  # the patterns checked
+    except msgspec.ValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+    settings = get_settings()
+    asyncio.run(publish(settings, settings.topic_deadlines,
+                        [(line.key, None if remove else encode(line))]))
+    click.echo(f"{'removed' if remove else 'set'} {line.key}")
+
+
+@notify.command("deadlines")
+def notify_deadlines() -> None:
+    """The deadline policy in force (lines set, then the defaults), as JSON lines."""
+    from .deadlines import DEFAULTS, Policy
+
+    policy = Policy()
+    asyncio.run(_read(get_settings().topic_deadlines, policy.apply))
+    for line in policy.lines():
+        click.echo(json.dumps(msgspec.to_builtins(line) | {"set": True}))
+    for line in DEFAULTS.values():
+        click.echo(json.dumps(msgspec.to_builtins(line) | {"set": False}))

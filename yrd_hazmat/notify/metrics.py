@@ -17,3 +17,10 @@ SEND_SECONDS = Histogram("yrd_notify_send_seconds", "One attempt's time", ["chan
                          buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 REFUSED = Counter("yrd_notify_refused_total", "Records that are not what their topic holds",
                   ["topic"])
+ESCALATIONS = Counter("yrd_notify_escalations_total",
+                      "Alerts escalated past a deadline, by the level they went to and their "
+                      "province", ["level", "province"])
+ACK_SECONDS = Histogram("yrd_notify_ack_seconds",
+                        "From an alert's publication to the first person's action on it",
+                        ["province"], buckets=(30, 60, 120, 300, 600, 1800, 3600, 4 * 3600,
+                                               24 * 3600))

@@ -12,7 +12,12 @@ re-send marked as a possible repeat. Then, in one loop:
    offsets: a restart re-reads at most what it had not committed, and finds those
    deliveries in the book (their ids are the event's and the subscription's), so nothing
    is told twice and nothing is missed;
-2. it sends what is due, at most ``YRD_NOTIFY_CONCURRENCY`` at once: ``sending`` is
+2. it keeps the clock of every alert with a deadline (:mod:`.deadlines`, the policy on
+   ``yrd.deadlines``, acknowledgements and closes from ``yrd.incidents``): one past its
+   deadline is escalated, an ``escalate`` action sent to the incident keeper and an
+   ``escalated`` event to the subscriptions of that level; at a restart the alerts of
+   ``YRD_NOTIFY_CLOCK_HORIZON_S`` before its offsets are read again for their clocks only;
+3. it sends what is due, at most ``YRD_NOTIFY_CONCURRENCY`` at once: ``sending`` is
    written before each attempt, the outcome after it (sent, again later with backoff, or
    given up); a digest whose time has come is released.
 
@@ -26,19 +31,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiohttp
+import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from ..config import Settings
-from ..core.codec import Rejection, decoded
-from ..core.models import Alert
+from ..core.codec import Rejection, decoded, encode
+from ..core.emergency.records import IncidentLogs
+from ..core.models import Alert, AlertState, IncidentAction, IncidentCommand
 from ..core.timeutil import CHINA_TZ
 from ..follow import Follower, TopicReader
 from ..register import Register
 from ..topics import ensure_topics, wait_for_partitions
+from . import deadlines as dlines
 from . import deliveries as dl
 from . import messages, metrics
 from .channels import Email
@@ -49,9 +58,22 @@ from .subscriptions import Event, Subscriptions
 log = logging.getLogger(__name__)
 
 TICK_S = 0.25
+CLOCK_EVERY_S = 1.0
 KEEP_DONE = timedelta(days=2)
 """Finished deliveries are kept in memory this long (the topic keeps them a month)."""
-_decode_alert = __import__("msgspec").json.Decoder(Alert).decode
+_decode_alert = msgspec.json.Decoder(Alert).decode
+
+
+@dataclass
+class Watch:
+    """An alert whose deadlines are watched."""
+    alert: Alert
+    replayed: bool
+    """Read again at a restart (its acknowledgement time was measured before)."""
+    cleared: bool = False
+    acked: bool = False
+    level: str | None = None
+    """The level it was escalated to by this process."""
 
 
 def smtp_of(settings: Settings) -> SmtpSettings | None:
@@ -71,11 +93,19 @@ class Notifier:
         self.subscriptions = Subscriptions()
         self.book = Book()
         self.register = Register()
+        self.incidents = IncidentLogs()
+        self.policy = dlines.Policy()
+        self.watches: dict[str, Watch] = {}
+        """Incident id -> the alert whose deadlines are watched."""
+        self.resume: dict[TopicPartition, int] = {}
+        """Partition -> the first offset not yet planned (below: read again for clocks)."""
         self.smtp = smtp_of(settings)
         self.producer: AIOKafkaProducer | None = None
         self.inflight: dict[str, asyncio.Task] = {}
         self.unwritten: dict[str, Delivery] = {}
         """Deliveries planned and not yet on Kafka (their alerts' offsets wait)."""
+        self.commands: list[IncidentCommand] = []
+        """Escalations for the incident keeper, not yet on Kafka."""
         self.uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
         self.ready = asyncio.Event()
         """Set once the book is read and the alerts' partitions are assigned."""
@@ -95,7 +125,9 @@ class Notifier:
         followers = [Follower(options, s.topic_subscriptions, self.subscriptions.apply),
                      Follower(options, s.topic_vehicle_terminals, self.register.vehicle_terminal),
                      Follower(options, s.topic_permits, self.register.permit),
-                     Follower(options, s.topic_platform_vehicles, self.register.platform_vehicle)]
+                     Follower(options, s.topic_platform_vehicles, self.register.platform_vehicle),
+                     Follower(options, s.topic_incidents, self.incidents.apply),
+                     Follower(options, s.topic_deadlines, self.policy.apply)]
         tasks = [asyncio.create_task(f.run()) for f in followers]
         producer = self.producer = AIOKafkaProducer(**options, acks="all",
                                                     enable_idempotence=True)
@@ -112,7 +144,7 @@ class Notifier:
                      "%d vehicles", len(self.subscriptions), len(self.book), len(self.register))
             await self._resume_in_doubt()
             ids = await asyncio.wait_for(wait_for_partitions(s, s.topic_alerts, poll_s=0.2), 120)
-            consumer.assign([TopicPartition(s.topic_alerts, p) for p in ids])
+            await self._assign(consumer, [TopicPartition(s.topic_alerts, p) for p in ids])
             self.ready.set()
             await self._loop(stop, consumer, session)
         finally:
@@ -125,6 +157,21 @@ class Notifier:
             await consumer.stop()
             await producer.stop()
 
+    async def _assign(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
+        """Each partition from its committed offset, but from ``YRD_NOTIFY_CLOCK_HORIZON_S``
+        before it: what lies between is read for the deadlines' clocks only. A partition
+        with no committed offset starts where ``YRD_NOTIFY_START`` says."""
+        consumer.assign(tps)
+        since = int((time.time() - self.settings.notify_clock_horizon_s) * 1000)
+        found = await consumer.offsets_for_times({tp: since for tp in tps})
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            if committed is None:
+                continue
+            self.resume[tp] = committed
+            at = found.get(tp)
+            consumer.seek(tp, min(committed, at.offset) if at is not None else committed)
+
     async def _resume_in_doubt(self) -> None:
         now = self.now()
         for d in [d for d in self.book.by_id.values() if d.state == "sending"]:
@@ -136,12 +183,15 @@ class Notifier:
     # --- the loop ---------------------------------------------------------------------------
     async def _loop(self, stop: asyncio.Event, consumer: AIOKafkaConsumer,
                     session: aiohttp.ClientSession) -> None:
-        last_forget = time.monotonic()
+        last_forget = last_clock = time.monotonic()
         while not stop.is_set():
-            if not self.unwritten:
+            if time.monotonic() - last_clock >= CLOCK_EVERY_S and not self._pending():
+                last_clock = time.monotonic()
+                self._escalate(self.now())
+            if not self._pending():
                 self._take(await consumer.getmany(timeout_ms=int(TICK_S * 1000),
                                                   max_records=2000))
-            if self.unwritten and not await self._write_planned():
+            if self._pending() and not await self._write_planned():
                 await asyncio.sleep(1.0)  # Kafka away: the same records again, nothing read
                 continue
             if self.uncommitted:
@@ -161,6 +211,7 @@ class Notifier:
         offsets into ``uncommitted`` (committed once those are written)."""
         now = self.now()
         for tp, records in fetched.items():
+            resume = self.resume.get(tp, -1)
             for record in records:
                 alert = decoded(_decode_alert, record.value or b"")
                 if isinstance(alert, Rejection):
@@ -168,27 +219,90 @@ class Notifier:
                     log.warning("notifier: %s[%d]@%d is not an alert (%s): skipped",
                                 tp.topic, tp.partition, record.offset, alert.reason)
                     continue
+                self._watch(alert, replayed=record.offset < resume)
+                if record.offset < resume:
+                    continue  # read again for its clock: told before
                 event = messages.alert_event(alert, self.register.carrier)
                 metrics.EVENTS.labels(event.kind).inc()
                 for d in self._plan(event, now):
                     self.unwritten[d.delivery_id] = d
-            if records:
+            if records and records[-1].offset >= resume:
                 self.uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+
+    def _pending(self) -> bool:
+        return bool(self.unwritten or self.commands)
+
+    # --- deadlines ----------------------------------------------------------------------
+    def _watch(self, alert: Alert, *, replayed: bool) -> None:
+        """Start (raised) or mark (cleared) the clock of the alert's incident."""
+        if alert.state is AlertState.CLEARED:
+            watch = self.watches.get(alert.incident_id)
+            if watch is not None:
+                watch.cleared = True
+            return
+        deadline = self.policy.of(alert.type, alert.severity.value)
+        if deadline.ack_s is None and deadline.close_s is None:
+            return
+        self.watches.setdefault(alert.incident_id, Watch(alert=alert, replayed=replayed))
+
+    def _escalate(self, now: datetime) -> None:
+        """Every watched alert against its deadlines: escalations due are planned (an
+        action for the keeper, an event for the subscriptions); finished clocks dropped."""
+        for incident_id, watch in list(self.watches.items()):
+            alert = watch.alert
+            record = self.incidents.get(incident_id)
+            deadline = self.policy.of(alert.type, alert.severity.value)
+            c = dlines.clock(deadline, alert.emitted_at, record, watch.cleared, now)
+            if c.acknowledged_at is not None and not watch.acked:
+                watch.acked = True
+                if not watch.replayed:
+                    metrics.ACK_SECONDS.labels(alert.province or "outside").observe(
+                        (c.acknowledged_at - alert.emitted_at).total_seconds())
+            recorded = watch.level or (record.level if record is not None else None)
+            for level in dlines.escalations(c, recorded):
+                self._escalation(watch, level, c, now)
+                watch.level = level
+            if c.done:
+                del self.watches[incident_id]
+
+    def _escalation(self, watch: "Watch", level: str, c: dlines.Clock, now: datetime) -> None:
+        alert = watch.alert
+        missed = c.missed[min(dlines.LEVELS.index(level), len(c.missed)) - 1]
+        due = c.ack_due if missed == "ack" else c.close_due
+        text = {"ack": "未按时确认 (not acknowledged in time)",
+                "close": "未按时办结 (not closed in time)"}[missed]
+        action = IncidentAction(kind="escalate", by="notifier", at=due or now, level=level,
+                                text=text, action_id=f"{alert.incident_id}:escalate:{level}")
+        self.commands.append(IncidentCommand(incident_id=alert.incident_id, action=action,
+                                             alert=alert))
+        metrics.ESCALATIONS.labels(level, alert.province or "outside").inc()
+        log.info("notifier: %s escalated to %s (%s)", alert.incident_id, level, missed)
+        base = messages.alert_event(alert, self.register.carrier)
+        event = msgspec.structs.replace(
+            base, event_id=f"{alert.incident_id}:escalated:{level}", kind="escalated",
+            level=level, ts=due or now, text=text)
+        for d in self._plan(event, now):
+            self.unwritten[d.delivery_id] = d
 
     async def _write_planned(self) -> bool:
         """Write what was planned; False when Kafka did not take all of it (kept to try
         again: the book has it, so nothing plans it twice)."""
         producer = self.producer
         assert producer is not None
+        s = self.settings
         try:
-            futures = [await producer.send(self.settings.topic_notifications, dl.encode(d),
+            futures = [await producer.send(s.topic_notifications, dl.encode(d),
                                            key=d.delivery_id.encode())
                        for d in self.unwritten.values()]
+            futures += [await producer.send(s.topic_incident_actions, encode(c),
+                                            key=c.incident_id.encode())
+                        for c in self.commands]
             await asyncio.gather(*futures)
         except Exception as exc:  # noqa: BLE001 - a broker away
-            log.warning("notifier: %d deliveries not written yet (%r)", len(self.unwritten), exc)
+            log.warning("notifier: %d deliveries, %d escalations not written yet (%r)",
+                        len(self.unwritten), len(self.commands), exc)
             return False
-        self.unwritten = {}
+        self.unwritten, self.commands = {}, []
         return True
 
     def _plan(self, event: Event, now: datetime) -> list[Delivery]:

@@ -10,7 +10,11 @@ The lifecycle of an emergency: ``raised`` (the worker, with the responders propo
 the exposure from the alert), any number of ``dispatch`` (a resource sent), ``arrive``
 (it is on scene) and ``release`` (it leaves), ``cleared`` when the alarm goes off, and
 ``close`` (the incident is over: every resource still there is released with it).
-``ack``, ``assign`` and ``note`` come from the desks, on any incident.
+``ack``, ``assign`` and ``note`` come from the desks, on any incident; ``escalate`` from
+the notifier when a deadline passes (to a higher level only); ``explain`` and ``appeal``
+from the carrier's desk, ``appeal_accepted`` and ``appeal_rejected`` from the police's (a
+decision needs an open appeal; one appeal per incident). These five are recorded on a
+closed incident too: an appeal comes after the handling.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 
-from ..models import Alert, AlertState, IncidentAction, IncidentCommand, IncidentLog, Resource, Response
+from ..models import (
+    Alert, AlertState, IncidentAction, IncidentCommand, IncidentLog, Resource, Response,
+)
 
 REJECTED_KEPT = 20
 """Refused actions a record keeps (the latest)."""
+LEVELS = ("city", "province", "region")
 RESOURCE_ACTIONS = frozenset({"dispatch", "arrive", "release"})
 
 
@@ -76,6 +83,8 @@ def refusal(log: IncidentLog | None, action: IncidentAction,
         if kind == "note" and not action.text:
             return "a note needs a text"
         return None
+    if kind in ("escalate", "explain", "appeal", "appeal_accepted", "appeal_rejected"):
+        return _handling_refusal(log, action)
     if log.closed_at is not None:
         return f"the incident was closed at {log.closed_at.isoformat()}"
     if kind == "close":
@@ -99,6 +108,25 @@ def refusal(log: IncidentLog | None, action: IncidentAction,
         return f"{kind} before the dispatch ({response.dispatched_at.isoformat()})"
     if kind == "arrive" and response.arrived_at is not None:
         return f"{action.resource_id} arrived already at {response.arrived_at.isoformat()}"
+    return None
+
+
+def _handling_refusal(log: IncidentLog, action: IncidentAction) -> str | None:
+    kind = action.kind
+    if kind == "escalate":
+        if action.level is None:
+            return "escalate needs a level"
+        if log.level is not None and LEVELS.index(action.level) <= LEVELS.index(log.level):
+            return f"already escalated to {log.level}"
+        return None
+    if not (action.text or "").strip():
+        return {"explain": "an explanation needs a text", "appeal": "an appeal needs a reason",
+                }.get(kind, "a decision on an appeal needs a reason")
+    if kind == "appeal":
+        return None if log.appeal is None else f"this alert was appealed already ({log.appeal})"
+    if kind in ("appeal_accepted", "appeal_rejected") and log.appeal != "open":
+        return "no open appeal to decide" if log.appeal is None else \
+            f"the appeal was decided already ({log.appeal})"
     return None
 
 
@@ -142,6 +170,11 @@ def _recorded(log: IncidentLog, action: IncidentAction, resource: Resource | Non
         changes["responses"] = [
             replace(r, **{field: at}) if r is active(log, action.resource_id or "") else r
             for r in log.responses]
+    elif action.kind == "escalate":
+        changes["level"] = action.level
+    elif action.kind in ("appeal", "appeal_accepted", "appeal_rejected"):
+        changes["appeal"] = {"appeal": "open", "appeal_accepted": "accepted",
+                             "appeal_rejected": "rejected"}[action.kind]
     elif action.kind == "close":
         changes["closed_at"] = at
         changes["responses"] = [replace(r, released_at=at) if r.released_at is None else r
