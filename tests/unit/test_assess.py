@@ -55,12 +55,18 @@ class Month:
         self.alerts.append(Record(plate.encode(), encode(value), int(at.timestamp() * 1000),
                                   0, len(self.alerts)))
 
-    def incident(self, plate: str, incident: str, at: datetime, acted: bool) -> None:
+    def incident(self, plate: str, incident: str, at: datetime, acted: bool, *,
+                 ack_after: timedelta = timedelta(minutes=3), level=None,
+                 appeal=None) -> None:
         actions = [IncidentAction(kind="raised", by="worker", at=at)]
+        if level:
+            actions.append(IncidentAction(kind="escalate", by="notifier", level=level,
+                                          at=at + timedelta(minutes=5)))
         if acted:
-            actions.append(IncidentAction(kind="ack", by="js-desk", at=at + timedelta(minutes=3)))
+            actions.append(IncidentAction(kind="ack", by="js-desk", at=at + ack_after))
         value = IncidentLog(incident_id=incident, vehicle_id=plate, province="JS",
-                            alert_type="SPEEDING", raised_at=at, actions=actions)
+                            alert_type="SPEEDING", raised_at=at, actions=actions,
+                            level=level, appeal=appeal)
         self.incidents.append(Record(incident.encode(), encode(value),
                                      int(at.timestamp() * 1000), 0, len(self.incidents)))
 
@@ -117,8 +123,13 @@ def month(tmp_path) -> tuple[Archive, dict]:
             datetime(2026, 11, 30, 23, 50, tzinfo=CHINA_TZ))
     m.alert(TIRED, "SPEEDING", "old", AlertState.RAISED, datetime(2026, 10, 31, 23,
                                                                     tzinfo=CHINA_TZ))
-    for n, acted in enumerate((True, True, False)):
-        m.incident(TIRED, f"i{n}", T + timedelta(days=2, hours=n), acted)
+    # three incidents: one acknowledged in 3 minutes; one in 9, after its deadline
+    # (escalated to the province) and appealed with success; one nobody touched (escalated
+    # to the region)
+    m.incident(TIRED, "i0", T + timedelta(days=2), True)
+    m.incident(TIRED, "i1", T + timedelta(days=2, hours=1), True, ack_after=timedelta(minutes=9),
+               level="province", appeal="accepted")
+    m.incident(TIRED, "i2", T + timedelta(days=2, hours=2), False, level="region")
     # STRANGER: not registered, 4 records in Hangzhou
     for i in range(4):
         m.ping(STRANGER, T + timedelta(seconds=10 * i), (120.16, 30.27))
@@ -150,6 +161,17 @@ def test_the_regions_figures(month):
     assert region["mileage_km"] == pytest.approx(gap_and_others + sum(
         km((120.62 + 0.0002 * i, 31.30), (120.62 + 0.0002 * (i + 1), 31.30)) for i in range(9)),
         rel=1e-6)  # (the stranger's four fixes at one place: 0 km)
+
+
+def test_handling_times_escalations_and_appeals(month):
+    archive, _ = month
+    f = compute(archive, "2026-11", REGISTERED)
+    for row in (by(f, "region", "YRD"), by(f, "province", "JS"), by(f, "carrier", "乙运输")):
+        assert (row["incidents"], row["handled"], row["escalated"]) == (3, 2, 2)
+        assert row["ack_mean_s"] == pytest.approx((3 * 60 + 9 * 60) / 2)
+        assert row["escalation_rate"] == pytest.approx(2 / 3)
+        assert (row["appealed"], row["appeals_accepted"]) == (1, 1)
+    assert by(f, "carrier", "甲运输")["ack_mean_s"] is None  # no incident: no mean
 
 
 def test_the_truck_with_a_hole_and_the_one_that_drifts(month):

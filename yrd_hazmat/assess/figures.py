@@ -25,7 +25,11 @@ them; the bounds are settings):
   (raised to cleared, or to the month's end; one raised in the 3 days before the month and
   still standing counts from its start) / online vehicles, in seconds.
 - **alarm handling rate**: incidents raised in the month on which a person acted (ack,
-  assign, dispatch, close...) / incidents raised in the month.
+  assign, dispatch, close, a carrier's explanation...) / incidents raised in the month.
+  **Mean time to acknowledge**: from an incident's raising to the first person's action,
+  over the incidents acted on. **Escalation rate**: incidents escalated past a deadline
+  (to the province or the region) / incidents raised. **Appeals**: incidents a carrier
+  appealed, and those whose appeal the police accepted.
 - **link uptime** (平台连通率): the time the JT/T 809 main link was up / the period. A link
   state report (``yrd.link-states``) holds until the next one, for at most three of its
   heartbeats (a reporter gone silent counts as down); several reporters of the same link:
@@ -318,14 +322,9 @@ def _tables(figures: Figures, registered: dict[str, str | None], ever: set[str],
             fatigue_s[vehicle] = fatigue_s.get(vehicle, 0.0) + (ts - since).total_seconds()
     for vehicle, since in raised.values():  # still standing at the month's end
         fatigue_s[vehicle] = fatigue_s.get(vehicle, 0.0) + (figures.end - since).total_seconds()
-    handled: dict[str, list[bool]] = {}
+    handled: dict[str, list[Handling]] = {}
     for _, vehicle, record in incidents:
-        try:
-            actions = json.loads(record).get("actions", [])
-        except ValueError:
-            actions = []
-        acted = any(a.get("kind") in PERSON_ACTIONS for a in actions if isinstance(a, dict))
-        handled.setdefault(vehicle, []).append(acted)
+        handled.setdefault(vehicle, []).append(_handling(record))
 
     groups: dict[tuple[str, str], dict] = {}
 
@@ -338,7 +337,8 @@ def _tables(figures: Figures, registered: dict[str, str | None], ever: set[str],
                          "registered": 0, "networked": 0, "online": 0, "records": 0,
                          "qualified": 0, "mileage_km": 0.0, "complete_km": 0.0,
                          "drift_vehicles": 0, "overspeeds": 0, "fatigue_s": 0.0,
-                         "incidents": 0, "handled": 0}
+                         "incidents": 0, "handled": 0, "acked": 0, "ack_s": 0.0,
+                         "escalated": 0, "appealed": 0, "appeals_accepted": 0}
         return groups[k]
 
     group("region", "YRD", "长三角")  # there even in a month without a vehicle
@@ -363,8 +363,14 @@ def _tables(figures: Figures, registered: dict[str, str | None], ever: set[str],
             g["drift_vehicles"] += online and v["drift_points"] > 0
             g["overspeeds"] += overspeeds.get(plate, 0)
             g["fatigue_s"] += fatigue_s.get(plate, 0.0)
-            g["incidents"] += len(handled.get(plate, []))
-            g["handled"] += sum(handled.get(plate, []))
+            for h in handled.get(plate, []):
+                g["incidents"] += 1
+                g["handled"] += h.ack_s is not None
+                g["acked"] += h.ack_s is not None and h.ack_s >= 0
+                g["ack_s"] += max(h.ack_s or 0.0, 0.0)
+                g["escalated"] += h.escalated
+                g["appealed"] += h.appeal is not None
+                g["appeals_accepted"] += h.appeal == "accepted"
     for g in groups.values():
         g |= rates(g)
     order = {"region": 0, "province": 1, "city": 2, "carrier": 3}
@@ -383,7 +389,35 @@ def rates(g: dict) -> dict:
             "drift_rate": _ratio(g["drift_vehicles"], g["online"]),
             "overspeeds_per_vehicle": _ratio(g["overspeeds"], g["online"]),
             "fatigue_s_per_vehicle": _ratio(g["fatigue_s"], g["online"]),
-            "handling_rate": _ratio(g["handled"], g["incidents"])}
+            "handling_rate": _ratio(g["handled"], g["incidents"]),
+            "ack_mean_s": _ratio(g["ack_s"], g["acked"]),
+            "escalation_rate": _ratio(g["escalated"], g["incidents"])}
+
+
+@dataclass(frozen=True)
+class Handling:
+    """How an incident was handled: seconds from its raising to the first person's action
+    (None: nobody acted), whether it was escalated, its appeal's state."""
+    ack_s: float | None
+    escalated: bool
+    appeal: str | None
+
+
+def _handling(record: str) -> Handling:
+    try:
+        r = json.loads(record)
+        actions = [a for a in r.get("actions", []) if isinstance(a, dict)]
+        first = next((a["at"] for a in actions if a.get("kind") in PERSON_ACTIONS), None)
+        ack_s = None
+        if first is not None:
+            raised = r.get("raised_at") or next(
+                (a["at"] for a in actions if a.get("kind") == "raised"), first)
+            ack_s = (datetime.fromisoformat(first) - datetime.fromisoformat(raised)
+                     ).total_seconds()
+        return Handling(ack_s=ack_s, escalated=r.get("level") is not None,
+                        appeal=r.get("appeal"))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return Handling(ack_s=None, escalated=False, appeal=None)
 
 
 DAILY_SQL = """

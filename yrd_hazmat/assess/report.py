@@ -38,13 +38,15 @@ from .figures import Figures
 log = logging.getLogger(__name__)
 
 COUNTS = ("registered", "networked", "online", "records", "qualified", "mileage_km",
-          "complete_km", "drift_vehicles", "overspeeds", "fatigue_s", "incidents", "handled")
+          "complete_km", "drift_vehicles", "overspeeds", "fatigue_s", "incidents", "handled",
+          "escalated", "appealed", "appeals_accepted")
 RATES = ("networked_rate", "online_rate", "qualified_rate", "completeness", "drift_rate",
-         "handling_rate")
+         "handling_rate", "escalation_rate")
 PER_VEHICLE = ("overspeeds_per_vehicle", "fatigue_s_per_vehicle")
 FIGURE_COLUMNS = ("level", "key", "name", *COUNTS, "networked_rate", "online_rate",
                   "qualified_rate", "completeness", "drift_rate", "overspeeds_per_vehicle",
-                  "fatigue_s_per_vehicle", "handling_rate", "link_uptime", "inspections",
+                  "fatigue_s_per_vehicle", "handling_rate", "ack_mean_s", "escalation_rate",
+                  "link_uptime", "inspections",
                   "inspections_in_time", "inspection_response_rate", "supervisions",
                   "supervisions_done", "supervision_handling_rate")
 CHAIN_RATES = ("link_uptime", "inspection_response_rate", "supervision_handling_rate")
@@ -298,9 +300,15 @@ DEFINITIONS = (
     ("fatigue_s_per_vehicle", "车均疲劳驾驶时长", "疲劳驾驶报警持续时间（产生至解除，或至月末）÷ 上线车辆，以 时:分 表示。",
      "time FATIGUE_DRIVING alerts stood (raised to cleared, or to the month's end) / "
      "online vehicles, as h:mm."),
-    ("handling_rate", "报警处置率", "本月产生且有人员处置（确认、指派、调度、关闭…）的事件 ÷ 本月产生的事件。",
+    ("handling_rate", "报警处置率", "本月产生且有人员处置（确认、指派、调度、关闭、企业说明…）的事件 ÷ 本月产生的事件。",
      "incidents raised in the month on which a person acted (ack, assign, dispatch, "
-     "close...) / incidents raised in the month."),
+     "close, a carrier's explanation...) / incidents raised in the month."),
+    ("ack_mean_s", "平均响应时间", "事件产生至首次人员处置的平均时长（时:分），仅计有人处置的事件。",
+     "mean time from an incident's raising to the first person's action (h:mm), over the "
+     "incidents acted on."),
+    ("escalation_rate", "超时升级率", "因未按时确认或办结而升级至省级或区域的事件 ÷ 本月产生的事件。",
+     "incidents escalated to the province or the region for a missed deadline / incidents "
+     "raised in the month."),
 )
 
 COLUMNS = (  # key, Chinese, English, kind
@@ -324,6 +332,9 @@ COLUMNS = (  # key, Chinese, English, kind
     ("incidents", "事件", "incidents", "count"),
     ("handled", "已处置", "handled", "count"),
     ("handling_rate", "处置率", "handling", "rate"),
+    ("ack_mean_s", "平均响应", "mean ack h:mm", "hmm"),
+    ("escalated", "超时升级", "escalated", "count"),
+    ("appealed", "申诉", "appeals", "count"),
     ("link_uptime", "平台连通率", "link uptime", "rate"),
     ("inspections", "查岗", "inspections", "count"),
     ("inspection_response_rate", "查岗响应率", "inspection response", "rate"),

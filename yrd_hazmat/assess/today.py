@@ -45,11 +45,14 @@ COMPUTE_SECONDS = Gauge("yrd_today_compute_seconds", "How long the last computat
 
 RATES = {"networked": "networked_rate", "online": "online_rate",
          "qualified": "qualified_rate", "completeness": "completeness",
-         "drift": "drift_rate", "handling": "handling_rate", "link_uptime": "link_uptime",
+         "drift": "drift_rate", "handling": "handling_rate", "escalation": "escalation_rate",
+         "link_uptime": "link_uptime",
          "inspection_response": "inspection_response_rate",
          "supervision_handling": "supervision_handling_rate"}
 """gauge figure -> the row's rate (the last three: the region's only)."""
 PER = {"overspeeds": "overspeeds_per_vehicle", "fatigue_seconds": "fatigue_s_per_vehicle"}
+ACK_MEAN = Gauge("yrd_today_ack_mean_seconds", "Today's mean time from an incident's raising "
+                 "to the first person's action", ["province"])
 
 
 def today(store: Store, settings, now: datetime | None = None) -> Figures:
@@ -64,7 +67,7 @@ def today(store: Store, settings, now: datetime | None = None) -> Figures:
 
 def export(figures: Figures) -> None:
     """Set the gauges from ``figures`` (a province no longer seen loses its series)."""
-    for gauge in (VEHICLES, RATE, PER_VEHICLE, RECORDS):
+    for gauge in (VEHICLES, RATE, PER_VEHICLE, RECORDS, ACK_MEAN):
         gauge.clear()
     for row in figures.rows:
         if row["level"] not in ("region", "province"):
@@ -78,6 +81,8 @@ def export(figures: Figures) -> None:
         for figure, name in PER.items():
             if row[name] is not None:
                 PER_VEHICLE.labels(province, figure).set(row[name])
+        if row["ack_mean_s"] is not None:
+            ACK_MEAN.labels(province).set(row["ack_mean_s"])
         RECORDS.labels(province, "all").set(row["records"])
         RECORDS.labels(province, "qualified").set(row["qualified"])
 
