@@ -1019,8 +1019,11 @@ _archive_commands()
 
 def _notify_commands() -> None:
     from .notify.cli import notify
+    from .operator.accounts import audit, users
 
     main.add_command(notify)
+    main.add_command(users)
+    main.add_command(audit)
 
 
 _notify_commands()

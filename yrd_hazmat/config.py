@@ -284,6 +284,7 @@ class Settings(BaseSettings):
                                                                 "days after their day (6 months)")
     archive_keep_alerts_days: int = Field(1096, ge=1, description="alerts: 3 years")
     archive_keep_incidents_days: int = Field(1096, ge=1, description="incident records: 3 years")
+    archive_keep_audit_days: int = Field(1096, ge=1, description="the audit log: 3 years")
     archive_compact_files: int = Field(8, ge=2, description="a day's files of one partition are "
                                                             "merged into one when there are at "
                                                             "least this many")
@@ -305,6 +306,8 @@ class Settings(BaseSettings):
     topic_subscriptions: str = "yrd.subscriptions"
     topic_notifications: str = "yrd.notifications"
     topic_deadlines: str = "yrd.deadlines"
+    topic_desk_users: str = "yrd.desk-users"
+    topic_audit: str = "yrd.audit"
     notify_clock_horizon_s: float = Field(
         2 * 86400, gt=0, description="at a restart the notifier reads the alerts of this "
                                      "long before its offsets again, for their deadlines only")

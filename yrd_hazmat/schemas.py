@@ -18,6 +18,8 @@ from .core.permits.model import Permit
 from .core.zones.model import ZoneFeature
 from .gateway.platform_records import TOPICS as _RECORD_TOPICS
 from .gateway.platform_requests import TOPICS as _REQUEST_TOPICS
+from .accounts import Account
+from .audit import AuditEntry
 from .link_states import LinkState
 from .notify.deadlines import Deadline
 from .notify.deliveries import Delivery
@@ -35,7 +37,7 @@ TOPICS: dict[str, str] = {
     suffix: Settings.model_fields[f"topic_{suffix}"].default
     for suffix in ("pings", "alerts", "deadletter", "permits", "zones", "handovers", "terminals", "incidents",
                    "incident_actions", "resources", "vehicle_terminals", "commands",
-                   "command_results", "media", "subscriptions", "notifications", "deadlines",
+                   "command_results", "media", "subscriptions", "notifications", "deadlines", "desk_users", "audit",
                    *PLATFORM_TOPICS)
 }
 """Settings suffix -> default topic name, as the settings define it (the file is
@@ -54,6 +56,8 @@ TOPIC_MODELS: dict[str, type[msgspec.Struct]] = {
     "subscriptions": Subscription,
     "notifications": Delivery,
     "deadlines": Deadline,
+    "desk_users": Account,
+    "audit": AuditEntry,
     **{suffix: model for suffix, (model, _) in PLATFORM_TOPICS.items()},
 }
 """Topic (settings suffix) -> the struct that is its value schema."""
@@ -74,6 +78,8 @@ _KEYS = {
     "media": "media id (equal to media_id)",
     "subscriptions": "subscription id (equal to subscription_id); compacted, a null value "
                      "removes it",
+    "desk_users": "the account's name (equal to name); compacted, a null value removes it",
+    "audit": "the user's name",
     "deadlines": "TYPE:severity (equal to alert_type:severity, either may be *); compacted, a "
                  "null value removes the line",
     "notifications": "delivery id (equal to delivery_id); compacted: each delivery's latest "

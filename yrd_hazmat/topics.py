@@ -55,6 +55,10 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         # the notifier: who is told of what, and every delivery's latest state (a month)
         settings.topic_subscriptions: compacted,
         settings.topic_deadlines: compacted,
+        # desk accounts (password hashes: readable by the desk and the CLI only), and the
+        # audit log (the archive keeps it 3 years)
+        settings.topic_desk_users: compacted,
+        settings.topic_audit: {"retention.ms": str(400 * _DAY_MS)},
         settings.topic_notifications: compacted | {"cleanup.policy": "compact,delete",
                                                    "retention.ms": str(30 * _DAY_MS)},
         # the uplink: the national platform's requests, and the answers the desk gives

@@ -72,6 +72,8 @@ def run_env(services: dict[str, str], **overrides: str) -> dict[str, str]:
         "YRD_TOPIC_SUBSCRIPTIONS": f"t{run}.subscriptions",
         "YRD_TOPIC_NOTIFICATIONS": f"t{run}.notifications",
         "YRD_TOPIC_DEADLINES": f"t{run}.deadlines",
+        "YRD_TOPIC_DESK_USERS": f"t{run}.desk-users",
+        "YRD_TOPIC_AUDIT": f"t{run}.audit",
         "YRD_REDIS_PREFIX": f"t{run}",
         "YRD_METRICS_PORT": str(free_port()),
         "YRD_JT808_PORT": str(free_port()),

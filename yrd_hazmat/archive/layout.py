@@ -23,7 +23,7 @@ from datetime import date, datetime
 from ..core.timeutil import CHINA_TZ
 
 KINDS = ("pings", "alerts", "incidents", "link_states", "uplink_requests", "uplink_answers",
-         "platform_results")
+         "platform_results", "audit")
 STATE = "_state"
 _NAME = re.compile(r"^(?P<topic>.+)-p(?P<partition>\d+)-(?P<first>\d{20})-(?P<last>\d{20})"
                    r"(?P<compacted>-c)?\.parquet$")

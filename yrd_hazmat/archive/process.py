@@ -1,6 +1,7 @@
 """The archiver: ``yrd-hazmat archive run``. It reads every partition of ``yrd.pings``,
 ``yrd.alerts``, ``yrd.incidents``, ``yrd.link-states``, ``yrd.uplink-requests`` and
-``yrd.uplink-answers``, ``yrd.platform-request-results`` from where its files say it stopped
+``yrd.uplink-answers``, ``yrd.platform-request-results``, ``yrd.audit`` from where its files
+say it stopped
 (:mod:`.writer`), turns the records into rows (:mod:`.rows`: province and city by the
 jurisdiction index, the carrier by the vehicle register it follows), writes them every
 ``YRD_ARCHIVE_FLUSH_S`` or ``YRD_ARCHIVE_FLUSH_ROWS``, then commits the offsets to its
@@ -37,7 +38,8 @@ RETRY_S = 2.0
 
 
 CONVERT = {"link_states": rows.link_states, "uplink_requests": rows.uplink_requests,
-           "uplink_answers": rows.uplink_answers, "platform_results": rows.platform_results}
+           "uplink_answers": rows.uplink_answers, "platform_results": rows.platform_results,
+           "audit": rows.audit}
 
 
 class ArchiveMismatch(RuntimeError):
@@ -55,7 +57,8 @@ class Archiver:
                       s.topic_incidents: "incidents", s.topic_link_states: "link_states",
                       s.topic_uplink_requests: "uplink_requests",
                       s.topic_uplink_answers: "uplink_answers",
-                      s.topic_platform_request_results: "platform_results"}
+                      s.topic_platform_request_results: "platform_results",
+                      s.topic_audit: "audit"}
         self.batches = {topic: writer.Batch(kind, topic) for topic, kind in self.kinds.items()}
         self.consumer: AIOKafkaConsumer | None = None
         self.last_flush = time.monotonic()

@@ -16,6 +16,7 @@ same columns), and the pure conversion of Kafka records into them.
 - platform_results: the steps of our requests down to the lower platforms
   (``yrd.platform-request-results``: sent, answered in time or late...), for their
   inspection response rate per province and carrier.
+- audit: the audit log (``yrd.audit``): who did what, when, from where, with what outcome.
 
 Each row keeps where it came from (``partition``, ``offset``) and when the broker took it
 (``received_at``): a reader can tell two copies of a record from two records.
@@ -95,9 +96,16 @@ PLATFORM_RESULTS = pa.schema([
     pa.field("deadline", TS), pa.field("took_s", pa.float64()), pa.field("late", pa.bool_()),
     *SOURCE])
 
+AUDIT = pa.schema([
+    pa.field("ts", TS), pa.field("user", pa.string()), pa.field("role", pa.string()),
+    pa.field("action", pa.string()), pa.field("target", pa.string()),
+    pa.field("outcome", pa.string()), pa.field("reason", pa.string()),
+    pa.field("address", pa.string()), pa.field("details", pa.string()), *SOURCE])
+
 SCHEMAS = {"pings": PINGS, "alerts": ALERTS, "incidents": INCIDENTS,
            "link_states": LINK_STATES, "uplink_requests": UPLINK_REQUESTS,
-           "uplink_answers": UPLINK_ANSWERS, "platform_results": PLATFORM_RESULTS}
+           "uplink_answers": UPLINK_ANSWERS, "platform_results": PLATFORM_RESULTS,
+           "audit": AUDIT}
 
 _alert_decoder = msgspec.json.Decoder(Alert)
 _incident_decoder = msgspec.json.Decoder(IncidentLog)
@@ -298,3 +306,14 @@ def platform_results(records, *, out: Rows) -> int:
             "status": r.status, "ts": r.at, "deadline": r.deadline, "took_s": r.took_s,
             "late": r.late}
     return _each(records, msgspec.json.Decoder(PlatformRequestResult).decode, row, out)
+
+
+def audit(records, *, out: Rows) -> int:
+    from ..audit import decode
+
+    def row(e, rec) -> tuple[datetime, dict]:
+        return e.at, {"ts": e.at, "user": e.user, "role": e.role, "action": e.action,
+                      "target": e.target, "outcome": e.outcome, "reason": e.reason,
+                      "address": e.address,
+                      "details": _json.encode(e.details).decode() if e.details else None}
+    return _each(records, decode, row, out)

@@ -28,7 +28,8 @@ SORT = {"pings": [("vehicle_id", "ascending"), ("ts", "ascending"), ("offset", "
                         ("offset", "ascending")],
         "uplink_requests": [("ts", "ascending"), ("offset", "ascending")],
         "uplink_answers": [("ts", "ascending"), ("offset", "ascending")],
-        "platform_results": [("ts", "ascending"), ("offset", "ascending")]}
+        "platform_results": [("ts", "ascending"), ("offset", "ascending")],
+        "audit": [("ts", "ascending"), ("offset", "ascending")]}
 
 
 def keep_days(settings, kind: str) -> int:
@@ -36,6 +37,8 @@ def keep_days(settings, kind: str) -> int:
         return settings.archive_keep_pings_days
     if kind == "incidents":
         return settings.archive_keep_incidents_days
+    if kind == "audit":
+        return settings.archive_keep_audit_days
     return settings.archive_keep_alerts_days  # alerts, and the links' and requests' records
 
 

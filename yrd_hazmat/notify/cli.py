@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import json
 import sys
 from datetime import datetime
@@ -16,13 +17,12 @@ from ..config import get_settings
 @click.group()
 def notify() -> None:
     """Alerts to people: webhooks, DingTalk / WeCom / Feishu robots, SMS, e-mail."""
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # its INFO is not for this screen
 
 
 @notify.command("run")
 def notify_run() -> None:
     """Send what the subscriptions ask for until SIGTERM. Run one notifier."""
-    import logging
-
     from .process import run_until_signalled
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
