@@ -205,6 +205,13 @@ async def _show_lines(log: Path, pick, style: str) -> None:
             pending = ""
 
 
+def _sink_line(line: str) -> str | None:
+    """A notice the demo's duty room received from the notifier."""
+    if line.startswith("[/"):
+        return f"notified {line.rstrip()}"
+    return None
+
+
 def _redirect_output(log: Path) -> None:
     """Point stdout and stderr (ours and future children's) at ``log``: the terminal or
     pipe is gone. What was still buffered for it goes there first, in order."""
@@ -292,6 +299,35 @@ PLATFORM_ANSWER_AFTER_S = 20
 texts 5 s, photos 10 s)."""
 
 
+SINK_PORT = 8810
+DEMO_SINK_SECRET = "demo-sink-secret"
+"""The demo's duty room: a webhook receiver (``yrd-hazmat notify sink``) on this port, the
+subscriptions signed with this secret (a demo, not a secret)."""
+
+
+def _demo_subscriptions() -> list:
+    """The demo's duty rooms: the region's (critical alerts, a digest beyond 5 a minute)
+    and the supervisors' (escalations past a deadline)."""
+    from .notify.channels import Webhook
+    from .notify.subscriptions import Subscription
+
+    def hook(path: str) -> Webhook:
+        return Webhook(url=f"http://127.0.0.1:{SINK_PORT}/{path}", secret=DEMO_SINK_SECRET)
+    return [Subscription(subscription_id="demo-duty-room", name="演示值班室 (demo duty room)",
+                         severities=["critical"], max_messages=5, window_s=60,
+                         channel=hook("duty-room")),
+            Subscription(subscription_id="demo-supervisors", name="演示督办 (demo supervisors)",
+                         events=["escalated"], channel=hook("supervisors"))]
+
+
+async def _subscribe(settings) -> None:
+    from .notify.subscriptions import encode
+    from .produce import publish
+
+    await publish(settings, settings.topic_subscriptions,
+                  [(s.subscription_id, encode(s)) for s in _demo_subscriptions()])
+
+
 def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool) -> None:
     """Bring everything up, stream alerts until Ctrl-C, SIGTERM or SIGHUP, then stop it all."""
     from .console import AlertFilter, follow_alerts
@@ -305,6 +341,7 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
     started_services = "KAFKA_BOOTSTRAP" not in os.environ or "REDIS_URL" not in os.environ
     env = dict(os.environ)
     worker = gateway = fleet = platform = desk = upper = uplink = archiver = None
+    notifier = sink = None
     failed = False
     started = time.monotonic()
     try:
@@ -322,9 +359,12 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
                 shutil.rmtree(archive, ignore_errors=True)
             os.environ["YRD_ARCHIVE_DIR"] = str(archive)
         os.environ.setdefault("YRD_RESOURCES_FILE", str(files("yrd_hazmat.data") / "resources.json"))
+        os.environ.setdefault("YRD_NOTIFY_SINK_SECRET", DEMO_SINK_SECRET)
         env = dict(os.environ)  # every process's: the desk loads the worker's zones and resources
         settings = load_settings()
         asyncio.run(ensure_topics(settings))
+        asyncio.run(_subscribe(settings))
+        env.setdefault("YRD_NOTIFY_DESK_URL", f"http://127.0.0.1:{settings.desk_port}")
 
         cli = [sys.executable, "-m", "yrd_hazmat.cli"]
         worker = _spawn([*cli, "worker"], env, logs / "worker.log")
@@ -342,6 +382,8 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
                         str(ORDER_EVERY_S)], env, logs / "upper.log")
         uplink = _spawn([*cli, "uplink"], env, logs / "uplink.log")
         archiver = _spawn([*cli, "archive", "run"], env, logs / "archive.log")
+        sink = _spawn([*cli, "notify", "sink", "--port", str(SINK_PORT)], env, logs / "sink.log")
+        notifier = _spawn([*cli, "notify", "run"], env, logs / "notifier.log")
         redis_url = env["REDIS_URL"]
         redis_cli = "redis-cli -u " + (redis_url if mask_url(redis_url) == redis_url else '"$REDIS_URL"')
         _show(
@@ -371,6 +413,10 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
             f"{env.get('YRD_ARCHIVE_DIR') or env.get('YRD_ARCHIVE_S3_URL')} (log "
             f"{logs / 'archive.log'}); a track: yrd-hazmat track {_first_plate(vehicles)} "
             "--from <time> --to <time> --format geojson\n"
+            f"notifier pid {notifier.pid} (log {logs / 'notifier.log'}): critical alerts and "
+            f"escalations to the demo's duty room, a webhook on port {SINK_PORT} (pid "
+            f"{sink.pid}, log {logs / 'sink.log'}; shown below); yrd-hazmat notify "
+            "subscriptions / deliveries\n"
             f"message a driver: yrd-hazmat command {_first_plate(vehicles)} text \"...\" --tts "
             "(or from a truck's panel on the desk); what drivers receive shows below\n"
             "[bold]Alerts (speeding needs 30 s over the limit before it fires). Ctrl-C to stop.[/]"
@@ -383,10 +429,12 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
                                                 "bold magenta"),
                                     _show_lines(logs / "platform.log", _platform_line,
                                                 "magenta"),
+                                    _show_lines(logs / "sink.log", _sink_line, "bold cyan"),
                                     _watch({"worker": worker, "gateway": gateway,
                                             "simulator": fleet, "platform": platform,
                                             "desk": desk, "national platform": upper,
-                                            "uplink": uplink, "archive": archiver})))
+                                            "uplink": uplink, "archive": archiver,
+                                            "notifier": notifier, "sink": sink})))
     except Stopped as stop:
         _say(f"\n[bold]{signal.Signals(stop.signum).name} received.[/]")
     except KeyboardInterrupt:
@@ -405,6 +453,8 @@ def run_demo(repo: Path, *, vehicles: int, interval: float, keep_services: bool)
         _stop(platform, "platform")
         _stop(uplink, "uplink")  # logs out of the national platform, which is still there
         _stop(archiver, "archive")  # a last flush
+        _stop(notifier, "notifier")
+        _stop(sink, "sink")
         _stop(upper, "national platform")
         _stop(desk, "desk")
         _stop(gateway, "gateway")

@@ -182,3 +182,51 @@ def notify_deadlines() -> None:
         click.echo(json.dumps(msgspec.to_builtins(line) | {"set": True}))
     for line in DEFAULTS.values():
         click.echo(json.dumps(msgspec.to_builtins(line) | {"set": False}))
+
+
+@notify.command("sink")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8810, show_default=True)
+@click.option("--secret-env", default="YRD_NOTIFY_SINK_SECRET", show_default=True,
+              help="the environment variable holding the subscriptions' shared secret "
+                   "(unset: signatures are not checked)")
+def notify_sink(host: str, port: int, secret_env: str) -> None:
+    """A webhook receiver that prints each notice on one line: a duty room's screen for
+    the demo, or a way to see what a webhook subscription sends. Checks the signature
+    (X-YRD-Signature) when a secret is given; answers 401 to a bad one."""
+    import os
+
+    from aiohttp import web
+
+    from ..core.timeutil import CHINA_TZ
+    from .channels import verify_webhook
+
+    secret = os.environ.get(secret_env) or None
+    seen: set[str] = set()
+
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()
+        h = request.headers
+        if secret is not None and not verify_webhook(
+                secret, h.get("X-YRD-Timestamp", ""), body, h.get("X-YRD-Signature", ""),
+                datetime.now(CHINA_TZ)):
+            click.echo("refused: a bad or missing signature", err=True)
+            return web.json_response({"error": "bad signature"}, status=401)
+        try:
+            notice = json.loads(body)
+        except ValueError:
+            return web.json_response({"error": "not JSON"}, status=400)
+        delivery = h.get("X-YRD-Delivery", "")
+        again = " (again: dropped)" if delivery in seen else ""
+        seen.add(delivery)
+        if not again:
+            lines = " | ".join(notice.get("lines", [])[:3])
+            click.echo(f"[{request.path}] {notice.get('subject')} | {lines}", color=False)
+        else:
+            click.echo(f"[{request.path}] {notice.get('subject')}{again}")
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/{path:.*}", receive)
+    click.echo(f"notify sink on http://{host}:{port}/")
+    web.run_app(app, host=host, port=port, print=None, handle_signals=True, access_log=None)
