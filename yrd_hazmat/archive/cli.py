@@ -50,7 +50,7 @@ def archive_ls(kind: str | None) -> None:
     from . import layout, upkeep
     from .store import Store
 
-    store = Store.of(get_settings())
+    store = Store.of(get_settings(), writing=False)
     click.echo(f"archive at {store!r}")
     for k in ([kind] if kind else list(layout.KINDS)):
         for day in upkeep.days(store, k):

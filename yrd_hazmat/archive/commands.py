@@ -92,7 +92,7 @@ def _archive():
     if not settings.archive_s3_url and not os.path.isdir(settings.archive_dir):
         raise click.ClickException(f"no archive at {os.path.abspath(settings.archive_dir)} "
                                    "(YRD_ARCHIVE_DIR, or YRD_ARCHIVE_S3_URL)")
-    return settings, Archive(Store.of(settings))
+    return settings, Archive(Store.of(settings, writing=False))
 
 
 def _write_file(path: str, data: bytes) -> None:

@@ -39,9 +39,10 @@ class Store:
         self.local = local
 
     @classmethod
-    def of(cls, settings) -> "Store":
+    def of(cls, settings, *, writing: bool = True) -> "Store":
         """The store the settings name: ``YRD_ARCHIVE_S3_URL`` when set, else
-        ``YRD_ARCHIVE_DIR``."""
+        ``YRD_ARCHIVE_DIR``. Only a writer (the archiver, its upkeep) creates the directory
+        or the bucket: a reader of a store that is not there finds it empty."""
         if settings.archive_s3_url:
             parts = urlsplit(settings.archive_s3_url)
             if parts.scheme != "s3" or not parts.netloc:
@@ -67,14 +68,16 @@ class Store:
                 scheme=endpoint.scheme if endpoint else "https",
                 # A small object is sent by one PutObject at close, not a multipart upload
                 allow_delayed_open=True,
-                allow_bucket_creation=True)
+                allow_bucket_creation=writing)
             # bucket/prefix without empty parts (s3://b/x/ and s3://b//x are b/x): the
             # listings' paths, relative to it, are cut from what the store answers
             root = "/".join([parts.netloc, *(p for p in parts.path.split("/") if p)])
-            ensure_bucket(fs, parts.netloc)
+            if writing:
+                ensure_bucket(fs, parts.netloc)
             return cls(fs, root, local=False)
         root = os.path.abspath(settings.archive_dir)
-        os.makedirs(root, exist_ok=True)
+        if writing:
+            os.makedirs(root, exist_ok=True)
         return cls(pafs.LocalFileSystem(), root, local=True)
 
     @classmethod

@@ -49,7 +49,7 @@ def assess(month: str, output: str | None, provinces: tuple[str, ...], carrier: 
     last_day = (end - timedelta(days=1)).date()
     if datetime.now(CHINA_TZ) < end:
         click.echo(f"warning: {month} is not over yet: its figures are partial", err=True)
-    store = Store.of(settings)
+    store = Store.of(settings)  # it keeps the figures there for the desk
     registered_at, registered = register_snapshot.read(store, last_day)
     if registered_at is None:
         click.echo(f"WARNING: no register snapshot in the archive on or before "

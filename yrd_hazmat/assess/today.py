@@ -93,7 +93,7 @@ def serve(settings, stop: threading.Event) -> None:
 
     if settings.assess_metrics_port:
         start_http_server(settings.assess_metrics_port)
-    store = Store.of(settings)
+    store = Store.of(settings, writing=False)
     while not stop.is_set():
         started = time.monotonic()
         try:
