@@ -33,7 +33,7 @@ from tests.harness import terminate, wait_until
 from tests.integration.harness import Kafka, WorkerProcess, run_env
 from yrd_hazmat.core.codec import encode
 from yrd_hazmat.core.models import (
-    Alert, AlertState, City, IncidentAction, IncidentCommand, Severity,
+    Alert, AlertState, City, IncidentAction, IncidentCommand, IncidentLog, Severity,
 )
 from yrd_hazmat.core.timeutil import CHINA_TZ
 from yrd_hazmat.notify.channels import verify_webhook
@@ -322,3 +322,47 @@ def alert_at(n: int, now: datetime, severity: Severity,
               severity=severity, state=state, vehicle_id=plate, ts=at, emitted_at=at, lat=31.2,
               lon=121.5, province="SH", city=City(code="310115", name="浦东新区"))
     return plate.encode(), encode(a)
+
+
+def test_an_appeal_and_its_decision_are_told_to_police_and_carrier(services, env, receiver,
+                                                                   tmp_path):
+    """The police's subscription to appeals hears of a carrier's appeal; the carrier's
+    (naming its carrier, from the vehicle register) hears of the decision; another
+    carrier's hears of neither."""
+    kafka = Kafka(services["KAFKA_BOOTSTRAP"])
+    kafka.send(env["YRD_TOPIC_PERMITS"], "沪A00001".encode(),
+               encode({"vehicle_id": "沪A00001", "carrier": "申通危运"}))
+    subscribe(env, subscription_id="sh-appeals", name="上海申诉", provinces=["SH"],
+              events=["appealed"], channel={"kind": "webhook", "url": receiver.url("/police")})
+    subscribe(env, subscription_id="shentong", name="申通危运监控", carriers=["申通危运"],
+              events=["appeal_decided"],
+              channel={"kind": "webhook", "url": receiver.url("/carrier")})
+    subscribe(env, subscription_id="other", name="别家", carriers=["别家危运"],
+              events=["appealed", "appeal_decided"],
+              channel={"kind": "webhook", "url": receiver.url("/other")})
+    notifier = Notifier(env, tmp_path / "notifier.log")
+    notifier.start()
+    now = datetime.now(CHINA_TZ).replace(microsecond=0)
+    incident = "沪A00001:SPEEDING:1"
+    steps = [IncidentAction(kind="raised", by="worker", at=now, action_id="r"),
+             IncidentAction(kind="appeal", by="shentong-staff", at=now + timedelta(seconds=1),
+                            text="测速设备误差 (a faulty speed reading)", action_id="a1"),
+             IncidentAction(kind="appeal_rejected", by="sh-supervisor",
+                            at=now + timedelta(seconds=2), text="复核属实 (checked: it stands)",
+                            action_id="a2")]
+    try:
+        for n in (2, 3):  # the keeper's records: the appeal, then the decision
+            record = IncidentLog(incident_id=incident, vehicle_id="沪A00001", province="SH",
+                                 alert_type="SPEEDING", severity=Severity.WARNING,
+                                 raised_at=now, actions=steps[:n],
+                                 appeal="open" if n == 2 else "rejected")
+            kafka.send(env["YRD_TOPIC_INCIDENTS"], incident.encode(), encode(record))
+            kafka.flush()
+            wait_until(lambda: len(receiver.received) >= n - 1, f"notice {n - 1}", 60)
+        time.sleep(2)
+    finally:
+        assert notifier.stop() == 0, notifier.tail()
+    (police,), (carrier,) = receiver.notices("/police"), receiver.notices("/carrier")
+    assert "申诉" in police["subject"] and "测速设备误差" in " ".join(police["lines"])
+    assert "申诉处理" in carrier["subject"] and "申诉已驳回" in " ".join(carrier["lines"])
+    assert receiver.notices("/other") == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import quote
 
-from ..core.models import Alert, AlertState
+from ..core.models import Alert, AlertState, IncidentAction, IncidentLog
 from ..core.timeutil import CHINA_TZ
 from ..names import province_name, type_name
 from .notice import Notice
@@ -29,6 +29,24 @@ def alert_event(alert: Alert, carrier: Callable[[str], str | None]) -> Event:
                  province=alert.province, city_code=city.code if city else None,
                  city_name=city.name if city else None, carrier=carrier(alert.vehicle_id),
                  lat=alert.lat, lon=alert.lon, details=_short(alert.details))
+
+
+APPEAL_KINDS = {"appeal": "appealed", "appeal_accepted": "appeal_decided",
+                "appeal_rejected": "appeal_decided"}
+DECISIONS = {"appeal": "申诉 (appeal)", "appeal_accepted": "申诉已接受 (appeal accepted)",
+             "appeal_rejected": "申诉已驳回 (appeal rejected)"}
+
+
+def appeal_event(record: IncidentLog, action: IncidentAction,
+                 carrier: Callable[[str], str | None]) -> Event:
+    """A carrier's appeal of an alert, or the police's decision on it, as an event."""
+    return Event(event_id=f"{record.incident_id}:{action.action_id}",
+                 kind=APPEAL_KINDS[action.kind], incident_id=record.incident_id,
+                 vehicle_id=record.vehicle_id, alert_type=record.alert_type,
+                 severity=record.severity.value if record.severity else "warning",
+                 ts=action.at, province=record.province, carrier=carrier(record.vehicle_id),
+                 lat=record.lat, lon=record.lon,
+                 text=f"{DECISIONS[action.kind]} {action.by}: {action.text or ''}".strip())
 
 
 def _short(details: dict) -> dict:

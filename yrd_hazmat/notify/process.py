@@ -94,6 +94,11 @@ class Notifier:
         self.book = Book()
         self.register = Register()
         self.incidents = IncidentLogs()
+        self.incidents.listeners.append(self._incident_changed)
+        self.told: set[str] = set()
+        """Appeal actions already made events (their action ids)."""
+        self.deferred: dict[str, object] = {}
+        """Incident records read before the subscriptions were: looked at once ready."""
         self.policy = dlines.Policy()
         self.watches: dict[str, Watch] = {}
         """Incident id -> the alert whose deadlines are watched."""
@@ -146,6 +151,9 @@ class Notifier:
             ids = await asyncio.wait_for(wait_for_partitions(s, s.topic_alerts, poll_s=0.2), 120)
             await self._assign(consumer, [TopicPartition(s.topic_alerts, p) for p in ids])
             self.ready.set()
+            for record in self.deferred.values():
+                self._incident_changed(record)
+            self.deferred = {}
             await self._loop(stop, consumer, session)
         finally:
             if self.inflight:
@@ -228,6 +236,26 @@ class Notifier:
                     self.unwritten[d.delivery_id] = d
             if records and records[-1].offset >= resume:
                 self.uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+
+    def _incident_changed(self, record) -> None:
+        """A carrier's appeal or the police's decision on it, newly on an incident record:
+        an event for the subscriptions (``appealed``, ``appeal_decided``). Records read
+        again at a start count when their action is within the clock's horizon (the book
+        drops what was told before)."""
+        if not self.ready.is_set():
+            self.deferred[record.incident_id] = record
+            return
+        horizon = self.now() - timedelta(seconds=self.settings.notify_clock_horizon_s)
+        for action in record.actions:
+            if action.kind not in messages.APPEAL_KINDS or action.action_id in self.told:
+                continue
+            self.told.add(action.action_id or "")
+            if action.at < horizon:
+                continue
+            event = messages.appeal_event(record, action, self.register.carrier)
+            metrics.EVENTS.labels(event.kind).inc()
+            for d in self._plan(event, self.now()):
+                self.unwritten[d.delivery_id] = d
 
     def _pending(self) -> bool:
         return bool(self.unwritten or self.commands)
