@@ -25,6 +25,7 @@ from typing import Literal
 import msgspec
 
 from .core.models import PROVINCES
+from .tables import CompactedTable
 
 Role = Literal["duty", "supervisor", "region", "carrier", "readonly"]
 ROLES: tuple[Role, ...] = ("duty", "supervisor", "region", "carrier", "readonly")
@@ -109,30 +110,9 @@ def decode(value: bytes) -> Account:
     return _decode.decode(value)
 
 
-class Accounts:
+class Accounts(CompactedTable[Account]):
     """The accounts in force: those of ``yrd.desk-users`` (a follower's apply) over those
     of the start-up file (``YRD_DESK_USERS``, if any)."""
 
     def __init__(self, accounts: list[Account] = ()) -> None:
-        self._by_name = {a.name: a for a in accounts}
-
-    def __len__(self) -> int:
-        return len(self._by_name)
-
-    def get(self, name: str) -> Account | None:
-        return self._by_name.get(name)
-
-    def all(self) -> list[Account]:
-        return sorted(self._by_name.values(), key=lambda a: a.name)
-
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
-            return
-        if value is None:
-            self._by_name.pop(key.decode("utf-8", "replace"), None)
-            return
-        try:
-            account = decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
-            return
-        self._by_name[account.name] = account
+        super().__init__(decode, lambda a: a.name, accounts)

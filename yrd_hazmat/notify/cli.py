@@ -32,12 +32,7 @@ def notify_run() -> None:
 async def _read(topic: str, apply) -> None:
     from ..follow import TopicReader
 
-    reader = TopicReader(get_settings().kafka_options(), topic, apply)
-    await reader.start(from_start=True, timeout_s=30)
-    try:
-        await reader.catch_up()
-    finally:
-        await reader.stop()
+    await TopicReader.read_all(get_settings().kafka_options(), topic, apply)
 
 
 def _subscriptions():

@@ -25,6 +25,7 @@ import msgspec
 from msgspec import Meta
 
 from ..core.models import PERSON_ACTIONS, IncidentLog, Level
+from ..tables import CompactedTable
 
 LEVELS: tuple[Level, ...] = ("city", "province", "region")
 
@@ -51,31 +52,20 @@ _decode = msgspec.json.Decoder(Deadline)
 encode = msgspec.json.Encoder().encode
 
 
-class Policy:
+class Policy(CompactedTable[Deadline]):
     """The deadlines in force (a follower's apply on ``yrd.deadlines``)."""
 
     def __init__(self, lines: list[Deadline] = ()) -> None:
-        self._by_key = {d.key: d for d in lines}
-
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
-            return
-        if value is None:
-            self._by_key.pop(key.decode("utf-8", "replace"), None)
-            return
-        try:
-            line = _decode.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return
-        self._by_key[line.key] = line
+        super().__init__(_decode.decode, lambda d: d.key, lines)
 
     def lines(self) -> list[Deadline]:
-        return sorted(self._by_key.values(), key=lambda d: d.key)
+        return self.all()
 
     def of(self, alert_type: str, severity: str) -> Deadline:
         for key in (f"{alert_type}:{severity}", f"{alert_type}:*", f"*:{severity}"):
-            if key in self._by_key:
-                return self._by_key[key]
+            found = self.get(key)
+            if found is not None:
+                return found
         return DEFAULTS.get(severity, Deadline())
 
 

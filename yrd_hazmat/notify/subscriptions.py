@@ -18,6 +18,7 @@ import msgspec
 from msgspec import Meta
 
 from ..core.timeutil import CHINA_TZ
+from ..tables import CompactedTable
 from .channels import Channel
 
 EventKind = Literal["raised", "cleared", "escalated", "appealed", "appeal_decided"]
@@ -128,34 +129,11 @@ def decode(value: bytes) -> Subscription:
     return _decode.decode(value)
 
 
-class Subscriptions:
+class Subscriptions(CompactedTable[Subscription]):
     """The subscriptions in force, from ``yrd.subscriptions`` (a follower's apply)."""
 
     def __init__(self, subs: list[Subscription] = ()) -> None:
-        self._by_id = {s.subscription_id: s for s in subs}
-
-    def __len__(self) -> int:
-        return len(self._by_id)
-
-    def get(self, subscription_id: str) -> Subscription | None:
-        return self._by_id.get(subscription_id)
-
-    def all(self) -> list[Subscription]:
-        return sorted(self._by_id.values(), key=lambda s: s.subscription_id)
-
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """A record of the topic: a subscription, or a tombstone removing the key's. One
-        that does not decode is skipped (logged by the caller's counter)."""
-        if key is None:
-            return
-        if value is None:
-            self._by_id.pop(key.decode("utf-8", "replace"), None)
-            return
-        try:
-            sub = decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return
-        self._by_id[sub.subscription_id] = sub
+        super().__init__(decode, lambda s: s.subscription_id, subs)
 
     def matching(self, event: Event) -> list[Subscription]:
-        return [s for s in self._by_id.values() if matches(s, event)]
+        return [s for s in self.all() if matches(s, event)]

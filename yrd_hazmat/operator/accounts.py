@@ -26,15 +26,8 @@ def _accounts() -> Accounts:
 
     settings = get_settings()
     table = Accounts()
-
-    async def read() -> None:
-        reader = TopicReader(settings.kafka_options(), settings.topic_desk_users, table.apply)
-        await reader.start(from_start=True, timeout_s=30)
-        try:
-            await reader.catch_up()
-        finally:
-            await reader.stop()
-    asyncio.run(read())
+    asyncio.run(TopicReader.read_all(settings.kafka_options(), settings.topic_desk_users,
+                                     table.apply))
     return table
 
 
@@ -179,13 +172,6 @@ def audit(user: str | None, action: str | None, since: datetime | None, last: in
                 and (start is None or e.at >= start):
             found.append(e)
 
-    async def read() -> None:
-        reader = TopicReader(settings.kafka_options(), settings.topic_audit, keep)
-        await reader.start(from_start=True, timeout_s=30)
-        try:
-            await reader.catch_up()
-        finally:
-            await reader.stop()
-    asyncio.run(read())
+    asyncio.run(TopicReader.read_all(settings.kafka_options(), settings.topic_audit, keep))
     for e in sorted(found, key=lambda e: e.at)[-last:]:
         click.echo(json.dumps(msgspec.to_builtins(e), ensure_ascii=False))
