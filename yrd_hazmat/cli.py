@@ -211,7 +211,7 @@ def desk() -> None:
 @click.argument("name")
 @click.option("--jurisdiction", type=click.Choice(["SH", "JS", "ZJ", "AH", "region", "carrier"]),
               required=True, help="the province the user sees, the whole region, or "
-                                  "carrier (its monthly assessment only)")
+                                  "carrier (its own trucks, wherever they are)")
 @click.option("--carrier", default=None, help="jurisdiction carrier: the carrier, as the "
                                               "vehicle register names it")
 @click.password_option(help="read from the terminal when not given")

@@ -58,7 +58,7 @@ def carrier_desk(env: dict[str, str], archive, tmp_path):
         update={"archive_dir": archive.store.root, "archive_s3_url": ""})
 
 
-async def test_a_carriers_account_sees_its_own_assessment_and_nothing_else(env, month,  # noqa: F811
+async def test_a_carriers_account_sees_its_own_assessment_and_no_other_carriers(env, month,  # noqa: F811
                                                                           tmp_path):
     settings = carrier_desk(env, month[0], tmp_path)
     async with desk_client(settings) as jia:
@@ -68,8 +68,11 @@ async def test_a_carriers_account_sees_its_own_assessment_and_nothing_else(env, 
         assert (me["jurisdiction"], me["carrier"], me["provinces"]) == ("carrier", "甲运输", [])
         page = await (await jia.get("/api/assessments/2026-11")).text()
         assert "甲运输" in page and "乙运输" not in page
-        for path in ("/api/trucks", "/api/alerts/open", "/api/history", "/api/links",
-                     "/api/trucks/沪A00001/track"):
+        # its own trucks only (none registered to it here), and no duty-shift tools
+        assert await (await jia.get("/api/trucks")).json() == []
+        assert await (await jia.get("/api/alerts/open")).json() == []
+        assert (await jia.get("/api/trucks/沪A00001/track")).status == 404
+        for path in ("/api/links", "/api/triage", "/api/resources"):
             refused = await jia.get(path)
             assert refused.status == 403, path
-            assert "assessment only" in (await refused.json())["error"]
+            assert "not for a carrier's account" in (await refused.json())["error"]

@@ -1,5 +1,5 @@
-"""The monthly assessment on the desk in headless Chromium: a carrier's account lands on
-月度考核 with only that view, its month listed; the page it opens shows its carrier's row
+"""The monthly assessment on the desk in headless Chromium: a carrier's account has its
+own trucks' views and 月度考核, its month listed; the page it opens shows its carrier's row
 and not another's. No script errors."""
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ async def test_a_carrier_signs_in_to_its_assessment(env, month, tmp_path):  # no
         await page.fill("#login input[name=password]", "jia-pass")
         await page.click("#login button[type=submit]")
         await until(page, "document.body.dataset.ready === '1'", "the desk ready")
-        assert await page.locator("#view-assessment").is_visible()
         shown = await page.evaluate("[...document.querySelectorAll('#views button')]"
                                     ".filter((b) => !b.hidden).map((b) => b.dataset.view)")
-        assert shown == ["assessment"]
+        assert shown == ["carrier", "notifications", "assessment"]  # its own trucks' views
+        await page.click("#views button[data-view=assessment]")
+        assert await page.locator("#view-assessment").is_visible()
         link = page.locator("#assessment-months a[data-month='2026-11']")
         await link.wait_for()
         assert "甲运输" in await page.locator("#who").inner_text()

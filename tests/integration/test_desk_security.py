@@ -94,11 +94,11 @@ async def test_wrong_passwords_are_throttled_audited_and_answered_alike(fresh, t
     assert logins("failed") - failed_before == 3
     assert logins("throttled") - throttled_before == 2
     lines = [r.getMessage() for r in caplog.records if r.name == "yrd_hazmat.desk.audit"]
-    assert "desk login failed: name='nobody' address=127.0.0.1" in lines
-    assert "desk login throttled: name='js-duty' address=127.0.0.1" in lines
+    assert "desk login failed: user='nobody' address=127.0.0.1" in lines
+    assert "desk login throttled: user='js-duty' address=127.0.0.1" in lines
     async with desk_client(settings) as desk:
         await login(desk, "sh-duty")
-    assert any(line.startswith("desk login ok: name='sh-duty'") for line in
+    assert any(line.startswith("desk login ok: user='sh-duty'") for line in
                (r.getMessage() for r in caplog.records))
 
 

@@ -1,4 +1,6 @@
-"""Alert handling: acknowledge, assign, note, dispatch, arrive, release, close.
+"""Alert handling: acknowledge, assign, note, dispatch, arrive, release, close; a
+carrier's explanation and appeal, and the police's decision on the appeal (who may send
+which: :func:`.access.action_refusal`).
 
 The desk does not write incident records: it sends each action to
 ``yrd.incident-actions`` and the worker's incident keeper (:mod:`agents.incidents`),
@@ -29,7 +31,8 @@ RESOURCE_ID_MAX = 64
 class ActionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The body of ``POST /api/incidents/{incident_id}/actions``."""
 
-    kind: Literal["ack", "assign", "note", "dispatch", "arrive", "release", "close"]
+    kind: Literal["ack", "assign", "note", "dispatch", "arrive", "release", "close", "explain",
+                  "appeal", "appeal_accepted", "appeal_rejected"]
     text: Annotated[str, msgspec.Meta(max_length=NOTE_MAX)] | None = None
     assignee: Annotated[str, msgspec.Meta(min_length=1, max_length=ASSIGNEE_MAX)] | None = None
     resource_id: Annotated[str, msgspec.Meta(min_length=1,

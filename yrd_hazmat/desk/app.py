@@ -2,8 +2,11 @@
 
 Every request but the login carries the session cookie; the server looks the user up and
 answers only for their jurisdiction (one province, or the region): trucks whose latest
-ping lies there, alerts of that province, actions on those incidents. The browser never
-gets another province's data to filter.
+ping lies there, alerts of that province, actions on those incidents; a carrier's account
+for its own trucks (the vehicle register's carrier of the plate). Who may call which
+route is one table (:mod:`.access`, default deny for carriers); what each user sees is
+its :class:`~.access.Scope`. The browser never gets another province's (carrier's) data
+to filter. Every state-changing request is audited (:mod:`.audit`).
 
 - ``POST /api/login`` ``{"name", "password"}``, ``POST /api/logout``, ``GET /api/me``
 - ``GET /api/trucks?q=``: every truck at its latest position and heading, with its open
@@ -27,8 +30,15 @@ gets another province's data to filter.
   "arrive"|"release"|"close", "text", "assignee", "resource_id"}``: sent to
   ``yrd.incident-actions``; answered with the incident's record once the keeper recorded
   it (409 with the reason if it refused it, 504 if no keeper answered)
-- ``GET /api/incidents``: the emergencies not closed; ``GET /api/incidents/{incident_id}``:
-  the incident's record
+- ``GET /api/incidents?view=emergencies|appeals|recent``: the emergencies not closed (the
+  default), the open appeals, the last 7 days' incidents (:mod:`.carriers`);
+  ``GET /api/incidents/{incident_id}``: the incident's record, its appeal's story and
+  escalations. Actions ``explain`` and ``appeal`` are a carrier's (with ``ack``, all it
+  may send), ``appeal_accepted`` and ``appeal_rejected`` the police's
+- ``GET /api/alerts/open`` and ``GET /api/triage`` items carry their clock (:mod:`.clock`):
+  ``ack_due``, ``close_due``, ``level``, ``overdue``, from the policy on ``yrd.deadlines``
+- ``GET /api/notifications``, ``GET /api/subscriptions``, ``PUT``/``DELETE
+  /api/subscriptions/{subscription_id}``: the 通知 view (:mod:`.notifications`)
 - ``GET /api/resources``: the emergency resources and their status (``YRD_RESOURCES_FILE``,
   then the resources topic: what the worker proposes from)
 - ``POST /api/trucks/{vehicle_id}/commands`` ``{"kind": "text"|"position_query"|"photo",
@@ -75,7 +85,6 @@ import json
 import logging
 import math
 import mimetypes
-import re
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -106,8 +115,12 @@ from ..topics import ensure_topics
 from ..core.zones.model import parse_zone_record
 from ..core.zones.registry import ZoneRegistry
 from ..core.zones.schedule import in_force
-from . import assessment, history, track, triage
+from ..notify.deadlines import Policy
+from ..register import Register
+from . import assessment, carriers, clock, history, track, triage
+from .access import USER, Scope, action_refusal, may_call
 from .actions import ActionRequest, IncidentLogs, action_of
+from .audit import audited, note
 from .bodies import LoginRequest, http_error, read_json
 from .elsewhere import WINDOW as ELSEWHERE_WINDOW
 from .elsewhere import ElsewhereAlerts, merged
@@ -117,6 +130,7 @@ from .links import (ANSWERED, RELAYED, InspectionRequest, LinkBook, SupervisionR
                     UplinkAnswerRequest, VehicleRequest, answer_of, final_answer, inspection_of,
                     platform_view, supervision_of, vehicle_request_of)
 from .media import MediaStore
+from .notifications import Notifications
 from .security import (STATE_CHANGING, Throttle, audit_login, same_origin, security_headers)
 from .sessions import Session, Sessions, SessionStore
 from .users import CARRIER, REGION, User, Users
@@ -126,7 +140,6 @@ log = logging.getLogger(__name__)
 COOKIE = "yrd_desk"
 STATIC = Path(__file__).resolve().parent / "static"
 SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
-USER = web.RequestKey("user", User)
 SESSION = web.RequestKey("session", Session)
 ANSWER_TIMEOUT_S = 15.0
 """How long an action waits for the incident keeper's record."""
@@ -150,8 +163,10 @@ _alert_decoder = msgspec.json.Decoder(Alert)
 class Feed:
     """One browser's live feed: its user and session, its filters, its queue of events."""
 
-    def __init__(self, user: User, query: dict[str, str], session: Session | None = None) -> None:
+    def __init__(self, user: User, query: dict[str, str], session: Session | None = None,
+                 scope: Scope | None = None) -> None:
         self.user = user
+        self.scope = scope or Scope(user, lambda plate: None)
         self.session = session
         self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=10_000)
         self.provinces = _set(query.get("province"))
@@ -161,7 +176,7 @@ class Feed:
 
     def wants(self, alert: Alert) -> bool:
         province = alert.province
-        return (self.user.sees(province)
+        return (self.scope.sees_alert(alert)
                 and (not self.provinces or (province or "none") in self.provinces)
                 and (not self.cities or (alert.city is not None and alert.city.code in self.cities))
                 and (not self.types or alert.type in self.types)
@@ -201,6 +216,11 @@ class Desk:
         self.feeds: set[Feed] = set()
         self.permits: dict[str, bytes] = {}
         """Vehicle id -> its permit as published (the compacted permits topic)."""
+        self.register = Register()
+        """Which carrier each plate belongs to: what a carrier's account sees."""
+        self.policy = Policy()
+        """The deadlines in force (``yrd.deadlines``): the clock of each open alert."""
+        self.notifications = Notifications(settings.topic_subscriptions, self._produce)
         path = settings.resources_file
         self.resources = ResourceIndex(load_resources(path) if path else ())
         """The emergency resources: the file the worker loads, then the resources topic."""
@@ -231,17 +251,24 @@ class Desk:
         self.producer = AIOKafkaProducer(**settings.kafka_options(), acks="all",
                                          enable_idempotence=True)
         await self.producer.start()
+        register, notified = self.register, self.notifications
         followed = [(settings.topic_incidents, self.incidents.apply, True),
                     (settings.topic_alerts, self._alert, False),
                     (settings.topic_zones, self._zone, True),
-                    (settings.topic_permits, self._permit, True),
+                    (settings.topic_permits, carriers.both(self._permit, register.permit), True),
+                    (settings.topic_vehicle_terminals, register.vehicle_terminal, True),
+                    (settings.topic_deadlines, self.policy.apply, True),
+                    (settings.topic_subscriptions, notified.subscriptions.apply, True),
+                    (settings.topic_notifications, notified.deliveries.apply, True),
                     (settings.topic_resources, self.resources.apply, True),
                     (settings.topic_commands, self.commands.apply_command, True),
                     (settings.topic_command_results, self.commands.apply_result, True),
                     (settings.topic_media, self.media.apply, True),
-                    (settings.topic_platforms, self.links.apply_platform, True),
+                    (settings.topic_platforms,
+                     carriers.both(self.links.apply_platform, register.platform), True),
                     (settings.topic_link_states, self.links.apply_state, True),
-                    (settings.topic_platform_vehicles, self.links.apply_vehicle, True),
+                    (settings.topic_platform_vehicles,
+                     carriers.both(self.links.apply_vehicle, register.platform_vehicle), True),
                     (settings.topic_platform_requests, self.links.apply_request, True),
                     (settings.topic_platform_request_results, self.links.apply_result, True),
                     (settings.topic_uplink_requests, self.links.apply_uplink_request, True),
@@ -324,6 +351,12 @@ class Desk:
         app.router.add_post("/api/uplink/requests/{request_id}/answer", self.answer_uplink)
         app.router.add_get("/api/assessments", self.assessments)
         app.router.add_get("/api/assessments/{month}", self.assessment_page)
+        notified = self.notifications
+        app.router.add_get("/api/notifications", notified.list_deliveries)
+        app.router.add_get("/api/subscriptions", notified.list_subscriptions)
+        app.router.add_put("/api/subscriptions/{subscription_id}", notified.put_subscription)
+        app.router.add_delete("/api/subscriptions/{subscription_id}",
+                              notified.delete_subscription)
         app.router.add_get("/api/geo/{layer:provinces|cities}", self.geo)
         app.router.add_get("/api/zones", self.zones_now)
         app.router.add_get("/", self.index)
@@ -376,10 +409,13 @@ class Desk:
             raise http_error(web.HTTPUnauthorized, "sign in")
         request[USER] = user
         request[SESSION] = session
-        if user.jurisdiction == CARRIER and not CARRIER_PATHS.match(request.path):
-            raise http_error(web.HTTPForbidden, "a carrier's account sees its monthly "
-                                                "assessment only")
-        return await handler(request)
+        route = request.match_info.route.resource
+        if route is not None and not may_call(user, request.method, route.canonical):
+            raise http_error(web.HTTPForbidden, "not for a carrier's account: it sees its own "
+                                                "trucks, their alerts and incidents")
+        if request.method not in STATE_CHANGING:
+            return await handler(request)
+        return await audited(request, handler, user.name)
 
     # --- signing in and out --------------------------------------------------------------
     async def login(self, request: web.Request) -> web.Response:
@@ -434,15 +470,16 @@ class Desk:
         search = request.query.get("q", "").strip().casefold()
         if len(search) > history.FILTER_MAX:
             raise http_error(web.HTTPBadRequest, f"q: at most {history.FILTER_MAX} characters")
-        ids, open_alerts = await asyncio.gather(self.readmodel.vehicles_in_each(user.provinces),
-                                                self._open_alerts_in(user.provinces))
+        scope = self.scope(user)
+        ids, open_alerts = await asyncio.gather(self.readmodel.vehicles_in_each(scope.provinces),
+                                                self._open_alerts_in(scope.provinces))
         worst: dict[str, int] = {}
         for alerts in open_alerts.values():
             for alert in alerts:
                 rank = SEVERITY_RANK[alert.severity.value]
                 worst[alert.vehicle_id] = max(worst.get(alert.vehicle_id, 0), rank)
         listed = [(province, vehicle_id) for province, vehicles in ids.items()
-                  for vehicle_id in vehicles]
+                  for vehicle_id in vehicles if scope.sees_vehicle(vehicle_id, province)]
         if search:
             listed = sorted((p, v) for p, v in listed if search in v.casefold())[:SEARCH_MAX]
         latest = await self.readmodel.latest_of([v for _, v in listed])
@@ -555,7 +592,12 @@ class Desk:
 
     async def _latest_in(self, user: User, vehicle_id: str) -> dict[str, str] | None:
         latest = await self.readmodel.vehicle(vehicle_id)
-        return latest if latest and user.sees(latest.get("province") or None) else None
+        seen = latest and self.scope(user).sees_vehicle(vehicle_id, latest.get("province") or None)
+        return latest if seen else None
+
+    def scope(self, user: User) -> Scope:
+        """What ``user`` sees (:mod:`.access`): its jurisdiction, or its carrier's trucks."""
+        return Scope(user, self.register.carrier)
 
     def _permit(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
@@ -567,24 +609,35 @@ class Desk:
             self.permits[vehicle_id] = value
 
     async def open_alerts(self, request: web.Request) -> web.Response:
-        user: User = request[USER]
-        out = []
-        for alerts in (await self._open_alerts_in(user.provinces)).values():
-            for alert in alerts:
-                entry = msgspec.to_builtins(alert)
-                log_ = self.incidents.get(alert.incident_id)
-                entry["incident_log"] = msgspec.to_builtins(log_) if log_ else None
-                out.append(entry)
+        """The open alerts the user sees, each with its incident's record and its clock
+        (:mod:`.clock`)."""
+        now, out = datetime.now(CHINA_TZ), []
+        for alert in await self._open_seen(request[USER]):
+            entry = msgspec.to_builtins(alert)
+            log_ = self.incidents.get(alert.incident_id)
+            entry["incident_log"] = msgspec.to_builtins(log_) if log_ else None
+            out.append(entry | msgspec.to_builtins(clock.fields(self.policy, alert, log_, now)))
         return _json(out)
+
+    async def _open_seen(self, user: User) -> list[Alert]:
+        scope = self.scope(user)
+        return [a for alerts in (await self._open_alerts_in(scope.provinces)).values()
+                for a in alerts if scope.sees_alert(a)]
 
     # --- a duty shift ---------------------------------------------------------------------
     async def triage(self, request: web.Request) -> web.Response:
         return _json(await self._triage(request[USER]))
 
     async def _triage(self, user: User) -> dict[str, Any]:
-        open_alerts = await self._open_alerts_in(user.provinces)
-        return triage.triage((a for alerts in open_alerts.values() for a in alerts),
-                             self.incidents.all(), self.incidents.get, user.sees)
+        """The triage, each item with its clock (:mod:`.clock`)."""
+        open_alerts = await self._open_seen(user)
+        found = triage.triage(open_alerts, self.incidents.all(), self.incidents.get, user.sees)
+        now, by_id = datetime.now(CHINA_TZ), {a.incident_id: a for a in open_alerts}
+        for item in found["items"]:
+            alert, record = by_id.get(item["incident_id"]), self.incidents.get(item["incident_id"])
+            item.update(clock.fields(self.policy, alert, record, now) if alert is not None
+                        else clock.record_fields(record) if record is not None else {})
+        return found
 
     async def history(self, request: web.Request) -> web.Response:
         """Alerts of a period from the alerts topic, newest first; ``format=csv`` for a
@@ -599,8 +652,9 @@ class Desk:
         except ValueError as exc:
             raise http_error(web.HTTPBadRequest, str(exc)) from None
         newest = history.Newest(query.limit)
+        scope = self.scope(user)
         await self._read_period(query.since, query.until,
-                                lambda a: user.sees(a.province) and query.wants(a), newest.add)
+                                lambda a: scope.sees_alert(a) and query.wants(a), newest.add)
         alerts = newest.alerts()
         if form == "csv":
             name = f"yrd-alerts-{query.since:%Y%m%d-%H%M}-{query.until:%Y%m%d-%H%M}.csv"
@@ -648,21 +702,31 @@ class Desk:
                                    datetime.now(CHINA_TZ)))
 
     async def emergencies(self, request: web.Request) -> web.Response:
-        """The emergencies of the user's jurisdiction not closed yet (the alarm may have
-        cleared while the response goes on), newest first."""
+        """The incidents the user sees of a view (:mod:`.carriers`): by default the
+        emergencies not closed yet (the alarm may have cleared while the response goes
+        on), newest first; ``view=appeals``: open appeals; ``view=recent``."""
         user: User = request[USER]
-        out = [msgspec.to_builtins(r) | {"commands": self.commands.of_incident(r.incident_id)}
-               for r in self.incidents.all()
-               if r.emergency and r.closed_at is None and user.sees(r.home)]
-        return _json(sorted(out, key=lambda r: r["raised_at"] or "", reverse=True))
+        scope = self.scope(user)
+        try:
+            found = carriers.listed((r for r in self.incidents.all() if scope.sees_record(r)),
+                                    request.query.get("view", "emergencies"),
+                                    datetime.now(CHINA_TZ))
+        except ValueError as exc:
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
+        police = user.jurisdiction != CARRIER
+        return _json([carriers.record_view(
+            r, commands=self.commands.of_incident(r.incident_id) if police else [])
+            for r in found])
 
     async def incident(self, request: web.Request) -> web.Response:
-        return _json(self._visible_incident(request[USER], request.match_info["incident_id"]))
+        record = self._visible_incident(request[USER], request.match_info["incident_id"])
+        return _json(carriers.record_view(record))
 
     def _visible_incident(self, user: User, incident_id: str) -> IncidentLog:
-        """The incident's record if it belongs to the user's jurisdiction; 404 otherwise."""
+        """The incident's record if the user sees it (:class:`.access.Scope`); 404
+        otherwise, unknown or another's alike."""
         record = self.incidents.get(incident_id)
-        if record is None or not user.sees(record.home):
+        if record is None or not self.scope(user).sees_record(record):
             raise http_error(web.HTTPNotFound, "no such incident")
         return record
 
@@ -722,14 +786,14 @@ class Desk:
     def _incident_changed(self, entry: IncidentLog) -> None:
         data = encode(entry)
         for feed in list(self.feeds):
-            if feed.user.sees(entry.home):
+            if feed.scope.sees_record(entry):
                 feed.push("incident", data)
 
     async def feed(self, request: web.Request) -> web.StreamResponse:
         """The live feed, until the browser leaves or the session ends (logout here at
         once; logout on another desk, or idle, within :data:`FEED_CHECK_S`)."""
         session = request[SESSION]
-        feed = Feed(request[USER], dict(request.query), session)
+        feed = Feed(request[USER], dict(request.query), session, self.scope(request[USER]))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -825,6 +889,10 @@ class Desk:
         return _json({"incident_id": record.incident_id, "text": text, "commands": sent,
                       "not_yours": elsewhere}, status=201)
 
+    async def _produce(self, topic: str, key: bytes, value: bytes | None) -> None:
+        assert self.producer is not None
+        await self.producer.send_and_wait(topic, value, key=key)
+
     async def _publish(self, command: Command) -> dict[str, Any]:
         """Put the command on ``yrd.commands`` (key: the plate) and in the desk's book at
         once (its follower reads it back later), so the next listing shows it."""
@@ -873,14 +941,20 @@ class Desk:
 
     # --- alert handling ----------------------------------------------------------------------
     async def act(self, request: web.Request) -> web.Response:
+        """An action on an incident the user sees (:mod:`.actions`; which kinds each side
+        may send: :func:`.access.action_refusal`, 403)."""
         user: User = request[USER]
         incident_id = request.match_info["incident_id"]
         alert = await self._visible_alert(user, incident_id)
         record = self.incidents.get(incident_id)
-        if alert is None and (record is None or not user.sees(record.home)):
-            # unknown, or another jurisdiction's: the same answer
+        if alert is None and (record is None or not self.scope(user).sees_record(record)):
+            # unknown, or another jurisdiction's (another carrier's): the same answer
             raise http_error(web.HTTPNotFound, "no such incident")
         body = await read_json(request, ActionRequest)
+        note(request, kind=body.kind)
+        refused = action_refusal(user, body.kind)
+        if refused is not None:
+            raise http_error(web.HTTPForbidden, refused)
         action = action_of(body, user.name, datetime.now(CHINA_TZ))
         command = IncidentCommand(incident_id=incident_id, action=action, alert=alert)
         assert self.producer is not None and action.action_id is not None
@@ -897,16 +971,19 @@ class Desk:
         return _json(entry)
 
     async def _visible_alert(self, user: User, incident_id: str) -> Alert | None:
+        scope = self.scope(user)
         elsewhere = self.elsewhere.get(incident_id)
-        if elsewhere is not None and user.sees(elsewhere.province):
+        if elsewhere is not None and scope.sees_alert(elsewhere):
             return elsewhere
-        for province in user.provinces:
+        for province in scope.provinces:
             raw = await self.readmodel.redis.hget(
                 self.readmodel.keys.open_by_province(province), incident_id)
             if raw is not None:
-                return _alert_decoder.decode(raw)
+                alert = _alert_decoder.decode(raw)
+                if scope.sees_alert(alert):
+                    return alert
         for alert in await self.readmodel.recent_alerts():
-            if alert.incident_id == incident_id and user.sees(alert.province):
+            if alert.incident_id == incident_id and scope.sees_alert(alert):
                 return alert
         return None
 
@@ -1211,10 +1288,6 @@ def _geo(layer: str) -> bytes:
 def _me(user: User) -> dict[str, Any]:
     return {"name": user.name, "jurisdiction": user.jurisdiction,
             "provinces": [p or "none" for p in user.provinces], "carrier": user.carrier}
-
-
-CARRIER_PATHS = re.compile(r"^/api/(me|logout|assessments(/[^/]+)?)$")
-"""What a carrier's account may ask for."""
 
 
 def run(settings: Settings) -> None:

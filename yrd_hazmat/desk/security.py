@@ -7,7 +7,6 @@ clock, so they are unit-tested without a server.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ from urllib.parse import urlsplit
 
 from prometheus_client import Counter
 
-audit = logging.getLogger("yrd_hazmat.desk.audit")
+from .audit import audit
+
 LOGINS = Counter("yrd_desk_logins", "Desk login attempts by result (ok, failed, throttled)",
                  ["result"])
 MAX_LOCKOUT_S = 3600.0
@@ -82,8 +82,7 @@ def audit_login(name: str, address: str | None, result: str) -> None:
     """One line per login attempt (the name quoted: it is the caller's text) and the
     counter ``yrd_desk_logins_total{result}``."""
     LOGINS.labels(result=result).inc()
-    level = logging.INFO if result == "ok" else logging.WARNING
-    audit.log(level, "desk login %s: name=%r address=%s", result, name[:64], address or "-")
+    audit(name, "login", None, result, address=address or "-")
 
 
 # --- same origin --------------------------------------------------------------------------

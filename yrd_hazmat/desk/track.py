@@ -29,7 +29,7 @@ from ..archive.store import Store
 from ..config import Settings
 from ..core.geo.gcj02 import gcj02_to_wgs84
 from .history import FILTER_MAX, parse_time
-from .security import audit
+from .audit import audit
 
 log = logging.getLogger(__name__)
 
@@ -123,5 +123,5 @@ class Tracks:
 def audit_view(user: str, address: str | None, vehicle_id: str, since: datetime,
                until: datetime, points: int) -> None:
     """One line per track looked at: who, which truck, which period."""
-    audit.info("desk track view: user=%r address=%s vehicle=%r from=%s to=%s points=%d",
-               user, address or "-", vehicle_id, since.isoformat(), until.isoformat(), points)
+    audit(user, "track view", vehicle_id, "ok", address=address or "-", since=since,
+          until=until, points=points)

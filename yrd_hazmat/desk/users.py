@@ -5,9 +5,10 @@
     {"users": [{"name": "sh-duty", "jurisdiction": "SH",
                 "password": "pbkdf2_sha256$600000$<salt hex>$<hash hex>"}]}
 
-``jurisdiction`` is one province (SH, JS, ZJ, AH) or ``region`` (all four and trucks
-outside them). ``yrd-hazmat desk-user NAME --jurisdiction SH`` prints an entry with the
-password it reads hashed (PBKDF2-SHA256, 600,000 iterations, a random salt).
+``jurisdiction`` is one province (SH, JS, ZJ, AH), ``region`` (all four and trucks
+outside them) or ``carrier`` (with ``carrier``: that carrier's own trucks only).
+``yrd-hazmat desk-user NAME --jurisdiction SH`` prints an entry with the password it
+reads hashed (PBKDF2-SHA256, 600,000 iterations, a random salt).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class User(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     password: str
     carrier: str | None = None
     """jurisdiction ``carrier``: the carrier (as the vehicle register names it) whose
-    monthly assessment the account sees, and nothing else."""
+    trucks, alerts, incidents and monthly assessment the account sees (:mod:`.access`)."""
 
     def __post_init__(self) -> None:
         if (self.jurisdiction == CARRIER) != bool(self.carrier):

@@ -393,12 +393,32 @@ function triageItem(item) {
   buttons.append(button(t("assign"), "do-assign", () => openIncident(item, "#i-assign")),
                  button(t("note"), "do-note", () => openIncident(item, "#i-note")),
                  button(t("locate"), "do-locate", () => locate(item)), error);
-  li.append(head, where, acts, buttons);
+  li.append(head, where, ...[clockLine(item)].filter(Boolean), acts, buttons);
   li.addEventListener("click", (event) => {
     if (event.target.closest("button")) return;
     openIncident(item).then(() => locate(item)).catch(() => {});
   });
   return li;
+}
+
+// an open alert's clock (the server's, from the deadline policy): the time left to acknowledge
+// and to close, counting down here; red once a deadline passed unmet; the level it reached
+function clockLine(item) {
+  if (!item || !item.level) return null;
+  const node = el("div", { className: `clock${item.overdue ? " overdue" : ""}` },
+    el("span", { className: `tag level-tag level-${item.level}` }, t(`level_${item.level}`)));
+  if (item.ack_due && !item.acknowledged_at) node.append(" ", el("span", { className: "countdown", dataset: { due: item.ack_due, label: "ack_due" } }));
+  if (item.close_due) node.append(" ", el("span", { className: "countdown", dataset: { due: item.close_due, label: "close_due" } }));
+  tickClocks(node);
+  return node;
+}
+
+function tickClocks(root = document) {
+  for (const node of root.querySelectorAll(".clock [data-due]")) {
+    const s = (timeOf(node.dataset.due) - Date.now()) / 1000;
+    node.textContent = t(node.dataset.label, { left: s >= 0 ? t("due_in", { left: duration(s) }) : t("overdue_by", { late: duration(-s) }) });
+    node.classList.toggle("overdue", s < 0);
+  }
 }
 
 // an action from the page: recorded, the lists follow; a refusal says why where it was asked
@@ -412,7 +432,9 @@ async function act(incidentId, body, errorAt = null) {
   }
   if (error) error.textContent = "";
   if (desk.incident && desk.incident.incident_id === incidentId) mergeIncident(answer);
-  soon("triage", loadTriage, 100);
+  if (desk.me.jurisdiction === "carrier") soon("carrier", () => desk.views.carrier.load(), 100);
+  else soon("triage", loadTriage, 100);
+  if (/^appeal/.test(body.kind)) soon("appeals", loadAppeals, 100);
   return true;
 }
 
@@ -478,6 +500,7 @@ function drawIncident(incident) {
   const emergency = record && record.emergency;
   $("#i-emergency").replaceChildren(...(emergency ? emergencyCard(record, incident.commands) : []));
   $("#i-close").hidden = !(emergency && !record.closed_at);
+  $("#i-appeal").replaceChildren(...appealBox(record));
   const actions = record ? record.actions : [];
   $("#i-log").replaceChildren(...(actions.length ? actions.map(logItem)
     : [el("li", { className: "empty" }, t("no_actions"))]));
@@ -487,6 +510,7 @@ function logItem(a) {
   return el("li", { className: `log-${a.kind}` },
     el("time", {}, when(a.at, true)), " ", el("b", {}, a.by), " ", t(`kind_${a.kind}`),
     a.assignee ? ` → ${a.assignee}` : "",
+    a.level ? ` → ${t(`level_${a.level}`)}` : "",
     a.resource_id ? ` · ${resourceName(a.resource_id)}` : "",
     a.text ? el("span", { className: "note-text" }, `: ${a.text}`) : null);
 }
@@ -1718,11 +1742,8 @@ async function start(me) {
   $("#login").hidden = true;
   $("#desk").hidden = false;
   applyLabels();
-  if (me.jurisdiction === "carrier") {  // a carrier's account: its monthly assessment only
-    for (const b of document.querySelectorAll("#views button")) b.hidden = b.dataset.view !== "assessment";
-    showView("assessment");
-    every("user", checkUser, 15000);
-    document.body.dataset.ready = "1";
+  if (me.jurisdiction === "carrier") {  // a carrier's account: its own trucks (carrier.js)
+    startCarrier();
     return;
   }
   desk.map = L.map("map", { preferCanvas: true, zoomSnap: 0.25, maxZoom: 18 }).setView([31.3, 119.8], 7);
@@ -1740,6 +1761,9 @@ async function start(me) {
   every("user", checkUser, 15000);
   every("resources", loadResources, 60000);
   every("deadlines", tickDeadlines, 1000);
+  every("clocks", tickClocks, 1000);
+  await loadAppeals().catch(() => {});
+  every("appeals", loadAppeals, 30000);
   if (me.jurisdiction === "region") {
     await loadUplink().catch(() => {});
     every("uplink", loadUplink, 30000);

@@ -1,0 +1,145 @@
+"""Who may call which route of the desk, and what each user sees: one table to audit.
+
+:data:`ROUTES` names every route of the API with who may call it:
+
+- :data:`EVERYONE`: every signed-in user; a police account answered for its jurisdiction
+  (its province, or the region), a carrier's account for **its own trucks** only (the
+  vehicle register's carrier of the plate is the account's carrier): another carrier's
+  truck or incident is answered 404, like one that does not exist;
+- :data:`POLICE`: police accounts only (a carrier's account: 403).
+
+A route missing from the table is refused to carriers (default deny); the desk's tests
+check that every route of the application is in it, so a new route is decided when it
+is added. Which actions on an incident each side may send is :func:`action_refusal`.
+
+:class:`Scope` is the visibility rule the handlers apply: trucks, alerts and incident
+records of the user's jurisdiction, or of the carrier's trucks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from aiohttp import web
+
+from ..core.models import PROVINCES, Alert, IncidentLog
+from .users import CARRIER, User
+
+USER = web.RequestKey("user", User)
+"""The signed-in user of a request (set by the desk's authentication)."""
+
+Who = Literal["everyone", "police"]
+EVERYONE: Who = "everyone"
+POLICE: Who = "police"
+
+ROUTES: dict[tuple[str, str], Who] = {
+    ("POST", "/api/login"): EVERYONE,
+    ("POST", "/api/logout"): EVERYONE,
+    ("GET", "/api/me"): EVERYONE,
+    # trucks: a carrier's own; commands, pictures and the lower platforms are the police's
+    ("GET", "/api/trucks"): EVERYONE,
+    ("GET", "/api/trucks/{vehicle_id}"): EVERYONE,
+    ("GET", "/api/trucks/{vehicle_id}/track"): EVERYONE,
+    ("POST", "/api/trucks/{vehicle_id}/commands"): POLICE,
+    ("GET", "/api/trucks/{vehicle_id}/commands"): POLICE,
+    ("GET", "/api/trucks/{vehicle_id}/platform-requests"): POLICE,
+    ("POST", "/api/trucks/{vehicle_id}/platform-requests"): POLICE,
+    ("GET", "/api/media/{media_id}"): POLICE,
+    # alerts and incidents: a carrier's own trucks'
+    ("GET", "/api/alerts/open"): EVERYONE,
+    ("GET", "/api/history"): EVERYONE,
+    ("GET", "/api/feed"): EVERYONE,
+    ("GET", "/api/incidents"): EVERYONE,
+    ("GET", "/api/incidents/{incident_id}"): EVERYONE,
+    ("POST", "/api/incidents/{incident_id}/actions"): EVERYONE,  # kinds: action_refusal
+    # a duty shift's tools
+    ("GET", "/api/triage"): POLICE,
+    ("GET", "/api/handover"): POLICE,
+    ("GET", "/api/region"): POLICE,
+    ("GET", "/api/resources"): POLICE,
+    ("GET", "/api/incidents/{incident_id}/tell-exposed"): POLICE,
+    ("POST", "/api/incidents/{incident_id}/tell-exposed"): POLICE,
+    ("GET", "/api/incidents/{incident_id}/supervision"): POLICE,
+    ("POST", "/api/incidents/{incident_id}/supervision"): POLICE,
+    # the JT/T 809 chain (platform names are carriers' names: not for another carrier)
+    ("GET", "/api/links"): POLICE,
+    ("GET", "/api/platform-requests"): POLICE,
+    ("POST", "/api/platforms/{access_code}/inspections"): POLICE,
+    ("GET", "/api/uplink/requests"): POLICE,  # and the region's only (the handler)
+    ("POST", "/api/uplink/requests/{request_id}/answer"): POLICE,
+    # the monthly assessment: a carrier's account its own row
+    ("GET", "/api/assessments"): EVERYONE,
+    ("GET", "/api/assessments/{month}"): EVERYONE,
+    # notifications: the user's jurisdiction's deliveries, the subscriptions it may manage
+    ("GET", "/api/notifications"): EVERYONE,
+    ("GET", "/api/subscriptions"): EVERYONE,
+    ("PUT", "/api/subscriptions/{subscription_id}"): EVERYONE,
+    ("DELETE", "/api/subscriptions/{subscription_id}"): EVERYONE,
+    # the map's layers: the same for every user
+    ("GET", "/api/geo/{layer}"): EVERYONE,
+    ("GET", "/api/zones"): EVERYONE,
+    # the page
+    ("GET", "/"): EVERYONE,
+    ("GET", "/static/{path}"): EVERYONE,
+}
+"""(method, route) -> who may call it. HEAD is GET."""
+
+CARRIER_KINDS = frozenset({"ack", "explain", "appeal"})
+"""What a carrier's account may record on its trucks' incidents."""
+CARRIER_ONLY_KINDS = frozenset({"explain", "appeal"})
+"""What only a carrier may send: its handling note and its appeal."""
+
+
+def who_may(method: str, route: str) -> Who | None:
+    """Who may call the route (None: not in the table)."""
+    return ROUTES.get(("GET" if method == "HEAD" else method, route))
+
+
+def may_call(user: User, method: str, route: str) -> bool:
+    """Whether ``user`` may call the route at all (a carrier: a route of the table open to
+    everyone; a police account: every route but what the table keeps for others)."""
+    if user.jurisdiction != CARRIER:
+        return True
+    return who_may(method, route) == EVERYONE
+
+
+def action_refusal(user: User, kind: str) -> str | None:
+    """Why ``user`` may not send an action of ``kind`` (None: it may)."""
+    if user.jurisdiction == CARRIER:
+        if kind not in CARRIER_KINDS:
+            return f"a carrier's account may acknowledge, explain or appeal, not {kind}"
+        return None
+    if kind in CARRIER_ONLY_KINDS:
+        return f"{kind} is the carrier's: the police decide appeals, they do not make them"
+    return None
+
+
+ALL_PROVINCES: tuple[str | None, ...] = (*PROVINCES, None)
+
+
+class Scope:
+    """What ``user`` sees: a police account its jurisdiction's provinces; a carrier's
+    account the trucks the register gives its carrier (``carrier_of``: plate -> carrier),
+    wherever they are."""
+
+    def __init__(self, user: User, carrier_of: Callable[[str], str | None]) -> None:
+        self.user = user
+        self._carrier_of = carrier_of
+        self.carrier = user.carrier if user.jurisdiction == CARRIER else None
+
+    @property
+    def provinces(self) -> tuple[str | None, ...]:
+        """The provinces to read from (a carrier: all, its trucks picked afterwards)."""
+        return ALL_PROVINCES if self.carrier is not None else self.user.provinces
+
+    def sees_vehicle(self, vehicle_id: str, province: str | None) -> bool:
+        if self.carrier is not None:
+            return self._carrier_of(vehicle_id) == self.carrier
+        return self.user.sees(province)
+
+    def sees_alert(self, alert: Alert) -> bool:
+        return self.sees_vehicle(alert.vehicle_id, alert.province)
+
+    def sees_record(self, record: IncidentLog) -> bool:
+        return self.sees_vehicle(record.vehicle_id, record.home)
