@@ -68,6 +68,10 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
         return (f"Account({self.name!r}, role={self.role!r}, province={self.province!r}, "
                 f"carrier={self.carrier!r}, disabled={self.disabled})")
 
+    def sees(self, province: str | None) -> bool:
+        """Whether trucks in ``province`` (None: outside the region) are its to see."""
+        return province in self.provinces
+
     def may(self, capability: str) -> bool:
         return not self.disabled and capability in CAPABILITIES[self.role]
 

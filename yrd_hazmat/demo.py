@@ -245,21 +245,28 @@ def _shield_clean_up() -> None:
 
 
 DEMO_USERS = {"sh-demo": "SH", "js-demo": "JS", "zj-demo": "ZJ", "ah-demo": "AH",
-              "region-demo": "region"}
+              "region-demo": "region", "carrier-demo": "carrier"}
 DEMO_PASSWORD = "demo"
-"""The desk's demo users, one per province and one for the region (a demo, not a secret)."""
+DEMO_CARRIER = "YRD simulated carrier"
+"""The desk's demo users: a supervisor per province, the region's administrator, and the
+simulated fleet's carrier (a demo, not a secret)."""
 
 
 def _demo_users(state: Path) -> Path:
-    """The demo's desk users file (written once, in the demo's state directory)."""
+    """The demo's desk users file, in the demo's state directory (written again when its
+    users changed: an older demo's file lacks some)."""
     from .desk.users import hash_password
 
     path = state / "desk-users.json"
-    if not path.exists():
+    names = set(json.loads(path.read_text("utf-8")).get("demo_users", [])) if path.exists() else set()
+    if names != set(DEMO_USERS):
         state.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"users": [
-            {"name": name, "jurisdiction": where, "password": hash_password(DEMO_PASSWORD)}
-            for name, where in DEMO_USERS.items()]}), encoding="utf-8")
+            {"name": name, "jurisdiction": where, "password": hash_password(DEMO_PASSWORD),
+             **({"carrier": DEMO_CARRIER} if where == "carrier" else {}),
+             **({"role": "supervisor"} if where not in ("region", "carrier") else {})}
+            for name, where in DEMO_USERS.items()], "demo_users": sorted(DEMO_USERS)}),
+            encoding="utf-8")
     return path
 
 

@@ -37,7 +37,8 @@ pytestmark = pytest.mark.integration
 
 JIA, YI = "甲危运", "乙危运"
 JIA_TRUCK, YI_TRUCK = "沪A71001", "沪A71002"
-PASSWORDS = {"jia": "jia-pass", "yi": "yi-pass", "sh-duty": "sh-pass", "chief": "chief-pass"}
+PASSWORDS = {"jia": "jia-pass", "yi": "yi-pass", "sh-duty": "sh-pass", "chief": "chief-pass",
+             "sh-clerk": "clerk-pass", "sh-reader": "reader-pass"}
 SOS_LINE = Deadline(alert_type="DEVICE_ALARM", severity="critical", ack_s=600, close_s=7200)
 SPEEDING_LINE = Deadline(alert_type="SPEEDING", ack_s=1, close_s=2)
 """Speeding: overdue at once (both deadlines missed: at the region's level)."""
@@ -50,7 +51,12 @@ def users_file(tmp_path) -> str:
          "password": hash_password("jia-pass", 1_000)},
         {"name": "yi", "jurisdiction": "carrier", "carrier": YI,
          "password": hash_password("yi-pass", 1_000)},
-        {"name": "sh-duty", "jurisdiction": "SH", "password": hash_password("sh-pass", 1_000)},
+        {"name": "sh-duty", "jurisdiction": "SH", "role": "supervisor",  # decides appeals
+         "password": hash_password("sh-pass", 1_000)},
+        {"name": "sh-clerk", "jurisdiction": "SH", "role": "duty",
+         "password": hash_password("clerk-pass", 1_000)},
+        {"name": "sh-reader", "jurisdiction": "SH", "role": "readonly",
+         "password": hash_password("reader-pass", 1_000)},
         {"name": "chief", "jurisdiction": "region",
          "password": hash_password("chief-pass", 1_000)}]}))
     return str(path)
@@ -62,7 +68,7 @@ def carrier_settings(env: dict[str, str], tmp_path) -> Settings:
         "topic_vehicle_terminals", "topic_platforms", "topic_platform_vehicles",
         "topic_platform_requests", "topic_platform_request_results", "topic_link_states",
         "topic_uplink_requests", "topic_uplink_answers", "topic_deadlines",
-        "topic_subscriptions", "topic_notifications")}
+        "topic_subscriptions", "topic_notifications", "topic_desk_users", "topic_audit")}
     return desk_settings(env, users_file(tmp_path)).model_copy(
         update=topics | {"archive_dir": str(tmp_path / "archive"), "archive_s3_url": ""})
 
@@ -261,8 +267,8 @@ async def test_appeals_accepted_and_rejected_through_the_keeper(two_carriers, en
                                                                 caplog):
     caplog.set_level(logging.INFO, logger="yrd_hazmat.desk.audit")
     settings = carrier_settings(env, tmp_path)
-    async with one_desk(settings, "jia", "yi", "sh-duty", "chief") as (
-            desk, (jia, yi, sh, chief)):
+    async with one_desk(settings, "jia", "yi", "sh-duty", "chief", "sh-clerk", "sh-reader") as (
+            desk, (jia, yi, sh, chief, clerk, reader)):
         alerts = await incidents_of(jia, JIA_TRUCK)
         sos, speeding = alerts["DEVICE_ALARM"]["incident_id"], alerts["SPEEDING"]["incident_id"]
         # what each side may send (403), the other carrier (404)
@@ -272,7 +278,11 @@ async def test_appeals_accepted_and_rejected_through_the_keeper(two_carriers, en
         assert (await act(sh, sos, "explain", "x"))[0] == 403
         assert (await act(sh, sos, "appeal", "x"))[0] == 403
         assert (await act(yi, sos, "appeal", "乙替甲申诉"))[0] == 404
+        # the roles: a duty officer handles but does not decide appeals; a reader does nothing
+        assert (await act(clerk, sos, "note", "已联系司机"))[0] == 200
+        assert (await act(reader, sos, "ack"))[0] == 403
         # the keeper's order: a decision needs an open appeal, one appeal, one decision
+        assert (await act(clerk, sos, "appeal_accepted", "核实为误报"))[0] == 403
         status, refused = await act(sh, sos, "appeal_accepted", "核实为误报")
         assert (status, refused["error"]) == (409, "no open appeal to decide")
         status, refused = await act(jia, sos, "appeal", "   ")

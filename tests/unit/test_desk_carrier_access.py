@@ -28,7 +28,9 @@ from yrd_hazmat.notify.subscriptions import Subscription
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=CHINA_TZ)
 JIA = User(name="jia", jurisdiction="carrier", password="-", carrier="甲危运")
-SH = User(name="sh-duty", jurisdiction="SH", password="-")
+SH = User(name="sh-duty", jurisdiction="SH", password="-", role="supervisor")
+CLERK = User(name="sh-clerk", jurisdiction="SH", password="-")  # role duty
+READER = User(name="sh-reader", jurisdiction="SH", password="-", role="readonly")
 CHIEF = User(name="chief", jurisdiction="region", password="-")
 REGISTER = {"沪A1": "甲危运", "沪A2": "乙危运"}.get
 
@@ -52,6 +54,12 @@ def test_a_carrier_calls_only_what_the_table_opens_to_everyone():
     assert not may_call(JIA, "POST", "/api/trucks/{vehicle_id}/commands")
     assert not may_call(JIA, "GET", "/api/some-route-added-later")  # default deny
     assert may_call(SH, "GET", "/api/triage") and may_call(CHIEF, "GET", "/api/links")
+    assert may_call(READER, "GET", "/api/triage")
+    assert not may_call(READER, "POST", "/api/trucks/{vehicle_id}/commands")
+    assert may_call(CLERK, "POST", "/api/trucks/{vehicle_id}/commands")
+    assert not may_call(CLERK, "PUT", "/api/subscriptions/{subscription_id}")
+    assert not may_call(SH, "GET", "/api/accounts") and may_call(CHIEF, "PUT", "/api/accounts/{name}")
+    assert not may_call(SH, "POST", "/api/uplink/requests/{request_id}/answer")
     assert who_may("GET", "/api/links") == POLICE
     assert who_may("GET", "/api/incidents/{incident_id}") == EVERYONE
 
@@ -60,7 +68,9 @@ def test_a_carrier_calls_only_what_the_table_opens_to_everyone():
     (JIA, "ack", True), (JIA, "explain", True), (JIA, "appeal", True),
     (JIA, "close", False), (JIA, "note", False), (JIA, "appeal_accepted", False),
     (JIA, "appeal_rejected", False), (SH, "explain", False), (SH, "appeal", False),
-    (SH, "appeal_accepted", True), (CHIEF, "appeal_rejected", True), (SH, "close", True)])
+    (SH, "appeal_accepted", True), (CHIEF, "appeal_rejected", True), (SH, "close", True),
+    (CLERK, "close", True), (CLERK, "appeal_accepted", False), (READER, "ack", False),
+    (READER, "appeal_rejected", False)])
 def test_who_may_send_which_action(user, kind, allowed):
     assert (action_refusal(user, kind) is None) is allowed
 

@@ -8,9 +8,13 @@
   truck or incident is answered 404, like one that does not exist;
 - :data:`POLICE`: police accounts only (a carrier's account: 403).
 
-A route missing from the table is refused to carriers (default deny); the desk's tests
-check that every route of the application is in it, so a new route is decided when it
-is added. Which actions on an incident each side may send is :func:`action_refusal`.
+A state-changing route also names the capability its caller's role needs
+(:data:`CAPABILITIES`, :mod:`yrd_hazmat.accounts`: a read-only account may call none of
+them; commands need ``command``, subscriptions ``manage_subscriptions``, accounts
+``manage_users``...). A route missing from the table is refused to carriers (default
+deny); the desk's tests check that every route of the application is in it, so a new
+route is decided when it is added. Which actions on an incident each role may send is
+:func:`action_refusal`.
 
 :class:`Scope` is the visibility rule the handlers apply: trucks, alerts and incident
 records of the user's jurisdiction, or of the carrier's trucks.
@@ -24,9 +28,11 @@ from typing import Literal
 from aiohttp import web
 
 from ..core.models import PROVINCES, Alert, IncidentLog
-from .users import CARRIER, User
+from ..accounts import Account
+from .users import CARRIER
 
-USER = web.RequestKey("user", User)
+User = Account
+USER = web.RequestKey("user", Account)
 """The signed-in user of a request (set by the desk's authentication)."""
 
 Who = Literal["everyone", "police"]
@@ -79,11 +85,31 @@ ROUTES: dict[tuple[str, str], Who] = {
     # the map's layers: the same for every user
     ("GET", "/api/geo/{layer}"): EVERYONE,
     ("GET", "/api/zones"): EVERYONE,
+    # accounts: the region's administrators
+    ("GET", "/api/accounts"): POLICE,
+    ("PUT", "/api/accounts/{name}"): POLICE,
+    ("DELETE", "/api/accounts/{name}"): POLICE,
     # the page
     ("GET", "/"): EVERYONE,
     ("GET", "/static/{path}"): EVERYONE,
 }
 """(method, route) -> who may call it. HEAD is GET."""
+
+CAPABILITIES: dict[tuple[str, str], str] = {
+    ("POST", "/api/trucks/{vehicle_id}/commands"): "command",
+    ("POST", "/api/trucks/{vehicle_id}/platform-requests"): "command",
+    ("POST", "/api/incidents/{incident_id}/tell-exposed"): "act",
+    ("POST", "/api/incidents/{incident_id}/supervision"): "command",
+    ("POST", "/api/platforms/{access_code}/inspections"): "command",
+    ("POST", "/api/uplink/requests/{request_id}/answer"): "answer_uplink",
+    ("PUT", "/api/subscriptions/{subscription_id}"): "manage_subscriptions",
+    ("DELETE", "/api/subscriptions/{subscription_id}"): "manage_subscriptions",
+    ("GET", "/api/accounts"): "manage_users",
+    ("PUT", "/api/accounts/{name}"): "manage_users",
+    ("DELETE", "/api/accounts/{name}"): "manage_users",
+}
+"""(method, route) -> the capability its caller's role needs beyond seeing (the rest:
+``view``; an incident's actions: :func:`action_refusal` per kind)."""
 
 CARRIER_KINDS = frozenset({"ack", "explain", "appeal"})
 """What a carrier's account may record on its trucks' incidents."""
@@ -96,22 +122,40 @@ def who_may(method: str, route: str) -> Who | None:
     return ROUTES.get(("GET" if method == "HEAD" else method, route))
 
 
+def call_refusal(user: User, method: str, route: str) -> str | None:
+    """Why ``user`` may not call the route at all (None: it may): a carrier only a route
+    of the table open to everyone; every role only what its capabilities allow."""
+    if user.jurisdiction == CARRIER and who_may(method, route) != EVERYONE:
+        return "not for a carrier's account: it sees its own trucks, their alerts and incidents"
+    needed = CAPABILITIES.get(("GET" if method == "HEAD" else method, route), "view")
+    if not user.may(needed):
+        return f"a {user.role} account may not do this ({needed})"
+    return None
+
+
 def may_call(user: User, method: str, route: str) -> bool:
-    """Whether ``user`` may call the route at all (a carrier: a route of the table open to
-    everyone; a police account: every route but what the table keeps for others)."""
-    if user.jurisdiction != CARRIER:
-        return True
-    return who_may(method, route) == EVERYONE
+    return call_refusal(user, method, route) is None
+
+
+DECISION_KINDS = frozenset({"appeal_accepted", "appeal_rejected"})
 
 
 def action_refusal(user: User, kind: str) -> str | None:
-    """Why ``user`` may not send an action of ``kind`` (None: it may)."""
+    """Why ``user`` may not send an action of ``kind`` (None: it may): a carrier
+    acknowledges, explains and appeals; the police handle (``act``) and decide appeals
+    (``decide_appeal``: supervisors and the region); a read-only account does nothing."""
     if user.jurisdiction == CARRIER:
-        if kind not in CARRIER_KINDS:
+        if kind not in CARRIER_KINDS or not user.may("explain"):
             return f"a carrier's account may acknowledge, explain or appeal, not {kind}"
         return None
     if kind in CARRIER_ONLY_KINDS:
         return f"{kind} is the carrier's: the police decide appeals, they do not make them"
+    if kind in DECISION_KINDS:
+        if not user.may("decide_appeal"):
+            return f"a {user.role} account may not decide appeals (a supervisor's or the region's)"
+        return None
+    if not user.may("act"):
+        return f"a {user.role} account may not act on incidents"
     return None
 
 

@@ -118,7 +118,11 @@ from ..core.zones.schedule import in_force
 from ..notify.deadlines import Policy
 from ..register import Register
 from . import assessment, carriers, clock, history, track, triage
-from .access import USER, Scope, action_refusal, may_call
+from ..accounts import CAPABILITIES as ROLE_CAPABILITIES
+from .access import USER, Scope, action_refusal, call_refusal
+from . import audit as audit_trail
+from ..audit import AuditEntry, AuditLog
+from .accounts import AccountAdmin
 from .actions import ActionRequest, IncidentLogs, action_of
 from .audit import audited, note
 from .bodies import LoginRequest, http_error, read_json
@@ -221,6 +225,9 @@ class Desk:
         self.policy = Policy()
         """The deadlines in force (``yrd.deadlines``): the clock of each open alert."""
         self.notifications = Notifications(settings.topic_subscriptions, self._produce)
+        self.accounts = AccountAdmin(users, settings.topic_desk_users, self._produce,
+                                     self._hashing)
+        self._audit_log = AuditLog(None, settings.topic_audit)
         path = settings.resources_file
         self.resources = ResourceIndex(load_resources(path) if path else ())
         """The emergency resources: the file the worker loads, then the resources topic."""
@@ -242,6 +249,8 @@ class Desk:
         self.producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task] = []
         self._pushes: set[asyncio.Task] = set()
+        self._audits: set[asyncio.Task] = set()
+        """Audit entries on their way to ``yrd.audit`` (waited for at stop)."""
         """Commands on their way to the feeds (each looks the truck's province up first)."""
 
     # --- life cycle -----------------------------------------------------------------
@@ -251,8 +260,11 @@ class Desk:
         self.producer = AIOKafkaProducer(**settings.kafka_options(), acks="all",
                                          enable_idempotence=True)
         await self.producer.start()
+        self._audit_log.producer = self.producer
+        audit_trail.sink = self._audit_entry
         register, notified = self.register, self.notifications
-        followed = [(settings.topic_incidents, self.incidents.apply, True),
+        followed = [(settings.topic_desk_users, self.users.apply, True),
+                    (settings.topic_incidents, self.incidents.apply, True),
                     (settings.topic_alerts, self._alert, False),
                     (settings.topic_zones, self._zone, True),
                     (settings.topic_permits, carriers.both(self._permit, register.permit), True),
@@ -308,6 +320,10 @@ class Desk:
         return record is not None and record.closed_at is not None
 
     async def stop(self, app: web.Application | None = None) -> None:
+        if audit_trail.sink == self._audit_entry:
+            audit_trail.sink = None
+        if self._audits:
+            await asyncio.wait(list(self._audits), timeout=10)
         tasks = [*self._tasks, *self._pushes]
         for task in tasks:
             task.cancel()
@@ -357,6 +373,9 @@ class Desk:
         app.router.add_put("/api/subscriptions/{subscription_id}", notified.put_subscription)
         app.router.add_delete("/api/subscriptions/{subscription_id}",
                               notified.delete_subscription)
+        app.router.add_get("/api/accounts", self.accounts.list)
+        app.router.add_put("/api/accounts/{name}", self.accounts.put)
+        app.router.add_delete("/api/accounts/{name}", self.accounts.delete)
         app.router.add_get("/api/geo/{layer:provinces|cities}", self.geo)
         app.router.add_get("/api/zones", self.zones_now)
         app.router.add_get("/", self.index)
@@ -410,12 +429,12 @@ class Desk:
         request[USER] = user
         request[SESSION] = session
         route = request.match_info.route.resource
-        if route is not None and not may_call(user, request.method, route.canonical):
-            raise http_error(web.HTTPForbidden, "not for a carrier's account: it sees its own "
-                                                "trucks, their alerts and incidents")
+        refused = call_refusal(user, request.method, route.canonical) if route else None
+        if refused is not None:
+            raise http_error(web.HTTPForbidden, refused)
         if request.method not in STATE_CHANGING:
             return await handler(request)
-        return await audited(request, handler, user.name)
+        return await audited(request, handler, user.name, user.role)
 
     # --- signing in and out --------------------------------------------------------------
     async def login(self, request: web.Request) -> web.Response:
@@ -889,6 +908,13 @@ class Desk:
         return _json({"incident_id": record.incident_id, "text": text, "commands": sent,
                       "not_yours": elsewhere}, status=201)
 
+    def _audit_entry(self, entry: AuditEntry) -> None:
+        """An audit entry to ``yrd.audit``, without holding up the request (a failure is
+        logged with the entry: :class:`~yrd_hazmat.audit.AuditLog`)."""
+        task = asyncio.get_running_loop().create_task(self._audit_log.record(entry))
+        self._audits.add(task)
+        task.add_done_callback(self._audits.discard)
+
     async def _produce(self, topic: str, key: bytes, value: bytes | None) -> None:
         assert self.producer is not None
         await self.producer.send_and_wait(topic, value, key=key)
@@ -1285,16 +1311,20 @@ def _geo(layer: str) -> bytes:
     return files("yrd_hazmat.data").joinpath(f"{layer}.geojson").read_bytes()
 
 
+CAPABILITY_NAMES = sorted(set().union(*ROLE_CAPABILITIES.values()))
+
+
 def _me(user: User) -> dict[str, Any]:
-    return {"name": user.name, "jurisdiction": user.jurisdiction,
+    return {"name": user.name, "jurisdiction": user.jurisdiction, "role": user.role,
+            "may": sorted(c for c in CAPABILITY_NAMES if user.may(c)),
             "provinces": [p or "none" for p in user.provinces], "carrier": user.carrier}
 
 
 def run(settings: Settings) -> None:
     """Serve the desk until interrupted (the CLI's ``desk`` command)."""
     if not settings.desk_users:
-        raise SystemExit("error: YRD_DESK_USERS: set it to the desk users file "
-                         "(yrd-hazmat desk-user prints an entry)")
+        log.warning("desk: no YRD_DESK_USERS file: only the accounts of %s can sign in "
+                    "(yrd-hazmat users add)", settings.topic_desk_users)
     desk = Desk(settings, Users.load(settings.desk_users))
     web.run_app(desk.application(), host=settings.desk_host, port=settings.desk_port,
                 print=lambda text: log.info("%s", text))

@@ -1,7 +1,8 @@
 """The desk's audit trail: one line per thing a desk user did or looked at that matters
-(a login, an action on an incident, a command, a subscription changed, a track looked
-at...), on the ``yrd_hazmat.desk.audit`` logger, through :func:`audit` alone, so that the
-trail can be routed elsewhere (a topic) in one place.
+(a login, an action on an incident, a command, a subscription or an account changed, a
+track looked at...), on the ``yrd_hazmat.desk.audit`` logger and, once the desk runs, as
+an entry on ``yrd.audit`` (:data:`sink`, :mod:`yrd_hazmat.audit`), through :func:`audit`
+alone.
 
 Each line reads ``desk ACTION OUTCOME: user='NAME' target='TARGET' key=value...`` and the
 log record carries the same fields as a dict in its ``audit`` attribute (who, when, what,
@@ -12,19 +13,25 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from ..audit import AuditEntry
+from ..audit import entry as audit_entry
 from ..core.timeutil import CHINA_TZ
 
 log = logging.getLogger("yrd_hazmat.desk.audit")
 TEXT_MAX = 64
 """Characters of a caller's text (a name, a target) written to a line."""
 FAILED = ("failed", "throttled", "refused", "forbidden", "not_found", "error")
+sink: Callable[[AuditEntry], None] | None = None
+"""Where each entry also goes (the desk sets it: its producer, to ``yrd.audit``)."""
 
 
-def audit(user: str, action: str, target: str | None, outcome: str, **details: Any) -> None:
+def audit(user: str, action: str, target: str | None, outcome: str, *,
+          role: str | None = None, **details: Any) -> None:
     """Write who (``user``) did what (``action``) to what (``target``) and how it went
     (``outcome``: ok, failed, refused, or an HTTP status), with ``details`` (key=value)."""
     at = datetime.now(CHINA_TZ)
@@ -36,6 +43,14 @@ def audit(user: str, action: str, target: str | None, outcome: str, **details: A
     log.log(level, "desk %s %s: %s", action, outcome, " ".join(fields),
             extra={"audit": {"at": at.isoformat(), "user": user, "action": action,
                              "target": target, "outcome": outcome, **details}})
+    if sink is not None:
+        address = details.pop("address", None)
+        shown = {k: v.isoformat() if isinstance(v, datetime) else v
+                 for k, v in details.items()}
+        sink(audit_entry(user, action, target, role=role, address=address, outcome=(
+            "ok" if outcome == "ok" else "failed" if outcome in ("error", "failed")
+            else "refused"), reason=None if outcome in ("ok", "refused", "failed") else outcome,
+            **shown))
 
 
 def _shown(value: Any) -> str:
@@ -56,7 +71,8 @@ def note(request: web.Request, **details: Any) -> None:
     request.setdefault(DETAILS, {}).update(details)
 
 
-async def audited(request: web.Request, handler: Any, user: str) -> web.StreamResponse:
+async def audited(request: web.Request, handler: Any, user: str,
+                  role: str | None = None) -> web.StreamResponse:
     """Run a state-changing request's handler and write its audit line: the route (the
     action), its path's parameters (the target), ``ok`` or ``refused`` with the status,
     and what the handler noted."""
@@ -66,11 +82,13 @@ async def audited(request: web.Request, handler: Any, user: str) -> web.StreamRe
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        audit(user, action, target, "refused", status=exc.status, **request.get(DETAILS, {}))
+        audit(user, action, target, "refused", role=role, status=exc.status,
+              **request.get(DETAILS, {}), address=request.remote)
         raise
     except Exception:
-        audit(user, action, target, "error", **request.get(DETAILS, {}))
+        audit(user, action, target, "error", role=role, **request.get(DETAILS, {}),
+              address=request.remote)
         raise
-    audit(user, action, target, "ok" if response.status < 400 else "refused",
-          status=response.status, **request.get(DETAILS, {}))
+    audit(user, action, target, "ok" if response.status < 400 else "refused", role=role,
+          status=response.status, **request.get(DETAILS, {}), address=request.remote)
     return response

@@ -59,7 +59,7 @@ function appealBox(record) {
   if (!record || (!record.appeal && !record.level)) return [];
   const out = [el("div", { className: "appeal-state" }, appealChip(record.appeal), " ",
     record.level ? el("span", { className: `tag level-tag level-${record.level}` }, t("escalated_to", { level: t(`level_${record.level}`) })) : null)];
-  if (record.appeal === "open" && desk.me.jurisdiction !== "carrier") out.push(decisionForm(record.incident_id));
+  if (record.appeal === "open" && (desk.me.may || []).includes("decide_appeal")) out.push(decisionForm(record.incident_id));
   return out;
 }
 

@@ -1746,6 +1746,7 @@ async function start(me) {
     startCarrier();
     return;
   }
+  $('#views button[data-view="accounts"]').hidden = !(me.may || []).includes("manage_users");
   desk.map = L.map("map", { preferCanvas: true, zoomSnap: 0.25, maxZoom: 18 }).setView([31.3, 119.8], 7);
   if (me.tile_url) L.tileLayer(me.tile_url, { maxZoom: 18 }).addTo(desk.map);
   desk.layers.trucks = L.layerGroup().addTo(desk.map);
