@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +96,32 @@ def terminate(proc: subprocess.Popen, timeout: float) -> tuple[int, bool]:
             proc.wait()
             return proc.returncode, False
     return proc.returncode, True
+
+
+class CliProcess:
+    """``yrd-hazmat <args>`` as a child process of its own session, its output in ``log``:
+    started, killed with SIGKILL (a crash), or stopped with SIGTERM as a supervisor would."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args, self.env, self.log = args, env, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "yrd_hazmat.cli", *self.args],
+                                     env=self.env, stdout=self.log.open("ab"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        return terminate(self.proc, 30)[0]
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text("utf-8", "replace").splitlines()[-lines:])
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.3) -> bool:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -26,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.harness import terminate, wait_until
+from tests.harness import CliProcess, wait_until
 from tests.integration.harness import Kafka, run_env
 from yrd_hazmat.archive import layout
 from yrd_hazmat.archive.store import Store
@@ -100,30 +98,12 @@ def env(services):
     return e
 
 
-class Archiver:
+class Archiver(CliProcess):
     def __init__(self, env: dict[str, str], directory: Path, log: Path) -> None:
-        self.env = env | {"YRD_ARCHIVE_DIR": str(directory),
-                          "YRD_ARCHIVE_GROUP": f"archive-{uuid.uuid4().hex[:8]}"}
+        super().__init__(["archive", "run"], env | {
+            "YRD_ARCHIVE_DIR": str(directory),
+            "YRD_ARCHIVE_GROUP": f"archive-{uuid.uuid4().hex[:8]}"}, log)
         self.store = Store.local_dir(str(directory))
-        self.log = log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "yrd_hazmat.cli", "archive", "run"],
-                                     env=self.env, stdout=self.log.open("ab"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        return terminate(self.proc, 30)[0]
-
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text("utf-8", "replace").splitlines()[-30:])
 
 
 def contents(store: Store, kind: str) -> list[dict]:

@@ -29,7 +29,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tests.harness import terminate, wait_until
+from tests.harness import CliProcess, wait_until
 from tests.integration.harness import Kafka, WorkerProcess, run_env
 from yrd_hazmat.core.codec import encode
 from yrd_hazmat.core.models import (
@@ -98,31 +98,16 @@ def env(services):
                    YRD_NOTIFY_DESK_URL="https://desk.example.org")
 
 
-class Notifier:
+class Notifier(CliProcess):
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.proc: subprocess.Popen | None = None
+        super().__init__(["notify", "run"], env, log)
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
-        self.proc = subprocess.Popen([sys.executable, "-m", "yrd_hazmat.cli", "notify", "run"],
-                                     env=self.env, stdout=self.log.open("ab"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        super().start()
         wait_until(lambda: self.log.read_text("utf-8", "replace").count(
             "deliveries known") >= self.starts, "the notifier started", 90)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        return terminate(self.proc, 30)[0]
-
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text("utf-8", "replace").splitlines()[-40:])
 
 
 def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
