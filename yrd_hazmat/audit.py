@@ -57,6 +57,23 @@ def entry(user: str, action: str, target: str | None = None, *, outcome: Outcome
                       details={k: v for k, v in details.items() if v is not None})
 
 
+def cli_entry(by: str, action: str, target: str | None, *, outcome: Outcome = "ok",
+              reason: str | None = None, **details: Any) -> AuditEntry:
+    """An entry for what a command line did (``by``: its operator, ``--by`` or the
+    operating-system user; from ``cli@<host>``)."""
+    import socket
+
+    return entry(by, action, target, role="cli", outcome=outcome, reason=reason,
+                 address=f"cli@{socket.gethostname()}", **details)
+
+
+async def publish_entry(settings, e: AuditEntry) -> None:
+    """One entry on the audit topic (the CLI's way: a producer of its own)."""
+    from .produce import publish
+
+    await publish(settings, settings.topic_audit, [(e.user, encode(e))])
+
+
 class AuditLog:
     """Writes entries to the audit topic with a producer the caller owns."""
 

@@ -163,6 +163,11 @@ def test_a_collision_becomes_an_incident_record_answered_across_the_border(env, 
     record = latest(kafka.read(env["YRD_TOPIC_INCIDENTS"], lambda rs: any(
         r and r["incident_id"] == incident and r["rejected"] for r in rs)), "incident_id", incident)
     assert [a["kind"] for a in record["actions"]] == ["raised", "dispatch", "arrive", "close"]
+    audit = kafka.read(env["YRD_TOPIC_AUDIT"], lambda rs: len(rs) >= 4, 30)
+    assert [(e["user"], e["action"], e["outcome"]) for e in audit] == [
+        ("sh-duty", "incident.dispatch", "ok"), ("sh-duty", "incident.arrive", "ok"),
+        ("sh-duty", "incident.close", "ok"), ("sh-duty", "incident.dispatch", "refused")]
+    assert "closed" in audit[-1]["reason"]
     [response] = record["responses"]
     assert (response["province"], response["crosses_border"]) == ("JS", True)
     # the team was deployed to the incident while there, and is available again

@@ -218,6 +218,9 @@ def test_failing_and_refusing_receivers_are_retried_or_given_up(services, env, r
     assert found["refused"]["attempts"] == 1 and "400" in found["refused"]["reason"]
     times = [r for r in receiver.received if r["path"] == "/flaky"]
     assert len(times) == 3  # given the alert again twice, then never more
+    audit = kafka.read(env["YRD_TOPIC_AUDIT"], lambda rs: len(rs) >= 2, 30)
+    assert {(e["action"], e["target"], e["role"]) for e in audit} == {
+        ("subscription.put", "retry", "cli"), ("subscription.put", "refused", "cli")}
 
 
 def test_a_burst_beyond_the_rate_limit_comes_as_one_digest(services, env, receiver, tmp_path):

@@ -29,6 +29,15 @@ def notify_run() -> None:
     asyncio.run(run_until_signalled(get_settings()))
 
 
+def _audit(settings, action: str, target: str, **details) -> None:
+    import getpass
+
+    from ..audit import cli_entry, publish_entry
+
+    asyncio.run(publish_entry(settings, cli_entry(getpass.getuser(), action, target,
+                                                  **details)))
+
+
 async def _read(topic: str, apply) -> None:
     from ..follow import TopicReader
 
@@ -63,6 +72,7 @@ def notify_subscribe(source) -> None:
     asyncio.run(publish(settings, settings.topic_subscriptions,
                         [(s.subscription_id, encode(s)) for s in subs]))
     for s in subs:
+        _audit(settings, "subscription.put", s.subscription_id, channel=s.channel.kind)
         click.echo(f"subscribed {s.subscription_id}: {s.name} via {s.channel.kind}")
 
 
@@ -74,6 +84,7 @@ def notify_unsubscribe(subscription_id: str) -> None:
 
     settings = get_settings()
     asyncio.run(publish(settings, settings.topic_subscriptions, [(subscription_id, None)]))
+    _audit(settings, "subscription.remove", subscription_id)
     click.echo(f"removed {subscription_id}")
 
 
@@ -163,6 +174,8 @@ def notify_deadline(alert_type: str, severity: str, ack_s: int | None, close_s: 
     settings = get_settings()
     asyncio.run(publish(settings, settings.topic_deadlines,
                         [(line.key, None if remove else encode(line))]))
+    _audit(settings, "deadline.remove" if remove else "deadline.set", line.key,
+           ack_s=None if remove else ack_s, close_s=None if remove else close_s)
     click.echo(f"{'removed' if remove else 'set'} {line.key}")
 
 

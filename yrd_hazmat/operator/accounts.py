@@ -8,7 +8,6 @@ import asyncio
 import logging
 import getpass
 import json
-import socket
 import sys
 from datetime import datetime
 
@@ -16,7 +15,7 @@ import click
 import msgspec
 
 from ..accounts import ROLES, Account, Accounts, encode, scope_problem
-from ..audit import entry as audit_entry
+from ..audit import cli_entry, publish_entry
 from ..config import get_settings
 from ..core.timeutil import CHINA_TZ
 
@@ -33,16 +32,13 @@ def _accounts() -> Accounts:
 
 def _publish(account_name: str, value: bytes | None, action: str, by: str,
              **details) -> None:
-    from ..audit import encode as encode_entry
     from ..produce import publish
 
     settings = get_settings()
-    record = audit_entry(by, action, account_name, role="cli", address=f"cli@{socket.gethostname()}",
-                         **details)
 
     async def send() -> None:
         await publish(settings, settings.topic_desk_users, [(account_name, value)])
-        await publish(settings, settings.topic_audit, [(by, encode_entry(record))])
+        await publish_entry(settings, cli_entry(by, action, account_name, **details))
     asyncio.run(send())
 
 
