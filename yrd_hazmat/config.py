@@ -321,6 +321,11 @@ class Settings(BaseSettings):
                                      "after this many failed attempts (5 s, 10 s, 20 s... "
                                      "apart, at most 10 min)")
     notify_concurrency: int = Field(8, ge=1, le=256, description="deliveries sent at once")
+    notify_resend_in_doubt: str = Field(
+        "webhook,email", description="channels on which an attempt interrupted by a "
+        "crash is sent again (marked as a possible repeat, its receiver drops it by id); on "
+        "the others it is left in_doubt (comma-separated: webhook,email,dingtalk,wecom,"
+        "feishu,sms)")
     notify_timeout_s: float = Field(10.0, gt=0, description="one attempt's time limit")
     notify_desk_url: str = Field("", description="the desk's address, for links in messages "
                                                  "(e.g. https://desk.example.org)")
@@ -479,6 +484,16 @@ class Settings(BaseSettings):
         if value not in (2011, 2019):
             raise ValueError("must be 2011 or 2019")
         return value
+
+    @field_validator("notify_resend_in_doubt")
+    @classmethod
+    def _channels(cls, value: str) -> str:
+        known = {"webhook", "email", "dingtalk", "wecom", "feishu", "sms"}
+        names = [v.strip() for v in value.split(",") if v.strip()]
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise ValueError(f"unknown channels {unknown}: {', '.join(sorted(known))}")
+        return ",".join(names)
 
     @field_validator("log_level")
     @classmethod

@@ -12,7 +12,7 @@ from yrd_hazmat.core.models import Alert, AlertState, City, Severity
 from yrd_hazmat.core.timeutil import CHINA_TZ
 from yrd_hazmat.notify import deliveries as dl
 from yrd_hazmat.notify import messages
-from yrd_hazmat.notify.channels import Webhook
+from yrd_hazmat.notify.channels import DingTalk, Webhook
 from yrd_hazmat.notify.subscriptions import Event, QuietHours, Subscription, Subscriptions, matches
 
 T0 = datetime(2026, 12, 7, 10, 0, tzinfo=CHINA_TZ)
@@ -156,6 +156,17 @@ def test_an_attempt_found_at_a_restart_goes_again_as_a_possible_repeat():
     assert again.state == "retrying" and again.notice.repeat
     assert again.notice.notice_id == d.delivery_id  # a receiver can drop it by its id
     assert dl.succeeded(dl.attempt(again, T0), T0).state == "sent"
+
+
+def test_an_interrupted_attempt_on_a_chat_robot_is_left_for_a_person():
+    robot = sub(channel=DingTalk(url="https://oapi.dingtalk.com/robot/send?access_token=t"))
+    book = dl.Book()
+    d = dl.attempt(plan(book, robot, event(1), T0)[0], T0)
+    left = dl.in_doubt(d, T0 + timedelta(minutes=1))
+    assert left.state == "in_doubt" and "not sent again" in left.reason
+    book.put(left)
+    assert book.due(T0 + timedelta(hours=1)) == []  # never sent again by itself
+    assert dl.in_doubt(d, T0, frozenset({"dingtalk"})).state == "retrying"  # if so set
 
 
 def test_the_book_rebuilt_from_its_records_decides_the_same():

@@ -9,8 +9,11 @@ States:
 - ``queued``: to be sent at ``due_at``; ``retrying``: an attempt failed and may succeed
   later (``reason``), again at ``due_at`` (backoff doubling from ``RETRY_FIRST_S``);
 - ``sending``: written *before* an attempt. Found at a restart, the attempt's outcome is
-  unknown: it is sent again marked as a possible repeat (``Notice.repeat``), since a
-  message lost is worse than one told twice;
+  unknown. Where the receiver can drop a repeat by the delivery's id (a webhook's
+  ``X-YRD-Delivery``, an e-mail's Message-ID: :data:`RESENT_IN_DOUBT`) it is sent again,
+  marked as a possible repeat (``Notice.repeat``); a chat robot or an SMS cannot drop one,
+  so it becomes ``in_doubt`` instead: not sent again (no person gets it twice), shown on
+  the desk and counted, for a person to check;
 - ``sent``; ``given_up`` (a permanent refusal, or ``max_attempts`` failed);
 - ``held``: a digest collecting what the rate limit or the quiet hours kept back, sent at
   ``due_at``; ``in_digest``: an event's delivery carried by the digest ``digest_id``.
@@ -33,7 +36,10 @@ from msgspec.structs import replace
 from .notice import Notice
 from .subscriptions import Event, Subscription
 
-State = Literal["queued", "retrying", "sending", "sent", "given_up", "held", "in_digest"]
+State = Literal["queued", "retrying", "sending", "sent", "given_up", "held", "in_digest",
+                "in_doubt"]
+RESENT_IN_DOUBT = frozenset({"webhook", "email"})
+"""Channels whose receivers drop a repeat by its id: an interrupted attempt is sent again."""
 OPEN = frozenset({"queued", "retrying", "sending", "held"})
 RETRY_FIRST_S = 5.0
 RETRY_MAX_S = 600.0
@@ -225,9 +231,16 @@ def attempt(d: Delivery, now: datetime) -> Delivery:
     return replace(d, state="sending", attempts=d.attempts + 1, updated_at=now)
 
 
-def in_doubt(d: Delivery, now: datetime) -> Delivery:
-    """A ``sending`` delivery found at a restart: again, marked as a possible repeat."""
+def in_doubt(d: Delivery, now: datetime,
+             resent: frozenset[str] = RESENT_IN_DOUBT) -> Delivery:
+    """A ``sending`` delivery found at a restart: again, marked as a possible repeat, on a
+    channel whose receiver can drop it (``resent``); else ``in_doubt``, not sent again."""
     assert d.notice is not None
+    if d.channel not in resent:
+        return replace(d, state="in_doubt", due_at=None, updated_at=now,
+                       reason="the notifier stopped during an attempt: it may or may not "
+                              "have arrived; not sent again (this channel cannot drop a "
+                              "repeat)")
     return replace(d, state="retrying", due_at=now, updated_at=now,
                    notice=replace(d.notice, repeat=True),
                    reason="the notifier stopped during an attempt: sent again as a "

@@ -10,8 +10,9 @@ DIGESTED = Counter("yrd_notify_digested_total",
                    "Events kept back by a subscription's rate limit or quiet hours, told in "
                    "a digest", ["channel"])
 IN_DOUBT = Counter("yrd_notify_in_doubt_total",
-                   "Attempts whose outcome was unknown at a restart (sent again, marked as "
-                   "a possible repeat)")
+                   "Attempts whose outcome was unknown at a restart: sent again marked as a "
+                   "possible repeat (resent), or left for a person to check (not_resent)",
+                   ["channel", "handling"])
 OPEN = Gauge("yrd_notify_open_deliveries", "Deliveries not yet sent nor given up")
 SEND_SECONDS = Histogram("yrd_notify_send_seconds", "One attempt's time", ["channel"],
                          buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))

@@ -182,11 +182,14 @@ class Notifier:
 
     async def _resume_in_doubt(self) -> None:
         now = self.now()
+        resent = frozenset(filter(None, self.settings.notify_resend_in_doubt.split(",")))
         for d in [d for d in self.book.by_id.values() if d.state == "sending"]:
-            log.warning("notifier: delivery %s was being sent when the notifier stopped: "
-                        "sent again, marked as a possible repeat", d.delivery_id)
-            await self._write(dl.in_doubt(d, now))
-            metrics.IN_DOUBT.inc()
+            after = dl.in_doubt(d, now, resent)
+            log.warning("notifier: delivery %s (%s) was being sent when the notifier stopped: "
+                        "%s", d.delivery_id, d.channel, after.reason)
+            await self._write(after)
+            metrics.IN_DOUBT.labels(d.channel, "resent" if after.state == "retrying"
+                                    else "not_resent").inc()
 
     # --- the loop ---------------------------------------------------------------------------
     async def _loop(self, stop: asyncio.Event, consumer: AIOKafkaConsumer,
