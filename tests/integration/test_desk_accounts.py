@@ -137,3 +137,41 @@ async def test_the_region_manages_accounts_in_the_browser(env, tmp_path):
         await until(newcomer, "document.body.dataset.ready === '1'", "ah-duty's desk ready")
         assert "ah-duty" in await newcomer.locator("#who").inner_text()
         assert sup.errors == [] and chief.errors == [] and newcomer.errors == []
+
+
+async def test_a_supervisor_subscribes_by_e_mail_and_sms_in_the_browser(env, tmp_path):
+    """The 通知 form makes an e-mail subscription to escalations and an SMS one to raised
+    alerts, scoped to the supervisor's province; both are on the subscriptions' topic as
+    the notifier reads them."""
+    from tests.integration.test_desk_browser import chromium, desk_page, serving, until
+    from tests.integration.test_desk_carrier_browser import sign_in as browser_sign_in
+    from yrd_hazmat.notify.subscriptions import decode
+
+    settings = carrier_settings(env, tmp_path)
+    async with serving(settings) as url, chromium() as browser:
+        page = await desk_page(browser)
+        await browser_sign_in(page, url, "sh-duty")
+        await page.click('#views button[data-view="notifications"]')
+        form = page.locator("#subscription-form")
+        for sub_id, kind, recipients, events in (
+                ("sh-mail", "email", "duty@sh.example.org, chief@sh.example.org", "escalated"),
+                ("sh-sms", "sms", "13800000000", "")):
+            await form.locator("input[name=subscription_id]").fill(sub_id)
+            await form.locator("input[name=name]").fill(f"上海 {kind}")
+            await form.locator("select[name=kind]").select_option(kind)
+            if kind == "sms":
+                await form.locator("input[name=url]").fill("https://sms.example.org/send")
+            await form.locator("input[name=recipients]").fill(recipients)
+            await form.locator("input[name=events]").fill(events)
+            await form.locator("button[type=submit]").click()
+            await page.locator(f"#subscriptions-list li[data-subscription='{sub_id}']").wait_for()
+        assert page.errors == []
+    records = Kafka(env["KAFKA_BOOTSTRAP"]).read(env["YRD_TOPIC_SUBSCRIPTIONS"],
+                                                lambda rs: len(rs) >= 2, 30)
+    subs = {s.subscription_id: s for s in (decode(json.dumps(r).encode()) for r in records)}
+    mail, sms = subs["sh-mail"], subs["sh-sms"]
+    assert (mail.channel.kind, mail.channel.to, mail.events, mail.provinces) == (
+        "email", ["duty@sh.example.org", "chief@sh.example.org"], ["escalated"], ["SH"])
+    assert (sms.channel.kind, sms.channel.phones, sms.events) == ("sms", ["13800000000"],
+                                                                  ["raised"])
+    assert "{phone}" in sms.channel.body and sms.owner == "sh-duty"

@@ -1,6 +1,6 @@
 // 通知: the latest deliveries of the user's jurisdiction (sent, retrying, given up, held for
 // a digest, in a digest) and the subscriptions the user manages, channels masked by the
-// server. The form makes or replaces a robot or webhook subscription scoped to the user's
+// server. The form makes or replaces a subscription of any channel (robot, webhook, SMS, e-mail) scoped to the user's
 // province or carrier; a secret left empty (or ****) keeps the stored one. Words: labels.js.
 "use strict";
 
@@ -38,7 +38,10 @@ function editSubscription(s) {
   form.elements.kind.value = s.channel.kind;
   form.elements.url.value = s.channel.url || "";
   form.elements.secret.value = "";
+  form.elements.recipients.value = (s.channel.to || s.channel.phones || []).join(",");
+  form.elements.sms_body.value = s.channel.kind === "sms" ? s.channel.body || "" : "";
   form.elements.severities.value = s.severities.join(",");
+  form.elements.events.value = s.events.join(",");
   form.elements.name.focus();
 }
 
@@ -49,6 +52,18 @@ async function deleteSubscription(id) {
   await desk.views.notifications.load();
 }
 
+// the channel a form describes: a robot or webhook its URL (and secret); an SMS gateway its
+// URL, the phones and the body's template; an e-mail its addresses
+function channelOf(kind, kept, form, recipients) {
+  if (kind === "email") return { kind, to: recipients };
+  const channel = { ...kept, kind, url: form.elements.url.value.trim() };
+  if (kind === "sms") {
+    channel.phones = recipients;
+    channel.body = form.elements.sms_body.value.trim() || kept.body || '{"mobile": "{phone}", "content": "{text}"}';
+  }
+  return channel;
+}
+
 $("#subscription-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.target;
@@ -57,13 +72,16 @@ $("#subscription-form").addEventListener("submit", async (event) => {
   const kind = form.elements.kind.value;
   const secret = form.elements.secret.value.trim();
   const kept = before && before.channel.kind === kind ? before.channel : { kind };
-  const channel = { ...kept, kind, url: form.elements.url.value.trim() };
+  const list = (name) => form.elements[name].value.split(",").map((x) => x.trim()).filter(Boolean);
+  const channel = channelOf(kind, kept, form, list("recipients"));
   if (secret && secret !== "****") channel.secret = secret;
   else if (before && before.channel.kind === kind) channel.secret = before.channel.secret;  // kept
   else delete channel.secret;
-  if (kind === "wecom") delete channel.secret;
-  const severities = form.elements.severities.value.split(",").map((x) => x.trim()).filter(Boolean);
-  const body = { ...(before || {}), ...subscriptionScope(), name: form.elements.name.value.trim(), channel, severities };
+  if (["wecom", "sms", "email"].includes(kind)) delete channel.secret;
+  const severities = list("severities");
+  const events = list("events");
+  const body = { ...(before || {}), ...subscriptionScope(), name: form.elements.name.value.trim(), channel, severities,
+                 events: events.length ? events : ["raised"] };
   delete body.owner;
   await busy(form, async () => {
     const response = await api(`/api/subscriptions/${encodeURIComponent(id)}`, {
