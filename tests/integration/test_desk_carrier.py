@@ -164,7 +164,7 @@ async def test_each_open_alert_carries_its_clock_from_the_deadline_policy(two_ca
 
 
 PARAMETERS = {"media_id": "m-yi", "access_code": "1", "request_id": "r-yi",
-              "subscription_id": "yi-sub", "month": "2026-11", "layer": "provinces",
+              "subscription_id": "yi-sub", "month": "2026-11", "layer": "provinces", "name": "yi",
               "path": "desk.js"}
 """Path parameters of the routes (the truck's and the incident's: the other carrier's)."""
 
@@ -319,9 +319,9 @@ async def test_appeals_accepted_and_rejected_through_the_keeper(two_carriers, en
 
     lines = [r.getMessage() for r in caplog.records if r.name == "yrd_hazmat.desk.audit"]
     assert (f"desk POST /api/incidents/{{incident_id}}/actions ok: user='sh-duty' "
-            f"target='{sos}' status=200 kind=appeal_accepted") in lines
+            f"target='{sos}' status=200 kind=appeal_accepted address=127.0.0.1") in lines
     assert (f"desk POST /api/incidents/{{incident_id}}/actions refused: user='jia' "
-            f"target='{sos}' status=403 kind=close") in lines
+            f"target='{sos}' status=403 kind=close address=127.0.0.1") in lines
 
 
 async def test_notifications_and_subscriptions_of_the_users_jurisdiction(two_carriers, env,

@@ -129,8 +129,16 @@ def call_refusal(user: User, method: str, route: str) -> str | None:
         return "not for a carrier's account: it sees its own trucks, their alerts and incidents"
     needed = CAPABILITIES.get(("GET" if method == "HEAD" else method, route), "view")
     if not user.may(needed):
-        return f"a {user.role} account may not do this ({needed})"
+        return f"a {user.role} account may not do this: {WHO_MAY.get(needed, needed)}"
     return None
+
+
+WHO_MAY = {"act": "duty officers, supervisors and the region handle incidents",
+           "command": "duty officers, supervisors and the region send commands and requests",
+           "manage_subscriptions": "supervisors and the region manage subscriptions",
+           "manage_users": "the region's administrators manage accounts",
+           "answer_uplink": "the region's desk answers the national platform"}
+"""What a refusal says: who may do it."""
 
 
 def may_call(user: User, method: str, route: str) -> bool:
