@@ -414,10 +414,13 @@ function clockLine(item) {
 }
 
 function tickClocks(root = document) {
+  // only what changed is written: a page of many clocks does no layout for the others
+  const now = Date.now();
   for (const node of root.querySelectorAll(".clock [data-due]")) {
-    const s = (timeOf(node.dataset.due) - Date.now()) / 1000;
-    node.textContent = t(node.dataset.label, { left: s >= 0 ? t("due_in", { left: duration(s) }) : t("overdue_by", { late: duration(-s) }) });
-    node.classList.toggle("overdue", s < 0);
+    const s = (timeOf(node.dataset.due) - now) / 1000;
+    const shown = t(node.dataset.label, { left: s >= 0 ? t("due_in", { left: duration(s) }) : t("overdue_by", { late: duration(-s) }) });
+    if (node.textContent !== shown) node.textContent = shown;
+    if (node.classList.contains("overdue") !== s < 0) node.classList.toggle("overdue", s < 0);
   }
 }
 
