@@ -116,8 +116,9 @@ async def test_link_health_and_inspections_down(env, kafka, tmp_path):
                                           positions=7))
 
         # every user sees every link; a configured platform that never reported is down
-        links = await until_json(js, "/api/links", lambda d: len(d["links"]) == 3,
-                                 "three platforms")
+        links = await until_json(js, "/api/links", lambda d: len(d["links"]) == 3 and sum(
+            1 for x in d["links"] if x.get("positions")) == 2,
+                                 "three platforms, two with their state read")
         by_code = {x["access_code"]: x for x in links["links"]}
         assert by_code[SH_PLATFORM]["status"] == "up"
         assert by_code[SH_PLATFORM]["positions"] == 120
