@@ -74,6 +74,20 @@ async def publish_entry(settings, e: AuditEntry) -> None:
     await publish(settings, settings.topic_audit, [(e.user, encode(e))])
 
 
+def record_cli(settings, by: str, action: str, target: str | None, *,
+               outcome: Outcome = "ok", reason: str | None = None, **details: Any) -> None:
+    """What a command line did, on the audit log, from synchronous code; a broker away:
+    the entry whole on stderr (the action stands, its record must not vanish)."""
+    import asyncio
+    import sys
+
+    e = cli_entry(by, action, target, outcome=outcome, reason=reason, **details)
+    try:
+        asyncio.run(publish_entry(settings, e))
+    except Exception as exc:  # noqa: BLE001
+        print(f"audit entry not written ({exc!r}): {encode(e).decode()}", file=sys.stderr)
+
+
 class AuditLog:
     """Writes entries to the audit topic with a producer the caller owns."""
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .audit import record_cli
 from .config import InvalidSettings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -19,18 +20,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def _quiet_kafka_client() -> None:
     """Keep the client's transient connection errors off a screen meant for alerts."""
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-
-
-def _audit_cli(settings, by: str, action: str, target: str | None, outcome: str,
-               reason: str | None, **details) -> None:
-    """What the command line did, on the audit log (a broker away: on stderr instead)."""
-    from .audit import cli_entry, publish_entry
-
-    e = cli_entry(by, action, target, outcome=outcome, reason=reason, **details)
-    try:
-        asyncio.run(publish_entry(settings, e))
-    except Exception as exc:  # noqa: BLE001 - the action stands; say the entry is missing
-        click.echo(f"audit entry not written ({exc!r}): {e!r}", err=True)
 
 
 def _split(values: tuple[str, ...]) -> frozenset[str]:
@@ -355,14 +344,16 @@ def respond(incident_id: str, kind: str | None, resource_id: str | None, by: str
     try:
         record, refused = asyncio.run(record_action(settings, incident_id, action, timeout))
     except LookupError:
-        _audit_cli(settings, by, f"incident.{kind}", incident_id, "refused", "no such incident")
+        record_cli(settings, by, f"incident.{kind}", incident_id, outcome="refused",
+                   reason="no such incident")
         raise click.ClickException(f"no incident record {incident_id}") from None
     except TimeoutError:
-        _audit_cli(settings, by, f"incident.{kind}", incident_id, "failed", "no keeper answered")
+        record_cli(settings, by, f"incident.{kind}", incident_id, outcome="failed",
+                   reason="no keeper answered")
         raise click.ClickException(f"sent, but no incident keeper recorded it in {timeout:g} s: "
                                    "is a worker running?") from None
-    _audit_cli(settings, by, f"incident.{kind}", incident_id, "refused" if refused else "ok",
-               refused, resource_id=resource_id)
+    record_cli(settings, by, f"incident.{kind}", incident_id,
+               outcome="refused" if refused else "ok", reason=refused, resource_id=resource_id)
     click.echo(describe(record, now))
     if refused:
         raise click.ClickException(f"{kind} refused: {refused}")
@@ -533,8 +524,7 @@ def _send_command(plate: str, kind: str, by: str, expires_in: float | None,
     try:
         asyncio.run(ensure_topics(settings))
         click.echo(f"command {command.command_id} to {plate}")
-        _audit_cli(settings, by, f"truck.command.{kind}", plate, "ok", None,
-                   command_id=command.command_id)
+        record_cli(settings, by, f"truck.command.{kind}", plate, command_id=command.command_id)
         outcome = asyncio.run(send_command(settings, command, wait, print_step))
     except KafkaError as exc:
         raise click.ClickException(f"Kafka ({settings.kafka_bootstrap}): {exc}") from None
@@ -813,7 +803,7 @@ def _send_request(access_code: int, kind: str, by: str, expires_in: float | None
     try:
         asyncio.run(ensure_topics(settings))
         click.echo(f"request {request.request_id} ({kind}) to platform {access_code}")
-        _audit_cli(settings, by, f"platform.{kind}", str(access_code), "ok", None,
+        record_cli(settings, by, f"platform.{kind}", str(access_code),
                    request_id=request.request_id)
         steps = asyncio.run(send_request(settings, request, wait,
                                          lambda step: click.echo(step_line(step))))

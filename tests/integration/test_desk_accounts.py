@@ -107,7 +107,7 @@ async def test_the_region_manages_accounts_in_the_browser(env, tmp_path):
     """In Chromium: the region's administrator sees 用户管理 (a supervisor does not), makes a
     duty officer's account with the form, sees it in the table, and the new account signs
     in to its province. No script errors."""
-    from tests.integration.test_desk_browser import chromium, desk_page, serving, until
+    from tests.integration.test_desk_browser import chromium, desk_page, serving
     from tests.integration.test_desk_carrier_browser import sign_in as browser_sign_in
 
     settings = carrier_settings(env, tmp_path)
@@ -129,12 +129,7 @@ async def test_the_region_manages_accounts_in_the_browser(env, tmp_path):
         await row.wait_for()
         assert "值班员" in await row.inner_text() and "安徽" in await row.inner_text()
         newcomer = await desk_page(browser)
-        await newcomer.goto(url)
-        await newcomer.locator("#login:not([hidden])").wait_for()
-        await newcomer.fill("#login input[name=name]", "ah-duty")
-        await newcomer.fill("#login input[name=password]", "ah-duty-password")
-        await newcomer.click("#login button[type=submit]")
-        await until(newcomer, "document.body.dataset.ready === '1'", "ah-duty's desk ready")
+        await browser_sign_in(newcomer, url, "ah-duty", "ah-duty-password")
         assert "ah-duty" in await newcomer.locator("#who").inner_text()
         assert sup.errors == [] and chief.errors == [] and newcomer.errors == []
 
@@ -143,7 +138,7 @@ async def test_a_supervisor_subscribes_by_e_mail_and_sms_in_the_browser(env, tmp
     """The 通知 form makes an e-mail subscription to escalations and an SMS one to raised
     alerts, scoped to the supervisor's province; both are on the subscriptions' topic as
     the notifier reads them."""
-    from tests.integration.test_desk_browser import chromium, desk_page, serving, until
+    from tests.integration.test_desk_browser import chromium, desk_page, serving
     from tests.integration.test_desk_carrier_browser import sign_in as browser_sign_in
     from yrd_hazmat.notify.subscriptions import decode
 

@@ -14,11 +14,11 @@ from tests.integration.test_desk_carrier import (  # noqa: F401 - the module's t
 pytestmark = pytest.mark.integration
 
 
-async def sign_in(page, url: str, name: str) -> None:
+async def sign_in(page, url: str, name: str, password: str | None = None) -> None:
     await page.goto(url)
     await page.locator("#login:not([hidden])").wait_for()
     await page.fill("#login input[name=name]", name)
-    await page.fill("#login input[name=password]", PASSWORDS[name])
+    await page.fill("#login input[name=password]", password or PASSWORDS[name])
     await page.click("#login button[type=submit]")
     await until(page, "document.body.dataset.ready === '1'", f"{name}'s desk ready")
 

@@ -32,10 +32,9 @@ def notify_run() -> None:
 def _audit(settings, action: str, target: str, **details) -> None:
     import getpass
 
-    from ..audit import cli_entry, publish_entry
+    from ..audit import record_cli
 
-    asyncio.run(publish_entry(settings, cli_entry(getpass.getuser(), action, target,
-                                                  **details)))
+    record_cli(settings, getpass.getuser(), action, target, **details)
 
 
 async def _read(topic: str, apply) -> None:

@@ -50,7 +50,7 @@ from ..topics import ensure_topics, wait_for_partitions
 from . import deadlines as dlines
 from . import deliveries as dl
 from . import messages, metrics
-from .channels import Email
+from .channels import Answer, Email
 from .deliveries import Book, Delivery
 from .send import SmtpSettings, deliver
 from .subscriptions import Event, Subscriptions
@@ -382,7 +382,6 @@ class Notifier:
             assert trying.notice is not None
             started = time.monotonic()
             if isinstance(sub.channel, Email) and self.smtp is None:
-                from .channels import Answer
                 answer = Answer(ok=False, retry=False,
                                 reason="no SMTP server configured (YRD_SMTP_HOST)")
             else:

@@ -136,4 +136,4 @@ class Subscriptions(CompactedTable[Subscription]):
         super().__init__(decode, lambda s: s.subscription_id, subs)
 
     def matching(self, event: Event) -> list[Subscription]:
-        return [s for s in self.all() if matches(s, event)]
+        return [s for s in self._by_key.values() if matches(s, event)]

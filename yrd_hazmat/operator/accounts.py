@@ -15,7 +15,7 @@ import click
 import msgspec
 
 from ..accounts import ROLES, Account, Accounts, encode, scope_problem
-from ..audit import cli_entry, publish_entry
+from ..audit import record_cli
 from ..config import get_settings
 from ..core.timeutil import CHINA_TZ
 
@@ -35,11 +35,8 @@ def _publish(account_name: str, value: bytes | None, action: str, by: str,
     from ..produce import publish
 
     settings = get_settings()
-
-    async def send() -> None:
-        await publish(settings, settings.topic_desk_users, [(account_name, value)])
-        await publish_entry(settings, cli_entry(by, action, account_name, **details))
-    asyncio.run(send())
+    asyncio.run(publish(settings, settings.topic_desk_users, [(account_name, value)]))
+    record_cli(settings, by, action, account_name, **details)
 
 
 def _password(from_stdin: bool) -> str:

@@ -43,16 +43,8 @@ $("#account-form").addEventListener("submit", async (event) => {
   if (role === "carrier") body.carrier = form.elements.carrier.value.trim();
   else if (form.elements.province.value) body.province = form.elements.province.value;
   if (form.elements.password.value) body.password = form.elements.password.value;
-  await busy(form, async () => {
-    const response = await api(`/api/accounts/${encodeURIComponent(name)}`, {
-      method: "PUT", headers: JSON_HEADERS, body: JSON.stringify(body) });
-    const answer = await answerOf(response);
-    form.querySelector(".error").textContent = response.ok ? "" : t("error", { why: answer.error });
-    if (response.ok) {
-      form.reset();
-      await desk.views.accounts.load();
-    }
-  });
+  await submitForm(form, "PUT", `/api/accounts/${encodeURIComponent(name)}`, body,
+    () => desk.views.accounts.load());
 });
 
 desk.views.accounts = {

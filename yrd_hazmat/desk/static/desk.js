@@ -628,6 +628,20 @@ async function busy(form, work) {
   try { return await work(); } finally { for (const b of buttons) b.disabled = false; }
 }
 
+// a form's JSON sent (its buttons held meanwhile): a refusal shown in the form's .error;
+// once taken, the form emptied and ``then`` run
+async function submitForm(form, method, path, body, then) {
+  await busy(form, async () => {
+    const response = await api(path, { method, headers: JSON_HEADERS, body: JSON.stringify(body) });
+    const answer = await answerOf(response);
+    form.querySelector(".error").textContent = response.ok ? "" : t("error", { why: answer.error });
+    if (response.ok) {
+      form.reset();
+      await then(answer);
+    }
+  });
+}
+
 async function loadCommands(vehicleId) {
   const response = await api(`/api/trucks/${encodeURIComponent(vehicleId)}/commands`);
   if (!response.ok || !desk.truck || desk.truck.vehicle_id !== vehicleId) return;

@@ -83,16 +83,9 @@ $("#subscription-form").addEventListener("submit", async (event) => {
   const body = { ...(before || {}), ...subscriptionScope(), name: form.elements.name.value.trim(), channel, severities,
                  events: events.length ? events : ["raised"] };
   delete body.owner;
-  await busy(form, async () => {
-    const response = await api(`/api/subscriptions/${encodeURIComponent(id)}`, {
-      method: "PUT", headers: JSON_HEADERS, body: JSON.stringify(body) });
-    const answer = await answerOf(response);
-    form.querySelector(".error").textContent = response.ok ? "" : t("error", { why: answer.error });
-    if (response.ok) {
-      form.reset();
-      desk.editing = null;
-      await desk.views.notifications.load();
-    }
+  await submitForm(form, "PUT", `/api/subscriptions/${encodeURIComponent(id)}`, body, () => {
+    desk.editing = null;
+    return desk.views.notifications.load();
   });
 });
 
